@@ -1,0 +1,621 @@
+/*
+ * server.c -- the listening socket and the client connections.
+ *
+ * One struct conn per client, driven by libevent bufferevents on the event
+ * loop thread. A connection is in one of these states:
+ *
+ *   READING   the normal state: input is read, every complete line is
+ *             answered in order, answers go to the output buffer.
+ *   PAUSED    the output buffer is over output_max (the client does not
+ *             read its answers): reading stops, lines already buffered
+ *             wait. When the output drains to half the limit, the write
+ *             callback resumes the connection and answers what waits.
+ *   DRAIN     the client shut its side (EOF) or the daemon is stopping:
+ *             nothing more is read; the complete lines already buffered are
+ *             answered (still within output_max, pausing as above), then
+ *             the connection closes. A partial last line is dropped.
+ *   CLOSING   the connection is ending (an over-long line, drained):
+ *             nothing more is read; it is freed once its output is flushed.
+ *
+ * Input is bounded too: the read high-watermark is line_max + 1, so a
+ * connection never buffers more than one maximal line plus what the last
+ * read brought. A line longer than line_max gets too_large and the
+ * connection closes (its framing can no longer be trusted).
+ *
+ * A conn is freed only from its own callbacks, as their last action
+ * (bufferevent_free is safe there: libevent defers the real free), and the
+ * functions that may free it return -1 so their callers stop touching it.
+ *
+ * Accept: when the process runs out of descriptors (EMFILE/ENFILE) the
+ * listener is disabled for 100 ms rather than spinning on a failing
+ * accept(); a client over max_connections gets one busy answer and is
+ * closed.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "cmd.h"
+#include "log.h"
+#include "server.h"
+#include "stats.h"
+#include "wbuf.h"
+#include "xmalloc.h"
+
+#define CONN_PAUSED	0x01	/* reading stopped: output over its limit */
+#define CONN_CLOSING	0x02	/* free once the output is flushed */
+#define CONN_DRAIN	0x04	/* read no more; answer what is buffered */
+
+/* Answers are handed to the output buffer in pieces of about this size. */
+#define SERVER_FLUSH_AT	(64 * 1024)
+
+struct conn {
+	struct server		*srv;
+	struct bufferevent	*bev;
+	uint64_t		 id;
+	pid_t			 pid;
+	uid_t			 uid;
+	gid_t			 gid;
+	int			 flags;
+	size_t			 scanned;	/* input bytes known to hold no \n */
+	TAILQ_ENTRY(conn)	 entry;
+};
+
+struct server {
+	struct event_base	*base;
+	struct server_config	 cfg;
+	char			*socket_path;
+	struct cmd_ctx		*cmd;
+	struct stats		*stats;
+	struct evconnlistener	*listener;
+	struct event		*resume_ev;	/* re-enable accept after EMFILE */
+	struct event		*shutdown_ev;	/* shutdown timeout */
+	TAILQ_HEAD(, conn)	 conns;
+	uint64_t		 next_id;
+	int			 shutting_down;
+	struct wbuf		 out;		/* answers being composed */
+};
+
+static int	conn_process(struct conn *);
+
+/* Log with the connection's identity in front. */
+#define conn_debug(c, fmt, ...) \
+	log_debug("conn %llu (pid %ld uid %ld): " fmt, \
+	    (unsigned long long)(c)->id, (long)(c)->pid, (long)(c)->uid, \
+	    ##__VA_ARGS__)
+
+/* Free a connection now. Its callbacks will not run again. */
+static void
+conn_free(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	conn_debug(c, "closed");
+	TAILQ_REMOVE(&srv->conns, c, entry);
+	bufferevent_free(c->bev);
+	free(c);
+	srv->stats->conn_current--;
+	if (srv->shutting_down && TAILQ_EMPTY(&srv->conns))
+		event_base_loopbreak(srv->base);
+}
+
+/*
+ * Close once the output is flushed. Returns -1 when the connection was
+ * freed at once, 0 when it waits for its output to drain.
+ */
+static int
+conn_close_after_flush(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	c->flags |= CONN_CLOSING;
+	if (bufferevent_disable(c->bev, EV_READ) == -1)
+		log_warnx("bufferevent_disable failed");
+	if (evbuffer_get_length(out) == 0) {
+		conn_free(c);
+		return -1;
+	}
+	/* The write callback runs when the output is empty. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	return 0;
+}
+
+/* Move composed answers to the connection's output buffer. */
+static int
+conn_flush_answers(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (srv->out.len == 0)
+		return 0;
+	srv->stats->bytes_out += srv->out.len;
+	if (bufferevent_write(c->bev, srv->out.buf, srv->out.len) == -1) {
+		log_warnx("conn %llu: cannot queue %zu bytes of answers",
+		    (unsigned long long)c->id, srv->out.len);
+		wbuf_reset(&srv->out);
+		conn_free(c);
+		return -1;
+	}
+	wbuf_reset(&srv->out);
+	return 0;
+}
+
+/* Stop reading: the client is not reading its answers. */
+static void
+conn_pause(struct conn *c)
+{
+	if (c->flags & CONN_PAUSED)
+		return;
+	c->flags |= CONN_PAUSED;
+	c->srv->stats->conn_paused++;
+	if (bufferevent_disable(c->bev, EV_READ) == -1)
+		log_warnx("bufferevent_disable failed");
+	conn_debug(c, "paused: output over %zu bytes", c->srv->cfg.output_max);
+}
+
+/* Answer an over-long line and close. Returns what conn_close does. */
+static int
+conn_too_large(struct conn *c)
+{
+	struct server *srv = c->srv;
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "request line longer than %zu bytes",
+	    srv->cfg.line_max);
+	cmd_error(srv->cmd, &srv->out, ERR_TOO_LARGE, msg);
+	srv->stats->conn_too_large++;
+	conn_debug(c, "%s", msg);
+	if (conn_flush_answers(c) == -1)
+		return -1;
+	return conn_close_after_flush(c);
+}
+
+/*
+ * Answer every complete line in the input, in order, until the input has
+ * no complete line or the output is over its limit. Returns -1 when the
+ * connection was freed.
+ */
+static int
+conn_process(struct conn *c)
+{
+	struct server *srv = c->srv;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer_ptr pos, start;
+	size_t len, avail;
+	char *line;
+
+	while (!(c->flags & CONN_CLOSING)) {
+		if (evbuffer_get_length(out) + srv->out.len >=
+		    srv->cfg.output_max) {
+			if (conn_flush_answers(c) == -1)
+				return -1;
+			conn_pause(c);
+			return 0;
+		}
+		avail = evbuffer_get_length(in);
+		if (avail == 0)
+			break;
+		if (evbuffer_ptr_set(in, &start, c->scanned,
+		    EVBUFFER_PTR_SET) == -1)
+			fatalx("evbuffer_ptr_set");
+		pos = evbuffer_search_eol(in, &start, NULL, EVBUFFER_EOL_LF);
+		if (pos.pos < 0) {
+			c->scanned = avail;
+			if (avail > srv->cfg.line_max)
+				return conn_too_large(c);
+			break;
+		}
+		len = (size_t)pos.pos;
+		if (len > srv->cfg.line_max)
+			return conn_too_large(c);
+		if ((line = (char *)evbuffer_pullup(in,
+		    (ev_ssize_t)len + 1)) == NULL)
+			fatalx("evbuffer_pullup: %zu bytes", len + 1);
+		srv->stats->bytes_in += len + 1;
+		cmd_line(srv->cmd, line, len, &srv->out);
+		if (evbuffer_drain(in, len + 1) == -1)
+			fatalx("evbuffer_drain");
+		c->scanned = 0;
+		if (srv->out.len >= SERVER_FLUSH_AT &&
+		    conn_flush_answers(c) == -1)
+			return -1;
+	}
+	if (conn_flush_answers(c) == -1)
+		return -1;
+	if ((c->flags & (CONN_DRAIN | CONN_CLOSING)) == CONN_DRAIN)
+		return conn_close_after_flush(c);
+	return 0;
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_process(arg);
+}
+
+/* The output drained to its low watermark. */
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->flags & CONN_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_free(c);
+		return;
+	}
+	if (c->flags & CONN_PAUSED) {
+		c->flags &= ~CONN_PAUSED;
+		conn_debug(c, "resumed");
+		if (conn_process(c) == -1)
+			return;
+		if (!(c->flags & (CONN_PAUSED | CONN_CLOSING | CONN_DRAIN)) &&
+		    bufferevent_enable(c->bev, EV_READ) == -1) {
+			log_warnx("bufferevent_enable failed");
+			conn_free(c);
+		}
+	}
+}
+
+/* EOF, error or idle timeout. */
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & BEV_EVENT_EOF) {
+		/*
+		 * The client shut its side: answer the complete lines it sent
+		 * (a partial last line is dropped), then close.
+		 */
+		conn_debug(c, "end of input");
+		c->flags |= CONN_DRAIN;
+		conn_process(c);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		conn_debug(c, "idle timeout");
+		c->srv->stats->conn_idle_closed++;
+		conn_free(c);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		conn_debug(c, "socket error: %s", strerror(errno));
+		conn_free(c);
+	}
+}
+
+/* Apply the configured timeouts and watermarks to one connection. */
+static void
+conn_apply_limits(struct conn *c)
+{
+	const struct server_config *cfg = &c->srv->cfg;
+	struct timeval tv;
+
+	bufferevent_setwatermark(c->bev, EV_READ, 0, cfg->line_max + 1);
+	if (!(c->flags & CONN_CLOSING))
+		bufferevent_setwatermark(c->bev, EV_WRITE,
+		    cfg->output_max / 2, 0);
+	if (cfg->idle_timeout_ms > 0) {
+		tv.tv_sec = cfg->idle_timeout_ms / 1000;
+		tv.tv_usec = (cfg->idle_timeout_ms % 1000) * 1000;
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
+	} else
+		bufferevent_set_timeouts(c->bev, NULL, NULL);
+}
+
+/* Refuse a client over the connection limit with one answer. */
+static void
+server_refuse(struct server *srv, int fd)
+{
+	static const char msg[] = "{\"ok\":false,\"error\":{\"code\":\"busy\","
+	    "\"message\":\"too many connections\"}}\n";
+
+	srv->stats->conn_rejected++;
+	/* Best effort: the socket is new, its buffer is empty. */
+	if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) == -1)
+		log_debug("refusing a connection: %s", strerror(errno));
+	close(fd);
+}
+
+static void
+server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct server *srv = arg;
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	struct conn *c;
+
+	if (srv->stats->conn_current >= srv->cfg.max_conns) {
+		log_debug("refusing a connection: %zu connections open",
+		    srv->cfg.max_conns);
+		server_refuse(srv, fd);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->srv = srv;
+	c->id = ++srv->next_id;
+	c->pid = -1;
+	c->uid = (uid_t)-1;
+	c->gid = (gid_t)-1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
+		c->pid = cred.pid;
+		c->uid = cred.uid;
+		c->gid = cred.gid;
+	} else
+		log_warn("getsockopt(SO_PEERCRED)");
+	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		log_warnx("bufferevent_socket_new failed");
+		close(fd);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	conn_apply_limits(c);
+	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) == -1) {
+		log_warnx("bufferevent_enable failed");
+		bufferevent_free(c->bev);
+		free(c);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
+	srv->stats->conn_current++;
+	srv->stats->conn_total++;
+	conn_debug(c, "accepted");
+}
+
+static void
+server_resume_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	if (srv->listener != NULL && evconnlistener_enable(srv->listener) == -1)
+		log_warnx("cannot resume accepting");
+}
+
+/* accept() failed for a reason other than EAGAIN/EINTR/ECONNABORTED. */
+static void
+server_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct server *srv = arg;
+	struct timeval tv = { 0, 100 * 1000 };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	errno = err;
+	log_warn("accept");
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		/* Stop for a moment rather than spin; clients wait in backlog. */
+		if (evconnlistener_disable(l) == -1 ||
+		    event_add(srv->resume_ev, &tv) == -1)
+			log_warnx("cannot pause accepting");
+	}
+}
+
+/*
+ * Create, bind and listen on the Unix socket. The umask is set around
+ * bind() so that the socket is never, even briefly, more open than mode.
+ */
+static int
+server_bind(const char *path, mode_t mode, char **cause)
+{
+	struct sockaddr_un sun;
+	struct stat sb;
+	mode_t old;
+	int fd, probe, rc, saved;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		xasprintf(cause, "socket path %s is longer than %zu bytes",
+		    path, sizeof(sun.sun_path) - 1);
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISSOCK(sb.st_mode)) {
+			xasprintf(cause, "%s exists and is not a socket", path);
+			return -1;
+		}
+		/* A socket file: is a daemon answering on it? */
+		if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+		    0)) == -1) {
+			xasprintf(cause, "socket: %s", strerror(errno));
+			return -1;
+		}
+		rc = connect(probe, (struct sockaddr *)&sun, sizeof(sun));
+		saved = errno;
+		close(probe);
+		if (rc == 0) {
+			xasprintf(cause, "%s is in use by another process",
+			    path);
+			return -1;
+		}
+		if (saved != ECONNREFUSED && saved != ENOENT) {
+			xasprintf(cause, "cannot check socket %s: %s", path,
+			    strerror(saved));
+			return -1;
+		}
+		if (unlink(path) == -1 && errno != ENOENT) {
+			xasprintf(cause, "cannot remove stale socket %s: %s",
+			    path, strerror(errno));
+			return -1;
+		}
+		log_info("removed stale socket %s", path);
+	} else if (errno != ENOENT) {
+		xasprintf(cause, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1) {
+		xasprintf(cause, "socket: %s", strerror(errno));
+		return -1;
+	}
+	old = umask(~mode & 0777);
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	saved = errno;
+	umask(old);
+	if (rc == -1) {
+		xasprintf(cause, "bind %s: %s", path, strerror(saved));
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, 1024) == -1) {
+		xasprintf(cause, "listen %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	return fd;
+}
+
+struct server *
+server_create(struct event_base *base, const struct server_config *cfg,
+    struct cmd_ctx *cmd, struct stats *stats, char **cause)
+{
+	struct server *srv;
+	int fd;
+
+	if ((fd = server_bind(cfg->socket_path, cfg->socket_mode, cause)) == -1)
+		return NULL;
+	srv = xcalloc(1, sizeof(*srv));
+	srv->base = base;
+	srv->cfg = *cfg;
+	srv->socket_path = xstrdup(cfg->socket_path);
+	srv->cfg.socket_path = srv->socket_path;
+	srv->cmd = cmd;
+	srv->stats = stats;
+	stats->conn_max = cfg->max_conns;
+	TAILQ_INIT(&srv->conns);
+	wbuf_init(&srv->out);
+	srv->resume_ev = evtimer_new(base, server_resume_accept_cb, srv);
+	if (srv->resume_ev == NULL)
+		fatalx("evtimer_new");
+	srv->listener = evconnlistener_new(base, server_accept_cb, srv,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (srv->listener == NULL) {
+		xasprintf(cause, "cannot listen on %s", cfg->socket_path);
+		close(fd);
+		unlink(cfg->socket_path);
+		server_free(srv);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(srv->listener, server_accept_error_cb);
+	log_info("listening on %s", cfg->socket_path);
+	return srv;
+}
+
+void
+server_set_limits(struct server *srv, const struct server_config *cfg)
+{
+	struct conn *c;
+
+	srv->cfg.line_max = cfg->line_max;
+	srv->cfg.max_conns = cfg->max_conns;
+	srv->cfg.output_max = cfg->output_max;
+	srv->cfg.idle_timeout_ms = cfg->idle_timeout_ms;
+	srv->cfg.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
+	srv->stats->conn_max = cfg->max_conns;
+	TAILQ_FOREACH(c, &srv->conns, entry)
+		conn_apply_limits(c);
+}
+
+static void
+server_shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	log_warnx("shutdown: %llu connections still have unsent answers; "
+	    "closing them", (unsigned long long)srv->stats->conn_current);
+	event_base_loopbreak(srv->base);
+}
+
+/* Stop listening and remove the socket file. */
+static void
+server_unlisten(struct server *srv)
+{
+	if (srv->listener == NULL)
+		return;
+	evconnlistener_free(srv->listener);
+	srv->listener = NULL;
+	if (unlink(srv->socket_path) == -1 && errno != ENOENT)
+		log_warn("unlink %s", srv->socket_path);
+}
+
+void
+server_shutdown(struct server *srv)
+{
+	struct conn *c, *next;
+	struct timeval tv;
+
+	if (srv->shutting_down) {
+		log_info("second signal: exiting now");
+		event_base_loopbreak(srv->base);
+		return;
+	}
+	srv->shutting_down = 1;
+	server_unlisten(srv);
+	log_info("shutting down: %llu connections to finish",
+	    (unsigned long long)srv->stats->conn_current);
+	if (TAILQ_EMPTY(&srv->conns)) {
+		event_base_loopbreak(srv->base);
+		return;
+	}
+	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->flags & (CONN_CLOSING | CONN_DRAIN))
+			continue;
+		c->flags |= CONN_DRAIN;
+		if (bufferevent_disable(c->bev, EV_READ) == -1)
+			log_warnx("bufferevent_disable failed");
+		/* A paused one resumes from its write callback. */
+		if (!(c->flags & CONN_PAUSED))
+			conn_process(c);
+	}
+	if (TAILQ_EMPTY(&srv->conns))
+		return;		/* the last conn_free broke the loop */
+	tv.tv_sec = srv->cfg.shutdown_timeout_ms / 1000;
+	tv.tv_usec = (srv->cfg.shutdown_timeout_ms % 1000) * 1000;
+	srv->shutdown_ev = evtimer_new(srv->base, server_shutdown_timeout_cb,
+	    srv);
+	if (srv->shutdown_ev == NULL || event_add(srv->shutdown_ev, &tv) == -1)
+		fatalx("cannot arm the shutdown timer");
+}
+
+void
+server_free(struct server *srv)
+{
+	struct conn *c;
+
+	srv->shutting_down = 1;
+	while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
+		conn_free(c);
+	server_unlisten(srv);
+	if (srv->resume_ev != NULL)
+		event_free(srv->resume_ev);
+	if (srv->shutdown_ev != NULL)
+		event_free(srv->shutdown_ev);
+	wbuf_free(&srv->out);
+	free(srv->socket_path);
+	free(srv);
+}

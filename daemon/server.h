@@ -1,0 +1,45 @@
+/*
+ * server.h -- the listening socket and the client connections.
+ */
+#ifndef STASHD_SERVER_H
+#define STASHD_SERVER_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct event_base;
+struct cmd_ctx;
+struct stats;
+struct server;
+
+struct server_config {
+	const char	*socket_path;
+	mode_t		 socket_mode;		/* of the socket file */
+	size_t		 line_max;		/* bytes of one request line */
+	size_t		 max_conns;
+	size_t		 output_max;		/* per-connection answers */
+	unsigned	 idle_timeout_ms;	/* 0: never */
+	unsigned	 shutdown_timeout_ms;	/* to flush answers on exit */
+};
+
+/*
+ * Bind the socket at cfg->socket_path and start accepting. A stale socket
+ * file is replaced; a live one (another daemon answers) or a file that is
+ * not a socket is an error. NULL with *cause set on failure.
+ */
+struct server	*server_create(struct event_base *base,
+		    const struct server_config *cfg, struct cmd_ctx *cmd,
+		    struct stats *stats, char **cause);
+/* Change limits at run time (the socket path stays). */
+void		 server_set_limits(struct server *srv,
+		    const struct server_config *cfg);
+/*
+ * Stop accepting, remove the socket, answer what was read and close each
+ * connection once its answers are out; the loop exits when all are closed
+ * or the shutdown timeout passes. A second call exits at once.
+ */
+void		 server_shutdown(struct server *srv);
+/* Close every connection and free everything. */
+void		 server_free(struct server *srv);
+
+#endif /* STASHD_SERVER_H */
