@@ -1,0 +1,734 @@
+/*
+ * journal.c -- the write-ahead journal.
+ *
+ * Durability rests on three rules:
+ *
+ *  1. A group of records goes out in one write and is acknowledged only
+ *     after one fdatasync of its segment has succeeded.
+ *  2. A new segment is fsync'd, and its folder fsync'd, before the first
+ *     record in it can be acknowledged, so the file itself survives a crash.
+ *  3. If fdatasync fails, the pages may already have been dropped by the
+ *     kernel: the caller never retries and trusts it; it stops and lets
+ *     recovery read what is really on disk.
+ *
+ * A failed write may leave part of a record at the end of the segment; it
+ * is cut back to the last good size at once, so that the next group never
+ * lands behind garbage (which recovery would rightly call corruption).
+ *
+ * Recovery reads every segment in order and checks every record: its length
+ * against record_max before anything else, its CRC, and that sequence
+ * numbers grow. A bad record at the end of the last segment is a torn write
+ * from a crash: it is cut off with a log line. A bad record followed by any
+ * good one (found by trying every later offset) means the middle of the log
+ * is damaged: that is corruption, and the daemon refuses to start, naming
+ * the segment and offset, unless salvage was asked for.
+ *
+ * Segments are deleted once every record in them is applied to SQLite and
+ * that state is durable (journal_release, called by the applier).
+ */
+#include "config.h"
+
+#include <sys/mman.h>
+#include <sys/queue.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "journal.h"
+#include "log.h"
+#include "xmalloc.h"
+
+static const char journal_magic[8] = { 'S', 'T', 'A', 'S', 'H', 'J', 'N',
+    'L' };
+
+struct segment {
+	uint64_t		 name_seq;	/* from the file name */
+	uint64_t		 first_seq;	/* of its first record, 0: none */
+	uint64_t		 last_seq;	/* of its last record, 0: none */
+	uint64_t		 size;
+	uint64_t		 records;
+	char			*path;
+	TAILQ_ENTRY(segment)	 entry;
+};
+TAILQ_HEAD(segment_list, segment);
+
+struct journal {
+	struct journal_options	 opts;
+	char			*dir;
+	int			 dirfd;
+	pthread_mutex_t		 lock;		/* segments and stats */
+	struct segment_list	 segments;
+	struct segment		*cur;		/* being written, or NULL */
+	int			 fd;		/* of cur */
+	struct journal_stats	 stats;
+};
+
+#define CRASH_POINT(j, name) do {					\
+	if ((j)->opts.crash_point != NULL)				\
+		(j)->opts.crash_point(name);				\
+} while (0)
+
+static void
+put_u32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+static void
+put_u64(unsigned char *p, uint64_t v)
+{
+	put_u32(p, (uint32_t)v);
+	put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t
+get_u32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+static uint64_t
+get_u64(const unsigned char *p)
+{
+	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void
+journal_record_seal(void *dst, uint8_t type, uint64_t seq, size_t len)
+{
+	unsigned char *p = dst;
+	uint32_t crc;
+
+	put_u32(p + 4, (uint32_t)len);
+	p[8] = type;
+	put_u64(p + 9, seq);
+	crc = crc32c_extend(0, p + 4, JOURNAL_RECORD_HEADER - 4 + len);
+	put_u32(p, crc32c_mask(crc));
+}
+
+void
+journal_record_encode(void *dst, uint8_t type, uint64_t seq,
+    const void *payload, size_t len)
+{
+	unsigned char *p = dst;
+
+	if (len > 0)
+		memcpy(p + JOURNAL_RECORD_HEADER, payload, len);
+	journal_record_seal(dst, type, seq, len);
+}
+
+/*
+ * Check the record at buf[off..size): 0 and its total size in *recsize when
+ * it is whole and sound with a seq above prev; -1 with *why otherwise.
+ */
+static int
+record_check(const unsigned char *buf, uint64_t size, uint64_t off,
+    uint64_t prev, size_t record_max, uint64_t *recsize, uint64_t *seqp,
+    const char **why)
+{
+	uint32_t len, crc;
+	uint64_t seq;
+
+	if (size - off < JOURNAL_RECORD_HEADER) {
+		*why = "incomplete record header";
+		return -1;
+	}
+	len = get_u32(buf + off + 4);
+	if (len > record_max) {
+		*why = "record length over the limit";
+		return -1;
+	}
+	if (size - off - JOURNAL_RECORD_HEADER < len) {
+		*why = "incomplete record";
+		return -1;
+	}
+	crc = crc32c_extend(0, buf + off + 4, JOURNAL_RECORD_HEADER - 4 + len);
+	if (crc32c_mask(crc) != get_u32(buf + off)) {
+		*why = "checksum mismatch";
+		return -1;
+	}
+	seq = get_u64(buf + off + 9);
+	if (seq <= prev) {
+		*why = "sequence number goes backwards";
+		return -1;
+	}
+	*recsize = JOURNAL_RECORD_HEADER + (uint64_t)len;
+	*seqp = seq;
+	return 0;
+}
+
+/* Is the segment header at buf sound? */
+static int
+header_check(const unsigned char *buf, uint64_t size, uint64_t name_seq)
+{
+	if (size < JOURNAL_HEADER_SIZE)
+		return -1;
+	if (memcmp(buf, journal_magic, 8) != 0 ||
+	    get_u32(buf + 8) != JOURNAL_FORMAT_VERSION ||
+	    get_u32(buf + 12) != JOURNAL_HEADER_SIZE ||
+	    get_u64(buf + 16) != name_seq)
+		return -1;
+	if (crc32c_mask(crc32c_extend(0, buf, 32)) != get_u32(buf + 32))
+		return -1;
+	return 0;
+}
+
+/* Map a segment file read-only; *size 0 and NULL for an empty file. */
+static const unsigned char *
+segment_map(const char *path, uint64_t *size, char **cause)
+{
+	struct stat sb;
+	void *p;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		xasprintf(cause, "open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &sb) == -1) {
+		xasprintf(cause, "fstat %s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	*size = (uint64_t)sb.st_size;
+	if (sb.st_size == 0) {
+		close(fd);
+		return (const unsigned char *)"";
+	}
+	p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		xasprintf(cause, "mmap %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	return p;
+}
+
+static void
+segment_unmap(const unsigned char *p, uint64_t size)
+{
+	if (size > 0)
+		munmap((void *)(uintptr_t)p, (size_t)size);
+}
+
+/* Cut a file to size and make that durable. */
+static int
+file_truncate(const char *path, uint64_t size, char **cause)
+{
+	int fd;
+
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) == -1) {
+		xasprintf(cause, "open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (ftruncate(fd, (off_t)size) == -1 || fsync(fd) == -1) {
+		xasprintf(cause, "truncate %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int
+dir_sync(struct journal *j, char **cause)
+{
+	if (fsync(j->dirfd) == -1) {
+		xasprintf(cause, "fsync of folder %s: %s", j->dir,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+segment_free(struct segment *s)
+{
+	free(s->path);
+	free(s);
+}
+
+/*
+ * Scan one segment. last says whether it is the last one (where a torn
+ * tail is expected after a crash). *prev is the last seq seen so far.
+ * Returns 0, or -1 with *cause; *bad_off is set when the scan stopped at
+ * a damaged record that salvage could cut at.
+ */
+static int
+segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
+    journal_record_cb cb, void *arg, uint64_t after, int repair,
+    char **cause)
+{
+	const unsigned char *buf;
+	const char *why = NULL;
+	uint64_t size, off, recsize, seq, probe, pseq, p2;
+	int rc = 0;
+
+	if ((buf = segment_map(s->path, &size, cause)) == NULL)
+		return -1;
+	if (header_check(buf, size, s->name_seq) == -1) {
+		segment_unmap(buf, size);
+		if (last && repair) {
+			/* Crashed while creating it: nothing was acknowledged. */
+			log_warnx("journal: %s has a torn header; removing it",
+			    s->path);
+			if (unlink(s->path) == -1) {
+				xasprintf(cause, "unlink %s: %s", s->path,
+				    strerror(errno));
+				return -1;
+			}
+			j->stats.truncated_bytes += size;
+			s->size = 0;
+			return 1;	/* removed */
+		}
+		xasprintf(cause, "journal corrupt: segment %s: bad header",
+		    s->path);
+		return -1;
+	}
+	off = JOURNAL_HEADER_SIZE;
+	s->first_seq = s->last_seq = 0;
+	s->records = 0;
+	while (off < size) {
+		if (record_check(buf, size, off, *prev, j->opts.record_max,
+		    &recsize, &seq, &why) == -1)
+			break;
+		if (cb != NULL && seq > after) {
+			uint32_t len = get_u32(buf + off + 4);
+
+			if (cb(arg, buf[off + 8], seq,
+			    buf + off + JOURNAL_RECORD_HEADER, len) == -1) {
+				xasprintf(cause, "replay of record %" PRIu64
+				    " failed", seq);
+				rc = -1;
+				goto out;
+			}
+		}
+		if (s->first_seq == 0)
+			s->first_seq = seq;
+		s->last_seq = seq;
+		s->records++;
+		*prev = seq;
+		off += recsize;
+	}
+	s->size = off;
+	if (off == size)
+		goto out;
+
+	/* A bad record at off: torn tail, or corruption? */
+	for (probe = off + 1; probe + JOURNAL_RECORD_HEADER <= size; probe++) {
+		const char *w2;
+
+		if (record_check(buf, size, probe, *prev, j->opts.record_max,
+		    &p2, &pseq, &w2) == 0)
+			break;
+	}
+	if (probe + JOURNAL_RECORD_HEADER <= size || !last) {
+		if (!repair || !j->opts.salvage) {
+			xasprintf(cause, "journal corrupt: segment %s offset "
+			    "%" PRIu64 ": %s, and records follow it; "
+			    "stashd --salvage keeps the records before it",
+			    s->path, off, why);
+			rc = -1;
+			goto out;
+		}
+		log_warnx("journal: salvage: cutting %s at offset %" PRIu64
+		    " (%s); %" PRIu64 " bytes dropped", s->path, off, why,
+		    size - off);
+		rc = 2;		/* later segments must go too */
+	} else if (repair)
+		log_warnx("journal: torn record at the end of %s, offset %"
+		    PRIu64 " (%s): cutting %" PRIu64 " bytes", s->path, off,
+		    why, size - off);
+	if (repair) {
+		j->stats.truncated_bytes += size - off;
+		segment_unmap(buf, size);
+		if (file_truncate(s->path, off, cause) == -1)
+			return -1;
+		return rc;
+	}
+out:
+	segment_unmap(buf, size);
+	return rc;
+}
+
+/* Parse "%020llu.seg"; -1 when the name is not a segment's. */
+static int
+segment_name_seq(const char *name, uint64_t *seq)
+{
+	uint64_t v = 0;
+	int i;
+
+	if (strlen(name) != 24 || strcmp(name + 20, ".seg") != 0)
+		return -1;
+	for (i = 0; i < 20; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(name[i] - '0');
+	}
+	*seq = v;
+	return 0;
+}
+
+static int
+segment_cmp(const void *a, const void *b)
+{
+	const struct segment *sa = *(struct segment *const *)a;
+	const struct segment *sb = *(struct segment *const *)b;
+
+	return sa->name_seq < sb->name_seq ? -1 : sa->name_seq > sb->name_seq;
+}
+
+/* List the segment files of the folder, sorted. */
+static int
+journal_list(struct journal *j, char **cause)
+{
+	struct segment **v = NULL, *s;
+	struct dirent *de;
+	size_t n = 0, i;
+	uint64_t seq;
+	DIR *d;
+
+	if ((d = opendir(j->dir)) == NULL) {
+		xasprintf(cause, "opendir %s: %s", j->dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (segment_name_seq(de->d_name, &seq) == -1)
+			continue;
+		s = xcalloc(1, sizeof(*s));
+		s->name_seq = seq;
+		xasprintf(&s->path, "%s/%s", j->dir, de->d_name);
+		v = xreallocarray(v, n + 1, sizeof(*v));
+		v[n++] = s;
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(v, n, sizeof(*v), segment_cmp);
+	for (i = 0; i < n; i++)
+		TAILQ_INSERT_TAIL(&j->segments, v[i], entry);
+	free(v);
+	return 0;
+}
+
+struct journal *
+journal_open(const struct journal_options *opts, struct journal_recovery *rec,
+    char **cause)
+{
+	struct journal *j;
+	struct segment *s, *next;
+	uint64_t prev = 0;
+	int rc, cut = 0;
+
+	j = xcalloc(1, sizeof(*j));
+	j->opts = *opts;
+	j->dir = xstrdup(opts->dir);
+	j->opts.dir = j->dir;
+	j->fd = -1;
+	j->dirfd = -1;
+	TAILQ_INIT(&j->segments);
+	if (pthread_mutex_init(&j->lock, NULL) != 0)
+		fatalx("pthread_mutex_init");
+	memset(rec, 0, sizeof(*rec));
+
+	if (mkdir(j->dir, 0700) == -1 && errno != EEXIST) {
+		xasprintf(cause, "mkdir %s: %s", j->dir, strerror(errno));
+		goto fail;
+	}
+	if ((j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
+	    -1) {
+		xasprintf(cause, "open %s: %s", j->dir, strerror(errno));
+		goto fail;
+	}
+	if (journal_list(j, cause) == -1)
+		goto fail;
+
+	for (s = TAILQ_FIRST(&j->segments); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (cut) {
+			/* Salvage: everything after the cut goes. */
+			log_warnx("journal: salvage: removing %s", s->path);
+			if (unlink(s->path) == -1) {
+				xasprintf(cause, "unlink %s: %s", s->path,
+				    strerror(errno));
+				goto fail;
+			}
+			TAILQ_REMOVE(&j->segments, s, entry);
+			segment_free(s);
+			continue;
+		}
+		rc = segment_scan(j, s, next == NULL, &prev, NULL, NULL, 0, 1,
+		    cause);
+		if (rc == -1)
+			goto fail;
+		if (rc == 1) {
+			TAILQ_REMOVE(&j->segments, s, entry);
+			segment_free(s);
+			continue;
+		}
+		if (rc == 2)
+			cut = 1;
+		if (rec->first_seq == 0)
+			rec->first_seq = s->first_seq;
+		if (s->last_seq != 0)
+			rec->last_seq = s->last_seq;
+		rec->records += s->records;
+		j->stats.bytes += s->size;
+	}
+	if ((cut || j->stats.truncated_bytes > 0) &&
+	    dir_sync(j, cause) == -1)
+		goto fail;
+	TAILQ_FOREACH(s, &j->segments, entry)
+		j->stats.segments++;
+	rec->segments = j->stats.segments;
+	rec->truncated_bytes = j->stats.truncated_bytes;
+
+	/* Append to the last segment. */
+	if ((s = TAILQ_LAST(&j->segments, segment_list)) != NULL) {
+		if ((j->fd = open(s->path, O_WRONLY | O_CLOEXEC)) == -1) {
+			xasprintf(cause, "open %s: %s", s->path,
+			    strerror(errno));
+			goto fail;
+		}
+		j->cur = s;
+	}
+	return j;
+
+fail:
+	journal_close(j);
+	return NULL;
+}
+
+int
+journal_replay(struct journal *j, uint64_t after, journal_record_cb cb,
+    void *arg, char **cause)
+{
+	struct segment *s;
+	uint64_t prev = 0;
+
+	TAILQ_FOREACH(s, &j->segments, entry) {
+		if (s->last_seq != 0 && s->last_seq <= after) {
+			prev = s->last_seq;
+			continue;
+		}
+		if (segment_scan(j, s, TAILQ_NEXT(s, entry) == NULL, &prev, cb,
+		    arg, after, 0, cause) != 0) {
+			if (*cause == NULL)
+				xasprintf(cause, "journal changed during "
+				    "replay: %s", s->path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Start a new segment for records from first_seq on. */
+static int
+journal_rotate(struct journal *j, uint64_t first_seq, char **cause)
+{
+	unsigned char hdr[JOURNAL_HEADER_SIZE];
+	struct segment *s;
+	uint64_t salt;
+	ssize_t n;
+	int fd;
+
+	if (getrandom(&salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
+		salt = now_ns();
+	memcpy(hdr, journal_magic, 8);
+	put_u32(hdr + 8, JOURNAL_FORMAT_VERSION);
+	put_u32(hdr + 12, JOURNAL_HEADER_SIZE);
+	put_u64(hdr + 16, first_seq);
+	put_u64(hdr + 24, salt);
+	put_u32(hdr + 32, crc32c_mask(crc32c_extend(0, hdr, 32)));
+
+	s = xcalloc(1, sizeof(*s));
+	s->name_seq = first_seq;
+	xasprintf(&s->path, "%s/%020" PRIu64 ".seg", j->dir, first_seq);
+	fd = open(s->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		xasprintf(cause, "create %s: %s", s->path, strerror(errno));
+		segment_free(s);
+		return -1;
+	}
+	CRASH_POINT(j, "rotate-created");
+	n = write(fd, hdr, sizeof(hdr));
+	if (n != (ssize_t)sizeof(hdr) || fsync(fd) == -1) {
+		xasprintf(cause, "write %s: %s", s->path,
+		    n == -1 || n == (ssize_t)sizeof(hdr) ? strerror(errno) :
+		    "short write");
+		close(fd);
+		if (unlink(s->path) == -1)
+			log_warn("unlink %s", s->path);
+		segment_free(s);
+		return -1;
+	}
+	if (dir_sync(j, cause) == -1) {
+		close(fd);
+		segment_free(s);
+		return -1;
+	}
+	CRASH_POINT(j, "rotate-synced");
+	if (j->fd != -1 && close(j->fd) == -1)
+		log_warn("close %s", j->cur->path);
+	j->fd = fd;
+	s->size = JOURNAL_HEADER_SIZE;
+	pthread_mutex_lock(&j->lock);
+	TAILQ_INSERT_TAIL(&j->segments, s, entry);
+	j->cur = s;
+	j->stats.segments++;
+	j->stats.bytes += JOURNAL_HEADER_SIZE;
+	pthread_mutex_unlock(&j->lock);
+	return 0;
+}
+
+int
+journal_write(struct journal *j, const void *buf, size_t len,
+    uint64_t first_seq, uint64_t last_seq, char **cause)
+{
+	const char *p = buf;
+	uint64_t start;
+	size_t left = len;
+	ssize_t n;
+
+	if (j->cur == NULL || (j->cur->records > 0 &&
+	    j->cur->size + len > j->opts.segment_max)) {
+		if (journal_rotate(j, first_seq, cause) == -1)
+			return -1;
+	}
+	start = j->cur->size;
+	while (left > 0) {
+		n = pwrite(j->fd, p, left, (off_t)(start + (len - left)));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int saved = n == -1 ? errno : EIO;
+
+			xasprintf(cause, "write %s: %s", j->cur->path,
+			    strerror(saved));
+			/* Never leave part of a record behind. */
+			if (ftruncate(j->fd, (off_t)start) == -1) {
+				char *old = *cause;
+
+				xasprintf(cause, "%s; and cannot cut it back: "
+				    "%s", old, strerror(errno));
+				free(old);
+			}
+			return -1;
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	CRASH_POINT(j, "after-write");
+	pthread_mutex_lock(&j->lock);
+	j->cur->size += len;
+	if (j->cur->first_seq == 0)
+		j->cur->first_seq = first_seq;
+	j->cur->last_seq = last_seq;
+	j->cur->records++;
+	j->stats.bytes += len;
+	j->stats.writes++;
+	pthread_mutex_unlock(&j->lock);
+	return 0;
+}
+
+int
+journal_sync(struct journal *j, char **cause)
+{
+	uint64_t t0, dt;
+
+	if (j->fd == -1)
+		return 0;
+	t0 = now_ns();
+	if (fdatasync(j->fd) == -1) {
+		xasprintf(cause, "fdatasync %s: %s", j->cur->path,
+		    strerror(errno));
+		return -1;
+	}
+	dt = now_ns() - t0;
+	CRASH_POINT(j, "after-sync");
+	pthread_mutex_lock(&j->lock);
+	j->stats.fsyncs++;
+	j->stats.fsync_ns_total += dt;
+	j->stats.fsync_ns_last = dt;
+	if (dt > j->stats.fsync_ns_max)
+		j->stats.fsync_ns_max = dt;
+	pthread_mutex_unlock(&j->lock);
+	return 0;
+}
+
+int
+journal_release(struct journal *j, uint64_t durable_seq)
+{
+	struct segment *s;
+	int n = 0;
+
+	pthread_mutex_lock(&j->lock);
+	while ((s = TAILQ_FIRST(&j->segments)) != NULL && s != j->cur &&
+	    s->last_seq <= durable_seq) {
+		CRASH_POINT(j, "before-delete");
+		if (unlink(s->path) == -1) {
+			log_warn("journal: unlink %s", s->path);
+			break;
+		}
+		TAILQ_REMOVE(&j->segments, s, entry);
+		j->stats.segments--;
+		j->stats.bytes -= s->size;
+		j->stats.segments_deleted++;
+		segment_free(s);
+		n++;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return n;
+}
+
+void
+journal_get_stats(struct journal *j, struct journal_stats *st)
+{
+	pthread_mutex_lock(&j->lock);
+	*st = j->stats;
+	pthread_mutex_unlock(&j->lock);
+}
+
+void
+journal_close(struct journal *j)
+{
+	struct segment *s;
+
+	if (j == NULL)
+		return;
+	if (j->fd != -1 && close(j->fd) == -1)
+		log_warn("journal: close");
+	if (j->dirfd != -1)
+		close(j->dirfd);
+	while ((s = TAILQ_FIRST(&j->segments)) != NULL) {
+		TAILQ_REMOVE(&j->segments, s, entry);
+		segment_free(s);
+	}
+	pthread_mutex_destroy(&j->lock);
+	free(j->dir);
+	free(j);
+}

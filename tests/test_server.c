@@ -1,0 +1,994 @@
+/*
+ * test_server.c -- integration tests: a private stashd on a private socket,
+ * driven as a client would, over raw sockets and through libstash.
+ */
+#include "config.h"
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "harness.h"
+
+/* The shared daemon of the tests that need no special options. */
+static struct daemon_proc shared;
+
+/* Parse an answer line; fails the test if it is not a JSON object. */
+static json_t *
+parse_answer(const char *line)
+{
+	json_error_t err;
+	json_t *j;
+
+	assert_non_null(line);
+	j = json_loads(line, 0, &err);
+	if (j == NULL)
+		fail_msg("answer is not JSON: %s (%s)", line, err.text);
+	assert_true(json_is_object(j));
+	return j;
+}
+
+/* Send one request, parse its answer; the caller decrefs. */
+static json_t *
+ask(int fd, const char *request)
+{
+	char *line = raw_roundtrip(fd, request);
+	json_t *j;
+
+	if (line == NULL)
+		fail_msg("no answer to %s", request);
+	j = parse_answer(line);
+	free(line);
+	return j;
+}
+
+/* Assert the answer is ok. */
+static void
+assert_ok(json_t *j)
+{
+	if (!json_is_true(json_object_get(j, "ok"))) {
+		char *s = json_dumps(j, 0);
+
+		fail_msg("expected ok, got %s", s);
+	}
+}
+
+/* Assert the answer is the error code. */
+static void
+assert_error(json_t *j, const char *code)
+{
+	json_t *e = json_object_get(j, "error");
+	const char *c;
+
+	assert_true(json_is_false(json_object_get(j, "ok")));
+	assert_true(json_is_object(e));
+	c = json_string_value(json_object_get(e, "code"));
+	assert_non_null(c);
+	if (strcmp(c, code) != 0)
+		fail_msg("expected error %s, got %s", code, c);
+	assert_true(json_is_string(json_object_get(e, "message")));
+}
+
+/* Ask and check the error code in one step. */
+static void
+ask_error(int fd, const char *request, const char *code)
+{
+	json_t *j = ask(fd, request);
+
+	assert_error(j, code);
+	json_decref(j);
+}
+
+static int
+connect_shared(void)
+{
+	int fd = raw_connect(shared.sock);
+
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static int
+group_setup(void **state)
+{
+	return daemon_start(&shared, NULL);
+}
+
+static int
+group_teardown(void **state)
+{
+	int rc = daemon_stop(&shared);
+
+	daemon_cleanup(&shared);
+	return rc == 0 ? 0 : -1;
+}
+
+static void
+test_ping_and_id(void **state)
+{
+	int fd = connect_shared();
+	json_t *j;
+
+	j = ask(fd, "{\"op\":\"ping\"}");
+	assert_ok(j);
+	assert_null(json_object_get(j, "id"));
+	json_decref(j);
+
+	j = ask(fd, "{\"op\":\"ping\",\"id\":42}");
+	assert_ok(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 42);
+	json_decref(j);
+
+	j = ask(fd, "{\"id\":\"abc\",\"op\":\"ping\"}");
+	assert_string_equal(json_string_value(json_object_get(j, "id")), "abc");
+	json_decref(j);
+
+	/* An error echoes the id too. */
+	j = ask(fd, "{\"id\":7,\"op\":\"nope\"}");
+	assert_error(j, "bad_request");
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 7);
+	json_decref(j);
+	close(fd);
+}
+
+static void
+test_set_get_del(void **state)
+{
+	int fd = connect_shared();
+	json_int_t v1, v2;
+	json_t *j, *val;
+
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"t:a\",\"value\":{\"x\": [1, 2, "
+	    "\"three\"]}}");
+	assert_ok(j);
+	v1 = json_integer_value(json_object_get(j, "version"));
+	assert_true(v1 > 0);
+	json_decref(j);
+
+	j = ask(fd, "{\"op\":\"get\",\"key\":\"t:a\"}");
+	assert_ok(j);
+	val = json_object_get(j, "value");
+	assert_true(json_is_object(val));
+	assert_int_equal(json_array_size(json_object_get(val, "x")), 3);
+	assert_int_equal(json_integer_value(json_object_get(j, "version")), v1);
+	json_decref(j);
+
+	/* The value is stored compact. */
+	{
+		char *line = raw_roundtrip(fd, "{\"op\":\"get\",\"key\":\"t:a\"}");
+
+		assert_non_null(strstr(line,
+		    "\"value\":{\"x\":[1,2,\"three\"]}"));
+		free(line);
+	}
+
+	/* Overwrite: the version grows. */
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"t:a\",\"value\":\"s\"}");
+	v2 = json_integer_value(json_object_get(j, "version"));
+	assert_true(v2 > v1);
+	json_decref(j);
+
+	j = ask(fd, "{\"op\":\"del\",\"key\":\"t:a\"}");
+	assert_ok(j);
+	assert_true(json_is_true(json_object_get(j, "deleted")));
+	json_decref(j);
+	j = ask(fd, "{\"op\":\"del\",\"key\":\"t:a\"}");
+	assert_ok(j);
+	assert_true(json_is_false(json_object_get(j, "deleted")));
+	json_decref(j);
+	ask_error(fd, "{\"op\":\"get\",\"key\":\"t:a\"}", "not_found");
+	close(fd);
+}
+
+static void
+test_every_value_type(void **state)
+{
+	static const char *values[] = { "null", "true", "false", "0", "-1.5e3",
+	    "\"\"", "\"h\\u00e9\\n\"", "[]", "{}", "[[[]]]",
+	    "{\"a\":{\"b\":null}}", "12345678901234567890" };
+	char req[256], *line, *p;
+	size_t i;
+	int fd = connect_shared();
+	json_t *j;
+
+	for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		snprintf(req, sizeof(req), "{\"op\":\"set\",\"key\":\"t:v%zu\","
+		    "\"value\":%s}", i, values[i]);
+		j = ask(fd, req);
+		assert_ok(j);
+		json_decref(j);
+		snprintf(req, sizeof(req), "{\"op\":\"get\",\"key\":\"t:v%zu\"}",
+		    i);
+		line = raw_roundtrip(fd, req);
+		assert_non_null(line);
+		p = strstr(line, "\"value\":");
+		assert_non_null(p);
+		/* The value comes back byte for byte. */
+		assert_memory_equal(p + 8, values[i], strlen(values[i]));
+		assert_true(p[8 + strlen(values[i])] == ',');
+		free(line);
+	}
+	close(fd);
+}
+
+static void
+test_mget(void **state)
+{
+	int fd = connect_shared();
+	json_t *j, *vals;
+
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"m:1\",\"value\":1}");
+	json_decref(j);
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"m:3\",\"value\":[3]}");
+	json_decref(j);
+	j = ask(fd, "{\"op\":\"mget\",\"keys\":[\"m:1\",\"m:2\",\"m:3\"]}");
+	assert_ok(j);
+	vals = json_object_get(j, "values");
+	assert_int_equal(json_array_size(vals), 3);
+	assert_int_equal(json_integer_value(json_array_get(vals, 0)), 1);
+	assert_true(json_is_null(json_array_get(vals, 1)));
+	assert_true(json_is_array(json_array_get(vals, 2)));
+	json_decref(j);
+
+	j = ask(fd, "{\"op\":\"mget\",\"keys\":[]}");
+	assert_ok(j);
+	assert_int_equal(json_array_size(json_object_get(j, "values")), 0);
+	json_decref(j);
+	ask_error(fd, "{\"op\":\"mget\",\"keys\":[1]}", "bad_request");
+	ask_error(fd, "{\"op\":\"mget\",\"keys\":\"m:1\"}", "bad_request");
+	close(fd);
+}
+
+static void
+test_if_version(void **state)
+{
+	int fd = connect_shared();
+	char req[256];
+	json_int_t v;
+	json_t *j;
+
+	/* 0: must not exist. */
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"cas\",\"value\":1,"
+	    "\"if_version\":0}");
+	assert_ok(j);
+	v = json_integer_value(json_object_get(j, "version"));
+	json_decref(j);
+	ask_error(fd, "{\"op\":\"set\",\"key\":\"cas\",\"value\":2,"
+	    "\"if_version\":0}", "conflict");
+
+	snprintf(req, sizeof(req), "{\"op\":\"set\",\"key\":\"cas\","
+	    "\"value\":2,\"if_version\":%lld}", (long long)v + 1000);
+	ask_error(fd, req, "conflict");
+
+	snprintf(req, sizeof(req), "{\"op\":\"set\",\"key\":\"cas\","
+	    "\"value\":2,\"if_version\":%lld}", (long long)v);
+	j = ask(fd, req);
+	assert_ok(j);
+	json_decref(j);
+	/* The same version again now conflicts: it moved on. */
+	ask_error(fd, req, "conflict");
+
+	j = ask(fd, "{\"op\":\"get\",\"key\":\"cas\"}");
+	assert_int_equal(json_integer_value(json_object_get(j, "value")), 2);
+	json_decref(j);
+	close(fd);
+}
+
+static void
+test_ttl(void **state)
+{
+	int fd = connect_shared();
+	json_t *j;
+
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"ttl:1\",\"value\":1,\"ttl\":1}");
+	assert_ok(j);
+	json_decref(j);
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"ttl:long\",\"value\":1,"
+	    "\"ttl\":3600}");
+	json_decref(j);
+	j = ask(fd, "{\"op\":\"get\",\"key\":\"ttl:1\"}");
+	assert_ok(j);
+	json_decref(j);
+	/* Whole seconds on a monotonic clock: gone within 2 s. */
+	usleep(2100 * 1000);
+	ask_error(fd, "{\"op\":\"get\",\"key\":\"ttl:1\"}", "not_found");
+	j = ask(fd, "{\"op\":\"get\",\"key\":\"ttl:long\"}");
+	assert_ok(j);
+	json_decref(j);
+	ask_error(fd, "{\"op\":\"set\",\"key\":\"x\",\"value\":1,\"ttl\":0}",
+	    "bad_request");
+	ask_error(fd, "{\"op\":\"set\",\"key\":\"x\",\"value\":1,\"ttl\":1.5}",
+	    "bad_request");
+	close(fd);
+}
+
+static void
+test_durability_validated(void **state)
+{
+	int fd = connect_shared();
+	json_t *j;
+
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"d\",\"value\":1,"
+	    "\"durability\":\"async\"}");
+	assert_ok(j);
+	json_decref(j);
+	j = ask(fd, "{\"op\":\"del\",\"key\":\"d\",\"durability\":\"commit\"}");
+	assert_ok(j);
+	json_decref(j);
+	ask_error(fd, "{\"op\":\"set\",\"key\":\"d\",\"value\":1,"
+	    "\"durability\":\"fast\"}", "bad_request");
+	close(fd);
+}
+
+static void
+test_sync_and_stats(void **state)
+{
+	int fd = connect_shared();
+	json_t *j, *st;
+
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"s\",\"value\":1}");
+	json_decref(j);
+	j = ask(fd, "{\"op\":\"sync\"}");
+	assert_ok(j);
+	assert_true(json_integer_value(json_object_get(j, "applied_seq")) > 0);
+	json_decref(j);
+
+	j = ask(fd, "{\"op\":\"stats\"}");
+	assert_ok(j);
+	st = json_object_get(j, "stats");
+	assert_true(json_is_object(st));
+	assert_true(json_integer_value(json_object_get(json_object_get(st,
+	    "connections"), "current")) >= 1);
+	assert_true(json_integer_value(json_object_get(json_object_get(st,
+	    "cache"), "entries")) >= 1);
+	assert_true(json_integer_value(json_object_get(json_object_get(st,
+	    "cache"), "limit")) > 0);
+	assert_true(json_integer_value(json_object_get(json_object_get(st,
+	    "process"), "rss_bytes")) > 0);
+	assert_true(json_integer_value(json_object_get(json_object_get(st,
+	    "writes"), "acknowledged")) >= 1);
+	json_decref(j);
+	close(fd);
+}
+
+/* 1,000 requests in one write; the answers come back in order. */
+static void
+test_pipeline_1000(void **state)
+{
+	int fd = connect_shared();
+	size_t cap = 1000 * 80, len = 0;
+	char *buf = malloc(cap), *line;
+	json_t *j;
+	int i;
+
+	assert_non_null(buf);
+	for (i = 0; i < 1000; i++) {
+		if (i % 2 == 0)
+			len += (size_t)snprintf(buf + len, cap - len,
+			    "{\"op\":\"set\",\"key\":\"p:%d\",\"value\":%d,"
+			    "\"id\":%d}\n", i, i, i);
+		else
+			len += (size_t)snprintf(buf + len, cap - len,
+			    "{\"op\":\"get\",\"key\":\"p:%d\",\"id\":%d}\n",
+			    i - 1, i);
+	}
+	assert_int_equal(raw_send(fd, buf, len), 0);
+	for (i = 0; i < 1000; i++) {
+		line = raw_readline(fd, 10000);
+		j = parse_answer(line);
+		free(line);
+		assert_ok(j);
+		assert_int_equal(json_integer_value(json_object_get(j, "id")),
+		    i);
+		if (i % 2 == 1)
+			assert_int_equal(json_integer_value(json_object_get(j,
+			    "value")), i - 1);
+		json_decref(j);
+	}
+	free(buf);
+	close(fd);
+}
+
+static void
+test_bad_requests_keep_connection(void **state)
+{
+	static const char *bad[] = {
+		"not json",
+		"{",
+		"{\"op\":\"get\"",
+		"[1,2]",
+		"\"just a string\"",
+		"",
+		"{}",
+		"{\"op\":1}",
+		"{\"op\":\"launch\"}",
+		"{\"op\":\"get\"}",
+		"{\"op\":\"get\",\"key\":\"\"}",
+		"{\"op\":\"get\",\"key\":5}",
+		"{\"op\":\"get\",\"key\":\"a\",\"extra\":1}",
+		"{\"op\":\"get\",\"key\":\"a\",\"key\":\"b\"}",
+		"{\"op\":\"set\",\"key\":\"a\"}",
+		"{\"op\":\"set\",\"key\":\"a\",\"value\":1,\"if_version\":-1}",
+		"{\"op\":\"ping\"} trailing",
+		"{\"op\":\"get\",\"key\":\"\\ud800\"}",
+		"{\"op\":\"ping\",\"id\":[1]}",
+	};
+	int fd = connect_shared();
+	size_t i;
+	json_t *j;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ask_error(fd, bad[i], "bad_request");
+		/* Still usable. */
+		j = ask(fd, "{\"op\":\"ping\"}");
+		assert_ok(j);
+		json_decref(j);
+	}
+	close(fd);
+}
+
+static void
+test_invalid_utf8(void **state)
+{
+	int fd = connect_shared();
+	json_t *j;
+
+	/* Raw invalid bytes inside a key and inside a value. */
+	ask_error(fd, "{\"op\":\"get\",\"key\":\"a\xff\"}", "bad_request");
+	ask_error(fd, "{\"op\":\"set\",\"key\":\"a\",\"value\":[\"\xc0\x80\"]}",
+	    "bad_request");
+	ask_error(fd, "{\"op\":\"set\",\"key\":\"a\",\"value\":\"\xed\xa0\x80\"}",
+	    "bad_request");
+	/* Valid multi-byte UTF-8 is fine. */
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"\xc3\xa9t\xc3\xa9\",\"value\":"
+	    "\"\xe2\x82\xac\"}");
+	assert_ok(j);
+	json_decref(j);
+	j = ask(fd, "{\"op\":\"get\",\"key\":\"\\u00e9t\\u00e9\"}");
+	assert_ok(j);
+	assert_string_equal(json_string_value(json_object_get(j, "value")),
+	    "\xe2\x82\xac");
+	json_decref(j);
+	close(fd);
+}
+
+static void
+test_key_limit(void **state)
+{
+	char req[2200], key[1100];
+	int fd = connect_shared();
+	json_t *j;
+
+	memset(key, 'k', 1024);
+	key[1024] = '\0';
+	snprintf(req, sizeof(req), "{\"op\":\"set\",\"key\":\"%s\",\"value\":1}",
+	    key);
+	j = ask(fd, req);
+	assert_ok(j);
+	json_decref(j);
+	key[1024] = 'k';
+	key[1025] = '\0';
+	snprintf(req, sizeof(req), "{\"op\":\"set\",\"key\":\"%s\",\"value\":1}",
+	    key);
+	ask_error(fd, req, "bad_request");
+	close(fd);
+}
+
+static void
+test_deep_nesting(void **state)
+{
+	size_t n = 100000, i, len = 0;
+	char *req = malloc(n * 2 + 100);
+	json_t *j;
+	int fd = connect_shared();
+
+	assert_non_null(req);
+	len += (size_t)sprintf(req, "{\"op\":\"set\",\"key\":\"deep\",\"value\":");
+	for (i = 0; i < n; i++)
+		req[len++] = '[';
+	for (i = 0; i < n; i++)
+		req[len++] = ']';
+	req[len++] = '}';
+	req[len] = '\0';
+	ask_error(fd, req, "bad_request");
+	free(req);
+	j = ask(fd, "{\"op\":\"ping\"}");
+	assert_ok(j);
+	json_decref(j);
+	close(fd);
+}
+
+/* A line over the limit: too_large, then the connection closes. */
+static void
+test_line_too_large(void **state)
+{
+	size_t n = 1024 * 1024 + 10;
+	char *big = malloc(n + 1);
+	char *line;
+	json_t *j;
+	int fd = connect_shared(), fd2;
+
+	assert_non_null(big);
+	memset(big, ' ', n);
+	big[n] = '\n';
+	/* The daemon may close before taking every byte: ignore EPIPE. */
+	(void)raw_send(fd, big, n + 1);
+	line = raw_readline(fd, 10000);
+	j = parse_answer(line);
+	free(line);
+	assert_error(j, "too_large");
+	json_decref(j);
+	assert_true(raw_closed(fd, 5000));
+	close(fd);
+
+	/* Also without a newline at all. */
+	fd2 = connect_shared();
+	(void)raw_send(fd2, big, n);
+	line = raw_readline(fd2, 10000);
+	j = parse_answer(line);
+	free(line);
+	assert_error(j, "too_large");
+	json_decref(j);
+	assert_true(raw_closed(fd2, 5000));
+	close(fd2);
+	free(big);
+
+	/* The daemon is fine. */
+	fd = connect_shared();
+	j = ask(fd, "{\"op\":\"ping\"}");
+	assert_ok(j);
+	json_decref(j);
+	close(fd);
+}
+
+/* A line of exactly the limit is accepted (with --max-line 4096). */
+static void
+test_line_limit_exact(void **state)
+{
+	static const char *args[] = { "--max-line", "4096", NULL };
+	struct daemon_proc d;
+	char req[4200], *line;
+	size_t pre, i;
+	json_t *j;
+	int fd;
+
+	assert_int_equal(daemon_start(&d, args), 0);
+	fd = raw_connect(d.sock);
+	pre = (size_t)snprintf(req, sizeof(req),
+	    "{\"op\":\"set\",\"key\":\"x\",\"value\":\"");
+	for (i = pre; i < 4096 - 2; i++)
+		req[i] = 'v';
+	memcpy(req + 4094, "\"}", 2);
+	req[4096] = '\0';
+	j = ask(fd, req);
+	assert_ok(j);
+	json_decref(j);
+
+	/* One byte more: too_large and closed. */
+	memcpy(req + 4094, "v\"}", 3);
+	req[4097] = '\0';
+	line = raw_roundtrip(fd, req);
+	j = parse_answer(line);
+	free(line);
+	assert_error(j, "too_large");
+	json_decref(j);
+	assert_true(raw_closed(fd, 5000));
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
+static void
+test_mget_limit(void **state)
+{
+	static const char *args[] = { "--mget-max", "3", NULL };
+	struct daemon_proc d;
+	json_t *j;
+	int fd;
+
+	assert_int_equal(daemon_start(&d, args), 0);
+	fd = raw_connect(d.sock);
+	j = ask(fd, "{\"op\":\"mget\",\"keys\":[\"a\",\"b\",\"c\"]}");
+	assert_ok(j);
+	json_decref(j);
+	ask_error(fd, "{\"op\":\"mget\",\"keys\":[\"a\",\"b\",\"c\",\"d\"]}",
+	    "too_large");
+	/* The connection stays. */
+	j = ask(fd, "{\"op\":\"ping\"}");
+	assert_ok(j);
+	json_decref(j);
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
+/* A partial line, then the client goes away: nothing breaks. */
+static void
+test_partial_line_disconnect(void **state)
+{
+	int fd = connect_shared();
+	json_t *j;
+
+	assert_int_equal(raw_sends(fd, "{\"op\":\"set\",\"key\":\"partial\","
+	    "\"value\":1}\n{\"op\":\"set\",\"key\":\"par"), 0);
+	free(raw_readline(fd, 5000));
+	close(fd);
+
+	fd = connect_shared();
+	j = ask(fd, "{\"op\":\"get\",\"key\":\"partial\"}");
+	assert_ok(j);
+	json_decref(j);
+	close(fd);
+}
+
+/* The answers of complete lines still arrive after the client's EOF. */
+static void
+test_half_close(void **state)
+{
+	int fd = connect_shared();
+	char *line;
+
+	assert_int_equal(raw_sends(fd, "{\"op\":\"ping\",\"id\":1}\n"
+	    "{\"op\":\"ping\",\"id\":2}\n{\"op\":\"pi"), 0);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	line = raw_readline(fd, 5000);
+	assert_non_null(strstr(line, "\"id\":1"));
+	free(line);
+	line = raw_readline(fd, 5000);
+	assert_non_null(strstr(line, "\"id\":2"));
+	free(line);
+	assert_true(raw_closed(fd, 5000));
+	close(fd);
+}
+
+/* Raise our own descriptor limit for tests with many connections. */
+static void
+raise_nofile(rlim_t want)
+{
+	struct rlimit rl;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = want;
+		if (rl.rlim_max < want)
+			rl.rlim_max = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			skip();
+	}
+}
+
+static void
+test_1000_connections(void **state)
+{
+	int fds[1000], i;
+	char *line;
+
+	raise_nofile(4096);
+	for (i = 0; i < 1000; i++) {
+		fds[i] = raw_connect(shared.sock);
+		assert_true(fds[i] >= 0);
+	}
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(raw_sends(fds[i],
+		    "{\"op\":\"ping\",\"id\":1}\n"), 0);
+	for (i = 0; i < 1000; i++) {
+		line = raw_readline(fds[i], 10000);
+		assert_non_null(line);
+		assert_non_null(strstr(line, "\"ok\":true"));
+		free(line);
+	}
+	for (i = 0; i < 1000; i++)
+		close(fds[i]);
+}
+
+static void
+test_max_connections(void **state)
+{
+	static const char *args[] = { "--max-connections", "5", NULL };
+	struct daemon_proc d;
+	int fds[5], fd, i;
+	char *line;
+	json_t *j;
+
+	assert_int_equal(daemon_start(&d, args), 0);
+	/* The start probe's connection may still be counted: settle. */
+	usleep(100 * 1000);
+	for (i = 0; i < 5; i++) {
+		fds[i] = raw_connect(d.sock);
+		j = ask(fds[i], "{\"op\":\"ping\"}");
+		assert_ok(j);
+		json_decref(j);
+	}
+	fd = raw_connect(d.sock);
+	assert_true(fd >= 0);
+	line = raw_readline(fd, 5000);
+	j = parse_answer(line);
+	free(line);
+	assert_error(j, "busy");
+	json_decref(j);
+	assert_true(raw_closed(fd, 5000));
+	close(fd);
+	/* One leaves, another gets in. */
+	close(fds[0]);
+	usleep(100 * 1000);
+	fds[0] = raw_connect(d.sock);
+	j = ask(fds[0], "{\"op\":\"ping\"}");
+	assert_ok(j);
+	json_decref(j);
+	for (i = 0; i < 5; i++)
+		close(fds[i]);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
+/* Read the daemon's stats over a new connection. */
+static json_t *
+stats_of(const char *sock)
+{
+	int fd = raw_connect(sock);
+	json_t *j;
+
+	assert_true(fd >= 0);
+	j = ask(fd, "{\"op\":\"stats\"}");
+	close(fd);
+	return j;
+}
+
+/*
+ * A client that writes and never reads: it is paused, others keep being
+ * served, and the daemon's memory stays bounded.
+ */
+static void
+test_client_never_reads(void **state)
+{
+	static const char *args[] = { "--max-output", "256KB", NULL };
+	struct daemon_proc d;
+	char *value, *req, *line;
+	size_t vlen = 64 * 1024, i;
+	int hog, fd, sent = 0;
+	long long rss_before, rss_after;
+	json_t *j, *st;
+
+	assert_int_equal(daemon_start(&d, args), 0);
+	fd = raw_connect(d.sock);
+	value = malloc(vlen + 64);
+	assert_non_null(value);
+	memset(value, 'x', vlen);
+	req = malloc(vlen + 128);
+	snprintf(req, vlen + 128, "{\"op\":\"set\",\"key\":\"big\",\"value\":"
+	    "\"%.*s\"}", (int)vlen, value);
+	j = ask(fd, req);
+	assert_ok(j);
+	json_decref(j);
+
+	j = stats_of(d.sock);
+	rss_before = json_integer_value(json_object_get(json_object_get(
+	    json_object_get(j, "stats"), "process"), "rss_bytes"));
+	json_decref(j);
+
+	/* The hog asks for the 64 KB value over and over, never reading. */
+	hog = raw_connect(d.sock);
+	assert_int_equal(fcntl(hog, F_SETFL, O_NONBLOCK), 0);
+	for (i = 0; i < 200000; i++) {
+		static const char get[] = "{\"op\":\"get\",\"key\":\"big\"}\n";
+
+		if (send(hog, get, sizeof(get) - 1, MSG_NOSIGNAL) == -1) {
+			assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+			break;
+		}
+		sent++;
+	}
+	/* The socket filled up: the daemon stopped reading from the hog. */
+	assert_true(i < 200000);
+
+	/* Others are served promptly meanwhile. */
+	for (i = 0; i < 50; i++) {
+		line = raw_roundtrip(fd, "{\"op\":\"ping\"}");
+		assert_non_null(line);
+		free(line);
+	}
+	j = stats_of(d.sock);
+	st = json_object_get(j, "stats");
+	assert_true(json_integer_value(json_object_get(json_object_get(st,
+	    "connections"), "paused")) >= 1);
+	rss_after = json_integer_value(json_object_get(json_object_get(st,
+	    "process"), "rss_bytes"));
+	json_decref(j);
+	/*
+	 * Unbounded, the hog's answers would be sent * 64 KB (gigabytes);
+	 * bounded, the daemon holds its output limit plus one line.
+	 */
+	assert_true(rss_after - rss_before < 32LL * 1024 * 1024);
+	close(hog);
+	close(fd);
+	free(value);
+	free(req);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
+static void
+test_idle_timeout(void **state)
+{
+	static const char *args[] = { "--idle-timeout", "300ms", NULL };
+	struct daemon_proc d;
+	json_t *j;
+	int fd;
+
+	assert_int_equal(daemon_start(&d, args), 0);
+	fd = raw_connect(d.sock);
+	j = ask(fd, "{\"op\":\"ping\"}");
+	assert_ok(j);
+	json_decref(j);
+	assert_true(raw_closed(fd, 3000));
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
+/* SIGTERM: answers what was read, exits 0, removes the socket. */
+static void
+test_sigterm(void **state)
+{
+	struct daemon_proc d;
+	struct stat sb;
+	char *line;
+	int fd, i;
+
+	assert_int_equal(daemon_start(&d, NULL), 0);
+	fd = raw_connect(d.sock);
+	assert_int_equal(raw_sends(fd, "{\"op\":\"ping\",\"id\":1}\n"
+	    "{\"op\":\"ping\",\"id\":2}\n"), 0);
+	line = raw_readline(fd, 5000);
+	free(line);
+	assert_int_equal(daemon_stop(&d), 0);
+	line = raw_readline(fd, 5000);
+	assert_non_null(line);
+	assert_non_null(strstr(line, "\"id\":2"));
+	free(line);
+	assert_true(raw_closed(fd, 5000));
+	close(fd);
+	assert_int_equal(stat(d.sock, &sb), -1);
+	assert_int_equal(errno, ENOENT);
+	for (i = 0; i < 2; i++)
+		;
+	daemon_cleanup(&d);
+}
+
+/* A stale socket file is replaced; a regular file is not touched. */
+static void
+test_stale_socket(void **state)
+{
+	struct daemon_proc d;
+	char path[400];
+	json_t *j;
+	int fd;
+
+	assert_int_equal(daemon_start(&d, NULL), 0);
+	/* Kill it hard: the socket file stays behind. */
+	assert_int_equal(daemon_kill(&d, SIGKILL), 128 + SIGKILL);
+	snprintf(path, sizeof(path), "%s", d.sock);
+	{
+		struct stat sb;
+
+		assert_int_equal(stat(path, &sb), 0);
+	}
+	/* A new daemon on the same path. */
+	{
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			int nul = open("/dev/null", O_WRONLY);
+
+			dup2(nul, STDERR_FILENO);
+			execl(getenv("STASHD") ? getenv("STASHD") : "./stashd",
+			    "stashd", "-s", path, (char *)NULL);
+			_exit(127);
+		}
+		d.pid = pid;
+	}
+	for (int i = 0; i < 200 && (fd = raw_connect(path)) == -1; i++)
+		usleep(10000);
+	assert_true(fd >= 0);
+	j = ask(fd, "{\"op\":\"ping\"}");
+	assert_ok(j);
+	json_decref(j);
+	close(fd);
+
+	/* While it runs, a second daemon on the same path refuses. */
+	{
+		char cmd[800];
+
+		snprintf(cmd, sizeof(cmd), "'%s' -s '%s' 2>/dev/null",
+		    getenv("STASHD") ? getenv("STASHD") : "./stashd", path);
+		assert_int_not_equal(system(cmd), 0);
+	}
+	assert_int_equal(daemon_stop(&d), 0);
+
+	/* A regular file in the way: refuse and leave it. */
+	{
+		char cmd[800];
+		struct stat sb;
+		int f = open(path, O_WRONLY | O_CREAT, 0600);
+
+		assert_true(f >= 0);
+		close(f);
+		snprintf(cmd, sizeof(cmd), "'%s' -s '%s' 2>/dev/null",
+		    getenv("STASHD") ? getenv("STASHD") : "./stashd", path);
+		assert_int_not_equal(system(cmd), 0);
+		assert_int_equal(stat(path, &sb), 0);
+		assert_true(S_ISREG(sb.st_mode));
+	}
+	daemon_cleanup(&d);
+}
+
+/* The socket is created with mode 0660 (umask around bind). */
+static void
+test_socket_mode(void **state)
+{
+	struct stat sb;
+
+	assert_int_equal(stat(shared.sock, &sb), 0);
+	assert_true(S_ISSOCK(sb.st_mode));
+	assert_int_equal(sb.st_mode & 0777, 0660);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest shared_tests[] = {
+		cmocka_unit_test(test_ping_and_id),
+		cmocka_unit_test(test_set_get_del),
+		cmocka_unit_test(test_every_value_type),
+		cmocka_unit_test(test_mget),
+		cmocka_unit_test(test_if_version),
+		cmocka_unit_test(test_ttl),
+		cmocka_unit_test(test_durability_validated),
+		cmocka_unit_test(test_sync_and_stats),
+		cmocka_unit_test(test_pipeline_1000),
+		cmocka_unit_test(test_bad_requests_keep_connection),
+		cmocka_unit_test(test_invalid_utf8),
+		cmocka_unit_test(test_key_limit),
+		cmocka_unit_test(test_deep_nesting),
+		cmocka_unit_test(test_line_too_large),
+		cmocka_unit_test(test_partial_line_disconnect),
+		cmocka_unit_test(test_half_close),
+		cmocka_unit_test(test_1000_connections),
+		cmocka_unit_test(test_socket_mode),
+	};
+	const struct CMUnitTest own_tests[] = {
+		cmocka_unit_test(test_line_limit_exact),
+		cmocka_unit_test(test_mget_limit),
+		cmocka_unit_test(test_max_connections),
+		cmocka_unit_test(test_client_never_reads),
+		cmocka_unit_test(test_idle_timeout),
+		cmocka_unit_test(test_sigterm),
+		cmocka_unit_test(test_stale_socket),
+	};
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	failed = cmocka_run_group_tests_name("server", shared_tests,
+	    group_setup, group_teardown);
+	failed += cmocka_run_group_tests_name("server-options", own_tests,
+	    NULL, NULL);
+	return failed;
+}
