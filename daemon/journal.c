@@ -592,6 +592,14 @@ journal_rotate(struct journal *j, uint64_t first_seq, char **cause)
 		return -1;
 	}
 	CRASH_POINT(j, "rotate-synced");
+	/* Async writes of the old segment may not be synced yet. */
+	if (j->fd != -1 && fdatasync(j->fd) == -1) {
+		xasprintf(cause, "fdatasync %s: %s", j->cur->path,
+		    strerror(errno));
+		close(fd);
+		segment_free(s);
+		return -1;
+	}
 	if (j->fd != -1 && close(j->fd) == -1)
 		log_warn("close %s", j->cur->path);
 	j->fd = fd;

@@ -1,0 +1,722 @@
+/*
+ * writer.c -- group commit and the apply thread.
+ *
+ * Two threads, so that the fsync of the next group overlaps the SQLite
+ * transaction of this one:
+ *
+ *   journal thread: waits for queued writes; takes everything queued (up to
+ *     group_max_ops / group_max_bytes) as one group -- there is no fixed
+ *     delay unless group_delay_us asks for one, so groups grow exactly as
+ *     fast as the disk is slow; writes the group's records with one write,
+ *     fdatasyncs once, reports the group journaled, and passes it on.
+ *     A group made only of async writes is written but fsync'd only once
+ *     fsync_interval_ms has passed since the last fsync (the timed wait
+ *     takes care of it when no group comes).
+ *
+ *   apply thread: takes every journaled group waiting, applies them in one
+ *     transaction (each client statement in its own SAVEPOINT, so one bad
+ *     statement fails alone), stores the last seq as applied_seq in that
+ *     same transaction, commits, reports the groups applied, and deletes
+ *     journal segments that are wholly applied (the database runs with
+ *     synchronous=FULL, so a commit is durable when it returns).
+ *
+ * Failures:
+ *   - a journal write or fdatasync failure is fatal to the write path: the
+ *     group is never acknowledged, the loop is told, and it stops taking
+ *     writes and exits for a restart (never retry-and-trust an fsync);
+ *   - SQLITE_FULL, an I/O error or a lock held too long rolls the whole
+ *     transaction back; the records stay in the journal; the loop is told
+ *     to answer unavailable to new writes; the apply is retried with
+ *     backoff until it succeeds.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "journal.h"
+#include "log.h"
+#include "mailbox.h"
+#include "proto.h"
+#include "store.h"
+#include "wbuf.h"
+#include "writer.h"
+#include "xmalloc.h"
+
+TAILQ_HEAD(wgroup_list, wgroup);
+
+struct writer {
+	struct writer_options	 opts;
+	struct writer_callbacks	 cb;
+	struct journal		*journal;
+	struct store		*store;
+	struct mailbox		*mb;
+
+	pthread_mutex_t		 lock;
+	pthread_cond_t		 jcond;		/* work for the journal thread */
+	pthread_cond_t		 acond;		/* work for the apply thread */
+	struct wreq_list	 incoming;
+	struct wgroup_list	 journaled;	/* waiting to be applied */
+	int			 stopping;
+	int			 journal_done;	/* journal thread has exited */
+	int			 broken;	/* the journal failed */
+	struct writer_stats	 stats;
+
+	pthread_t		 jthread;
+	pthread_t		 athread;
+};
+
+/* A message for the loop thread. */
+struct wmsg {
+	struct writer	*wr;
+	struct wgroup	*g;
+	int		 on;
+	char		*why;
+};
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+void
+writer_group_free(struct wgroup *g)
+{
+	struct wreq *w;
+
+	while ((w = TAILQ_FIRST(&g->reqs)) != NULL) {
+		TAILQ_REMOVE(&g->reqs, w, entry);
+		wreq_free(w);
+	}
+	free(g);
+}
+
+/* Loop-thread trampolines of the callbacks. */
+static void
+msg_journaled(void *arg)
+{
+	struct wmsg *m = arg;
+
+	m->wr->cb.journaled(m->wr->cb.arg, m->g);
+	free(m);
+}
+
+static void
+msg_applied(void *arg)
+{
+	struct wmsg *m = arg;
+
+	m->wr->cb.applied(m->wr->cb.arg, m->g);
+	free(m);
+}
+
+static void
+msg_unavailable(void *arg)
+{
+	struct wmsg *m = arg;
+
+	m->wr->cb.unavailable(m->wr->cb.arg, m->on, m->why);
+	free(m->why);
+	free(m);
+}
+
+static void
+msg_fatal(void *arg)
+{
+	struct wmsg *m = arg;
+
+	m->wr->cb.fatal(m->wr->cb.arg, m->why);
+	free(m->why);
+	free(m);
+}
+
+static void
+post(struct writer *wr, mailbox_fn fn, struct wgroup *g, int on,
+    const char *why)
+{
+	struct wmsg *m = xcalloc(1, sizeof(*m));
+
+	m->wr = wr;
+	m->g = g;
+	m->on = on;
+	m->why = why != NULL ? xstrdup(why) : NULL;
+	mailbox_post(wr->mb, fn, m);
+}
+
+/* The journal thread; see the top of the file. */
+static void *
+journal_main(void *arg)
+{
+	struct writer *wr = arg;
+	struct wbuf buf;
+	struct wgroup *g;
+	struct wreq *w;
+	struct timespec until;
+	uint64_t last_sync = now_ms();
+	int unsynced = 0, need_sync;
+	size_t bytes;
+	char *cause = NULL;
+
+	wbuf_init(&buf);
+	pthread_mutex_lock(&wr->lock);
+	for (;;) {
+		while (TAILQ_EMPTY(&wr->incoming) && !wr->stopping) {
+			if (!unsynced) {
+				pthread_cond_wait(&wr->jcond, &wr->lock);
+				continue;
+			}
+			/* Async writes wait at most fsync_interval. */
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += wr->opts.fsync_interval_ms / 1000;
+			until.tv_nsec += (long)(wr->opts.fsync_interval_ms %
+			    1000) * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			if (pthread_cond_timedwait(&wr->jcond, &wr->lock,
+			    &until) == ETIMEDOUT && TAILQ_EMPTY(&wr->incoming))
+				break;
+		}
+		if (TAILQ_EMPTY(&wr->incoming)) {
+			pthread_mutex_unlock(&wr->lock);
+			if (unsynced) {
+				if (journal_sync(wr->journal, &cause) == -1)
+					goto broken;
+				unsynced = 0;
+				last_sync = now_ms();
+			}
+			pthread_mutex_lock(&wr->lock);
+			if (wr->stopping && TAILQ_EMPTY(&wr->incoming))
+				break;
+			continue;
+		}
+		if (wr->opts.group_delay_us > 0 && !wr->stopping &&
+		    wr->stats.queue_ops < wr->opts.group_max_ops) {
+			pthread_mutex_unlock(&wr->lock);
+			{
+				struct timespec ts = { 0,
+				    (long)wr->opts.group_delay_us * 1000L };
+
+				nanosleep(&ts, NULL);
+			}
+			pthread_mutex_lock(&wr->lock);
+		}
+		g = xcalloc(1, sizeof(*g));
+		TAILQ_INIT(&g->reqs);
+		bytes = 0;
+		need_sync = 0;
+		while ((w = TAILQ_FIRST(&wr->incoming)) != NULL &&
+		    (g->n == 0 || (g->n < wr->opts.group_max_ops &&
+		    bytes + w->rec_len <= wr->opts.group_max_bytes))) {
+			TAILQ_REMOVE(&wr->incoming, w, entry);
+			TAILQ_INSERT_TAIL(&g->reqs, w, entry);
+			if (g->n++ == 0)
+				g->first_seq = w->seq;
+			g->last_seq = w->seq;
+			bytes += w->rec_len;
+			if (w->durability != PROTO_DUR_ASYNC)
+				need_sync = 1;
+		}
+		wr->stats.queue_ops -= g->n;
+		wr->stats.queue_bytes -= bytes;
+		pthread_mutex_unlock(&wr->lock);
+
+		wbuf_reset(&buf);
+		wbuf_reserve(&buf, bytes);
+		TAILQ_FOREACH(w, &g->reqs, entry)
+			wbuf_add(&buf, w->rec, w->rec_len);
+		if (journal_write(wr->journal, buf.buf, buf.len, g->first_seq,
+		    g->last_seq, &cause) == -1) {
+			writer_group_free(g);
+			goto broken;
+		}
+		if (need_sync || now_ms() - last_sync >=
+		    wr->opts.fsync_interval_ms) {
+			if (journal_sync(wr->journal, &cause) == -1) {
+				writer_group_free(g);
+				goto broken;
+			}
+			unsynced = 0;
+			last_sync = now_ms();
+			g->synced = 1;
+		} else
+			unsynced = 1;
+		post(wr, msg_journaled, g, 0, NULL);
+
+		pthread_mutex_lock(&wr->lock);
+		wr->stats.groups++;
+		wr->stats.group_ops += g->n;
+		if (g->n > wr->stats.group_max)
+			wr->stats.group_max = g->n;
+		wr->stats.journaled_seq = g->last_seq;
+		wr->stats.apply_backlog += g->n;
+		TAILQ_INSERT_TAIL(&wr->journaled, g, entry);
+		pthread_cond_signal(&wr->acond);
+	}
+	wr->journal_done = 1;
+	pthread_cond_signal(&wr->acond);
+	pthread_mutex_unlock(&wr->lock);
+	wbuf_free(&buf);
+	return NULL;
+
+broken:
+	/*
+	 * The journal cannot be trusted to hold what we wrote: acknowledge
+	 * nothing more. The loop exits and recovery reads what is on disk.
+	 */
+	log_warnx("journal: %s: no more writes are acknowledged", cause);
+	post(wr, msg_fatal, NULL, 0, cause);
+	free(cause);
+	pthread_mutex_lock(&wr->lock);
+	wr->broken = 1;
+	wr->journal_done = 1;
+	pthread_cond_signal(&wr->acond);
+	pthread_mutex_unlock(&wr->lock);
+	wbuf_free(&buf);
+	return NULL;
+}
+
+/* Apply the statements of a tx; results into w->results. */
+static int
+apply_tx(struct store *s, struct wreq *w)
+{
+	struct store_result res;
+	struct wbuf out;
+	json_error_t jerr;
+	json_t *tx, *st, *sql;
+	size_t i;
+	char *msg = NULL, *cause = NULL;
+	enum store_status rc = STORE_OK;
+
+	tx = json_loadb(w->json, w->json_len, JSON_DISABLE_EOF_CHECK, &jerr);
+	if (tx == NULL || !json_is_array(tx)) {
+		w->status = STORE_BAD_REQUEST;
+		xasprintf(&w->message, "tx is not an array of statements");
+		json_decref(tx);
+		return 0;
+	}
+	if (store_savepoint(s, &cause) == -1)
+		goto fatal;
+	wbuf_init(&out);
+	wbuf_addc(&out, '[');
+	json_array_foreach(tx, i, st) {
+		sql = json_object_get(st, "sql");
+		if (!json_is_string(sql)) {
+			rc = STORE_BAD_REQUEST;
+			xasprintf(&msg, "statement %zu has no \"sql\"", i);
+			break;
+		}
+		rc = store_exec(s, json_string_value(sql),
+		    json_string_length(sql), json_object_get(st, "params"),
+		    &res, &msg);
+		if (rc != STORE_OK) {
+			char *m2;
+
+			xasprintf(&m2, "statement %zu: %s", i, msg);
+			free(msg);
+			msg = m2;
+			break;
+		}
+		if (i > 0)
+			wbuf_addc(&out, ',');
+		wbuf_adds(&out, "{\"changes\":");
+		wbuf_add_i64(&out, res.changes);
+		wbuf_adds(&out, ",\"last_insert_rowid\":");
+		wbuf_add_i64(&out, res.last_insert_rowid);
+		wbuf_addc(&out, '}');
+	}
+	json_decref(tx);
+	if (rc == STORE_FATAL) {
+		log_warnx("apply: seq %" PRIu64 ": %s", w->seq, msg);
+		free(msg);
+		wbuf_free(&out);
+		return -1;
+	}
+	if (rc != STORE_OK) {
+		w->status = rc;
+		w->message = msg;
+		wbuf_free(&out);
+		if (store_rollback_to(s, &cause) == -1)
+			goto fatal;
+		return 0;
+	}
+	if (store_release(s, &cause) == -1) {
+		wbuf_free(&out);
+		goto fatal;
+	}
+	wbuf_addc(&out, ']');
+	wbuf_addc(&out, '\0');
+	w->results = out.buf;
+	w->status = STORE_OK;
+	return 0;
+
+fatal:
+	log_warnx("apply: %s", cause);
+	free(cause);
+	return -1;
+}
+
+int
+writer_apply(struct store *s, struct wreq *w)
+{
+	json_error_t jerr;
+	json_t *params = NULL;
+	char *cause = NULL;
+	enum store_status rc;
+
+	free(w->message);
+	w->message = NULL;
+	free(w->results);
+	w->results = NULL;
+	w->status = STORE_OK;
+	switch (w->type) {
+	case WREQ_KV_SET:
+		if (store_kv_set(s, w->key, w->klen, w->value, w->vlen, w->seq,
+		    w->expires_at, &cause) == -1)
+			goto fatal;
+		return 0;
+	case WREQ_KV_DEL:
+		if (store_kv_del(s, w->key, w->klen, &cause) == -1)
+			goto fatal;
+		return 0;
+	case WREQ_TX:
+		return apply_tx(s, w);
+	case WREQ_EXEC:
+		break;
+	default:
+		w->status = STORE_BAD_REQUEST;
+		xasprintf(&w->message, "unknown record type %u", w->type);
+		return 0;
+	}
+	if (w->json != NULL && (params = json_loadb(w->json, w->json_len, 0,
+	    &jerr)) == NULL) {
+		w->status = STORE_BAD_REQUEST;
+		xasprintf(&w->message, "params: %s", jerr.text);
+		return 0;
+	}
+	if (store_savepoint(s, &cause) == -1) {
+		json_decref(params);
+		goto fatal;
+	}
+	rc = store_exec(s, w->sql, w->sql_len, params, &w->res, &w->message);
+	json_decref(params);
+	if (rc == STORE_FATAL) {
+		log_warnx("apply: seq %" PRIu64 ": %s", w->seq, w->message);
+		return -1;
+	}
+	w->status = rc;
+	if (rc != STORE_OK) {
+		if (store_rollback_to(s, &cause) == -1)
+			goto fatal;
+		return 0;
+	}
+	if (store_release(s, &cause) == -1)
+		goto fatal;
+	return 0;
+
+fatal:
+	log_warnx("apply: %s", cause);
+	free(cause);
+	return -1;
+}
+
+/* Apply a batch of groups in one transaction. -1: roll back, retry. */
+static int
+apply_batch(struct writer *wr, struct wgroup_list *batch, uint64_t *last,
+    uint64_t *errors, char **cause)
+{
+	struct wgroup *g;
+	struct wreq *w;
+
+	*errors = 0;
+	if (store_begin(wr->store, cause) == -1)
+		return -1;
+	TAILQ_FOREACH(g, batch, entry) {
+		TAILQ_FOREACH(w, &g->reqs, entry) {
+			if (writer_apply(wr->store, w) == -1) {
+				xasprintf(cause, "the database failed applying "
+				    "seq %" PRIu64, w->seq);
+				store_rollback(wr->store);
+				return -1;
+			}
+			if (w->status != STORE_OK) {
+				(*errors)++;
+				if (w->durability != PROTO_DUR_COMMIT)
+					log_warnx("apply: seq %" PRIu64
+					    " failed: %s", w->seq, w->message);
+			}
+			*last = w->seq;
+		}
+	}
+	if (store_commit(wr->store, *last, cause) == -1) {
+		store_rollback(wr->store);
+		return -1;
+	}
+	return 0;
+}
+
+/* The apply thread; see the top of the file. */
+static void *
+apply_main(void *arg)
+{
+	struct writer *wr = arg;
+	struct wgroup_list batch;
+	struct wgroup *g;
+	uint64_t last = 0, errors, ops, last_purge = now_ms();
+	unsigned backoff = 0;
+	int down = 0, n;
+	char *cause = NULL;
+
+	TAILQ_INIT(&batch);
+	pthread_mutex_lock(&wr->lock);
+	for (;;) {
+		while (TAILQ_EMPTY(&wr->journaled) && !wr->journal_done) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1;
+			if (pthread_cond_timedwait(&wr->acond, &wr->lock,
+			    &until) == ETIMEDOUT)
+				break;
+		}
+		if (TAILQ_EMPTY(&wr->journaled)) {
+			if (wr->journal_done)
+				break;
+			/* Idle: purge expired rows now and then. */
+			pthread_mutex_unlock(&wr->lock);
+			if (now_ms() - last_purge >=
+			    wr->opts.purge_interval_ms) {
+				last_purge = now_ms();
+				if (store_begin(wr->store, &cause) == 0 &&
+				    (n = store_kv_purge(wr->store,
+				    (int64_t)time(NULL), 10000, &cause)) >= 0 &&
+				    store_commit(wr->store, wr->stats.applied_seq,
+				    &cause) == 0) {
+					pthread_mutex_lock(&wr->lock);
+					wr->stats.purged += (uint64_t)n;
+					pthread_mutex_unlock(&wr->lock);
+				} else {
+					store_rollback(wr->store);
+					log_warnx("purge: %s", cause);
+					free(cause);
+					cause = NULL;
+				}
+			}
+			pthread_mutex_lock(&wr->lock);
+			continue;
+		}
+		ops = 0;
+		while ((g = TAILQ_FIRST(&wr->journaled)) != NULL &&
+		    (ops == 0 || ops + g->n <= wr->opts.group_max_ops * 4)) {
+			TAILQ_REMOVE(&wr->journaled, g, entry);
+			TAILQ_INSERT_TAIL(&batch, g, entry);
+			ops += g->n;
+		}
+		pthread_mutex_unlock(&wr->lock);
+
+		while (apply_batch(wr, &batch, &last, &errors, &cause) == -1) {
+			log_warnx("apply: %s; retrying", cause);
+			if (!down) {
+				post(wr, msg_unavailable, NULL, 1, cause);
+				down = 1;
+			}
+			free(cause);
+			cause = NULL;
+			pthread_mutex_lock(&wr->lock);
+			wr->stats.apply_retries++;
+			pthread_mutex_unlock(&wr->lock);
+			backoff = backoff == 0 ? 10 : backoff * 2;
+			if (backoff > 1000)
+				backoff = 1000;
+			sleep_ms(backoff);
+		}
+		backoff = 0;
+		if (down) {
+			post(wr, msg_unavailable, NULL, 0, NULL);
+			down = 0;
+		}
+		journal_release(wr->journal, last);
+
+		pthread_mutex_lock(&wr->lock);
+		wr->stats.transactions++;
+		wr->stats.applied_seq = last;
+		wr->stats.apply_errors += errors;
+		wr->stats.apply_backlog -= ops;
+		while ((g = TAILQ_FIRST(&batch)) != NULL) {
+			TAILQ_REMOVE(&batch, g, entry);
+			post(wr, msg_applied, g, 0, NULL);
+		}
+	}
+	pthread_mutex_unlock(&wr->lock);
+	return NULL;
+}
+
+struct writer *
+writer_start(const struct writer_options *opts, struct journal *j,
+    struct store *s, struct mailbox *mb, const struct writer_callbacks *cb)
+{
+	struct writer *wr = xcalloc(1, sizeof(*wr));
+
+	wr->opts = *opts;
+	wr->cb = *cb;
+	wr->journal = j;
+	wr->store = s;
+	wr->mb = mb;
+	TAILQ_INIT(&wr->incoming);
+	TAILQ_INIT(&wr->journaled);
+	if (pthread_mutex_init(&wr->lock, NULL) != 0 ||
+	    pthread_cond_init(&wr->jcond, NULL) != 0 ||
+	    pthread_cond_init(&wr->acond, NULL) != 0)
+		fatalx("writer: cannot create locks");
+	if (store_applied_seq(s, &wr->stats.applied_seq, NULL) == -1)
+		wr->stats.applied_seq = 0;
+	wr->stats.journaled_seq = wr->stats.applied_seq;
+	if (pthread_create(&wr->jthread, NULL, journal_main, wr) != 0 ||
+	    pthread_create(&wr->athread, NULL, apply_main, wr) != 0)
+		fatalx("writer: cannot start threads");
+	return wr;
+}
+
+void
+writer_submit(struct writer *wr, struct wreq *w)
+{
+	pthread_mutex_lock(&wr->lock);
+	TAILQ_INSERT_TAIL(&wr->incoming, w, entry);
+	wr->stats.queue_ops++;
+	wr->stats.queue_bytes += w->rec_len;
+	pthread_cond_signal(&wr->jcond);
+	pthread_mutex_unlock(&wr->lock);
+}
+
+void
+writer_stop(struct writer *wr)
+{
+	struct wreq *w;
+
+	pthread_mutex_lock(&wr->lock);
+	wr->stopping = 1;
+	pthread_cond_signal(&wr->jcond);
+	pthread_mutex_unlock(&wr->lock);
+	if (pthread_join(wr->jthread, NULL) != 0 ||
+	    pthread_join(wr->athread, NULL) != 0)
+		fatalx("writer: cannot join threads");
+	/* After a journal failure, what was not written is dropped. */
+	while ((w = TAILQ_FIRST(&wr->incoming)) != NULL) {
+		TAILQ_REMOVE(&wr->incoming, w, entry);
+		wreq_free(w);
+	}
+	pthread_cond_destroy(&wr->jcond);
+	pthread_cond_destroy(&wr->acond);
+	pthread_mutex_destroy(&wr->lock);
+	free(wr);
+}
+
+void
+writer_get_stats(struct writer *wr, struct writer_stats *st)
+{
+	pthread_mutex_lock(&wr->lock);
+	*st = wr->stats;
+	pthread_mutex_unlock(&wr->lock);
+}
+
+/* Replay state: the open transaction and its size. */
+struct replay {
+	struct store	*store;
+	size_t		 batch;
+	size_t		 in_tx;
+	uint64_t	 last;
+	uint64_t	 count;
+	uint64_t	 errors;
+	char		*cause;
+};
+
+static int
+replay_record(void *arg, uint8_t type, uint64_t seq, const void *payload,
+    size_t len)
+{
+	struct replay *r = arg;
+	struct wreq w;
+
+	memset(&w, 0, sizeof(w));
+	if (wreq_decode(&w, type, seq, payload, len) == -1) {
+		xasprintf(&r->cause, "journal record %" PRIu64 " is malformed",
+		    seq);
+		return -1;
+	}
+	if (r->in_tx == 0 && store_begin(r->store, &r->cause) == -1)
+		return -1;
+	if (writer_apply(r->store, &w) == -1) {
+		free(w.message);
+		free(w.results);
+		xasprintf(&r->cause, "the database failed replaying record %"
+		    PRIu64, seq);
+		store_rollback(r->store);
+		return -1;
+	}
+	if (w.status != STORE_OK) {
+		r->errors++;
+		log_info("replay: record %" PRIu64 " failed again: %s", seq,
+		    w.message);
+	}
+	free(w.message);
+	free(w.results);
+	r->last = seq;
+	r->count++;
+	if (++r->in_tx >= r->batch) {
+		if (store_commit(r->store, seq, &r->cause) == -1) {
+			store_rollback(r->store);
+			return -1;
+		}
+		r->in_tx = 0;
+	}
+	return 0;
+}
+
+int
+writer_replay(struct journal *j, struct store *s, uint64_t applied,
+    size_t batch, uint64_t *replayed, uint64_t *last, char **cause)
+{
+	struct replay r;
+	char *jcause = NULL;
+
+	memset(&r, 0, sizeof(r));
+	r.store = s;
+	r.batch = batch;
+	r.last = applied;
+	if (journal_replay(j, applied, replay_record, &r, &jcause) == -1) {
+		if (r.cause != NULL) {
+			*cause = r.cause;
+			free(jcause);
+		} else
+			*cause = jcause;
+		return -1;
+	}
+	if (r.in_tx > 0 && store_commit(s, r.last, cause) == -1) {
+		store_rollback(s);
+		return -1;
+	}
+	*replayed = r.count;
+	*last = r.last;
+	return 0;
+}
