@@ -1,36 +1,120 @@
 /*
- * cmd.c -- the operations of protocol v1 against the cache.
+ * cmd.c -- the operations of protocol v1.
  *
- * cmd_line() is the one dispatch function: it parses a request (proto.c),
- * runs it and writes exactly one answer line. Every answer starts with
- * {"ok":true or {"ok":false, then the request's "id" when it had one, so a
- * client can match answers even if it lost count.
+ * cmd_line() is the one dispatch function: it parses a request (proto.c)
+ * and either answers at once (CMD_DONE), takes a slot of the connection to
+ * answer later (CMD_DEFERRED), or leaves the line for later (CMD_WAIT).
  *
- * Writes get a sequence number: the version of the value they produce.
- * Versions only grow. With no store behind it yet, the cache is the whole
- * database: set and del change it directly and every durability level is
- * accepted (and validated) but means "in memory".
+ * Reads. get and mget answer from the cache. A miss goes to a reader
+ * thread; its answer is used only if its SQLite snapshot includes every
+ * write the loop has seen applied (snapshot_seq >= applied_seq), else the
+ * lookup runs again. Together with the next rule, this is Guarantee 3.
+ *
+ * Writes. Each write gets the next sequence number (its version) and goes
+ * to the writer. It becomes visible -- in the cache, pinned until applied
+ * -- when it is acknowledged: on receipt (async), once its journal record
+ * is fsync'd (journal), or once its transaction committed (commit). The
+ * cache room for pinned entries is reserved when the write is taken, so
+ * making it visible never fails. An older write acknowledged after a newer
+ * one of the same key (mixed durabilities) never hides the newer one.
+ *
+ * if_version and del decide on the latest write taken for the key, in
+ * sequence order: the keymap knows keys with writes not yet applied, the
+ * cache knows the rest it holds; otherwise a lookup comes first and the
+ * write is decided when it returns.
+ *
+ * Read-your-writes (Guarantee 4): a get, mget or query that follows a
+ * write of the same connection that is not acknowledged yet waits
+ * (CMD_WAIT) until it is; pipelined writes do not wait for each other, so
+ * they join the same group.
+ *
+ * Backpressure: past write_queue_max bytes of writes not yet applied, a
+ * write waits (CMD_WAIT) and its connection is resumed when the applier
+ * catches up.
  */
 #include "config.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <jansson.h>
 
 #include "cache.h"
 #include "cmd.h"
+#include "journal.h"
+#include "keymap.h"
+#include "log.h"
+#include "reader.h"
+#include "server.h"
 #include "stash-protocol.h"
 #include "wbuf.h"
+#include "writer.h"
+#include "wreq.h"
+#include "xmalloc.h"
+
+/* A sync waiting for applied_seq to reach target. */
+struct sync_waiter {
+	struct sync_waiter	*next;
+	uint64_t		 target;
+	struct slot		*slot;
+	char			*id;
+	size_t			 id_len;
+};
+
+/* A set or del whose decision waits for a lookup. */
+struct pwrite {
+	int			 del;
+	char			*key;
+	size_t			 klen;
+	char			*value;
+	size_t			 vlen;
+	uint32_t		 ttl;
+	int			 has_if_version;
+	uint64_t		 if_version;
+	enum proto_durability	 dur;
+};
+
+enum lookup_kind {
+	LK_GET,
+	LK_MGET,
+	LK_WRITE,
+	LK_QUERY,
+};
+
+/* What waits for a reader job. */
+struct lookup {
+	enum lookup_kind	 kind;
+	struct cmd_ctx		*ctx;
+	struct slot		*slot;
+	char			*id;
+	size_t			 id_len;
+	struct pwrite		*pw;
+};
+
+static char *
+memdup(const void *p, size_t n)
+{
+	char *q = xmalloc(n + 1);
+
+	if (n > 0)
+		memcpy(q, p, n);
+	q[n] = '\0';
+	return q;
+}
 
 /* Start an answer: {"ok":true or false, and the id when there is one. */
 static void
-reply_begin(struct wbuf *out, const struct proto_request *req, int ok)
+reply_begin(struct wbuf *out, const char *id, size_t id_len, int ok)
 {
 	if (ok)
 		wbuf_add(out, "{\"ok\":true", 10);
 	else
 		wbuf_add(out, "{\"ok\":false", 11);
-	if (req != NULL && req->id != NULL) {
+	if (id != NULL) {
 		wbuf_add(out, ",\"id\":", 6);
-		wbuf_add(out, req->id, req->id_len);
+		wbuf_add(out, id, id_len);
 	}
 }
 
@@ -40,236 +124,1078 @@ reply_end(struct wbuf *out)
 	wbuf_add(out, "}\n", 2);
 }
 
-/* An error answer, echoing req's id when req is not NULL. */
 static void
-reply_error(struct cmd_ctx *ctx, struct wbuf *out,
-    const struct proto_request *req, enum stats_err code, const char *msg)
+reply_error(struct cmd_ctx *ctx, struct wbuf *out, const char *id,
+    size_t id_len, enum stats_err code, const char *msg)
 {
-	const char *name = stats_err_code(code);
-
 	ctx->stats->errors[code]++;
-	reply_begin(out, req, 0);
+	reply_begin(out, id, id_len, 0);
 	wbuf_add(out, ",\"error\":{\"code\":\"", 18);
-	wbuf_adds(out, name);
+	wbuf_adds(out, stats_err_code(code));
 	wbuf_add(out, "\",\"message\":", 12);
 	wbuf_add_jstr(out, msg, strlen(msg));
 	wbuf_add(out, "}}\n", 3);
+}
+
+/* An error answer to a parsed request. */
+static void
+req_error(struct cmd_ctx *ctx, struct wbuf *out,
+    const struct proto_request *req, enum stats_err code, const char *msg)
+{
+	reply_error(ctx, out, req ? req->id : NULL, req ? req->id_len : 0,
+	    code, msg);
 }
 
 void
 cmd_error(struct cmd_ctx *ctx, struct wbuf *out, enum stats_err code,
     const char *message)
 {
-	reply_error(ctx, out, NULL, code, message);
+	reply_error(ctx, out, NULL, 0, code, message);
 }
 
-/* The error answer of a failed cache_set. */
+/* Send ctx->ans through a slot. */
 static void
-reply_cache_error(struct cmd_ctx *ctx, struct wbuf *out,
-    const struct proto_request *req, int rc)
+answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 {
-	switch (rc) {
-	case CACHE_EFULL:
-		reply_error(ctx, out, req, ERR_BUSY,
-		    "cache is full of entries that cannot be evicted yet");
-		break;
-	case CACHE_EINVAL:
-		reply_error(ctx, out, req, ERR_TOO_LARGE,
-		    "entry is larger than the cache");
-		break;
+	server_slot_answer(sl, ctx->ans.buf, ctx->ans.len);
+	wbuf_reset(&ctx->ans);
+}
+
+/* A write of the slot's connection was acknowledged. */
+static void
+session_acked(struct slot *sl)
+{
+	struct conn *c = server_slot_conn(sl);
+	struct cmd_session *ss;
+
+	if (c == NULL)
+		return;
+	ss = server_conn_session(c);
+	if (ss->unacked > 0 && --ss->unacked == 0)
+		server_conn_resume(c);
+}
+
+static enum stats_err
+store_err(enum store_status st)
+{
+	switch (st) {
+	case STORE_BAD_REQUEST:
+		return ERR_BAD_REQUEST;
+	case STORE_SQL_ERROR:
+		return ERR_SQL_ERROR;
+	case STORE_FORBIDDEN:
+		return ERR_FORBIDDEN;
+	case STORE_TOO_LARGE:
+		return ERR_TOO_LARGE;
+	case STORE_FATAL:
+		return ERR_UNAVAILABLE;
 	default:
-		reply_error(ctx, out, req, ERR_INTERNAL, "out of memory");
+		return ERR_INTERNAL;
+	}
+}
+
+/* Seconds left of an absolute expiry; 0 for none. */
+static uint32_t
+ttl_left(int64_t expires_at)
+{
+	int64_t left;
+
+	if (expires_at == 0)
+		return 0;
+	left = expires_at - (int64_t)time(NULL);
+	return left < 1 ? 1 : (uint32_t)left;
+}
+
+/*
+ * The version of the latest write taken for key (0: absent). 1 when
+ * known, 0 when only SQLite knows.
+ */
+static int
+known_version(struct cmd_ctx *ctx, const char *key, size_t klen,
+    uint64_t *v)
+{
+	struct cache_entry *e;
+	struct kstate *ks;
+
+	if ((ks = keymap_find(ctx->keys, key, klen)) != NULL &&
+	    ks->pending > 0) {
+		*v = ks->last_is_del ? 0 : ks->last_version;
+		return 1;
+	}
+	if ((e = cache_peek(ctx->cache, key, klen)) != NULL) {
+		*v = (cache_entry_flags(e) & CACHE_F_TOMBSTONE) ? 0 :
+		    cache_entry_version(e);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Make write w visible in the cache: pinned when acknowledged before it is
+ * applied, plain when already applied. A newer visible version stays.
+ */
+static void
+make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
+{
+	struct cache_entry *e;
+	unsigned flags;
+	int rc;
+
+	if (w->type != WREQ_KV_SET && w->type != WREQ_KV_DEL)
+		return;
+	if (w->reserved > 0) {
+		cache_unreserve(ctx->cache, w->reserved);
+		w->reserved = 0;
+	}
+	e = cache_peek(ctx->cache, w->key, w->klen);
+	if (e != NULL && cache_entry_version(e) > w->seq)
+		return;
+	flags = (pinned ? CACHE_F_PINNED : 0) |
+	    (w->type == WREQ_KV_DEL ? CACHE_F_TOMBSTONE : 0);
+	rc = cache_set(ctx->cache, w->key, w->klen, w->value, w->vlen, w->seq,
+	    w->ttl, flags);
+	if (rc == CACHE_OK) {
+		w->pinned = pinned;
+		return;
+	}
+	/* Never leave an older value behind. */
+	cache_del(ctx->cache, w->key, w->klen);
+	if (pinned)
+		log_warnx("cache: cannot pin a write of %zu bytes (error %d)",
+		    w->klen + w->vlen, rc);
+}
+
+/* The answer of an acknowledged write, into ctx->ans. */
+static void
+write_answer(struct cmd_ctx *ctx, struct wreq *w, int applied)
+{
+	struct wbuf *a = &ctx->ans;
+
+	if (applied && w->status != STORE_OK) {
+		reply_error(ctx, a, w->id, w->id_len, store_err(w->status),
+		    w->message ? w->message : "failed");
+		return;
+	}
+	reply_begin(a, w->id, w->id_len, 1);
+	switch (w->type) {
+	case WREQ_KV_SET:
+		wbuf_add(a, ",\"version\":", 11);
+		wbuf_add_u64(a, w->seq);
+		break;
+	case WREQ_KV_DEL:
+		wbuf_adds(a, w->deleted ? ",\"deleted\":true" :
+		    ",\"deleted\":false");
+		break;
+	case WREQ_EXEC:
+		if (applied) {
+			wbuf_adds(a, ",\"changes\":");
+			wbuf_add_i64(a, w->res.changes);
+			wbuf_adds(a, ",\"last_insert_rowid\":");
+			wbuf_add_i64(a, w->res.last_insert_rowid);
+		}
+		wbuf_adds(a, ",\"seq\":");
+		wbuf_add_u64(a, w->seq);
+		break;
+	case WREQ_TX:
+		if (applied && w->results != NULL) {
+			wbuf_adds(a, ",\"results\":");
+			wbuf_adds(a, w->results);
+		}
+		wbuf_adds(a, ",\"seq\":");
+		wbuf_add_u64(a, w->seq);
 		break;
 	}
+	reply_end(a);
+}
+
+/* Take write w: number it, account it, and hand it to the writer. */
+static void
+write_take(struct cmd_ctx *ctx, struct wreq *w)
+{
+	struct kstate *ks;
+
+	if (w->type == WREQ_KV_SET || w->type == WREQ_KV_DEL) {
+		ks = keymap_get(ctx->keys, w->key, w->klen);
+		ks->pending++;
+		ks->last_version = w->seq;
+		ks->last_is_del = w->type == WREQ_KV_DEL;
+	}
+	ctx->unapplied_bytes += w->rec_len;
+	ctx->stats->writes_received++;
+	ctx->stats->last_seq = w->seq;
+}
+
+/*
+ * Write a set or del whose state is decided. Answers into out (slot NULL,
+ * returns CMD_DONE or CMD_DEFERRED) or through slot (a decided lookup).
+ */
+static enum cmd_result
+write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
+    const struct pwrite *pw, const char *id, size_t id_len,
+    uint64_t current, struct wbuf *out)
+{
+	struct wbuf *a = slot != NULL ? &ctx->ans : out;
+	size_t reserve = 0;
+	struct wreq *w;
+	uint64_t seq;
+	int64_t expires_at = 0;
+
+	if (pw->has_if_version && current != pw->if_version) {
+		reply_error(ctx, a, id, id_len, ERR_CONFLICT,
+		    pw->if_version == 0 ? "key exists" :
+		    "version does not match");
+		goto answered;
+	}
+	if (ctx->broken || ctx->unavailable) {
+		reply_error(ctx, a, id, id_len, ERR_UNAVAILABLE,
+		    "the database cannot take writes now");
+		goto answered;
+	}
+	if (pw->dur != PROTO_DUR_COMMIT) {
+		reserve = cache_entry_size(pw->klen, pw->del ? 0 : pw->vlen);
+		if (cache_reserve(ctx->cache, reserve) != CACHE_OK) {
+			reply_error(ctx, a, id, id_len, ERR_BUSY,
+			    "the cache is full of writes not yet applied");
+			goto answered;
+		}
+	}
+	seq = ++ctx->seq;
+	if (pw->ttl > 0)
+		expires_at = (int64_t)time(NULL) + pw->ttl;
+	w = pw->del ? wreq_kv_del(seq, pw->key, pw->klen) :
+	    wreq_kv_set(seq, pw->key, pw->klen, pw->value, pw->vlen,
+	    expires_at);
+	w->durability = (uint8_t)pw->dur;
+	w->ttl = pw->ttl;
+	w->reserved = reserve;
+	w->deleted = pw->del && current != 0;
+	if (id != NULL) {
+		w->id = memdup(id, id_len);
+		w->id_len = id_len;
+	}
+	write_take(ctx, w);
+	if (pw->dur == PROTO_DUR_ASYNC) {
+		make_visible(ctx, w, 1);
+		w->acked = 1;
+		ctx->stats->writes_acknowledged++;
+		write_answer(ctx, w, 0);
+		if (slot == NULL) {
+			wbuf_add(out, ctx->ans.buf, ctx->ans.len);
+			wbuf_reset(&ctx->ans);
+		}
+		writer_submit(ctx->writer, w);
+		goto answered_ans;
+	}
+	if (slot == NULL) {
+		slot = server_slot_new(ss->conn);
+		ss->unacked++;
+		w->owner = slot;
+		writer_submit(ctx->writer, w);
+		return CMD_DEFERRED;
+	}
+	w->owner = slot;
+	writer_submit(ctx->writer, w);
+	return CMD_DEFERRED;
+
+answered:
+	if (slot == NULL)
+		return CMD_DONE;
+answered_ans:
+	if (slot != NULL) {
+		answer_slot(ctx, slot);
+		session_acked(slot);
+	}
+	return slot != NULL ? CMD_DEFERRED : CMD_DONE;
+}
+
+static void lookup_done(struct rjob *job);
+static void mget_compose(struct cmd_ctx *, struct lookup *, struct rjob *);
+
+/* Send keys to a reader; lk says what waits for the answer. */
+static void
+lookup_start(struct cmd_ctx *ctx, struct lookup *lk, struct rkey *keys,
+    size_t nkeys)
+{
+	struct rjob *job = xcalloc(1, sizeof(*job));
+
+	job->type = RJOB_LOOKUP;
+	job->keys = keys;
+	job->nkeys = nkeys;
+	job->done = lookup_done;
+	job->arg = lk;
+	wbuf_init(&job->out);
+	lk->ctx = ctx;
+	reader_submit(ctx->reader, job);
+}
+
+static void
+lookup_free(struct lookup *lk)
+{
+	if (lk->pw != NULL) {
+		free(lk->pw->key);
+		free(lk->pw->value);
+		free(lk->pw);
+	}
+	free(lk->id);
+	free(lk);
+}
+
+/* Cache what a fresh lookup found (or that the key is absent). */
+static void
+lookup_fill(struct cmd_ctx *ctx, const struct rkey *k)
+{
+	if (k->found)
+		cache_set(ctx->cache, k->key, k->klen, k->value, k->vlen,
+		    k->version, ttl_left(k->expires_at), 0);
+	else
+		cache_set(ctx->cache, k->key, k->klen, NULL, 0, 0, 0,
+		    CACHE_F_TOMBSTONE);
+}
+
+/* The value of key now: from the cache, else from the lookup. */
+static void
+add_value(struct cmd_ctx *ctx, struct wbuf *a, const struct rkey *k,
+    int with_version, int *found)
+{
+	struct cache_entry *e = cache_peek(ctx->cache, k->key, k->klen);
+	const void *v;
+	size_t vlen;
+
+	*found = 0;
+	if (e != NULL) {
+		if (cache_entry_flags(e) & CACHE_F_TOMBSTONE)
+			return;
+		v = cache_entry_value(e, &vlen);
+		wbuf_add(a, v, vlen);
+		if (with_version) {
+			wbuf_add(a, ",\"version\":", 11);
+			wbuf_add_u64(a, cache_entry_version(e));
+		}
+		*found = 1;
+		return;
+	}
+	if (!k->found)
+		return;
+	wbuf_add(a, k->value, k->vlen);
+	if (with_version) {
+		wbuf_add(a, ",\"version\":", 11);
+		wbuf_add_u64(a, k->version);
+	}
+	*found = 1;
+}
+
+/* A reader finished a lookup or a query (loop thread). */
+static void
+lookup_done(struct rjob *job)
+{
+	struct lookup *lk = job->arg;
+	struct cmd_ctx *ctx = lk->ctx;
+	struct wbuf *a = &ctx->ans;
+	struct conn *c;
+	uint64_t current;
+	size_t i;
+	int stale = 0, found;
+
+	if (lk->kind == LK_QUERY) {
+		if (job->status == STORE_OK) {
+			reply_begin(a, lk->id, lk->id_len, 1);
+			wbuf_add(a, job->out.buf, job->out.len);
+			reply_end(a);
+		} else
+			reply_error(ctx, a, lk->id, lk->id_len,
+			    store_err(job->status), job->message ?
+			    job->message : "query failed");
+		answer_slot(ctx, lk->slot);
+		goto done;
+	}
+	if (job->status != STORE_OK) {
+		reply_error(ctx, a, lk->id, lk->id_len, ERR_UNAVAILABLE,
+		    job->message ? job->message : "cannot read the database");
+		answer_slot(ctx, lk->slot);
+		if (lk->kind == LK_WRITE)
+			session_acked(lk->slot);
+		goto done;
+	}
+	/* Is the snapshot recent enough for the keys the cache lacks? */
+	for (i = 0; i < job->nkeys; i++)
+		if (cache_peek(ctx->cache, job->keys[i].key,
+		    job->keys[i].klen) == NULL &&
+		    job->snapshot_seq < ctx->applied_seq)
+			stale = 1;
+	if (stale) {
+		for (i = 0; i < job->nkeys; i++) {
+			free(job->keys[i].value);
+			job->keys[i].value = NULL;
+			job->keys[i].found = 0;
+		}
+		job->status = STORE_OK;
+		reader_submit(ctx->reader, job);
+		return;
+	}
+	for (i = 0; i < job->nkeys; i++)
+		if (cache_peek(ctx->cache, job->keys[i].key,
+		    job->keys[i].klen) == NULL)
+			lookup_fill(ctx, &job->keys[i]);
+
+	switch (lk->kind) {
+	case LK_GET:
+		reply_begin(a, lk->id, lk->id_len, 1);
+		wbuf_add(a, ",\"value\":", 9);
+		add_value(ctx, a, &job->keys[0], 1, &found);
+		if (!found) {
+			wbuf_reset(a);
+			reply_error(ctx, a, lk->id, lk->id_len, ERR_NOT_FOUND,
+			    "no such key");
+		} else
+			reply_end(a);
+		answer_slot(ctx, lk->slot);
+		break;
+	case LK_MGET:
+		mget_compose(ctx, lk, job);
+		break;
+	case LK_WRITE:
+		if ((c = server_slot_conn(lk->slot)) == NULL) {
+			/* The client went away before its write was taken. */
+			server_slot_answer(lk->slot, "", 0);
+			break;
+		}
+		if (!known_version(ctx, lk->pw->key, lk->pw->klen, &current))
+			current = job->keys[0].found ? job->keys[0].version : 0;
+		write_kv(ctx, server_conn_session(c), lk->slot, lk->pw, lk->id,
+		    lk->id_len, current, NULL);
+		break;
+	case LK_QUERY:
+		break;
+	}
+done:
+	rjob_free(job);
+	lookup_free(lk);
 }
 
 static void
 cmd_ping(struct cmd_ctx *ctx, struct proto_request *req, struct wbuf *out)
 {
-	reply_begin(out, req, 1);
+	reply_begin(out, req->id, req->id_len, 1);
 	reply_end(out);
 }
 
-static void
-cmd_get(struct cmd_ctx *ctx, struct proto_request *req, struct wbuf *out)
+/* A deferred lookup of one or more keys. */
+static enum cmd_result
+defer_lookup(struct cmd_ctx *ctx, struct cmd_session *ss,
+    struct proto_request *req, enum lookup_kind kind, struct rkey *keys,
+    size_t nkeys, struct pwrite *pw)
+{
+	struct lookup *lk = xcalloc(1, sizeof(*lk));
+
+	lk->kind = kind;
+	lk->slot = server_slot_new(ss->conn);
+	if (req->id != NULL) {
+		lk->id = memdup(req->id, req->id_len);
+		lk->id_len = req->id_len;
+	}
+	lk->pw = pw;
+	lookup_start(ctx, lk, keys, nkeys);
+	return CMD_DEFERRED;
+}
+
+static enum cmd_result
+cmd_get(struct cmd_ctx *ctx, struct cmd_session *ss,
+    struct proto_request *req, struct wbuf *out)
 {
 	struct cache_entry *e;
+	struct rkey *k;
 	const void *v;
 	size_t vlen;
 
 	e = cache_get(ctx->cache, req->key, req->key_len);
-	if (e == NULL || (cache_entry_flags(e) & CACHE_F_TOMBSTONE)) {
-		reply_error(ctx, out, req, ERR_NOT_FOUND, "no such key");
-		return;
+	if (e == NULL) {
+		k = xcalloc(1, sizeof(*k));
+		k->key = memdup(req->key, req->key_len);
+		k->klen = req->key_len;
+		return defer_lookup(ctx, ss, req, LK_GET, k, 1, NULL);
+	}
+	if (cache_entry_flags(e) & CACHE_F_TOMBSTONE) {
+		req_error(ctx, out, req, ERR_NOT_FOUND, "no such key");
+		return CMD_DONE;
 	}
 	v = cache_entry_value(e, &vlen);
-	reply_begin(out, req, 1);
+	reply_begin(out, req->id, req->id_len, 1);
 	wbuf_add(out, ",\"value\":", 9);
 	wbuf_add(out, v, vlen);
 	wbuf_add(out, ",\"version\":", 11);
 	wbuf_add_u64(out, cache_entry_version(e));
 	reply_end(out);
+	return CMD_DONE;
 }
 
-static void
-cmd_mget(struct cmd_ctx *ctx, struct proto_request *req, struct wbuf *out)
+/*
+ * mget: hits answer at once; when some keys miss, all of them are looked
+ * up together and the answer is composed when the lookup returns (the
+ * cache is read again then, so every value is as recent as can be).
+ */
+static enum cmd_result
+cmd_mget(struct cmd_ctx *ctx, struct cmd_session *ss,
+    struct proto_request *req, struct wbuf *out)
 {
 	struct proto_keys_iter it;
 	struct cache_entry *e;
+	struct rkey *keys;
 	const char *key;
 	const void *v;
-	size_t klen, vlen;
+	size_t klen, vlen, n = 0, misses = 0, mark = out->len;
 	int first = 1;
 
-	reply_begin(out, req, 1);
+	reply_begin(out, req->id, req->id_len, 1);
 	wbuf_add(out, ",\"values\":[", 11);
+	keys = xcalloc(req->nkeys > 0 ? req->nkeys : 1, sizeof(*keys));
 	proto_keys_init(&it, req);
 	while (proto_keys_next(&it, &key, &klen)) {
+		keys[n].key = memdup(key, klen);
+		keys[n].klen = klen;
+		n++;
 		if (!first)
 			wbuf_addc(out, ',');
 		first = 0;
 		e = cache_get(ctx->cache, key, klen);
-		if (e == NULL || (cache_entry_flags(e) & CACHE_F_TOMBSTONE)) {
+		if (e == NULL) {
+			misses++;
+			continue;
+		}
+		if (cache_entry_flags(e) & CACHE_F_TOMBSTONE) {
 			wbuf_add(out, "null", 4);
 			continue;
 		}
 		v = cache_entry_value(e, &vlen);
 		wbuf_add(out, v, vlen);
 	}
-	wbuf_addc(out, ']');
-	reply_end(out);
+	if (misses == 0) {
+		for (n = 0; n < req->nkeys; n++)
+			free(keys[n].key);
+		free(keys);
+		wbuf_addc(out, ']');
+		reply_end(out);
+		return CMD_DONE;
+	}
+	out->len = mark;
+	return defer_lookup(ctx, ss, req, LK_MGET, keys, n, NULL);
 }
 
-/* The version now stored for key: 0 when absent. */
-static uint64_t
-current_version(struct cmd_ctx *ctx, const char *key, size_t klen)
-{
-	struct cache_entry *e;
-
-	e = cache_peek(ctx->cache, key, klen);
-	if (e == NULL || (cache_entry_flags(e) & CACHE_F_TOMBSTONE))
-		return 0;
-	return cache_entry_version(e);
-}
-
+/* Compose an mget answer once its lookup is back. */
 static void
-cmd_set(struct cmd_ctx *ctx, struct proto_request *req, struct wbuf *out)
+mget_compose(struct cmd_ctx *ctx, struct lookup *lk, struct rjob *job)
 {
-	uint64_t version;
-	int rc;
+	struct wbuf *a = &ctx->ans;
+	size_t i;
+	int found;
 
-	ctx->stats->writes_received++;
-	if (req->has_if_version &&
-	    current_version(ctx, req->key, req->key_len) != req->if_version) {
-		reply_error(ctx, out, req, ERR_CONFLICT,
-		    req->if_version == 0 ? "key exists" :
-		    "version does not match");
-		return;
+	reply_begin(a, lk->id, lk->id_len, 1);
+	wbuf_add(a, ",\"values\":[", 11);
+	for (i = 0; i < job->nkeys; i++) {
+		if (i > 0)
+			wbuf_addc(a, ',');
+		add_value(ctx, a, &job->keys[i], 0, &found);
+		if (!found)
+			wbuf_add(a, "null", 4);
 	}
-	version = ctx->seq + 1;
-	rc = cache_set(ctx->cache, req->key, req->key_len, req->value,
-	    req->value_len, version, req->ttl, 0);
-	if (rc != CACHE_OK) {
-		reply_cache_error(ctx, out, req, rc);
-		return;
-	}
-	ctx->seq = version;
-	ctx->stats->last_seq = version;
-	ctx->stats->writes_acknowledged++;
-	reply_begin(out, req, 1);
-	wbuf_add(out, ",\"version\":", 11);
-	wbuf_add_u64(out, version);
-	reply_end(out);
+	wbuf_addc(a, ']');
+	reply_end(a);
+	answer_slot(ctx, lk->slot);
 }
 
-static void
-cmd_del(struct cmd_ctx *ctx, struct proto_request *req, struct wbuf *out)
+static enum proto_durability
+durability_of(enum proto_durability asked, enum proto_durability dflt)
 {
-	int deleted;
+	return asked == PROTO_DUR_DEFAULT ? dflt : asked;
+}
 
-	ctx->stats->writes_received++;
-	deleted = current_version(ctx, req->key, req->key_len) != 0;
-	if (deleted && cache_del(ctx->cache, req->key, req->key_len) !=
-	    CACHE_OK) {
-		reply_error(ctx, out, req, ERR_INTERNAL, "delete failed");
-		return;
+static enum cmd_result
+cmd_setdel(struct cmd_ctx *ctx, struct cmd_session *ss,
+    struct proto_request *req, struct wbuf *out, int del)
+{
+	struct pwrite pw, *copy;
+	struct rkey *k;
+	uint64_t current = 0;
+	int known;
+
+	memset(&pw, 0, sizeof(pw));
+	pw.del = del;
+	pw.key = (char *)(uintptr_t)req->key;
+	pw.klen = req->key_len;
+	pw.value = (char *)(uintptr_t)req->value;
+	pw.vlen = req->value_len;
+	pw.ttl = req->ttl;
+	pw.has_if_version = req->has_if_version;
+	pw.if_version = req->if_version;
+	pw.dur = durability_of(req->durability, ctx->dur_kv);
+
+	/* Only del and if_version need to know the current state. */
+	known = (!del && !req->has_if_version) ||
+	    known_version(ctx, req->key, req->key_len, &current);
+	if (known)
+		return write_kv(ctx, ss, NULL, &pw, req->id, req->id_len,
+		    current, out);
+
+	copy = xmalloc(sizeof(*copy));
+	*copy = pw;
+	copy->key = memdup(req->key, req->key_len);
+	copy->value = del ? NULL : memdup(req->value, req->value_len);
+	k = xcalloc(1, sizeof(*k));
+	k->key = memdup(req->key, req->key_len);
+	k->klen = req->key_len;
+	ss->unacked++;
+	return defer_lookup(ctx, ss, req, LK_WRITE, k, 1, copy);
+}
+
+/* Check the shape of a tx: an array of {"sql": string, "params": ...}. */
+static const char *
+tx_check(const char *tx, size_t len)
+{
+	json_error_t jerr;
+	json_t *a, *st, *v;
+	const char *key, *why = NULL;
+	size_t i;
+
+	if ((a = json_loadb(tx, len, 0, &jerr)) == NULL)
+		return "\"tx\" is not valid JSON";
+	if (json_array_size(a) == 0)
+		why = "\"tx\" needs at least one statement";
+	json_array_foreach(a, i, st) {
+		if (why != NULL)
+			break;
+		if (!json_is_object(st)) {
+			why = "each statement of \"tx\" is an object";
+			break;
+		}
+		if (!json_is_string(json_object_get(st, "sql")) ||
+		    json_string_length(json_object_get(st, "sql")) == 0) {
+			why = "each statement of \"tx\" needs \"sql\"";
+			break;
+		}
+		json_object_foreach(st, key, v) {
+			if (strcmp(key, "sql") == 0)
+				continue;
+			if (strcmp(key, "params") == 0 && (json_is_array(v) ||
+			    json_is_object(v)))
+				continue;
+			why = "a statement of \"tx\" has \"sql\" and "
+			    "\"params\" (an array or an object) only";
+			break;
+		}
 	}
-	ctx->seq++;
-	ctx->stats->last_seq = ctx->seq;
-	ctx->stats->writes_acknowledged++;
-	reply_begin(out, req, 1);
-	if (deleted)
-		wbuf_add(out, ",\"deleted\":true", 15);
+	json_decref(a);
+	return why;
+}
+
+static enum cmd_result
+cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss,
+    struct proto_request *req, struct wbuf *out)
+{
+	enum proto_durability dur = durability_of(req->durability,
+	    ctx->dur_exec);
+	const char *why;
+	struct wreq *w;
+	uint64_t seq;
+
+	if (!ctx->sql_enabled) {
+		req_error(ctx, out, req, ERR_FORBIDDEN, "SQL is turned off");
+		return CMD_DONE;
+	}
+	if (ctx->broken || ctx->unavailable) {
+		req_error(ctx, out, req, ERR_UNAVAILABLE,
+		    "the database cannot take writes now");
+		return CMD_DONE;
+	}
+	if (req->tx != NULL && (why = tx_check(req->tx, req->tx_len)) !=
+	    NULL) {
+		req_error(ctx, out, req, ERR_BAD_REQUEST, why);
+		return CMD_DONE;
+	}
+	seq = ++ctx->seq;
+	if (req->tx != NULL)
+		w = wreq_tx(seq, req->tx, req->tx_len);
 	else
-		wbuf_add(out, ",\"deleted\":false", 16);
-	reply_end(out);
+		w = wreq_exec(seq, req->sql, req->sql_len, req->params,
+		    req->params_len);
+	w->durability = (uint8_t)dur;
+	if (req->id != NULL) {
+		w->id = memdup(req->id, req->id_len);
+		w->id_len = req->id_len;
+	}
+	write_take(ctx, w);
+	if (dur == PROTO_DUR_ASYNC) {
+		w->acked = 1;
+		ctx->stats->writes_acknowledged++;
+		write_answer(ctx, w, 0);
+		wbuf_add(out, ctx->ans.buf, ctx->ans.len);
+		wbuf_reset(&ctx->ans);
+		writer_submit(ctx->writer, w);
+		return CMD_DONE;
+	}
+	w->owner = server_slot_new(ss->conn);
+	ss->unacked++;
+	writer_submit(ctx->writer, w);
+	return CMD_DEFERRED;
+}
+
+static enum cmd_result
+cmd_query(struct cmd_ctx *ctx, struct cmd_session *ss,
+    struct proto_request *req, struct wbuf *out)
+{
+	struct lookup *lk;
+	struct rjob *job;
+
+	if (!ctx->sql_enabled) {
+		req_error(ctx, out, req, ERR_FORBIDDEN, "SQL is turned off");
+		return CMD_DONE;
+	}
+	job = xcalloc(1, sizeof(*job));
+	job->type = RJOB_QUERY;
+	job->sql = memdup(req->sql, req->sql_len);
+	job->sql_len = req->sql_len;
+	if (req->params != NULL) {
+		job->params = memdup(req->params, req->params_len);
+		job->params_len = req->params_len;
+	}
+	wbuf_init(&job->out);
+	job->done = lookup_done;
+	lk = xcalloc(1, sizeof(*lk));
+	lk->kind = LK_QUERY;
+	lk->ctx = ctx;
+	lk->slot = server_slot_new(ss->conn);
+	if (req->id != NULL) {
+		lk->id = memdup(req->id, req->id_len);
+		lk->id_len = req->id_len;
+	}
+	job->arg = lk;
+	reader_submit(ctx->reader, job);
+	return CMD_DEFERRED;
+}
+
+static enum cmd_result
+cmd_sync(struct cmd_ctx *ctx, struct cmd_session *ss,
+    struct proto_request *req, struct wbuf *out)
+{
+	struct sync_waiter *sw;
+
+	if (ctx->applied_seq >= ctx->seq) {
+		reply_begin(out, req->id, req->id_len, 1);
+		wbuf_add(out, ",\"applied_seq\":", 15);
+		wbuf_add_u64(out, ctx->applied_seq);
+		reply_end(out);
+		return CMD_DONE;
+	}
+	sw = xcalloc(1, sizeof(*sw));
+	sw->target = ctx->seq;
+	sw->slot = server_slot_new(ss->conn);
+	if (req->id != NULL) {
+		sw->id = memdup(req->id, req->id_len);
+		sw->id_len = req->id_len;
+	}
+	if (ctx->syncs_tail != NULL)
+		ctx->syncs_tail->next = sw;
+	else
+		ctx->syncs = sw;
+	ctx->syncs_tail = sw;
+	return CMD_DEFERRED;
+}
+
+/* The writer's, journal's and SQLite's sections of stats. */
+static void
+stats_more(struct cmd_ctx *ctx, struct wbuf *w)
+{
+	struct writer_stats ws;
+	struct journal_stats js;
+
+	writer_get_stats(ctx->writer, &ws);
+	journal_get_stats(ctx->journal, &js);
+	wbuf_adds(w, ",\"groups\":{\"count\":");
+	wbuf_add_u64(w, ws.groups);
+	wbuf_adds(w, ",\"ops\":");
+	wbuf_add_u64(w, ws.group_ops);
+	wbuf_adds(w, ",\"mean_size\":");
+	wbuf_add_double(w, ws.groups ? (double)ws.group_ops / ws.groups : 0);
+	wbuf_adds(w, ",\"max_size\":");
+	wbuf_add_u64(w, ws.group_max);
+	wbuf_adds(w, "},\"write_queue\":{\"journal_ops\":");
+	wbuf_add_u64(w, ws.queue_ops);
+	wbuf_adds(w, ",\"journal_bytes\":");
+	wbuf_add_u64(w, ws.queue_bytes);
+	wbuf_adds(w, ",\"apply_backlog\":");
+	wbuf_add_u64(w, ws.apply_backlog);
+	wbuf_adds(w, ",\"unapplied_bytes\":");
+	wbuf_add_u64(w, ctx->unapplied_bytes);
+	wbuf_adds(w, ",\"limit_bytes\":");
+	wbuf_add_u64(w, ctx->write_queue_max);
+	wbuf_adds(w, ",\"applied_seq\":");
+	wbuf_add_u64(w, ctx->applied_seq);
+	wbuf_adds(w, ",\"apply_errors\":");
+	wbuf_add_u64(w, ws.apply_errors);
+	wbuf_adds(w, ",\"unavailable\":");
+	wbuf_adds(w, ctx->unavailable ? "true" : "false");
+	wbuf_adds(w, "},\"journal\":{\"segments\":");
+	wbuf_add_u64(w, js.segments);
+	wbuf_adds(w, ",\"bytes\":");
+	wbuf_add_u64(w, js.bytes);
+	wbuf_adds(w, ",\"writes\":");
+	wbuf_add_u64(w, js.writes);
+	wbuf_adds(w, ",\"fsyncs\":");
+	wbuf_add_u64(w, js.fsyncs);
+	wbuf_adds(w, ",\"fsync_us_mean\":");
+	wbuf_add_u64(w, js.fsyncs ? js.fsync_ns_total / js.fsyncs / 1000 : 0);
+	wbuf_adds(w, ",\"fsync_us_max\":");
+	wbuf_add_u64(w, js.fsync_ns_max / 1000);
+	wbuf_adds(w, ",\"fsync_us_last\":");
+	wbuf_add_u64(w, js.fsync_ns_last / 1000);
+	wbuf_adds(w, ",\"segments_deleted\":");
+	wbuf_add_u64(w, js.segments_deleted);
+	wbuf_adds(w, "},\"sqlite\":{\"transactions\":");
+	wbuf_add_u64(w, ws.transactions);
+	wbuf_adds(w, ",\"commits\":");
+	wbuf_add_u64(w, ws.sqlite.commits);
+	wbuf_adds(w, ",\"rollbacks\":");
+	wbuf_add_u64(w, ws.sqlite.rollbacks);
+	wbuf_adds(w, ",\"busy_retries\":");
+	wbuf_add_u64(w, ws.sqlite.busy_retries);
+	wbuf_adds(w, ",\"checkpoints\":");
+	wbuf_add_u64(w, ws.sqlite.checkpoints);
+	wbuf_adds(w, ",\"apply_retries\":");
+	wbuf_add_u64(w, ws.apply_retries);
+	wbuf_adds(w, ",\"expired_rows_purged\":");
+	wbuf_add_u64(w, ws.purged);
+	wbuf_adds(w, ",\"reader_backlog\":");
+	wbuf_add_u64(w, reader_backlog(ctx->reader));
+	wbuf_addc(w, '}');
 }
 
 static void
 cmd_stats(struct cmd_ctx *ctx, struct proto_request *req, struct wbuf *out)
 {
-	reply_begin(out, req, 1);
+	reply_begin(out, req->id, req->id_len, 1);
 	wbuf_add(out, ",\"stats\":", 9);
 	stats_render(ctx->stats, ctx->cache, out);
+	/* Open the object again for the write path's sections. */
+	out->len--;
+	stats_more(ctx, out);
+	wbuf_addc(out, '}');
 	reply_end(out);
 }
 
-/* Operations that need the SQLite store, which this build does not have. */
-static void
-cmd_unavailable(struct cmd_ctx *ctx, struct proto_request *req,
-    struct wbuf *out)
+static int
+op_is_read(enum proto_op op)
 {
-	reply_error(ctx, out, req, ERR_UNAVAILABLE,
-	    "this op needs the SQLite store, which is not enabled");
+	return op == PROTO_OP_GET || op == PROTO_OP_MGET ||
+	    op == PROTO_OP_QUERY;
 }
 
-void
-cmd_line(struct cmd_ctx *ctx, char *line, size_t len, struct wbuf *out)
+static int
+op_is_write(enum proto_op op)
+{
+	return op == PROTO_OP_SET || op == PROTO_OP_DEL || op == PROTO_OP_EXEC;
+}
+
+enum cmd_result
+cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line,
+    size_t len, struct wbuf *out)
 {
 	struct proto_request req;
 	enum proto_status st;
 	const char *msg;
+	int full = ctx->unapplied_bytes >= ctx->write_queue_max;
 
-	ctx->stats->requests++;
+	/* The line may have to wait: parse a copy, keep the original. */
+	if (ss->unacked > 0 || full) {
+		wbuf_reset(&ctx->scratch);
+		wbuf_add(&ctx->scratch, line, len);
+		line = ctx->scratch.buf;
+	}
 	st = proto_parse(line, len, &ctx->limits, &req, &msg);
 	if (st != PROTO_OK) {
-		reply_error(ctx, out, &req, st == PROTO_TOO_LARGE ?
+		ctx->stats->requests++;
+		req_error(ctx, out, &req, st == PROTO_TOO_LARGE ?
 		    ERR_TOO_LARGE : ERR_BAD_REQUEST, msg);
-		return;
+		return CMD_DONE;
 	}
+	if (ss->unacked > 0 && op_is_read(req.op))
+		return CMD_WAIT;
+	if (full && op_is_write(req.op)) {
+		if (!ss->queued) {
+			TAILQ_INSERT_TAIL(&ctx->waiters, ss, wentry);
+			ss->queued = 1;
+		}
+		return CMD_WAIT;
+	}
+	ctx->stats->requests++;
 	ctx->stats->ops[req.op]++;
 	switch (req.op) {
 	case PROTO_OP_PING:
 		cmd_ping(ctx, &req, out);
-		break;
+		return CMD_DONE;
 	case PROTO_OP_GET:
-		cmd_get(ctx, &req, out);
-		break;
+		return cmd_get(ctx, ss, &req, out);
 	case PROTO_OP_MGET:
-		cmd_mget(ctx, &req, out);
-		break;
+		return cmd_mget(ctx, ss, &req, out);
 	case PROTO_OP_SET:
-		cmd_set(ctx, &req, out);
-		break;
+		return cmd_setdel(ctx, ss, &req, out, 0);
 	case PROTO_OP_DEL:
-		cmd_del(ctx, &req, out);
-		break;
+		return cmd_setdel(ctx, ss, &req, out, 1);
+	case PROTO_OP_EXEC:
+		return cmd_exec(ctx, ss, &req, out);
+	case PROTO_OP_QUERY:
+		return cmd_query(ctx, ss, &req, out);
+	case PROTO_OP_SYNC:
+		return cmd_sync(ctx, ss, &req, out);
 	case PROTO_OP_STATS:
 		cmd_stats(ctx, &req, out);
-		break;
-	case PROTO_OP_SYNC:
-		/* Every acknowledged write is applied the moment it is. */
-		reply_begin(out, &req, 1);
-		wbuf_add(out, ",\"applied_seq\":", 15);
-		wbuf_add_u64(out, ctx->seq);
-		reply_end(out);
-		break;
-	case PROTO_OP_EXEC:
-	case PROTO_OP_QUERY:
-		cmd_unavailable(ctx, &req, out);
-		break;
+		return CMD_DONE;
 	default:
-		reply_error(ctx, out, &req, ERR_INTERNAL, "unhandled op");
-		break;
+		req_error(ctx, out, &req, ERR_INTERNAL, "unhandled op");
+		return CMD_DONE;
+	}
+}
+
+/* The group's records are in the journal: acknowledge journal writes. */
+void
+cmd_journaled(void *arg, struct wgroup *g)
+{
+	struct cmd_ctx *ctx = arg;
+	struct wreq *w;
+
+	TAILQ_FOREACH(w, &g->reqs, entry) {
+		if (w->acked || w->durability == PROTO_DUR_COMMIT)
+			continue;
+		make_visible(ctx, w, 1);
+		w->acked = 1;
+		ctx->stats->writes_acknowledged++;
+		if (w->owner != NULL) {
+			write_answer(ctx, w, 0);
+			answer_slot(ctx, w->owner);
+			session_acked(w->owner);
+			w->owner = NULL;
+		}
+	}
+}
+
+/* The group is applied: answer commit writes, unpin, free. */
+void
+cmd_applied(void *arg, struct wgroup *g)
+{
+	struct cmd_ctx *ctx = arg;
+	struct sync_waiter *sw;
+	struct cmd_session *ss;
+	struct kstate *ks;
+	struct wreq *w;
+
+	if (g->last_seq > ctx->applied_seq)
+		ctx->applied_seq = g->last_seq;
+	TAILQ_FOREACH(w, &g->reqs, entry) {
+		if (!w->acked) {
+			if (w->status == STORE_OK)
+				make_visible(ctx, w, 0);
+			w->acked = 1;
+			ctx->stats->writes_acknowledged++;
+			if (w->owner != NULL) {
+				write_answer(ctx, w, 1);
+				answer_slot(ctx, w->owner);
+				session_acked(w->owner);
+				w->owner = NULL;
+			}
+		} else if (w->pinned)
+			cache_unpin(ctx->cache, w->key, w->klen, w->seq);
+		if (w->reserved > 0) {
+			cache_unreserve(ctx->cache, w->reserved);
+			w->reserved = 0;
+		}
+		if ((w->type == WREQ_KV_SET || w->type == WREQ_KV_DEL) &&
+		    (ks = keymap_find(ctx->keys, w->key, w->klen)) != NULL) {
+			ks->pending--;
+			keymap_put(ctx->keys, ks);
+		}
+		ctx->unapplied_bytes -= w->rec_len;
+	}
+	writer_group_free(g);
+
+	while ((sw = ctx->syncs) != NULL && sw->target <= ctx->applied_seq) {
+		ctx->syncs = sw->next;
+		if (ctx->syncs == NULL)
+			ctx->syncs_tail = NULL;
+		reply_begin(&ctx->ans, sw->id, sw->id_len, 1);
+		wbuf_add(&ctx->ans, ",\"applied_seq\":", 15);
+		wbuf_add_u64(&ctx->ans, ctx->applied_seq);
+		reply_end(&ctx->ans);
+		answer_slot(ctx, sw->slot);
+		free(sw->id);
+		free(sw);
+	}
+	/* Room in the write queue: let waiting writers go on, in order. */
+	while (ctx->unapplied_bytes < ctx->write_queue_max &&
+	    (ss = TAILQ_FIRST(&ctx->waiters)) != NULL) {
+		TAILQ_REMOVE(&ctx->waiters, ss, wentry);
+		ss->queued = 0;
+		server_conn_resume(ss->conn);
+	}
+}
+
+void
+cmd_unavailable(void *arg, int on, const char *why)
+{
+	struct cmd_ctx *ctx = arg;
+
+	ctx->unavailable = on;
+	if (on)
+		log_warnx("SQLite cannot take writes (%s): answering "
+		    "unavailable to new writes", why ? why : "?");
+	else
+		log_info("SQLite takes writes again");
+}
+
+void
+cmd_broken(void *arg, const char *why)
+{
+	struct cmd_ctx *ctx = arg;
+
+	ctx->broken = 1;
+	log_warnx("the journal failed (%s): stopping for a restart", why);
+	if (ctx->on_broken != NULL)
+		ctx->on_broken(ctx->on_broken_arg);
+}
+
+void
+cmd_init(struct cmd_ctx *ctx)
+{
+	TAILQ_INIT(&ctx->waiters);
+	wbuf_init(&ctx->scratch);
+	wbuf_init(&ctx->ans);
+	ctx->keys = keymap_create();
+}
+
+void
+cmd_free(struct cmd_ctx *ctx)
+{
+	struct sync_waiter *sw;
+
+	while ((sw = ctx->syncs) != NULL) {
+		ctx->syncs = sw->next;
+		server_slot_answer(sw->slot, "", 0);
+		free(sw->id);
+		free(sw);
+	}
+	keymap_free(ctx->keys);
+	wbuf_free(&ctx->scratch);
+	wbuf_free(&ctx->ans);
+}
+
+void
+cmd_session_init(struct cmd_ctx *ctx, struct cmd_session *ss, struct conn *c)
+{
+	memset(ss, 0, sizeof(*ss));
+	ss->conn = c;
+}
+
+void
+cmd_session_close(struct cmd_ctx *ctx, struct cmd_session *ss)
+{
+	if (ss->queued) {
+		TAILQ_REMOVE(&ctx->waiters, ss, wentry);
+		ss->queued = 0;
 	}
 }

@@ -10,6 +10,10 @@
  *             read its answers): reading stops, lines already buffered
  *             wait. When the output drains to half the limit, the write
  *             callback resumes the connection and answers what waits.
+ *   WAIT      the next line cannot run yet (a read after this client's
+ *             unacknowledged writes, or a write while the write queue is
+ *             full): it stays in the input until cmd resumes the
+ *             connection. Reading goes on up to the input limit.
  *   DRAIN     the client shut its side (EOF) or the daemon is stopping:
  *             nothing more is read; the complete lines already buffered are
  *             answered (still within output_max, pausing as above), then
@@ -21,6 +25,10 @@
  * connection never buffers more than one maximal line plus what the last
  * read brought. A line longer than line_max gets too_large and the
  * connection closes (its framing can no longer be trusted).
+ *
+ * Answers that come later (writes waiting for the journal, cache misses,
+ * queries) hold a slot in the connection's queue, in request order; an
+ * answer is sent only when every answer before it has been.
  *
  * A conn is freed only from its own callbacks, as their last action
  * (bufferevent_free is safe there: libevent defers the real free), and the
@@ -61,6 +69,16 @@
 #define CONN_PAUSED	0x01	/* reading stopped: output over its limit */
 #define CONN_CLOSING	0x02	/* free once the output is flushed */
 #define CONN_DRAIN	0x04	/* read no more; answer what is buffered */
+#define CONN_WAIT	0x08	/* the next line waits for cmd to resume */
+
+struct slot {
+	TAILQ_ENTRY(slot)	 entry;
+	struct conn		*conn;		/* NULL: the client went away */
+	int			 done;
+	char			*buf;
+	size_t			 len;
+};
+TAILQ_HEAD(slot_list, slot);
 
 /* Answers are handed to the output buffer in pieces of about this size. */
 #define SERVER_FLUSH_AT	(64 * 1024)
@@ -74,6 +92,8 @@ struct conn {
 	gid_t			 gid;
 	int			 flags;
 	size_t			 scanned;	/* input bytes known to hold no \n */
+	struct slot_list	 slots;		/* answers still to come */
+	struct cmd_session	 session;
 	TAILQ_ENTRY(conn)	 entry;
 };
 
@@ -105,8 +125,19 @@ static void
 conn_free(struct conn *c)
 {
 	struct server *srv = c->srv;
+	struct slot *sl;
 
 	conn_debug(c, "closed");
+	/* Answers still to come are dropped when they come. */
+	while ((sl = TAILQ_FIRST(&c->slots)) != NULL) {
+		TAILQ_REMOVE(&c->slots, sl, entry);
+		if (sl->done) {
+			free(sl->buf);
+			free(sl);
+		} else
+			sl->conn = NULL;
+	}
+	cmd_session_close(srv->cmd, &c->session);
 	TAILQ_REMOVE(&srv->conns, c, entry);
 	bufferevent_free(c->bev);
 	free(c);
@@ -127,7 +158,7 @@ conn_close_after_flush(struct conn *c)
 	c->flags |= CONN_CLOSING;
 	if (bufferevent_disable(c->bev, EV_READ) == -1)
 		log_warnx("bufferevent_disable failed");
-	if (evbuffer_get_length(out) == 0) {
+	if (evbuffer_get_length(out) == 0 && TAILQ_EMPTY(&c->slots)) {
 		conn_free(c);
 		return -1;
 	}
@@ -198,10 +229,11 @@ conn_process(struct conn *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct evbuffer_ptr pos, start;
-	size_t len, avail;
+	enum cmd_result r;
+	size_t len, avail, mark;
 	char *line;
 
-	while (!(c->flags & CONN_CLOSING)) {
+	while (!(c->flags & (CONN_CLOSING | CONN_WAIT))) {
 		if (evbuffer_get_length(out) + srv->out.len >=
 		    srv->cfg.output_max) {
 			if (conn_flush_answers(c) == -1)
@@ -228,8 +260,25 @@ conn_process(struct conn *c)
 		if ((line = (char *)evbuffer_pullup(in,
 		    (ev_ssize_t)len + 1)) == NULL)
 			fatalx("evbuffer_pullup: %zu bytes", len + 1);
+		mark = srv->out.len;
+		r = cmd_line(srv->cmd, &c->session, line, len, &srv->out);
+		if (r == CMD_WAIT) {
+			c->flags |= CONN_WAIT;
+			break;
+		}
 		srv->stats->bytes_in += len + 1;
-		cmd_line(srv->cmd, line, len, &srv->out);
+		if (r == CMD_DONE && !TAILQ_EMPTY(&c->slots)) {
+			/* Earlier answers are still to come: queue it. */
+			struct slot *sl = xcalloc(1, sizeof(*sl));
+
+			sl->conn = c;
+			sl->done = 1;
+			sl->len = srv->out.len - mark;
+			sl->buf = xmalloc(sl->len);
+			memcpy(sl->buf, srv->out.buf + mark, sl->len);
+			srv->out.len = mark;
+			TAILQ_INSERT_TAIL(&c->slots, sl, entry);
+		}
 		if (evbuffer_drain(in, len + 1) == -1)
 			fatalx("evbuffer_drain");
 		c->scanned = 0;
@@ -239,7 +288,8 @@ conn_process(struct conn *c)
 	}
 	if (conn_flush_answers(c) == -1)
 		return -1;
-	if ((c->flags & (CONN_DRAIN | CONN_CLOSING)) == CONN_DRAIN)
+	if ((c->flags & (CONN_DRAIN | CONN_CLOSING | CONN_WAIT)) ==
+	    CONN_DRAIN)
 		return conn_close_after_flush(c);
 	return 0;
 }
@@ -257,7 +307,8 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	if (c->flags & CONN_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
+		    TAILQ_EMPTY(&c->slots))
 			conn_free(c);
 		return;
 	}
@@ -354,6 +405,8 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	c->srv = srv;
 	c->id = ++srv->next_id;
 	c->pid = -1;
+	TAILQ_INIT(&c->slots);
+	cmd_session_init(srv->cmd, &c->session, c);
 	c->uid = (uid_t)-1;
 	c->gid = (gid_t)-1;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
@@ -366,6 +419,7 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	if (c->bev == NULL) {
 		log_warnx("bufferevent_socket_new failed");
 		close(fd);
+		cmd_session_close(srv->cmd, &c->session);
 		free(c);
 		return;
 	}
@@ -374,6 +428,7 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) == -1) {
 		log_warnx("bufferevent_enable failed");
 		bufferevent_free(c->bev);
+		cmd_session_close(srv->cmd, &c->session);
 		free(c);
 		return;
 	}
@@ -618,4 +673,70 @@ server_free(struct server *srv)
 	wbuf_free(&srv->out);
 	free(srv->socket_path);
 	free(srv);
+}
+
+struct slot *
+server_slot_new(struct conn *c)
+{
+	struct slot *sl = xcalloc(1, sizeof(*sl));
+
+	sl->conn = c;
+	TAILQ_INSERT_TAIL(&c->slots, sl, entry);
+	return sl;
+}
+
+struct conn *
+server_slot_conn(struct slot *sl)
+{
+	return sl->conn;
+}
+
+struct cmd_session *
+server_conn_session(struct conn *c)
+{
+	return &c->session;
+}
+
+void
+server_slot_answer(struct slot *sl, const char *buf, size_t len)
+{
+	struct conn *c = sl->conn;
+	struct evbuffer *out;
+
+	if (c == NULL) {
+		free(sl);
+		return;
+	}
+	sl->buf = xmalloc(len > 0 ? len : 1);
+	memcpy(sl->buf, buf, len);
+	sl->len = len;
+	sl->done = 1;
+	/* Send what is ready at the head, in order. */
+	while ((sl = TAILQ_FIRST(&c->slots)) != NULL && sl->done) {
+		TAILQ_REMOVE(&c->slots, sl, entry);
+		c->srv->stats->bytes_out += sl->len;
+		if (bufferevent_write(c->bev, sl->buf, sl->len) == -1)
+			log_warnx("conn %llu: cannot queue an answer",
+			    (unsigned long long)c->id);
+		free(sl->buf);
+		free(sl);
+	}
+	if ((c->flags & CONN_CLOSING) && TAILQ_EMPTY(&c->slots)) {
+		out = bufferevent_get_output(c->bev);
+		if (evbuffer_get_length(out) == 0)
+			conn_free(c);
+		else
+			bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	}
+}
+
+void
+server_conn_resume(struct conn *c)
+{
+	if (!(c->flags & CONN_WAIT))
+		return;
+	c->flags &= ~CONN_WAIT;
+	if (c->flags & (CONN_PAUSED | CONN_CLOSING))
+		return;
+	conn_process(c);
 }

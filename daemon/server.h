@@ -9,8 +9,11 @@
 
 struct event_base;
 struct cmd_ctx;
+struct cmd_session;
 struct stats;
 struct server;
+struct conn;
+struct slot;
 
 struct server_config {
 	const char	*socket_path;
@@ -41,5 +44,20 @@ void		 server_set_limits(struct server *srv,
 void		 server_shutdown(struct server *srv);
 /* Close every connection and free everything. */
 void		 server_free(struct server *srv);
+
+/*
+ * Deferred answers. A request answered later takes a slot, in request
+ * order; server_slot_answer() fills it (copying buf) and sends every
+ * answer at the head of the connection that is ready. A slot whose
+ * connection went away is freed when answered.
+ */
+struct slot	*server_slot_new(struct conn *c);
+void		 server_slot_answer(struct slot *s, const char *buf,
+		    size_t len);
+/* The slot's connection, NULL when it went away. */
+struct conn	*server_slot_conn(struct slot *s);
+struct cmd_session *server_conn_session(struct conn *c);
+/* Go on with a connection that cmd_line() told to wait. */
+void		 server_conn_resume(struct conn *c);
 
 #endif /* STASHD_SERVER_H */

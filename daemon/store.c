@@ -54,6 +54,7 @@ struct store {
 	struct store_stats	 stats;
 	/* Prepared statements of our own. */
 	sqlite3_stmt		*st_begin;
+	sqlite3_stmt		*st_rbegin;	/* BEGIN (deferred), readers */
 	sqlite3_stmt		*st_commit;
 	sqlite3_stmt		*st_rollback;
 	sqlite3_stmt		*st_savepoint;
@@ -333,7 +334,10 @@ store_open(const struct store_options *opts, char **cause)
 		    "'applied_seq'", &s->st_meta_set, cause) == -1)
 			goto fail;
 	}
-	if (prepare(s, "SELECT value, version, expires_at FROM stash_kv "
+	if (prepare(s, "BEGIN", &s->st_rbegin, cause) == -1 ||
+	    (s->st_commit == NULL && prepare(s, "COMMIT", &s->st_commit,
+	    cause) == -1) ||
+	    prepare(s, "SELECT value, version, expires_at FROM stash_kv "
 	    "WHERE key = ?1", &s->st_kv_get, cause) == -1 ||
 	    prepare(s, "SELECT value FROM stash_meta WHERE name = "
 	    "'applied_seq'", &s->st_meta_get, cause) == -1)
@@ -349,7 +353,7 @@ fail:
 void
 store_close(struct store *s)
 {
-	sqlite3_stmt **sts[] = { &s->st_begin, &s->st_commit, &s->st_rollback,
+	sqlite3_stmt **sts[] = { &s->st_begin, &s->st_rbegin, &s->st_commit, &s->st_rollback,
 	    &s->st_savepoint, &s->st_release, &s->st_rollback_to,
 	    &s->st_kv_set, &s->st_kv_del, &s->st_kv_get, &s->st_kv_purge,
 	    &s->st_meta_set, &s->st_meta_get };
@@ -387,6 +391,24 @@ store_begin(struct store *s, char **cause)
 		return -1;
 	s->in_tx = 1;
 	return 0;
+}
+
+int
+store_read_begin(struct store *s, char **cause)
+{
+	return step_done(s, s->st_rbegin, cause);
+}
+
+void
+store_read_end(struct store *s)
+{
+	char *cause = NULL;
+
+	if (sqlite3_get_autocommit(s->db) == 0 &&
+	    step_done(s, s->st_commit, &cause) == -1) {
+		log_warnx("%s", cause);
+		free(cause);
+	}
 }
 
 int

@@ -53,6 +53,10 @@ void		 store_close(struct store *s);
 int		 store_applied_seq(struct store *s, uint64_t *seq,
 		    char **cause);
 
+/* A read transaction of a reader: one snapshot for several reads. */
+int		 store_read_begin(struct store *s, char **cause);
+void		 store_read_end(struct store *s);
+
 /* Group transactions of the applier: BEGIN IMMEDIATE ... COMMIT. */
 int		 store_begin(struct store *s, char **cause);
 /* Record applied_seq and commit; -1 leaves the transaction open. */

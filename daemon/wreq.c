@@ -197,5 +197,6 @@ wreq_free(struct wreq *w)
 	free(w->rec);
 	free(w->message);
 	free(w->results);
+	free(w->id);
 	free(w);
 }

@@ -54,6 +54,9 @@ struct wreq {
 	size_t			 reserved;	/* cache bytes held for it */
 	uint32_t		 ttl;		/* seconds, for the cache */
 	int			 acked;
+	int			 pinned;	/* in the cache, pinned */
+	char			*id;		/* the request's id, JSON */
+	size_t			 id_len;
 	int			 deleted;	/* KV_DEL: the key existed */
 };
 TAILQ_HEAD(wreq_list, wreq);

@@ -559,6 +559,7 @@ apply_main(void *arg)
 		journal_release(wr->journal, last);
 
 		pthread_mutex_lock(&wr->lock);
+		store_get_stats(wr->store, &wr->stats.sqlite);
 		wr->stats.transactions++;
 		wr->stats.applied_seq = last;
 		wr->stats.apply_errors += errors;

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store.h"
 #include "wreq.h"
 
 struct journal;
@@ -63,6 +64,7 @@ struct writer_stats {
 	uint64_t	 queue_bytes;
 	uint64_t	 apply_backlog;		/* journaled, not applied */
 	uint64_t	 purged;
+	struct store_stats sqlite;
 };
 
 struct writer	*writer_start(const struct writer_options *opts,

@@ -1,0 +1,36 @@
+/*
+ * keymap.h -- the loop's small index of keys with work in flight.
+ *
+ * An entry exists while a key has writes submitted but not yet applied, or
+ * a lookup in a reader thread; it is what lets the loop decide if_version
+ * and del in journal order without waiting for SQLite.
+ */
+#ifndef STASHD_KEYMAP_H
+#define STASHD_KEYMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct keymap;
+
+struct kstate {
+	struct kstate	*next;		/* hash chain */
+	uint64_t	 hash;
+	uint32_t	 pending;	/* writes submitted, not applied */
+	uint64_t	 last_version;	/* of the latest submitted write */
+	int		 last_is_del;
+	void		*lookup;	/* a lookup in flight, or NULL */
+	size_t		 klen;
+	char		 key[];
+};
+
+struct keymap	*keymap_create(void);
+void		 keymap_free(struct keymap *m);
+struct kstate	*keymap_find(struct keymap *m, const char *key, size_t klen);
+/* Find or add. */
+struct kstate	*keymap_get(struct keymap *m, const char *key, size_t klen);
+/* Remove st if nothing is in flight for it any more. */
+void		 keymap_put(struct keymap *m, struct kstate *st);
+size_t		 keymap_count(const struct keymap *m);
+
+#endif /* STASHD_KEYMAP_H */
