@@ -793,6 +793,35 @@ conn_set_events(struct worker *w, struct conn *c, int out)
 	return 0;
 }
 
+/*
+ * The server closed the connection while we wrote (error err). It may have
+ * said why first (busy when over its connection limit, too_large): read
+ * what it left and show its first line.
+ */
+static void
+conn_lost(struct worker *w, struct conn *c, int err)
+{
+	char buf[BENCH_SAMPLE_MAX + 8];
+	const char *nl;
+	ssize_t n;
+
+	/* A failed read just leaves nothing more to show. */
+	n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+	if (n > 0)
+		c->rlen += (size_t)n;
+	if (c->rlen == 0) {
+		worker_fail(w, "connection %u closed by the server "
+		    "(write: %s)%s%s", c->id, strerror(err), w->errors > 0 ?
+		    "; first error answer: " : "", w->first_error);
+		return;
+	}
+	nl = memchr(c->rbuf, '\n', c->rlen);
+	sample(buf, sizeof(buf), c->rbuf,
+	    nl != NULL ? (size_t)(nl - c->rbuf) : c->rlen);
+	worker_fail(w, "connection %u closed by the server (write: %s) "
+	    "after it sent: \"%s\"", c->id, strerror(err), buf);
+}
+
 /* Write what is left of the batch. Returns -1 on failure. */
 static int
 conn_write(struct worker *w, struct conn *c)
@@ -811,9 +840,7 @@ conn_write(struct worker *w, struct conn *c)
 				return 0;
 			}
 			if (errno == EPIPE || errno == ECONNRESET)
-				worker_fail(w, "connection %u closed by the "
-				    "server (write: %s)", c->id,
-				    strerror(errno));
+				conn_lost(w, c, errno);
 			else
 				worker_fail(w, "write on connection %u: %s",
 				    c->id, strerror(errno));
@@ -912,7 +939,7 @@ static int
 conn_read(struct worker *w, struct conn *c)
 {
 	char buf[BENCH_SAMPLE_MAX + 8];
-	char *p, *end, *nl;
+	char *p, *end, *nl, *last = NULL;
 	uint64_t now, lat;
 	ssize_t n;
 	size_t left;
@@ -957,8 +984,17 @@ conn_read(struct worker *w, struct conn *c)
 		hist_record(&w->hist, lat);
 		c->got++;
 		w->done++;
+		last = p;
 		p = nl + 1;
 		nl = memchr(p, '\n', (size_t)(end - p));
+	}
+	if (c->state == CONN_WRITING && c->got == c->sent) {
+		/* The server answered before reading all: too_large. */
+		assert(last != NULL);
+		sample(buf, sizeof(buf), last, (size_t)(p - 1 - last));
+		worker_fail(w, "connection %u answered before its batch was "
+		    "written: \"%s\"", c->id, buf);
+		return -1;
 	}
 	left = (size_t)(end - p);
 	if (left > 0 && p != c->rbuf)
@@ -976,7 +1012,6 @@ conn_read(struct worker *w, struct conn *c)
 		    memory_order_relaxed);
 	}
 	if (c->state != CONN_IDLE && c->got == c->sent) {
-		/* All answered, so the server read the whole batch. */
 		assert(c->woff == c->wlen);
 		c->state = CONN_WAITING;
 		if (c->out_armed && conn_set_events(w, c, 0) == -1)
