@@ -500,7 +500,8 @@ items_free(struct items *l)
 static uint8_t
 type_of(uint64_t seq)
 {
-	return (uint8_t)(seq * 7 + 3);
+	/* The top bit is the journal's group-end flag, never a type. */
+	return (uint8_t)((seq * 7 + 3) & 0x7f);
 }
 
 /* The default payload length of a record: varied, some empty. */
@@ -541,8 +542,10 @@ encode_group(struct items *exp, const uint64_t *seqs, const size_t *lens,
 		payload = malloc(lens[i] + 1);
 		assert_non_null(payload);
 		fill_payload(payload, seqs[i], lens[i]);
-		journal_record_encode(buf + off, type_of(seqs[i]), seqs[i],
-		    payload, lens[i]);
+		/* The last record of a group carries the group-end flag. */
+		journal_record_encode(buf + off, type_of(seqs[i]) |
+		    (i == n - 1 ? JOURNAL_GROUP_END : 0), seqs[i], payload,
+		    lens[i]);
 		if (exp != NULL)
 			items_add(exp, type_of(seqs[i]), seqs[i], payload,
 			    lens[i]);
@@ -1157,12 +1160,23 @@ test_record_max(void **state)
 	/* A refused open changes nothing on disk. */
 	assert_int_equal(file_size(path), size);
 
-	/* With the over-long record last, it is a bad tail: cut. */
+	/*
+	 * With the over-long record last, it is still whole and sound: an
+	 * acknowledged write written under a larger limit. It is not cut as
+	 * a torn tail; the open fails and asks for a larger record-max.
+	 */
 	assert_int_equal(truncate(path, (off_t)ss.off[4]), 0);
+	cause = jopen_fail(t->dir, BIG_SEGMENT, 999);
+	assert_cause_names(cause, 1, ss.off[3]);
+	assert_non_null(strstr(cause, "record-max"));
+	free(cause);
+	assert_int_equal(file_size(path), ss.off[4]);
+	/* The same record cut short is a torn tail: cut. */
+	assert_int_equal(truncate(path, (off_t)ss.off[4] - 1), 0);
 	j = jopen_ok(t->dir, BIG_SEGMENT, 999, 0, &rec);
 	items_cut(&exp, 3);
 	check_recovery(&rec, &exp);
-	assert_int_equal(rec.truncated_bytes, ss.off[4] - ss.off[3]);
+	assert_int_equal(rec.truncated_bytes, ss.off[4] - 1 - ss.off[3]);
 	assert_int_equal(file_size(path), ss.off[3]);
 	check_replay(j, 0, &exp);
 	journal_close(j);
