@@ -18,10 +18,17 @@
  * Recovery reads every segment in order and checks every record: its length
  * against record_max before anything else, its CRC, and that sequence
  * numbers grow. A bad record at the end of the last segment is a torn write
- * from a crash: it is cut off with a log line. A bad record followed by any
- * good one (found by trying every later offset) means the middle of the log
- * is damaged: that is corruption, and the daemon refuses to start, naming
- * the segment and offset, unless salvage was asked for.
+ * from a crash: it is cut off with a log line. A crash in the middle of a
+ * group's write can also leave good records after a bad one, but only of
+ * the same group, which was never fsync'd and so never acknowledged. A
+ * later group, though, is written only after the earlier one's fsync: so a
+ * bad record followed by the end of a group and then more good records
+ * (found by trying every later offset) means acknowledged data is damaged.
+ * That is corruption: the daemon refuses to start, naming the segment and
+ * offset, unless salvage was asked for. Every segment but the last was
+ * complete and synced before the next one began: any bad record there is
+ * corruption too. (A damaged group-end record of the second-to-last group
+ * cannot be told from a torn tail; that double fault is not detected.)
  *
  * Segments are deleted once every record in them is applied to SQLite and
  * that state is durable (journal_release, called by the applier).
@@ -160,7 +167,14 @@ record_check(const unsigned char *buf, uint64_t size, uint64_t off,
 	}
 	len = get_u32(buf + off + 4);
 	if (len > record_max) {
-		*why = "record length over the limit";
+		/* A whole, sound record: the limit was lowered since. */
+		if (size - off - JOURNAL_RECORD_HEADER >= len &&
+		    crc32c_mask(crc32c_extend(0, buf + off + 4,
+		    JOURNAL_RECORD_HEADER - 4 + len)) == get_u32(buf + off))
+			*why = "a sound record is longer than record-max; "
+			    "raise record-max";
+		else
+			*why = "record length over the limit";
 		return -1;
 	}
 	if (size - off - JOURNAL_RECORD_HEADER < len) {
@@ -180,6 +194,21 @@ record_check(const unsigned char *buf, uint64_t size, uint64_t off,
 	*recsize = JOURNAL_RECORD_HEADER + (uint64_t)len;
 	*seqp = seq;
 	return 0;
+}
+
+/* Are the bytes of the record at off all there, with a good CRC? */
+static int
+record_sound(const unsigned char *buf, uint64_t size, uint64_t off)
+{
+	uint32_t len;
+
+	if (size - off < JOURNAL_RECORD_HEADER)
+		return 0;
+	len = get_u32(buf + off + 4);
+	if (size - off - JOURNAL_RECORD_HEADER < len)
+		return 0;
+	return crc32c_mask(crc32c_extend(0, buf + off + 4,
+	    JOURNAL_RECORD_HEADER - 4 + len)) == get_u32(buf + off);
 }
 
 /* Is the segment header at buf sound? */
@@ -287,13 +316,18 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 	const unsigned char *buf;
 	const char *why = NULL;
 	uint64_t size, off, recsize, seq, probe, pseq, p2;
-	int rc = 0;
+	uint64_t first = 0, lastseq = 0, nrec = 0;
+	int rc = 0, later_group;
 
 	if ((buf = segment_map(s->path, &size, cause)) == NULL)
 		return -1;
 	if (header_check(buf, size, s->name_seq) == -1) {
 		segment_unmap(buf, size);
-		if (last && repair) {
+		/*
+		 * Only a header cut short by a crash while the segment was
+		 * created (nothing in it was acknowledged) is removed.
+		 */
+		if (last && repair && size <= JOURNAL_HEADER_SIZE) {
 			/* Crashed while creating it: nothing was acknowledged. */
 			log_warnx("journal: %s has a torn header; removing it",
 			    s->path);
@@ -311,8 +345,6 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 		return -1;
 	}
 	off = JOURNAL_HEADER_SIZE;
-	s->first_seq = s->last_seq = 0;
-	s->records = 0;
 	while (off < size) {
 		if (record_check(buf, size, off, *prev, j->opts.record_max,
 		    &recsize, &seq, &why) == -1)
@@ -320,7 +352,7 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 		if (cb != NULL && seq > after) {
 			uint32_t len = get_u32(buf + off + 4);
 
-			if (cb(arg, buf[off + 8], seq,
+			if (cb(arg, buf[off + 8] & ~JOURNAL_GROUP_END, seq,
 			    buf + off + JOURNAL_RECORD_HEADER, len) == -1) {
 				xasprintf(cause, "replay of record %" PRIu64
 				    " failed", seq);
@@ -328,18 +360,28 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 				goto out;
 			}
 		}
-		if (s->first_seq == 0)
-			s->first_seq = seq;
-		s->last_seq = seq;
-		s->records++;
+		if (first == 0)
+			first = seq;
+		lastseq = seq;
+		nrec++;
 		*prev = seq;
 		off += recsize;
 	}
-	s->size = off;
+	/* Only the scan at open describes the segment (replay reads it). */
+	if (repair) {
+		s->first_seq = first;
+		s->last_seq = lastseq;
+		s->records = nrec;
+		s->size = off;
+	}
 	if (off == size)
 		goto out;
 
-	/* A bad record at off: torn tail, or corruption? */
+	/*
+	 * A bad record at off: torn tail, or corruption? Find the next sound
+	 * record, then walk on: the end of a group followed by another sound
+	 * record means a later group was written after this one was synced.
+	 */
 	for (probe = off + 1; probe + JOURNAL_RECORD_HEADER <= size; probe++) {
 		const char *w2;
 
@@ -347,7 +389,34 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 		    &p2, &pseq, &w2) == 0)
 			break;
 	}
-	if (probe + JOURNAL_RECORD_HEADER <= size || !last) {
+	/*
+	 * A record whose bytes are all there and whose CRC holds was not
+	 * torn by a crash: if it is out of order, the log is inconsistent.
+	 */
+	later_group = record_sound(buf, size, off);
+	if (!later_group && probe + JOURNAL_RECORD_HEADER <= size) {
+		uint64_t q = probe, qprev = *prev;
+		int ended = 0;
+		const char *w2;
+
+		while (q < size && record_check(buf, size, q, qprev,
+		    j->opts.record_max, &p2, &pseq, &w2) == 0) {
+			if (ended) {
+				later_group = 1;
+				break;
+			}
+			ended = (buf[q + 8] & JOURNAL_GROUP_END) != 0;
+			qprev = pseq;
+			q += p2;
+		}
+	}
+	if (strstr(why, "raise record-max") != NULL) {
+		xasprintf(cause, "journal segment %s offset %" PRIu64 ": %s",
+		    s->path, off, why);
+		rc = -1;
+		goto out;
+	}
+	if (later_group || !last) {
 		if (!repair || !j->opts.salvage) {
 			xasprintf(cause, "journal corrupt: segment %s offset "
 			    "%" PRIu64 ": %s, and records follow it; "
@@ -588,6 +657,8 @@ journal_rotate(struct journal *j, uint64_t first_seq, char **cause)
 	}
 	if (dir_sync(j, cause) == -1) {
 		close(fd);
+		if (unlink(s->path) == -1)
+			log_warn("unlink %s", s->path);
 		segment_free(s);
 		return -1;
 	}

@@ -25,6 +25,13 @@
 #define JOURNAL_HEADER_SIZE	36
 #define JOURNAL_RECORD_HEADER	17
 #define JOURNAL_FORMAT_VERSION	1
+/*
+ * The last record of each group has this bit set in its type; replay
+ * passes the type without it. Recovery uses it to tell a torn tail (bad
+ * records followed only by the rest of their own, never acknowledged,
+ * group) from corruption (a later group follows a damaged record).
+ */
+#define JOURNAL_GROUP_END	0x80
 
 struct journal;
 

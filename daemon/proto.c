@@ -554,13 +554,7 @@ check_keys(char *v, size_t n, const struct proto_limits *lim,
 		}
 		count++;
 	}
-	if (count > lim->mget_max) {
-		snprintf(req->errbuf, sizeof(req->errbuf),
-		    "mget of %zu keys is over the limit of %zu", count,
-		    lim->mget_max);
-		*errmsg = req->errbuf;
-		return PROTO_TOO_LARGE;
-	}
+	/* The mget_max limit is checked once the op is known. */
 	req->keys = v;
 	req->keys_len = n;
 	req->nkeys = count;
@@ -648,6 +642,8 @@ set_field(struct proto_request *req, const char *name, char *v, size_t n,
     const char **errmsg)
 {
 	unsigned bit = 0;
+	char wordbuf[16];
+	const char *word;
 	uint64_t u;
 	size_t i;
 
@@ -667,13 +663,11 @@ set_field(struct proto_request *req, const char *name, char *v, size_t n,
 		if (!is_string(v))
 			return field_error(req, errmsg, "", name,
 			    " must be a string");
-		for (i = 1; i < PROTO_OP__COUNT; i++) {
-			size_t l = strlen(proto_ops[i].name);
-
-			if (n == l + 2 && memcmp(v + 1, proto_ops[i].name,
-			    l) == 0)
+		word = member_name(v + 1, n - 2, vdeclen, wordbuf,
+		    sizeof(wordbuf));
+		for (i = 1; i < PROTO_OP__COUNT; i++)
+			if (strcmp(word, proto_ops[i].name) == 0)
 				req->op = (enum proto_op)i;
-		}
 		if (req->op == PROTO_OP_NONE) {
 			*errmsg = "unknown op";
 			return PROTO_BAD_REQUEST;
@@ -717,11 +711,13 @@ set_field(struct proto_request *req, const char *name, char *v, size_t n,
 		req->if_version = u;
 		break;
 	case F_DURABILITY:
-		if (n == 7 && memcmp(v, "\"async\"", 7) == 0)
+		word = is_string(v) ? member_name(v + 1, n - 2, vdeclen,
+		    wordbuf, sizeof(wordbuf)) : "";
+		if (strcmp(word, STASH_DUR_ASYNC) == 0)
 			req->durability = PROTO_DUR_ASYNC;
-		else if (n == 9 && memcmp(v, "\"journal\"", 9) == 0)
+		else if (strcmp(word, STASH_DUR_JOURNAL) == 0)
 			req->durability = PROTO_DUR_JOURNAL;
-		else if (n == 8 && memcmp(v, "\"commit\"", 8) == 0)
+		else if (strcmp(word, STASH_DUR_COMMIT) == 0)
 			req->durability = PROTO_DUR_COMMIT;
 		else
 			return field_error(req, errmsg, "", name,
@@ -772,7 +768,7 @@ proto_parse(char *line, size_t len, const struct proto_limits *lim,
 	struct member m[PROTO_MEMBERS_MAX];
 	enum proto_status st;
 	unsigned seen = 0, allowed, missing;
-	char namebuf[16];
+	char namebuf[72];
 	const char *name;
 	size_t i, nm = 0;
 
@@ -894,6 +890,13 @@ proto_parse(char *line, size_t len, const struct proto_limits *lim,
 		    proto_fields[i].name);
 		*errmsg = req->errbuf;
 		return PROTO_BAD_REQUEST;
+	}
+	if (req->op == PROTO_OP_MGET && req->nkeys > lim->mget_max) {
+		snprintf(req->errbuf, sizeof(req->errbuf),
+		    "mget of %zu keys is over the limit of %zu", req->nkeys,
+		    lim->mget_max);
+		*errmsg = req->errbuf;
+		return PROTO_TOO_LARGE;
 	}
 	if (req->op == PROTO_OP_EXEC) {
 		if (!(seen & (F_SQL | F_TX)) || (seen & F_SQL && seen & F_TX)) {
