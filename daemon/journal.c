@@ -35,6 +35,7 @@
  */
 #include "config.h"
 
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/queue.h>
 #include <sys/random.h>
@@ -79,6 +80,7 @@ struct journal {
 	struct segment_list	 segments;
 	struct segment		*cur;		/* being written, or NULL */
 	int			 fd;		/* of cur */
+	int			 lockfd;	/* LOCK, held while open */
 	struct journal_stats	 stats;
 };
 
@@ -445,6 +447,33 @@ out:
 	return rc;
 }
 
+/*
+ * Take the journal's lock: an exclusive flock on dir/LOCK, held until
+ * journal_close. A second stashd on the same journal fails here, before it
+ * reads or changes anything.
+ */
+static int
+journal_lock(struct journal *j, char **cause)
+{
+	char *path;
+
+	xasprintf(&path, "%s/LOCK", j->dir);
+	j->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (j->lockfd == -1) {
+		xasprintf(cause, "open %s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	if (flock(j->lockfd, LOCK_EX | LOCK_NB) == -1) {
+		xasprintf(cause, "%s is locked: another stashd uses this "
+		    "journal and database", path);
+		free(path);
+		return -1;
+	}
+	free(path);
+	return 0;
+}
+
 /* Parse "%020llu.seg"; -1 when the name is not a segment's. */
 static int
 segment_name_seq(const char *name, uint64_t *seq)
@@ -519,6 +548,7 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 	j->opts.dir = j->dir;
 	j->fd = -1;
 	j->dirfd = -1;
+	j->lockfd = -1;
 	TAILQ_INIT(&j->segments);
 	if (pthread_mutex_init(&j->lock, NULL) != 0)
 		fatalx("pthread_mutex_init");
@@ -533,6 +563,9 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 		xasprintf(cause, "open %s: %s", j->dir, strerror(errno));
 		goto fail;
 	}
+	/* One daemon per journal (and so per database). */
+	if (journal_lock(j, cause) == -1)
+		goto fail;
 	if (journal_list(j, cause) == -1)
 		goto fail;
 
@@ -803,6 +836,8 @@ journal_close(struct journal *j)
 		log_warn("journal: close");
 	if (j->dirfd != -1)
 		close(j->dirfd);
+	if (j->lockfd != -1)
+		close(j->lockfd);	/* releases the lock */
 	while ((s = TAILQ_FIRST(&j->segments)) != NULL) {
 		TAILQ_REMOVE(&j->segments, s, entry);
 		segment_free(s);

@@ -644,16 +644,17 @@ recover(struct daemon *d, const struct store_options *so)
 	double secs;
 	char *cause = NULL;
 
-	if ((d->store = store_open(so, &cause)) == NULL)
-		fatalx("%s", cause);
-	if (store_applied_seq(d->store, &applied, &cause) == -1)
-		fatalx("%s", cause);
+	/* The journal first: its lock keeps a second daemon out. */
 	memset(&jo, 0, sizeof(jo));
 	jo.dir = d->opts.journal_dir;
 	jo.segment_max = d->opts.segment_max;
 	jo.record_max = d->opts.record_max;
 	jo.salvage = d->opts.salvage;
 	if ((d->journal = journal_open(&jo, &rec, &cause)) == NULL)
+		fatalx("%s", cause);
+	if ((d->store = store_open(so, &cause)) == NULL)
+		fatalx("%s", cause);
+	if (store_applied_seq(d->store, &applied, &cause) == -1)
 		fatalx("%s", cause);
 	log_info("journal %s: %" PRIu64 " records in %" PRIu64 " segments "
 	    "(seq %" PRIu64 "..%" PRIu64 "), database applied_seq %" PRIu64,

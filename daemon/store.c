@@ -118,8 +118,7 @@ store_authorize(void *arg, int action, const char *a1, const char *a2,
 			return SQLITE_DENY;
 		return SQLITE_OK;
 	case SQLITE_PRAGMA:
-		if (a2 != NULL)
-			return SQLITE_DENY;	/* an argument sets something */
+		/* These only read; their argument names a table or index. */
 		for (i = 0; i < sizeof(store_pragmas_ok) /
 		    sizeof(store_pragmas_ok[0]); i++)
 			if (a1 != NULL && strcasecmp(a1,
@@ -673,12 +672,22 @@ prepare_client(struct store *s, const char *sql, size_t len,
 		}
 	}
 	if (rc != SQLITE_OK) {
-		xasprintf(message, "%s", sqlite3_errmsg(s->db));
+		const char *m = sqlite3_errmsg(s->db);
+		int refused = (rc & 0xff) == SQLITE_AUTH ||
+		    strncmp(m, "not authorized", 14) == 0;
+
+		if (refused)
+			xasprintf(message, "%s: stashd refuses ATTACH and "
+			    "DETACH, extension loading, transaction control, "
+			    "writes to stash_ tables and PRAGMAs that change "
+			    "anything", m);
+		else
+			xasprintf(message, "%s", m);
 		if (*st != NULL) {
 			sqlite3_finalize(*st);
 			*st = NULL;
 		}
-		if ((rc & 0xff) == SQLITE_AUTH)
+		if (refused)
 			return STORE_FORBIDDEN;
 		return store_code_is_fatal(rc) ? STORE_FATAL : STORE_SQL_ERROR;
 	}

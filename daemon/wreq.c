@@ -62,7 +62,7 @@ wreq_finish(struct wreq *w)
 {
 	size_t len = w->rec_len - JOURNAL_RECORD_HEADER;
 
-	journal_record_seal(w->rec, w->type, w->seq, len);
+	/* The CRC is computed by the journal thread (writer.c). */
 	if (wreq_decode(w, w->type, w->seq, w->rec + JOURNAL_RECORD_HEADER,
 	    len) == -1)
 		fatalx("wreq: cannot decode what was just encoded");

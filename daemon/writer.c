@@ -242,10 +242,15 @@ journal_main(void *arg)
 		wr->stats.queue_bytes -= bytes;
 		pthread_mutex_unlock(&wr->lock);
 
+		/* Seal each record here, off the loop; mark the group's end. */
 		wbuf_reset(&buf);
 		wbuf_reserve(&buf, bytes);
-		TAILQ_FOREACH(w, &g->reqs, entry)
+		TAILQ_FOREACH(w, &g->reqs, entry) {
+			journal_record_seal(w->rec, w->type |
+			    (TAILQ_NEXT(w, entry) == NULL ? JOURNAL_GROUP_END :
+			    0), w->seq, w->rec_len - JOURNAL_RECORD_HEADER);
 			wbuf_add(&buf, w->rec, w->rec_len);
+		}
 		if (journal_write(wr->journal, buf.buf, buf.len, g->first_seq,
 		    g->last_seq, &cause) == -1) {
 			writer_group_free(g);

@@ -63,10 +63,13 @@ daemon_start(struct daemon_proc *d, const char *const *args)
 	}
 	snprintf(d->sock, sizeof(d->sock), "%s/s.sock", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/stashd.log", d->dir);
+	snprintf(d->db, sizeof(d->db), "%s/stash.db", d->dir);
 
 	argv[n++] = bin;
 	argv[n++] = "-s";
 	argv[n++] = d->sock;
+	argv[n++] = "-d";
+	argv[n++] = d->db;
 	for (i = 0; args != NULL && args[i] != NULL && n < 62; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;

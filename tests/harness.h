@@ -13,6 +13,7 @@ struct daemon_proc {
 	char		 dir[256];	/* temporary folder */
 	char		 sock[300];	/* socket path inside it */
 	char		 log[300];	/* the daemon's stderr */
+	char		 db[300];	/* the database, in dir */
 };
 
 /*

@@ -900,7 +900,7 @@ test_stale_socket(void **state)
 
 			dup2(nul, STDERR_FILENO);
 			execl(getenv("STASHD") ? getenv("STASHD") : "./stashd",
-			    "stashd", "-s", path, (char *)NULL);
+			    "stashd", "-s", path, "-d", d.db, (char *)NULL);
 			_exit(127);
 		}
 		d.pid = pid;
@@ -915,24 +915,26 @@ test_stale_socket(void **state)
 
 	/* While it runs, a second daemon on the same path refuses. */
 	{
-		char cmd[800];
+		char cmd[1400];
 
-		snprintf(cmd, sizeof(cmd), "'%s' -s '%s' 2>/dev/null",
-		    getenv("STASHD") ? getenv("STASHD") : "./stashd", path);
+		snprintf(cmd, sizeof(cmd), "'%s' -s '%s' -d '%s.2' 2>/dev/null",
+		    getenv("STASHD") ? getenv("STASHD") : "./stashd", path,
+		    d.db);
 		assert_int_not_equal(system(cmd), 0);
 	}
 	assert_int_equal(daemon_stop(&d), 0);
 
 	/* A regular file in the way: refuse and leave it. */
 	{
-		char cmd[800];
+		char cmd[1400];
 		struct stat sb;
 		int f = open(path, O_WRONLY | O_CREAT, 0600);
 
 		assert_true(f >= 0);
 		close(f);
-		snprintf(cmd, sizeof(cmd), "'%s' -s '%s' 2>/dev/null",
-		    getenv("STASHD") ? getenv("STASHD") : "./stashd", path);
+		snprintf(cmd, sizeof(cmd), "'%s' -s '%s' -d '%s.3' 2>/dev/null",
+		    getenv("STASHD") ? getenv("STASHD") : "./stashd", path,
+		    d.db);
 		assert_int_not_equal(system(cmd), 0);
 		assert_int_equal(stat(path, &sb), 0);
 		assert_true(S_ISREG(sb.st_mode));
