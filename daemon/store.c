@@ -73,6 +73,7 @@ static const char *const store_pragmas_ok[] = {
 	"table_info", "table_xinfo", "table_list", "index_list", "index_info",
 	"index_xinfo", "foreign_key_list", "collation_list", "function_list",
 	"pragma_list", "database_list", "compile_options", "data_version",
+	"integrity_check", "quick_check", "page_count", "freelist_count",
 };
 
 int
