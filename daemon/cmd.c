@@ -496,6 +496,14 @@ lookup_done(struct rjob *job)
 	size_t i;
 	int stale = 0, found;
 
+	/*
+	 * The client went away: drop the answer. (At shutdown this is every
+	 * lookup, and the reader pool is gone: nothing may be sent again.)
+	 */
+	if (server_slot_conn(lk->slot) == NULL) {
+		server_slot_answer(lk->slot, "", 0);
+		goto done;
+	}
 	if (lk->kind == LK_QUERY) {
 		if (job->status == STORE_OK) {
 			reply_begin(a, lk->id, lk->id_len, 1);
