@@ -1,8 +1,9 @@
 #!/bin/sh
 # bootstrap.sh -- set up a fresh Debian 12 machine, build stashd, then:
 #
-#   ./bootstrap.sh run     start stashd in the foreground, socket and data in
-#                          ./run/ of the working tree (Ctrl-C stops it)
+#   ./bootstrap.sh run     start stashd in the foreground, socket, database
+#                          and journal in ./run/ of the working tree
+#                          (Ctrl-C stops it)
 #   ./bootstrap.sh check   run the whole test suite (make check)
 #
 # It installs the Debian packages that are missing (apt-get, as root or
@@ -46,8 +47,9 @@ cmd=${1:-run}
 case "$cmd" in
 run)
 	mkdir -p run
-	echo "bootstrap: stashd on $(pwd)/run/stashd.sock (Ctrl-C stops it)"
-	exec ./stashd -s run/stashd.sock "$@"
+	echo "bootstrap: stashd on $(pwd)/run/stashd.sock," \
+	    "database run/stashd.db (Ctrl-C stops it)"
+	exec ./stashd -s run/stashd.sock -d run/stashd.db "$@"
 	;;
 check)
 	make -j"$JOBS" check || {
