@@ -5,8 +5,25 @@
  * The run opens CONNS connections to the daemon's Unix socket once, then
  * runs its phases one after the other on them: an optional fill (a set of
  * every key of the key space, so that gets hit), then each test named by -t
- * (get, set, mixed). A phase ends after -n requests in all or after
+ * (get, set, mixed, exec). A phase ends after -n requests in all or after
  * --duration seconds; each phase prints one result line.
+ *
+ * The exec test measures the SQL write path: each request inserts one row
+ * of a -d byte payload (a JSON string, so SQLite stores it as TEXT) with
+ * exec into a table bench, which a single CREATE TABLE IF NOT EXISTS sent
+ * on the first connection makes sure exists before the first exec test.
+ * It is what many application processes writing one SQLite file would do.
+ * Because stashd serves every connection from one queue, its fairness
+ * matters as much as its total: every test also measures each
+ * connection's own rate (its answers over the time from the start of the
+ * phase to its last answer), and the exec test prints the slowest and
+ * fastest of them beside the mean.
+ *
+ * With --sync, each phase is followed by a sync request on the first
+ * connection, which the daemon answers once every write it acknowledged is
+ * applied to SQLite: an async or journal test leaves a backlog that would
+ * otherwise compete for the disk with whatever runs next. Its time is
+ * shown apart, not counted in the phase.
  *
  * Threads. The connections are split between --threads workers (one by
  * default, which is how redis-benchmark works). A worker owns its
@@ -66,6 +83,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -98,6 +116,14 @@
 #define BENCH_POLL_MS		100
 #define BENCH_SAMPLE_MAX	200		/* bytes of an answer shown */
 
+/* Sent once before the first exec test, on a connection of its own. */
+#define BENCH_EXEC_CREATE	"{\"op\":\"exec\",\"sql\":\"CREATE TABLE IF NOT " \
+				"EXISTS bench(id INTEGER PRIMARY KEY, " \
+				"data BLOB)\"}\n"
+/* Sent after each test with --sync; it may wait for a long backlog. */
+#define BENCH_SYNC		"{\"op\":\"sync\"}\n"
+#define BENCH_SYNC_TIMEOUTS	10		/* times --timeout */
+
 /* Latency histogram: see the top of the file. Values are nanoseconds. */
 #define HIST_SUB_BITS		7
 #define HIST_SUB		(1U << HIST_SUB_BITS)
@@ -108,7 +134,8 @@ enum bench_test {
 	TEST_FILL,
 	TEST_GET,
 	TEST_SET,
-	TEST_MIXED
+	TEST_MIXED,
+	TEST_EXEC
 };
 
 struct bench_config {
@@ -125,13 +152,14 @@ struct bench_config {
 	unsigned	 ratio_get;
 	unsigned	 ratio_set;
 	int		 fill;
+	int		 sync;		/* sync after each test */
 	int		 csv;
 	int		 quiet;
 	enum bench_test	 tests[BENCH_TESTS_MAX];
 	size_t		 ntests;
 };
 
-/* One request line; the key digits sit at key_off. */
+/* One request line; the key digits sit at key_off (none in an exec). */
 struct bench_tmpl {
 	char		*line;
 	size_t		 len;
@@ -164,6 +192,8 @@ struct conn {
 	unsigned	 sent;		/* requests in the current batch */
 	unsigned	 got;		/* answers to it received */
 	uint64_t	 t_batch;	/* ns, just before the batch's write */
+	uint64_t	 done;		/* answers received in the phase */
+	uint64_t	 t_end;		/* ns, when it went IDLE; 0: not yet */
 
 	char		*rbuf;
 	size_t		 rcap;
@@ -177,6 +207,7 @@ struct bench_phase {
 	unsigned		 depth;
 	const struct bench_tmpl	*get;
 	const struct bench_tmpl	*set;
+	const struct bench_tmpl	*exec;
 	unsigned		 ratio_get;
 	unsigned		 ratio_sum;
 	uint64_t		 keys;		/* key space */
@@ -229,6 +260,16 @@ struct bench_result {
 	double		 p999;
 	double		 max;
 	const char	*first_error;
+
+	/* Each connection's ops/s over the phase: see the top of the file. */
+	double		 conn_min;
+	double		 conn_max;
+	double		 conn_mean;
+	unsigned	 conn_min_id;
+	unsigned	 conn_max_id;
+
+	int		 synced;	/* --sync ran after the phase */
+	double		 sync_seconds;
 };
 
 static void	usage(FILE *, int) __attribute__((noreturn));
@@ -270,8 +311,8 @@ usage(FILE *f, int status)
 {
 	fprintf(f,
 "Usage: %s [options]\n"
-"Load generator for stashd: drives get/set traffic over many connections\n"
-"and reports throughput and latency percentiles for each test.\n"
+"Load generator for stashd: drives get/set/exec traffic over many\n"
+"connections and reports throughput and latency percentiles for each test.\n"
 "\n"
 "  -s, --socket PATH      daemon socket (default $" STASH_SOCKET_ENV ", else\n"
 "                         " STASH_SOCKET_DEFAULT ")\n"
@@ -280,24 +321,34 @@ usage(FILE *f, int status)
 "                         one write(); the next batch goes when all N\n"
 "                         answers are in (default 1: no pipelining)\n"
 "  -t, --tests LIST       comma-separated tests to run in order, among get,\n"
-"                         set and mixed (default set,get,mixed)\n"
+"                         set, mixed and exec (default set,get,mixed)\n"
+"                         exec: each request inserts one row of a -d byte\n"
+"                         payload, INSERT INTO bench(data) VALUES (?), into\n"
+"                         a table created first if it does not exist\n"
 "      --ratio G:S        get:set proportion of the mixed test (default 9:1)\n"
 "  -r, --keys N           key space: keys key:000000000000 .. N-1, chosen\n"
 "                         uniformly at random (default 100000)\n"
 "  -d, --size BYTES       value size: sets store a JSON string of BYTES\n"
-"                         characters, \"xxx...\" (default 100)\n"
+"                         characters, \"xxx...\", and exec binds one as its\n"
+"                         parameter (default 100)\n"
 "  -n, --requests N       requests per test\n"
 "      --duration SECS    seconds per test (default 10 when -n is not given;\n"
 "                         decimals allowed). Batches in flight at the end\n"
 "                         are awaited and counted.\n"
-"      --durability D     add \"durability\":D to every set: async, journal\n"
-"                         or commit (default: none, the daemon's default)\n"
+"      --durability D     add \"durability\":D to every set and exec: async,\n"
+"                         journal or commit (default: none, the daemon's\n"
+"                         default)\n"
 "      --fill             first set every key of the key space once,\n"
 "                         pipelined, so that gets hit; shown as test fill\n"
 "      --threads T        worker threads, each driving its share of the\n"
 "                         connections with one epoll loop (default 1)\n"
+"      --sync             after each test, send {\"op\":\"sync\"} and wait\n"
+"                         until the daemon has applied every write it\n"
+"                         acknowledged, so that the next test or program\n"
+"                         does not share the disk with this one's backlog;\n"
+"                         not counted in the test's time, shown apart\n"
 "      --timeout SECS     give up when a worker gets no answer for SECS\n"
-"                         (default 30)\n"
+"                         (default 30; the sync of --sync, 10 times that)\n"
 "      --csv              print results as CSV: a header line, then one\n"
 "                         line per test\n"
 "  -q, --quiet            print one short line per test: no banner, no\n"
@@ -307,7 +358,10 @@ usage(FILE *f, int status)
 "For each test: requests completed, elapsed seconds, ops/s, latency p50,\n"
 "p99, p99.9 and max in microseconds (from the write of a request's batch\n"
 "to the read of its answer), error answers (\"ok\":false) and not-found\n"
-"answers (a get miss, not counted as an error).\n"
+"answers (a get miss, not counted as an error). For exec, also each\n"
+"connection's own rate (its answers over the time from the start of the\n"
+"test to its last answer): the slowest, the mean and the fastest, and\n"
+"how far the two ends are from the mean; --csv gives these for every test.\n"
 "\n"
 "Exit status: 0 when the run completed (error answers included), 1 on a\n"
 "usage error, 2 when the run was aborted: cannot connect, connection\n"
@@ -370,6 +424,8 @@ test_name(enum bench_test t)
 		return "set";
 	case TEST_MIXED:
 		return "mixed";
+	case TEST_EXEC:
+		return "exec";
 	}
 	return "?";
 }
@@ -393,9 +449,11 @@ parse_tests(struct bench_config *cfg, const char *arg)
 			cfg->tests[cfg->ntests++] = TEST_SET;
 		else if (len == 5 && strncmp(p, "mixed", 5) == 0)
 			cfg->tests[cfg->ntests++] = TEST_MIXED;
+		else if (len == 4 && strncmp(p, "exec", 4) == 0)
+			cfg->tests[cfg->ntests++] = TEST_EXEC;
 		else
-			usage_error("unknown test in list (get, set, mixed)",
-			    arg);
+			usage_error("unknown test in list (get, set, mixed, "
+			    "exec)", arg);
 		if (comma == NULL)
 			break;
 	}
@@ -427,7 +485,7 @@ parse_args(struct bench_config *cfg, int argc, char **argv)
 {
 	enum {
 		OPT_RATIO = 256, OPT_DURATION, OPT_DURABILITY, OPT_FILL,
-		OPT_THREADS, OPT_TIMEOUT, OPT_CSV
+		OPT_THREADS, OPT_TIMEOUT, OPT_CSV, OPT_SYNC
 	};
 	static const struct option longopts[] = {
 		{ "socket",	required_argument,	NULL, 's' },
@@ -444,6 +502,7 @@ parse_args(struct bench_config *cfg, int argc, char **argv)
 		{ "threads",	required_argument,	NULL, OPT_THREADS },
 		{ "timeout",	required_argument,	NULL, OPT_TIMEOUT },
 		{ "csv",	no_argument,		NULL, OPT_CSV },
+		{ "sync",	no_argument,		NULL, OPT_SYNC },
 		{ "quiet",	no_argument,		NULL, 'q' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 }
@@ -523,6 +582,9 @@ parse_args(struct bench_config *cfg, int argc, char **argv)
 		case OPT_CSV:
 			cfg->csv = 1;
 			break;
+		case OPT_SYNC:
+			cfg->sync = 1;
+			break;
 		case 'q':
 			cfg->quiet = 1;
 			break;
@@ -590,6 +652,44 @@ tmpl_build(struct bench_tmpl *t, const struct bench_config *cfg, int is_set)
 	*p++ = '}';
 	*p++ = '\n';
 	t->len = (size_t)(p - t->line);
+	assert(t->len <= cap);
+}
+
+/*
+ * Build the exec test's request line: one INSERT of a value_size byte
+ * string. Every line is the same, so there are no key digits to patch.
+ */
+static void
+tmpl_build_exec(struct bench_tmpl *t, const struct bench_config *cfg)
+{
+	static const char head[] = "{\"op\":\"exec\",\"sql\":"
+	    "\"INSERT INTO bench(data) VALUES (?)\",\"params\":[\"";
+	size_t n, cap;
+	char *p;
+
+	cap = sizeof(head) + 64 + cfg->value_size +
+	    (cfg->durability != NULL ? strlen(cfg->durability) : 0);
+	if ((t->line = malloc(cap)) == NULL)
+		die("out of memory");
+	p = t->line;
+	memcpy(p, head, sizeof(head) - 1);
+	p += sizeof(head) - 1;
+	memset(p, 'x', cfg->value_size);
+	p += cfg->value_size;
+	memcpy(p, "\"]", 2);
+	p += 2;
+	if (cfg->durability != NULL) {
+		memcpy(p, ",\"durability\":\"", 15);
+		p += 15;
+		n = strlen(cfg->durability);
+		memcpy(p, cfg->durability, n);
+		p += n;
+		*p++ = '"';
+	}
+	*p++ = '}';
+	*p++ = '\n';
+	t->len = (size_t)(p - t->line);
+	t->key_off = 0;
 	assert(t->len <= cap);
 }
 
@@ -879,14 +979,19 @@ conn_build(struct worker *w, struct conn *c, unsigned n)
 		return;
 	}
 
-	t = ph->test == TEST_GET ? ph->get : ph->set;
+	if (ph->test == TEST_GET)
+		t = ph->get;
+	else if (ph->test == TEST_EXEC)
+		t = ph->exec;
+	else
+		t = ph->set;
 	if (!c->built) {
 		assert((size_t)ph->depth * t->len <= c->wcap);
 		for (i = 0; i < ph->depth; i++)
 			memcpy(c->wbuf + (size_t)i * t->len, t->line, t->len);
 		c->built = 1;
 	}
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && ph->test != TEST_EXEC; i++) {
 		if (ph->test == TEST_FILL)
 			key = w->next_key++;
 		else
@@ -916,6 +1021,7 @@ conn_next(struct worker *w, struct conn *c, uint64_t now)
 	if (n == 0) {
 		if (c->state != CONN_IDLE) {
 			c->state = CONN_IDLE;
+			c->t_end = now;
 			w->active--;
 		}
 		return 0;
@@ -983,6 +1089,7 @@ conn_read(struct worker *w, struct conn *c)
 		lat = now - c->t_batch;
 		hist_record(&w->hist, lat);
 		c->got++;
+		c->done++;
 		w->done++;
 		last = p;
 		p = nl + 1;
@@ -1059,6 +1166,8 @@ worker_run(void *arg)
 		c = &w->conns[i];
 		assert(c->state == CONN_IDLE && c->rlen == 0);
 		c->built = 0;
+		c->done = 0;
+		c->t_end = 0;
 		if (conn_next(w, c, w->t_start) == -1)
 			break;
 	}
@@ -1090,6 +1199,10 @@ worker_run(void *arg)
 	}
 	if (w->t_end == 0)
 		w->t_end = now_ns();
+	for (i = 0; i < w->nconns; i++) {
+		if (w->conns[i].t_end == 0)
+			w->conns[i].t_end = w->t_end;
+	}
 	atomic_store(&w->progress, w->done);
 
 	if (pthread_mutex_lock(&ph->lock) != 0)
@@ -1196,6 +1309,99 @@ bench_setup(const struct bench_config *cfg, size_t wcap)
 	return workers;
 }
 
+/* Wait up to timeout seconds for fd to be ready for events, or exit. */
+static void
+bench_wait_fd(int fd, short events, double timeout, const char *what)
+{
+	struct pollfd pfd;
+	int n, ms;
+
+	ms = timeout * 1000 < INT_MAX ? (int)(timeout * 1000) : INT_MAX;
+	pfd.fd = fd;
+	pfd.events = events;
+	do {
+		n = poll(&pfd, 1, ms);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1)
+		die("poll: %s", strerror(errno));
+	if (n == 0)
+		die("no answer to %s within %.1f s", what, timeout);
+}
+
+/*
+ * Send one request line outside any phase, on the first connection (idle
+ * then, with nothing outstanding or unread, so no connection is added to
+ * what the daemon counts), and wait up to timeout seconds for its answer,
+ * which must be ok:true. Exits when it is not. what names the request in
+ * messages.
+ */
+static void
+bench_request(struct worker *workers, const char *line, const char *what,
+    double timeout)
+{
+	char buf[BENCH_SAMPLE_MAX + 8], ans[4096];
+	size_t off = 0, len = 0, linelen = strlen(line);
+	const char *nl = NULL;
+	ssize_t n;
+	int fd;
+
+	assert(workers[0].nconns > 0);
+	assert(workers[0].conns[0].state == CONN_IDLE &&
+	    workers[0].conns[0].rlen == 0);
+	fd = workers[0].conns[0].fd;
+	while (off < linelen) {
+		n = write(fd, line + off, linelen - off);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				die("%s: write: %s", what, strerror(errno));
+			bench_wait_fd(fd, POLLOUT, timeout, what);
+			continue;
+		}
+		off += (size_t)n;
+	}
+	while (nl == NULL) {
+		if (len == sizeof(ans))
+			die("%s: answer too long", what);
+		n = read(fd, ans + len, sizeof(ans) - len);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				die("%s: read: %s", what, strerror(errno));
+			bench_wait_fd(fd, POLLIN, timeout, what);
+			continue;
+		}
+		if (n == 0)
+			die("%s: connection closed by the server before it "
+			    "answered", what);
+		len += (size_t)n;
+		nl = memchr(ans, '\n', len);
+	}
+	if ((size_t)(nl - ans) < 10 || memcmp(ans, "{\"ok\":true", 10) != 0) {
+		sample(buf, sizeof(buf), ans, (size_t)(nl - ans));
+		die("%s failed: \"%s\"", what, buf);
+	}
+	if (nl != ans + len - 1)
+		die("%s: more than one answer", what);
+}
+
+/*
+ * --sync: wait until the daemon has applied every write acknowledged so
+ * far, so that the next test (or the next program) does not share the
+ * disk with this one's backlog. Returns the seconds it took.
+ */
+static double
+bench_sync(const struct bench_config *cfg, struct worker *workers)
+{
+	uint64_t t0 = now_ns();
+
+	bench_request(workers, BENCH_SYNC, "sync", cfg->timeout *
+	    BENCH_SYNC_TIMEOUTS);
+	return (double)(now_ns() - t0) / 1e9;
+}
+
 static void
 bench_teardown(struct worker *workers, unsigned nworkers)
 {
@@ -1234,6 +1440,45 @@ bench_progress(const struct bench_phase *ph, struct worker *workers,
 	fprintf(stderr, "\r\033[K%s: %llu requests, %.1f s, %.0f ops/s",
 	    ph->name, (unsigned long long)done, secs,
 	    secs > 0 ? (double)done / secs : 0.0);
+}
+
+/*
+ * Each connection's rate over the phase: its answers over the time from
+ * its worker's start to its last answer. A connection is never left out,
+ * so one that starved shows as the slowest.
+ */
+static void
+bench_conn_rates(const struct worker *workers, unsigned nworkers,
+    struct bench_result *res)
+{
+	const struct worker *w;
+	const struct conn *c;
+	double rate, sum = 0;
+	unsigned i, j, n = 0;
+
+	res->conn_min = HUGE_VAL;
+	res->conn_max = 0;
+	for (i = 0; i < nworkers; i++) {
+		w = &workers[i];
+		for (j = 0; j < w->nconns; j++) {
+			c = &w->conns[j];
+			rate = c->t_end > w->t_start ? (double)c->done /
+			    ((double)(c->t_end - w->t_start) / 1e9) : 0;
+			if (rate < res->conn_min) {
+				res->conn_min = rate;
+				res->conn_min_id = c->id;
+			}
+			if (rate >= res->conn_max) {
+				res->conn_max = rate;
+				res->conn_max_id = c->id;
+			}
+			sum += rate;
+			n++;
+		}
+	}
+	if (n == 0)
+		res->conn_min = 0;
+	res->conn_mean = n > 0 ? sum / n : 0;
 }
 
 /*
@@ -1322,6 +1567,7 @@ bench_phase_run(const struct bench_config *cfg, struct bench_phase *ph,
 		if (w->t_end > t_end)
 			t_end = w->t_end;
 	}
+	bench_conn_rates(workers, cfg->threads, res);
 	assert(hist->total == res->requests);
 	assert(total == 0 || res->requests == total);
 	res->seconds = t_end > t_start ? (double)(t_end - t_start) / 1e9 : 0;
@@ -1340,7 +1586,8 @@ bench_print_header(const struct bench_config *cfg)
 	if (cfg->csv) {
 		printf("test,conns,pipeline,threads,keys,size,requests,seconds,"
 		    "ops_per_sec,p50_us,p99_us,p999_us,max_us,errors,"
-		    "not_found\n");
+		    "not_found,conn_min_ops_per_sec,conn_mean_ops_per_sec,"
+		    "conn_max_ops_per_sec,sync_seconds\n");
 		return;
 	}
 	if (cfg->quiet)
@@ -1363,35 +1610,64 @@ bench_print_header(const struct bench_config *cfg)
 	    "max us", "errors", "not_found");
 }
 
+/* How far v is from mean, in percent of the mean. */
+static double
+bench_pct(double v, double mean)
+{
+	return mean > 0 ? (v - mean) / mean * 100 : 0;
+}
+
 static void
-bench_print_result(const struct bench_config *cfg, const char *name,
+bench_print_result(const struct bench_config *cfg, enum bench_test test,
     const struct bench_result *r)
 {
+	const char *name = test_name(test);
 	double ops;
 
 	ops = r->seconds > 0 ? (double)r->requests / r->seconds : 0;
 	if (cfg->csv) {
 		printf("%s,%u,%u,%u,%llu,%zu,%llu,%.3f,%.1f,%.1f,%.1f,%.1f,"
-		    "%.1f,%llu,%llu\n", name, cfg->conns, cfg->depth,
-		    cfg->threads, (unsigned long long)cfg->keys,
+		    "%.1f,%llu,%llu,%.1f,%.1f,%.1f,", name, cfg->conns,
+		    cfg->depth, cfg->threads, (unsigned long long)cfg->keys,
 		    cfg->value_size, (unsigned long long)r->requests,
 		    r->seconds, ops, r->p50, r->p99, r->p999, r->max,
 		    (unsigned long long)r->errors,
-		    (unsigned long long)r->not_found);
+		    (unsigned long long)r->not_found, r->conn_min,
+		    r->conn_mean, r->conn_max);
+		if (r->synced)
+			printf("%.3f", r->sync_seconds);
+		printf("\n");
 		if (r->first_error != NULL && !cfg->quiet)
 			fprintf(stderr, "%s: first error answer: %s\n", name,
 			    r->first_error);
 	} else if (cfg->quiet) {
 		printf("%s: %.1f ops/s, p50 %.1f us, p99 %.1f us, %llu errors, "
-		    "%llu not found\n", name, ops, r->p50, r->p99,
+		    "%llu not found", name, ops, r->p50, r->p99,
 		    (unsigned long long)r->errors,
 		    (unsigned long long)r->not_found);
+		if (test == TEST_EXEC)
+			printf(", per connection %.1f to %.1f ops/s",
+			    r->conn_min, r->conn_max);
+		if (r->synced)
+			printf(", synced in %.3f s", r->sync_seconds);
+		printf("\n");
 	} else {
 		printf("%-6s %11llu %8.2f %11.1f %9.1f %9.1f %9.1f %9.1f "
 		    "%8llu %9llu\n", name, (unsigned long long)r->requests,
 		    r->seconds, ops, r->p50, r->p99, r->p999, r->max,
 		    (unsigned long long)r->errors,
 		    (unsigned long long)r->not_found);
+		if (test == TEST_EXEC)
+			printf("       per connection: slowest %.1f ops/s "
+			    "(connection %u, %+.1f%% of the mean), mean %.1f, "
+			    "fastest %.1f (connection %u, %+.1f%%)\n",
+			    r->conn_min, r->conn_min_id,
+			    bench_pct(r->conn_min, r->conn_mean), r->conn_mean,
+			    r->conn_max, r->conn_max_id,
+			    bench_pct(r->conn_max, r->conn_mean));
+		if (r->synced)
+			printf("       sync: every acknowledged write applied "
+			    "%.3f s after the test\n", r->sync_seconds);
 		if (r->first_error != NULL)
 			printf("       first error answer: %s\n",
 			    r->first_error);
@@ -1404,12 +1680,13 @@ int
 main(int argc, char **argv)
 {
 	struct bench_config cfg;
-	struct bench_tmpl get, set;
+	struct bench_tmpl get, set, exec;
 	struct bench_phase ph;
 	struct bench_result res;
 	struct worker *workers;
 	struct hist *hist;
 	size_t i, maxlen, wcap;
+	int have_exec = 0;
 	unsigned fill_depth;
 	struct sigaction sa;
 
@@ -1423,7 +1700,14 @@ main(int argc, char **argv)
 
 	tmpl_build(&get, &cfg, 0);
 	tmpl_build(&set, &cfg, 1);
+	tmpl_build_exec(&exec, &cfg);
 	maxlen = set.len > get.len ? set.len : get.len;
+	for (i = 0; i < cfg.ntests; i++) {
+		if (cfg.tests[i] == TEST_EXEC)
+			have_exec = 1;
+	}
+	if (have_exec && exec.len > maxlen)
+		maxlen = exec.len;
 
 	/* The fill pipelines deeply, within about a megabyte per batch. */
 	fill_depth = (unsigned)(BENCH_FILL_BATCH_BYTES / set.len);
@@ -1442,10 +1726,14 @@ main(int argc, char **argv)
 	if ((hist = malloc(sizeof(*hist))) == NULL)
 		die("out of memory");
 	workers = bench_setup(&cfg, wcap);
+	if (have_exec)
+		bench_request(workers, BENCH_EXEC_CREATE,
+		    "exec: CREATE TABLE", cfg.timeout);
 
 	memset(&ph, 0, sizeof(ph));
 	ph.get = &get;
 	ph.set = &set;
+	ph.exec = &exec;
 	ph.ratio_get = cfg.ratio_get;
 	ph.ratio_sum = cfg.ratio_get + cfg.ratio_set;
 	ph.keys = cfg.keys;
@@ -1458,8 +1746,12 @@ main(int argc, char **argv)
 		ph.depth = fill_depth;
 		ph.duration_ns = 0;
 		bench_phase_run(&cfg, &ph, workers, cfg.keys, &res, hist);
+		if (cfg.sync) {
+			res.sync_seconds = bench_sync(&cfg, workers);
+			res.synced = 1;
+		}
 		if (!cfg.quiet || cfg.csv)
-			bench_print_result(&cfg, ph.name, &res);
+			bench_print_result(&cfg, ph.test, &res);
 	}
 	for (i = 0; i < cfg.ntests; i++) {
 		ph.test = cfg.tests[i];
@@ -1468,12 +1760,17 @@ main(int argc, char **argv)
 		ph.duration_ns = cfg.requests != 0 ? 0 :
 		    (uint64_t)(cfg.duration * 1e9);
 		bench_phase_run(&cfg, &ph, workers, cfg.requests, &res, hist);
-		bench_print_result(&cfg, ph.name, &res);
+		if (cfg.sync) {
+			res.sync_seconds = bench_sync(&cfg, workers);
+			res.synced = 1;
+		}
+		bench_print_result(&cfg, ph.test, &res);
 	}
 
 	bench_teardown(workers, cfg.threads);
 	free(hist);
 	free(get.line);
 	free(set.line);
+	free(exec.line);
 	return BENCH_EXIT_OK;
 }
