@@ -70,6 +70,15 @@
 #define CONN_CLOSING	0x02	/* free once the output is flushed */
 #define CONN_DRAIN	0x04	/* read no more; answer what is buffered */
 #define CONN_WAIT	0x08	/* the next line waits for cmd to resume */
+#define CONN_BACKLOG	0x10	/* too many answers still to come */
+
+/*
+ * Answers still to come on one connection (writes in flight, misses,
+ * queries): past this, the connection's next lines wait until half of
+ * them are answered, so a client pipelining without end cannot make the
+ * daemon hold unbounded work for it.
+ */
+#define CONN_SLOTS_MAX	4096
 
 struct slot {
 	TAILQ_ENTRY(slot)	 entry;
@@ -93,6 +102,7 @@ struct conn {
 	int			 flags;
 	size_t			 scanned;	/* input bytes known to hold no \n */
 	struct slot_list	 slots;		/* answers still to come */
+	size_t			 nslots;
 	struct cmd_session	 session;
 	TAILQ_ENTRY(conn)	 entry;
 };
@@ -131,6 +141,7 @@ conn_free(struct conn *c)
 	/* Answers still to come are dropped when they come. */
 	while ((sl = TAILQ_FIRST(&c->slots)) != NULL) {
 		TAILQ_REMOVE(&c->slots, sl, entry);
+		c->nslots--;
 		if (sl->done) {
 			free(sl->buf);
 			free(sl);
@@ -233,7 +244,11 @@ conn_process(struct conn *c)
 	size_t len, avail, mark;
 	char *line;
 
-	while (!(c->flags & (CONN_CLOSING | CONN_WAIT))) {
+	while (!(c->flags & (CONN_CLOSING | CONN_WAIT | CONN_BACKLOG))) {
+		if (c->nslots >= CONN_SLOTS_MAX) {
+			c->flags |= CONN_BACKLOG;
+			break;
+		}
 		if (evbuffer_get_length(out) + srv->out.len >=
 		    srv->cfg.output_max) {
 			if (conn_flush_answers(c) == -1)
@@ -278,6 +293,7 @@ conn_process(struct conn *c)
 			memcpy(sl->buf, srv->out.buf + mark, sl->len);
 			srv->out.len = mark;
 			TAILQ_INSERT_TAIL(&c->slots, sl, entry);
+			c->nslots++;
 		}
 		if (evbuffer_drain(in, len + 1) == -1)
 			fatalx("evbuffer_drain");
@@ -288,8 +304,8 @@ conn_process(struct conn *c)
 	}
 	if (conn_flush_answers(c) == -1)
 		return -1;
-	if ((c->flags & (CONN_DRAIN | CONN_CLOSING | CONN_WAIT)) ==
-	    CONN_DRAIN)
+	if ((c->flags & (CONN_DRAIN | CONN_CLOSING | CONN_WAIT |
+	    CONN_BACKLOG)) == CONN_DRAIN)
 		return conn_close_after_flush(c);
 	return 0;
 }
@@ -682,6 +698,7 @@ server_slot_new(struct conn *c)
 
 	sl->conn = c;
 	TAILQ_INSERT_TAIL(&c->slots, sl, entry);
+	c->nslots++;
 	return sl;
 }
 
@@ -714,6 +731,7 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 	/* Send what is ready at the head, in order. */
 	while ((sl = TAILQ_FIRST(&c->slots)) != NULL && sl->done) {
 		TAILQ_REMOVE(&c->slots, sl, entry);
+		c->nslots--;
 		c->srv->stats->bytes_out += sl->len;
 		if (bufferevent_write(c->bev, sl->buf, sl->len) == -1)
 			log_warnx("conn %llu: cannot queue an answer",
@@ -727,6 +745,12 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 			conn_free(c);
 		else
 			bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+		return;
+	}
+	if ((c->flags & CONN_BACKLOG) && c->nslots < CONN_SLOTS_MAX / 2) {
+		c->flags &= ~CONN_BACKLOG;
+		if (!(c->flags & (CONN_PAUSED | CONN_CLOSING)))
+			conn_process(c);
 	}
 }
 
