@@ -150,7 +150,8 @@ struct cache {
 	size_t			 max_memory;
 	size_t			 bytes;
 	size_t			 table_bytes;
-	size_t			 pinned_bytes;
+	size_t			 pinned_bytes;	/* reserved bytes included */
+	size_t			 reserved;	/* by cache_reserve */
 	uint64_t		 entries;
 	uint64_t		 npinned;
 	uint64_t		 hits;
@@ -177,7 +178,7 @@ static void	cache_verify(const struct cache *);
 /* The limit holds unless pinned entries hold the cache above it. */
 #define CACHE_LIMIT_OK(c)						\
 	((c)->max_memory == 0 || (c)->bytes <= (c)->max_memory ||	\
-	    (c)->npinned > 0)
+	    (c)->npinned > 0 || (c)->reserved > 0)
 
 /* malloc behind the allocator hook. */
 static void *
@@ -409,7 +410,7 @@ cache_table_free(struct cache *c)
 	c->table_bytes = 0;
 	c->rehashidx = 0;
 	c->cursor = 0;
-	assert(c->bytes == 0);
+	assert(c->bytes == c->reserved);
 }
 
 /*
@@ -704,10 +705,11 @@ cache_set(struct cache *c, const void *key, size_t klen, const void *val,
 		return CACHE_ENOMEM;
 	}
 	if (nb != NULL) {
-		assert(c->entries == 0 && c->bytes == 0);
+		assert(c->entries == 0 && c->bytes == c->reserved);
 		c->ht[0].b = nb;
 		c->ht[0].size = CACHE_MIN_BUCKETS;
-		c->bytes = c->table_bytes = tcost;
+		c->table_bytes = tcost;
+		c->bytes = c->reserved + tcost;
 		c->cursor = 0;
 	}
 
@@ -938,6 +940,7 @@ cache_get_stats(const struct cache *c, struct cache_stats *st)
 	st->evictions = c->evictions;
 	st->expirations = c->expirations;
 	st->table_buckets = c->ht[0].size + c->ht[1].size;
+	st->reserved = c->reserved;
 }
 
 /* Header plus key plus value; SIZE_MAX if that does not fit a size_t. */
@@ -1048,7 +1051,39 @@ cache_verify(const struct cache *c)
 	cache_verify_list(&c->lru, 0, &nl, &lbytes);
 	cache_verify_list(&c->pinned, 1, &np, &pbytes);
 	assert(n == c->entries && nl + np == n && np == c->npinned);
-	assert(lbytes + pbytes == bytes && pbytes == c->pinned_bytes);
-	assert(tbytes == c->table_bytes && c->bytes == tbytes + bytes);
+	assert(lbytes + pbytes == bytes &&
+	    pbytes + c->reserved == c->pinned_bytes);
+	assert(tbytes == c->table_bytes &&
+	    c->bytes == tbytes + bytes + c->reserved);
 }
 #endif
+
+int
+cache_reserve(struct cache *c, size_t n)
+{
+	size_t excess, avail;
+
+	if (c->max_memory != 0 && c->bytes + n > c->max_memory) {
+		if (n > c->max_memory)
+			return CACHE_EFULL;
+		excess = c->bytes + n - c->max_memory;
+		avail = c->bytes - c->table_bytes - c->pinned_bytes;
+		if (excess > avail)
+			return CACHE_EFULL;
+		while (c->bytes + n > c->max_memory)
+			cache_evict_one(c);
+	}
+	c->bytes += n;
+	c->pinned_bytes += n;
+	c->reserved += n;
+	return CACHE_OK;
+}
+
+void
+cache_unreserve(struct cache *c, size_t n)
+{
+	assert(c->reserved >= n);
+	c->bytes -= n;
+	c->pinned_bytes -= n;
+	c->reserved -= n;
+}

@@ -67,6 +67,7 @@ struct cache_stats {
 	uint64_t	evictions;
 	uint64_t	expirations;
 	uint64_t	table_buckets;
+	uint64_t	reserved;	/* bytes held by cache_reserve */
 };
 
 /* Create a cache; NULL when the allocator fails. */
@@ -103,6 +104,17 @@ int		 cache_del(struct cache *c, const void *key, size_t klen);
  */
 int		 cache_unpin(struct cache *c, const void *key, size_t klen,
 		    uint64_t version);
+
+/*
+ * Reserve bytes for entries that will be pinned later (writes taken but
+ * not yet acknowledged): they count as used and cannot be evicted, so a
+ * pinned cache_set of that size after cache_unreserve() never fails for
+ * lack of room. Evicts unpinned entries to make room; CACHE_EFULL, with
+ * nothing changed, when even that is not enough.
+ */
+int		 cache_reserve(struct cache *c, size_t bytes);
+/* Give back bytes reserved with cache_reserve(). */
+void		 cache_unreserve(struct cache *c, size_t bytes);
 
 /* Change the limit; shrinking evicts down to it (pinned entries stay). */
 void		 cache_set_max_memory(struct cache *c, size_t max_memory);
