@@ -23,10 +23,13 @@
  * cache knows the rest it holds; otherwise a lookup comes first and the
  * write is decided when it returns.
  *
- * Read-your-writes (Guarantee 4): a get, mget or query that follows a
- * write of the same connection that is not acknowledged yet waits
- * (CMD_WAIT) until it is; pipelined writes do not wait for each other, so
- * they join the same group.
+ * Read-your-writes (Guarantee 4): a get or mget that follows a write of the
+ * same connection that is not acknowledged yet waits (CMD_WAIT) until it
+ * is; a query (which reads SQLite, not the cache) waits until the
+ * connection's last write is applied. Pipelined writes do not wait for
+ * each other, so they join the same group. The other way round, a write
+ * that follows a read still in a reader thread waits for it, so that no
+ * read ever answers with a write sent after it on its connection.
  *
  * Backpressure: past write_queue_max bytes of writes not yet applied, a
  * write waits (CMD_WAIT) and its connection is resumed when the applier
@@ -88,6 +91,7 @@ struct lookup {
 	enum lookup_kind	 kind;
 	struct cmd_ctx		*ctx;
 	struct slot		*slot;
+	int			 counted;	/* in its session's reads */
 	char			*id;
 	size_t			 id_len;
 	struct pwrite		*pw;
@@ -153,12 +157,14 @@ cmd_error(struct cmd_ctx *ctx, struct wbuf *out, enum stats_err code,
 	reply_error(ctx, out, NULL, 0, code, message);
 }
 
-/* Send ctx->ans through a slot. */
-static void
+/* Send ctx->ans through a slot; 1 while its connection stays open. */
+static int
 answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 {
-	server_slot_answer(sl, ctx->ans.buf, ctx->ans.len);
+	int alive = server_slot_answer(sl, ctx->ans.buf, ctx->ans.len);
+
 	wbuf_reset(&ctx->ans);
+	return alive;
 }
 
 /* A write of the slot's connection was acknowledged. */
@@ -374,6 +380,10 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 		w->id_len = id_len;
 	}
 	write_take(ctx, w);
+	if (slot == NULL)
+		ss->last_write = seq;
+	else if (server_slot_conn(slot) != NULL)
+		server_conn_session(server_slot_conn(slot))->last_write = seq;
 	if (pw->dur == PROTO_DUR_ASYNC) {
 		make_visible(ctx, w, 1);
 		w->acked = 1;
@@ -402,14 +412,15 @@ answered:
 		return CMD_DONE;
 answered_ans:
 	if (slot != NULL) {
-		answer_slot(ctx, slot);
+		/* First: answer_slot() may free the slot. */
 		session_acked(slot);
+		answer_slot(ctx, slot);
 	}
 	return slot != NULL ? CMD_DEFERRED : CMD_DONE;
 }
 
 static void lookup_done(struct rjob *job);
-static void mget_compose(struct cmd_ctx *, struct lookup *, struct rjob *);
+static int mget_compose(struct cmd_ctx *, struct lookup *, struct rjob *);
 
 /* Send keys to a reader; lk says what waits for the answer. */
 static void
@@ -491,19 +502,24 @@ lookup_done(struct rjob *job)
 	struct lookup *lk = job->arg;
 	struct cmd_ctx *ctx = lk->ctx;
 	struct wbuf *a = &ctx->ans;
+	struct cmd_session *ss;
 	struct conn *c;
 	uint64_t current;
 	size_t i;
-	int stale = 0, found;
+	int stale = 0, found, alive = 0;
 
 	/*
 	 * The client went away: drop the answer. (At shutdown this is every
 	 * lookup, and the reader pool is gone: nothing may be sent again.)
 	 */
-	if (server_slot_conn(lk->slot) == NULL) {
+	if ((c = server_slot_conn(lk->slot)) == NULL) {
 		server_slot_answer(lk->slot, "", 0);
 		goto done;
 	}
+	/* The slot may be freed once answered: take the session now. */
+	ss = server_conn_session(c);
+	if (lk->counted)
+		ss->reads--;
 	if (lk->kind == LK_QUERY) {
 		if (job->status == STORE_OK) {
 			reply_begin(a, lk->id, lk->id_len, 1);
@@ -513,15 +529,15 @@ lookup_done(struct rjob *job)
 			reply_error(ctx, a, lk->id, lk->id_len,
 			    store_err(job->status), job->message ?
 			    job->message : "query failed");
-		answer_slot(ctx, lk->slot);
+		alive = answer_slot(ctx, lk->slot);
 		goto done;
 	}
 	if (job->status != STORE_OK) {
 		reply_error(ctx, a, lk->id, lk->id_len, ERR_UNAVAILABLE,
 		    job->message ? job->message : "cannot read the database");
-		answer_slot(ctx, lk->slot);
 		if (lk->kind == LK_WRITE)
 			session_acked(lk->slot);
+		alive = answer_slot(ctx, lk->slot);
 		goto done;
 	}
 	/* Is the snapshot recent enough for the keys the cache lacks? */
@@ -537,6 +553,8 @@ lookup_done(struct rjob *job)
 			job->keys[i].found = 0;
 		}
 		job->status = STORE_OK;
+		if (lk->counted)
+			ss->reads++;
 		reader_submit(ctx->reader, job);
 		return;
 	}
@@ -556,26 +574,24 @@ lookup_done(struct rjob *job)
 			    "no such key");
 		} else
 			reply_end(a);
-		answer_slot(ctx, lk->slot);
+		alive = answer_slot(ctx, lk->slot);
 		break;
 	case LK_MGET:
-		mget_compose(ctx, lk, job);
+		alive = mget_compose(ctx, lk, job);
 		break;
 	case LK_WRITE:
-		if ((c = server_slot_conn(lk->slot)) == NULL) {
-			/* The client went away before its write was taken. */
-			server_slot_answer(lk->slot, "", 0);
-			break;
-		}
 		if (!known_version(ctx, lk->pw->key, lk->pw->klen, &current))
 			current = job->keys[0].found ? job->keys[0].version : 0;
-		write_kv(ctx, server_conn_session(c), lk->slot, lk->pw, lk->id,
-		    lk->id_len, current, NULL);
+		write_kv(ctx, ss, lk->slot, lk->pw, lk->id, lk->id_len,
+		    current, NULL);
 		break;
 	case LK_QUERY:
 		break;
 	}
 done:
+	/* Writes that waited for this read may go on now. */
+	if (lk->counted && alive && ss->reads == 0)
+		server_conn_resume(c);
 	rjob_free(job);
 	lookup_free(lk);
 }
@@ -602,6 +618,10 @@ defer_lookup(struct cmd_ctx *ctx, struct cmd_session *ss,
 		lk->id_len = req->id_len;
 	}
 	lk->pw = pw;
+	if (kind != LK_WRITE) {
+		ss->reads++;
+		lk->counted = 1;
+	}
 	lookup_start(ctx, lk, keys, nkeys);
 	return CMD_DEFERRED;
 }
@@ -689,7 +709,7 @@ cmd_mget(struct cmd_ctx *ctx, struct cmd_session *ss,
 }
 
 /* Compose an mget answer once its lookup is back. */
-static void
+static int
 mget_compose(struct cmd_ctx *ctx, struct lookup *lk, struct rjob *job)
 {
 	struct wbuf *a = &ctx->ans;
@@ -707,7 +727,7 @@ mget_compose(struct cmd_ctx *ctx, struct lookup *lk, struct rjob *job)
 	}
 	wbuf_addc(a, ']');
 	reply_end(a);
-	answer_slot(ctx, lk->slot);
+	return answer_slot(ctx, lk->slot);
 }
 
 static enum proto_durability
@@ -830,6 +850,7 @@ cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss,
 		w->id_len = req->id_len;
 	}
 	write_take(ctx, w);
+	ss->last_write = seq;
 	if (dur == PROTO_DUR_ASYNC) {
 		w->acked = 1;
 		ctx->stats->writes_acknowledged++;
@@ -870,6 +891,8 @@ cmd_query(struct cmd_ctx *ctx, struct cmd_session *ss,
 	lk->kind = LK_QUERY;
 	lk->ctx = ctx;
 	lk->slot = server_slot_new(ss->conn);
+	lk->counted = 1;
+	ss->reads++;
 	if (req->id != NULL) {
 		lk->id = memdup(req->id, req->id_len);
 		lk->id_len = req->id_len;
@@ -1011,7 +1034,8 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line,
 	int full = ctx->unapplied_bytes >= ctx->write_queue_max;
 
 	/* The line may have to wait: parse a copy, keep the original. */
-	if (ss->unacked > 0 || full) {
+	if (ss->unacked > 0 || full || ss->reads > 0 ||
+	    ss->last_write > ctx->applied_seq) {
 		wbuf_reset(&ctx->scratch);
 		wbuf_add(&ctx->scratch, line, len);
 		line = ctx->scratch.buf;
@@ -1024,6 +1048,15 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line,
 		return CMD_DONE;
 	}
 	if (ss->unacked > 0 && op_is_read(req.op))
+		return CMD_WAIT;
+	if (req.op == PROTO_OP_QUERY && ss->last_write > ctx->applied_seq) {
+		if (!ss->apply_wait) {
+			TAILQ_INSERT_TAIL(&ctx->apply_waiters, ss, aentry);
+			ss->apply_wait = 1;
+		}
+		return CMD_WAIT;
+	}
+	if (ss->reads > 0 && op_is_write(req.op))
 		return CMD_WAIT;
 	if (full && op_is_write(req.op)) {
 		if (!ss->queued) {
@@ -1076,8 +1109,9 @@ cmd_journaled(void *arg, struct wgroup *g)
 		ctx->stats->writes_acknowledged++;
 		if (w->owner != NULL) {
 			write_answer(ctx, w, 0);
-			answer_slot(ctx, w->owner);
+			/* First: answer_slot() may free the slot. */
 			session_acked(w->owner);
+			answer_slot(ctx, w->owner);
 			w->owner = NULL;
 		}
 	}
@@ -1103,8 +1137,9 @@ cmd_applied(void *arg, struct wgroup *g)
 			ctx->stats->writes_acknowledged++;
 			if (w->owner != NULL) {
 				write_answer(ctx, w, 1);
-				answer_slot(ctx, w->owner);
+				/* First: answer_slot() may free the slot. */
 				session_acked(w->owner);
+				answer_slot(ctx, w->owner);
 				w->owner = NULL;
 			}
 		} else if (w->pinned)
@@ -1133,6 +1168,20 @@ cmd_applied(void *arg, struct wgroup *g)
 		answer_slot(ctx, sw->slot);
 		free(sw->id);
 		free(sw);
+	}
+	/* Queries waiting for their connection's writes to be applied. */
+	{
+		struct cmd_session *next;
+
+		for (ss = TAILQ_FIRST(&ctx->apply_waiters); ss != NULL;
+		    ss = next) {
+			next = TAILQ_NEXT(ss, aentry);
+			if (ss->last_write > ctx->applied_seq)
+				continue;
+			TAILQ_REMOVE(&ctx->apply_waiters, ss, aentry);
+			ss->apply_wait = 0;
+			server_conn_resume(ss->conn);
+		}
 	}
 	/* Room in the write queue: let waiting writers go on, in order. */
 	while (ctx->unapplied_bytes < ctx->write_queue_max &&
@@ -1171,6 +1220,7 @@ void
 cmd_init(struct cmd_ctx *ctx)
 {
 	TAILQ_INIT(&ctx->waiters);
+	TAILQ_INIT(&ctx->apply_waiters);
 	wbuf_init(&ctx->scratch);
 	wbuf_init(&ctx->ans);
 	ctx->keys = keymap_create();
@@ -1205,5 +1255,9 @@ cmd_session_close(struct cmd_ctx *ctx, struct cmd_session *ss)
 	if (ss->queued) {
 		TAILQ_REMOVE(&ctx->waiters, ss, wentry);
 		ss->queued = 0;
+	}
+	if (ss->apply_wait) {
+		TAILQ_REMOVE(&ctx->apply_waiters, ss, aentry);
+		ss->apply_wait = 0;
 	}
 }

@@ -32,6 +32,10 @@ enum cmd_result {
 struct cmd_session {
 	struct conn			*conn;
 	uint64_t			 unacked;	/* writes not yet acked */
+	uint64_t			 last_write;	/* seq of its last write */
+	uint64_t			 reads;		/* lookups, queries in flight */
+	int				 apply_wait;	/* on the apply waiters */
+	TAILQ_ENTRY(cmd_session)	 aentry;
 	int				 queued;	/* on the waiters list */
 	TAILQ_ENTRY(cmd_session)	 wentry;
 };
@@ -58,6 +62,7 @@ struct cmd_ctx {
 	void			(*on_broken)(void *arg);
 	void			*on_broken_arg;
 	TAILQ_HEAD(, cmd_session) waiters;	/* for write queue room */
+	TAILQ_HEAD(, cmd_session) apply_waiters; /* queries after writes */
 	struct sync_waiter	*syncs;		/* oldest first */
 	struct sync_waiter	*syncs_tail;
 	struct wbuf		 scratch;	/* a line kept for a retry */

@@ -714,7 +714,7 @@ server_conn_session(struct conn *c)
 	return &c->session;
 }
 
-void
+int
 server_slot_answer(struct slot *sl, const char *buf, size_t len)
 {
 	struct conn *c = sl->conn;
@@ -722,7 +722,7 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 
 	if (c == NULL) {
 		free(sl);
-		return;
+		return 0;
 	}
 	sl->buf = xmalloc(len > 0 ? len : 1);
 	memcpy(sl->buf, buf, len);
@@ -741,17 +741,20 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 	}
 	if ((c->flags & CONN_CLOSING) && TAILQ_EMPTY(&c->slots)) {
 		out = bufferevent_get_output(c->bev);
-		if (evbuffer_get_length(out) == 0)
+		if (evbuffer_get_length(out) == 0) {
 			conn_free(c);
-		else
-			bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-		return;
+			return 0;
+		}
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+		return 1;
 	}
 	if ((c->flags & CONN_BACKLOG) && c->nslots < CONN_SLOTS_MAX / 2) {
 		c->flags &= ~CONN_BACKLOG;
-		if (!(c->flags & (CONN_PAUSED | CONN_CLOSING)))
-			conn_process(c);
+		if (!(c->flags & (CONN_PAUSED | CONN_CLOSING)) &&
+		    conn_process(c) == -1)
+			return 0;
 	}
+	return 1;
 }
 
 void

@@ -52,7 +52,8 @@ void		 server_free(struct server *srv);
  * connection went away is freed when answered.
  */
 struct slot	*server_slot_new(struct conn *c);
-void		 server_slot_answer(struct slot *s, const char *buf,
+/* Returns 1 while the connection stays open, 0 when it is gone. */
+int		 server_slot_answer(struct slot *s, const char *buf,
 		    size_t len);
 /* The slot's connection, NULL when it went away. */
 struct conn	*server_slot_conn(struct slot *s);

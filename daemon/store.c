@@ -145,11 +145,13 @@ store_authorize(void *arg, int action, const char *a1, const char *a2,
 	case SQLITE_CREATE_VTABLE:
 	case SQLITE_DROP_VTABLE:
 		/* a1 is the table for writes, a2 the table for indexes. */
+		/*
+		 * sqlite_ tables are SQLite's own, guarded by its defensive
+		 * mode; its automatic indexes (sqlite_autoindex_*) come with
+		 * any UNIQUE or non-integer PRIMARY KEY and must be allowed.
+		 */
 		if ((a1 != NULL && strncasecmp(a1, "stash_", 6) == 0) ||
-		    (a2 != NULL && strncasecmp(a2, "stash_", 6) == 0) ||
-		    (a1 != NULL && strncasecmp(a1, "sqlite_", 7) == 0 &&
-		    action != SQLITE_INSERT && action != SQLITE_UPDATE &&
-		    action != SQLITE_DELETE))
+		    (a2 != NULL && strncasecmp(a2, "stash_", 6) == 0))
 			return SQLITE_DENY;
 		return SQLITE_OK;
 	default:
@@ -585,6 +587,14 @@ bind_params(sqlite3_stmt *st, json_t *params, char **message)
 	if (params == NULL || json_is_array(params)) {
 		size_t given = params ? json_array_size(params) : 0;
 
+		for (i = 1; i <= n; i++) {
+			name = sqlite3_bind_parameter_name(st, i);
+			if (name != NULL && name[0] != '?') {
+				xasprintf(message, "parameter %s is named; "
+				    "params must then be an object", name);
+				return STORE_BAD_REQUEST;
+			}
+		}
 		if ((size_t)n != given) {
 			xasprintf(message, "the statement has %d parameters "
 			    "and %zu were given", n, given);
@@ -639,6 +649,16 @@ bind_params(sqlite3_stmt *st, json_t *params, char **message)
 		}
 	}
 	return STORE_OK;
+}
+
+/* The class of a failed step: refusals surface here too. */
+static enum store_status
+step_status(int rc, const char *message)
+{
+	if ((rc & 0xff) == SQLITE_AUTH ||
+	    strncmp(message, "not authorized", 14) == 0)
+		return STORE_FORBIDDEN;
+	return store_code_is_fatal(rc) ? STORE_FATAL : STORE_SQL_ERROR;
 }
 
 /*
@@ -753,7 +773,7 @@ store_exec1(struct store *s, const char *sql, size_t len, json_t *params,
 	if (rc != SQLITE_DONE) {
 		xasprintf(message, "%s", sqlite3_errmsg(s->db));
 		sqlite3_finalize(st);
-		return store_code_is_fatal(rc) ? STORE_FATAL : STORE_SQL_ERROR;
+		return step_status(rc, *message);
 	}
 	res->changes = sqlite3_changes64(s->db);
 	res->last_insert_rowid = sqlite3_last_insert_rowid(s->db);
@@ -902,7 +922,7 @@ store_query1(struct store *s, const char *sql, size_t len, json_t *params,
 		out->len = start;
 		xasprintf(message, "%s", sqlite3_errmsg(s->db));
 		sqlite3_finalize(st);
-		return store_code_is_fatal(rc) ? STORE_FATAL : STORE_SQL_ERROR;
+		return step_status(rc, *message);
 	}
 	if (out->len - start > s->opts.query_bytes_max) {
 		out->len = start;

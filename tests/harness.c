@@ -96,8 +96,16 @@ daemon_start(struct daemon_proc *d, const char *const *args)
 				off += (size_t)snprintf(cmd + off,
 				    sizeof(cmd) - off, " '%s'", argv[i]);
 			execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		} else
-			execv(bin, (char *const *)argv);
+		} else {
+			/* execv wants char *const[]: hand it copies. */
+			char *av[64];
+
+			for (i = 0; argv[i] != NULL; i++)
+				if ((av[i] = strdup(argv[i])) == NULL)
+					_exit(127);
+			av[i] = NULL;
+			execv(bin, av);
+		}
 		_exit(127);
 	}
 	deadline = now_ms() + 20000;
