@@ -73,9 +73,12 @@ struct writer {
 	pthread_t		 athread;
 };
 
-/* A message for the loop thread. */
+/*
+ * A message for the loop thread. It carries its own copy of the callbacks:
+ * messages may be drained after writer_stop() has freed the writer.
+ */
 struct wmsg {
-	struct writer	*wr;
+	struct writer_callbacks cb;
 	struct wgroup	*g;
 	int		 on;
 	char		*why;
@@ -117,7 +120,7 @@ msg_journaled(void *arg)
 {
 	struct wmsg *m = arg;
 
-	m->wr->cb.journaled(m->wr->cb.arg, m->g);
+	m->cb.journaled(m->cb.arg, m->g);
 	free(m);
 }
 
@@ -126,7 +129,7 @@ msg_applied(void *arg)
 {
 	struct wmsg *m = arg;
 
-	m->wr->cb.applied(m->wr->cb.arg, m->g);
+	m->cb.applied(m->cb.arg, m->g);
 	free(m);
 }
 
@@ -135,7 +138,7 @@ msg_unavailable(void *arg)
 {
 	struct wmsg *m = arg;
 
-	m->wr->cb.unavailable(m->wr->cb.arg, m->on, m->why);
+	m->cb.unavailable(m->cb.arg, m->on, m->why);
 	free(m->why);
 	free(m);
 }
@@ -145,7 +148,7 @@ msg_fatal(void *arg)
 {
 	struct wmsg *m = arg;
 
-	m->wr->cb.fatal(m->wr->cb.arg, m->why);
+	m->cb.fatal(m->cb.arg, m->why);
 	free(m->why);
 	free(m);
 }
@@ -156,7 +159,7 @@ post(struct writer *wr, mailbox_fn fn, struct wgroup *g, int on,
 {
 	struct wmsg *m = xcalloc(1, sizeof(*m));
 
-	m->wr = wr;
+	m->cb = wr->cb;
 	m->g = g;
 	m->on = on;
 	m->why = why != NULL ? xstrdup(why) : NULL;

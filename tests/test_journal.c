@@ -311,8 +311,10 @@ list_dir(const char *dir, char ***names, size_t *nseg)
 	d = opendir(dir);
 	assert_non_null(d);
 	while ((de = readdir(d)) != NULL) {
+		/* LOCK is the journal's lock file, held while it is open. */
 		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
+		    strcmp(de->d_name, "..") == 0 ||
+		    strcmp(de->d_name, "LOCK") == 0)
 			continue;
 		v = realloc(v, (n + 1) * sizeof(*v));
 		assert_non_null(v);
