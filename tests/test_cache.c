@@ -788,6 +788,55 @@ test_pinning(void **state)
 	cache_destroy(c);
 }
 
+/*
+ * Reservations: room held for entries to be pinned later counts as used,
+ * evicts what it must, cannot be evicted, and turns into a pinned entry
+ * that always fits.
+ */
+static void
+test_reserve(void **state)
+{
+	struct cache *c;
+	struct cache_stats before, after;
+	size_t sz = cache_entry_size(2, 10);
+
+	(void)state;
+	c = pin_setup(sz);		/* room for 4: p1 p2 pinned, u1 u2 */
+	/* Reserving one entry's room evicts the oldest unpinned one. */
+	assert_int_equal(cache_reserve(c, sz), CACHE_OK);
+	assert_false(has(c, "u1"));
+	assert_true(has(c, "u2"));
+	assert_int_equal(stats(c).reserved, sz);
+	assert_true(stats(c).bytes <= stats(c).max_memory);
+	/* A second one takes u2; a third cannot: nothing left to evict. */
+	assert_int_equal(cache_reserve(c, sz), CACHE_OK);
+	assert_false(has(c, "u2"));
+	cache_get_stats(c, &before);
+	assert_int_equal(cache_reserve(c, sz), CACHE_EFULL);
+	assert_int_equal(cache_reserve(c, stats(c).max_memory + 1),
+	    CACHE_EFULL);
+	cache_get_stats(c, &after);
+	assert_memory_equal(&before, &after, sizeof(before));
+	/* Reserved room is not taken by unpinned entries. */
+	assert_int_equal(put(c, "u3", 10, 5, 0, 0), CACHE_EFULL);
+	/* Given back and used at once, a pinned entry of that size fits. */
+	cache_unreserve(c, sz);
+	assert_int_equal(put(c, "q1", 10, 6, 0, CACHE_F_PINNED), CACHE_OK);
+	cache_unreserve(c, sz);
+	assert_int_equal(put(c, "q2", 10, 7, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_int_equal(stats(c).reserved, 0);
+	assert_int_equal(stats(c).pinned, 4);
+	assert_true(stats(c).bytes <= stats(c).max_memory);
+	/* An unreserved, unused reservation frees its bytes again. */
+	assert_int_equal(cache_unpin(c, "q2", 2, 7), CACHE_OK);
+	assert_int_equal(cache_reserve(c, sz), CACHE_OK);
+	assert_false(has(c, "q2"));
+	before = stats(c);
+	cache_unreserve(c, sz);
+	assert_int_equal(stats(c).bytes, before.bytes - sz);
+	cache_destroy(c);
+}
+
 /* Tombstones: no value, a hit, removed when unpinned. */
 static void
 test_tombstones(void **state)
@@ -1304,6 +1353,7 @@ main(void)
 		cmocka_unit_test(test_ttl_pinned),
 		cmocka_unit_test(test_sweep),
 		cmocka_unit_test(test_pinning),
+		cmocka_unit_test(test_reserve),
 		cmocka_unit_test(test_tombstones),
 		cmocka_unit_test(test_delete),
 		cmocka_unit_test(test_overwrite),
