@@ -258,11 +258,23 @@ raw_readline(int fd, int timeout_ms)
 	}
 }
 
+/*
+ * Send line and its newline in one write, then read the answer, even when
+ * the send failed: the daemon may answer and close before it has read all
+ * of an over-long line, and its answer is still there to read.
+ */
 char *
 raw_roundtrip(int fd, const char *line)
 {
-	if (raw_sends(fd, line) == -1 || raw_sends(fd, "\n") == -1)
+	size_t n = strlen(line);
+	char *buf = malloc(n + 1);
+
+	if (buf == NULL)
 		return NULL;
+	memcpy(buf, line, n);
+	buf[n] = '\n';
+	(void)raw_send(fd, buf, n + 1);
+	free(buf);
 	return raw_readline(fd, 10000);
 }
 
