@@ -172,7 +172,10 @@ usage(FILE *f)
 "      --sql on|off             allow exec and query [on]\n"
 "      --query-rows-max N       most rows in a query answer [100000]\n"
 "      --query-bytes-max SIZE   most bytes in a query answer [16MB]\n"
-"      --synchronous full|normal  SQLite synchronous setting [full]\n"
+"      --synchronous normal|full  SQLite's synchronous setting [normal]:\n"
+"                               normal syncs SQLite at checkpoints (the\n"
+"                               journal keeps writes until then), full at\n"
+"                               every commit\n"
 "      --salvage                keep the good prefix of a damaged journal,\n"
 "                               apply it, and exit\n"
 "      --socket-mode MODE       permissions of the socket, octal [0660]\n"
@@ -346,6 +349,8 @@ options_defaults(struct options *o)
 	o->writer.group_delay_us = 0;
 	o->writer.fsync_interval_ms = 1000;
 	o->writer.purge_interval_ms = 1000;
+	o->writer.checkpoint_interval_ms = 1000;
+	o->sync_normal = 1;
 	o->write_queue_max = (size_t)64 * 1024 * 1024;
 	o->readers = 2;
 	o->sql_enabled = 1;
@@ -765,6 +770,7 @@ main(int argc, char **argv)
 	wcb.unavailable = cmd_unavailable;
 	wcb.fatal = cmd_broken;
 	wcb.arg = &d.cmd;
+	d.opts.writer.sync_normal = d.opts.sync_normal;
 	d.writer = writer_start(&d.opts.writer, d.journal, d.store, d.mailbox,
 	    &wcb);
 	d.cmd.writer = d.writer;

@@ -45,11 +45,30 @@
 
 #define STORE_SCHEMA_VERSION	1
 
+/*
+ * Client statements are kept prepared, keyed by their SQL text: workers
+ * send the same few statements over and over, and preparing is a large
+ * part of running a small INSERT. The least recently used one goes when
+ * the cache is full. A kept statement is reset and its bindings cleared
+ * after every use; SQLite prepares it again by itself (under the
+ * authorizer) when the schema changes.
+ */
+#define STORE_STMT_CACHE	64
+
+struct stmt_slot {
+	char		*sql;
+	size_t		 len;
+	sqlite3_stmt	*st;
+	uint64_t	 used;
+};
+
 struct store {
 	sqlite3			*db;
 	struct store_options	 opts;
 	char			*path;
 	int			 client_sql;	/* authorizer on */
+	struct stmt_slot	 stmts[STORE_STMT_CACHE];	/* client SQL */
+	uint64_t		 stmt_tick;
 	int			 in_tx;
 	struct store_stats	 stats;
 	/* Prepared statements of our own. */
@@ -365,6 +384,10 @@ store_close(struct store *s)
 		return;
 	for (i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
 		sqlite3_finalize(*sts[i]);
+	for (i = 0; i < STORE_STMT_CACHE; i++) {
+		sqlite3_finalize(s->stmts[i].st);
+		free(s->stmts[i].sql);
+	}
 	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
 		log_warnx("%s: close: %s", s->path, sqlite3_errmsg(s->db));
 	free(s->path);
@@ -651,6 +674,52 @@ bind_params(sqlite3_stmt *st, json_t *params, char **message)
 	return STORE_OK;
 }
 
+/* Put a kept client statement back for its next use. */
+static void
+stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+static enum store_status prepare_client(struct store *, const char *,
+    size_t, sqlite3_stmt **, char **);
+
+/* The prepared statement of sql: a kept one, or a new one kept now. */
+static enum store_status
+client_stmt(struct store *s, const char *sql, size_t len, sqlite3_stmt **st,
+    char **message)
+{
+	struct stmt_slot *slot, *lru = &s->stmts[0];
+	enum store_status ret;
+	size_t i;
+
+	for (i = 0; i < STORE_STMT_CACHE; i++) {
+		slot = &s->stmts[i];
+		if (slot->st != NULL && slot->len == len &&
+		    memcmp(slot->sql, sql, len) == 0) {
+			slot->used = ++s->stmt_tick;
+			*st = slot->st;
+			return STORE_OK;
+		}
+		if (slot->st == NULL || slot->used < lru->used)
+			lru = slot;
+	}
+	if ((ret = prepare_client(s, sql, len, st, message)) != STORE_OK)
+		return ret;
+	if (lru->st != NULL) {
+		sqlite3_finalize(lru->st);
+		free(lru->sql);
+	}
+	lru->sql = xmalloc(len + 1);
+	memcpy(lru->sql, sql, len);
+	lru->sql[len] = '\0';
+	lru->len = len;
+	lru->st = *st;
+	lru->used = ++s->stmt_tick;
+	return STORE_OK;
+}
+
 /* The class of a failed step: refusals surface here too. */
 static enum store_status
 step_status(int rc, const char *message)
@@ -677,7 +746,8 @@ prepare_client(struct store *s, const char *sql, size_t len,
 		xasprintf(message, "SQL text too long");
 		return STORE_TOO_LARGE;
 	}
-	rc = sqlite3_prepare_v2(s->db, sql, (int)len, st, &tail);
+	rc = sqlite3_prepare_v3(s->db, sql, (int)len,
+	    SQLITE_PREPARE_PERSISTENT, st, &tail);
 	if (rc == SQLITE_OK && *st != NULL && tail != NULL &&
 	    tail < sql + len) {
 		/* Anything left must prepare to nothing. */
@@ -762,22 +832,22 @@ store_exec1(struct store *s, const char *sql, size_t len, json_t *params,
 	int rc;
 
 	*message = NULL;
-	if ((ret = prepare_client(s, sql, len, &st, message)) != STORE_OK)
+	if ((ret = client_stmt(s, sql, len, &st, message)) != STORE_OK)
 		return ret;
 	if ((ret = bind_params(st, params, message)) != STORE_OK) {
-		sqlite3_finalize(st);
+		stmt_done(st);
 		return ret;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;	/* RETURNING rows and the like are not kept */
 	if (rc != SQLITE_DONE) {
 		xasprintf(message, "%s", sqlite3_errmsg(s->db));
-		sqlite3_finalize(st);
+		stmt_done(st);
 		return step_status(rc, *message);
 	}
 	res->changes = sqlite3_changes64(s->db);
 	res->last_insert_rowid = sqlite3_last_insert_rowid(s->db);
-	sqlite3_finalize(st);
+	stmt_done(st);
 	return STORE_OK;
 }
 
@@ -855,16 +925,16 @@ store_query1(struct store *s, const char *sql, size_t len, json_t *params,
 	int rc, i, ncol;
 
 	*message = NULL;
-	if ((ret = prepare_client(s, sql, len, &st, message)) != STORE_OK)
+	if ((ret = client_stmt(s, sql, len, &st, message)) != STORE_OK)
 		return ret;
 	if (!sqlite3_stmt_readonly(st)) {
-		sqlite3_finalize(st);
+		stmt_done(st);
 		xasprintf(message, "query runs read-only statements; use "
 		    "exec to write");
 		return STORE_BAD_REQUEST;
 	}
 	if ((ret = bind_params(st, params, message)) != STORE_OK) {
-		sqlite3_finalize(st);
+		stmt_done(st);
 		return ret;
 	}
 	ncol = sqlite3_column_count(st);
@@ -883,7 +953,7 @@ store_query1(struct store *s, const char *sql, size_t len, json_t *params,
 		if (rows >= s->opts.query_rows_max ||
 		    out->len - start > s->opts.query_bytes_max) {
 			out->len = start;
-			sqlite3_finalize(st);
+			stmt_done(st);
 			xasprintf(message, "the answer has more than %zu rows "
 			    "or %zu bytes", s->opts.query_rows_max,
 			    s->opts.query_bytes_max);
@@ -921,18 +991,18 @@ store_query1(struct store *s, const char *sql, size_t len, json_t *params,
 	if (rc != SQLITE_DONE) {
 		out->len = start;
 		xasprintf(message, "%s", sqlite3_errmsg(s->db));
-		sqlite3_finalize(st);
+		stmt_done(st);
 		return step_status(rc, *message);
 	}
 	if (out->len - start > s->opts.query_bytes_max) {
 		out->len = start;
-		sqlite3_finalize(st);
+		stmt_done(st);
 		xasprintf(message, "the answer is over %zu bytes",
 		    s->opts.query_bytes_max);
 		return STORE_TOO_LARGE;
 	}
 	wbuf_addc(out, ']');
-	sqlite3_finalize(st);
+	stmt_done(st);
 	return STORE_OK;
 }
 

@@ -492,6 +492,7 @@ apply_main(void *arg)
 	struct wgroup_list batch;
 	struct wgroup *g;
 	uint64_t last = 0, errors, ops, last_purge = now_ms();
+	uint64_t last_ckpt = now_ms(), durable = 0;
 	unsigned backoff = 0;
 	int down = 0, n;
 	char *cause = NULL;
@@ -513,6 +514,16 @@ apply_main(void *arg)
 				break;
 			/* Idle: purge expired rows now and then. */
 			pthread_mutex_unlock(&wr->lock);
+			if (wr->opts.sync_normal && durable < last &&
+			    store_checkpoint(wr->store, 0, &cause) == 0) {
+				durable = last;
+				last_ckpt = now_ms();
+				journal_release(wr->journal, durable);
+			} else if (cause != NULL) {
+				log_warnx("checkpoint: %s", cause);
+				free(cause);
+				cause = NULL;
+			}
 			if (now_ms() - last_purge >=
 			    wr->opts.purge_interval_ms) {
 				last_purge = now_ms();
@@ -564,7 +575,24 @@ apply_main(void *arg)
 			post(wr, msg_unavailable, NULL, 0, NULL);
 			down = 0;
 		}
-		journal_release(wr->journal, last);
+		/*
+		 * With synchronous=FULL the commit is durable now; with NORMAL,
+		 * only once a checkpoint has copied and synced everything.
+		 */
+		if (!wr->opts.sync_normal)
+			durable = last;
+		else if (now_ms() - last_ckpt >= wr->opts.checkpoint_interval_ms) {
+			last_ckpt = now_ms();
+			if (store_checkpoint(wr->store, 0, &cause) == 0)
+				durable = last;
+			else if (cause != NULL) {
+				log_warnx("checkpoint: %s", cause);
+				free(cause);
+				cause = NULL;
+			}
+		}
+		if (durable > 0)
+			journal_release(wr->journal, durable);
 
 		pthread_mutex_lock(&wr->lock);
 		store_get_stats(wr->store, &wr->stats.sqlite);

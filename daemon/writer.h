@@ -49,6 +49,13 @@ struct writer_options {
 	unsigned	 group_delay_us;
 	unsigned	 fsync_interval_ms;	/* for async-only groups */
 	unsigned	 purge_interval_ms;	/* expired rows */
+	/*
+	 * SQLite runs with synchronous=NORMAL: a commit is durable only once
+	 * a checkpoint has completed, so journal segments are released after
+	 * one, taken at least this often while writes come.
+	 */
+	int		 sync_normal;
+	unsigned	 checkpoint_interval_ms;
 };
 
 struct writer_stats {
