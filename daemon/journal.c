@@ -32,6 +32,11 @@
  *
  * Segments are deleted once every record in them is applied to SQLite and
  * that state is durable (journal_release, called by the applier).
+ *
+ * Pre-zeroing: when asked, a segment is extended with zeros a chunk ahead
+ * of the writes, so that most fdatasyncs flush data only, not the file's
+ * size. A segment therefore may end in zeros: an all-zero tail is the
+ * clean end of its records, in any segment, not a torn write.
  */
 #include "config.h"
 
@@ -81,6 +86,7 @@ struct journal {
 	struct segment		*cur;		/* being written, or NULL */
 	int			 fd;		/* of cur */
 	int			 lockfd;	/* LOCK, held while open */
+	uint64_t		 zeroed;	/* cur's file size, zeros included */
 	struct journal_stats	 stats;
 };
 
@@ -196,6 +202,18 @@ record_check(const unsigned char *buf, uint64_t size, uint64_t off,
 	*recsize = JOURNAL_RECORD_HEADER + (uint64_t)len;
 	*seqp = seq;
 	return 0;
+}
+
+/* Are all n bytes at p zero? */
+static int
+all_zero(const unsigned char *p, uint64_t n)
+{
+	uint64_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != 0)
+			return 0;
+	return 1;
 }
 
 /* Are the bytes of the record at off all there, with a good CRC? */
@@ -376,8 +394,8 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 		s->records = nrec;
 		s->size = off;
 	}
-	if (off == size)
-		goto out;
+	if (off == size || all_zero(buf + off, size - off))
+		goto out;	/* the end, perhaps pre-zeroed space after it */
 
 	/*
 	 * A bad record at off: torn tail, or corruption? Find the next sound
@@ -611,12 +629,16 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 
 	/* Append to the last segment. */
 	if ((s = TAILQ_LAST(&j->segments, segment_list)) != NULL) {
-		if ((j->fd = open(s->path, O_WRONLY | O_CLOEXEC)) == -1) {
+		struct stat sb;
+
+		if ((j->fd = open(s->path, O_WRONLY | O_CLOEXEC)) == -1 ||
+		    fstat(j->fd, &sb) == -1) {
 			xasprintf(cause, "open %s: %s", s->path,
 			    strerror(errno));
 			goto fail;
 		}
 		j->cur = s;
+		j->zeroed = (uint64_t)sb.st_size;
 	}
 	return j;
 
@@ -707,6 +729,7 @@ journal_rotate(struct journal *j, uint64_t first_seq, char **cause)
 	if (j->fd != -1 && close(j->fd) == -1)
 		log_warn("close %s", j->cur->path);
 	j->fd = fd;
+	j->zeroed = JOURNAL_HEADER_SIZE;
 	s->size = JOURNAL_HEADER_SIZE;
 	pthread_mutex_lock(&j->lock);
 	TAILQ_INSERT_TAIL(&j->segments, s, entry);
@@ -714,6 +737,40 @@ journal_rotate(struct journal *j, uint64_t first_seq, char **cause)
 	j->stats.segments++;
 	j->stats.bytes += JOURNAL_HEADER_SIZE;
 	pthread_mutex_unlock(&j->lock);
+	return 0;
+}
+
+/*
+ * Extend the current segment with zeros past end, a chunk ahead. The zeros
+ * reach the disk with the next fdatasync, with the file's new size; the
+ * writes after them then overwrite space that is already there.
+ */
+static int
+journal_prezero(struct journal *j, uint64_t end, char **cause)
+{
+	static const char zeros[65536];
+	uint64_t target, off;
+	size_t n;
+	ssize_t w;
+
+	target = (end + j->opts.prezero) / j->opts.prezero * j->opts.prezero;
+	for (off = j->zeroed; off < target; off += (uint64_t)w) {
+		n = target - off < sizeof(zeros) ? (size_t)(target - off) :
+		    sizeof(zeros);
+		w = pwrite(j->fd, zeros, n, (off_t)off);
+		if (w == -1 && errno == EINTR) {
+			w = 0;
+			continue;
+		}
+		if (w <= 0) {
+			xasprintf(cause, "extend %s: %s", j->cur->path,
+			    w == -1 ? strerror(errno) : "short write");
+			if (ftruncate(j->fd, (off_t)j->zeroed) == -1)
+				log_warn("journal: cut back %s", j->cur->path);
+			return -1;
+		}
+	}
+	j->zeroed = target;
 	return 0;
 }
 
@@ -732,6 +789,9 @@ journal_write(struct journal *j, const void *buf, size_t len,
 			return -1;
 	}
 	start = j->cur->size;
+	if (j->opts.prezero > 0 && start + len > j->zeroed &&
+	    journal_prezero(j, start + len, cause) == -1)
+		return -1;
 	while (left > 0) {
 		n = pwrite(j->fd, p, left, (off_t)(start + (len - left)));
 		if (n == -1 && errno == EINTR)
@@ -749,6 +809,7 @@ journal_write(struct journal *j, const void *buf, size_t len,
 				    "%s", old, strerror(errno));
 				free(old);
 			}
+			j->zeroed = start;
 			return -1;
 		}
 		p += n;

@@ -40,6 +40,12 @@ struct journal_options {
 	size_t		 segment_max;	/* rotate past this many bytes */
 	size_t		 record_max;	/* largest payload accepted */
 	int		 salvage;	/* keep the good prefix of a bad log */
+	/*
+	 * Extend the segment with zeros this many bytes ahead of the writes
+	 * (0: off). fdatasync of a write into space already written costs no
+	 * metadata flush; appending to the file does, every time.
+	 */
+	size_t		 prezero;
 	/* Test hook: called at named points; NULL in production. */
 	void		(*crash_point)(const char *name);
 };

@@ -655,6 +655,8 @@ recover(struct daemon *d, const struct store_options *so)
 	jo.segment_max = d->opts.segment_max;
 	jo.record_max = d->opts.record_max;
 	jo.salvage = d->opts.salvage;
+	/* Zeros a megabyte ahead: most fdatasyncs then flush no metadata. */
+	jo.prezero = 1024 * 1024;
 	if ((d->journal = journal_open(&jo, &rec, &cause)) == NULL)
 		fatalx("%s", cause);
 	if ((d->store = store_open(so, &cause)) == NULL)

@@ -73,6 +73,9 @@ struct segscan {
 	uint64_t	*seq;		/* n entries */
 };
 
+/* Pre-zeroing chunk of the journals the tests open (0: off). */
+static size_t jopen_prezero;
+
 /* ------------------------------------------------------------------ */
 /* Small helpers. */
 
@@ -147,6 +150,7 @@ rm_rf(const char *path)
 static int
 setup(void **state)
 {
+	jopen_prezero = 0;
 	const char *root = getenv("TESTS_TMPDIR");
 	struct tmp *t;
 
@@ -418,6 +422,8 @@ seg_scan(const char *dir, uint64_t name_seq, struct segscan *ss)
 		len = le32(buf + off + 4);
 		if (size - off - JOURNAL_RECORD_HEADER < len)
 			break;
+		if (le32(buf + off) == 0 && len == 0)
+			break;		/* pre-zeroed space after the records */
 		assert_int_equal(le32(buf + off), crc32c_mask(crc32c_ref(0,
 		    buf + off + 4, JOURNAL_RECORD_HEADER - 4 + len)));
 		if (ss->n == cap) {
@@ -621,6 +627,7 @@ jopen(const char *dir, size_t segment_max, size_t record_max, int salvage,
 	struct journal_options opts;
 
 	memset(&opts, 0, sizeof(opts));
+	opts.prezero = jopen_prezero;
 	opts.dir = dir;
 	opts.segment_max = segment_max;
 	opts.record_max = record_max;
@@ -1305,11 +1312,15 @@ test_zero_tail(void **state)
 	journal_close(j);
 	size = file_size(path);
 
+	/*
+	 * Zeros after the last record are the clean end of the log (space
+	 * pre-zeroed ahead of the writes): kept, not cut, nothing lost.
+	 */
 	append_zeros(path, 4096);
 	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
 	check_recovery(&rec, &exp);
-	assert_int_equal(rec.truncated_bytes, 4096);
-	assert_int_equal(file_size(path), size);
+	assert_int_equal(rec.truncated_bytes, 0);
+	assert_int_equal(file_size(path), size + 4096);
 	check_replay(j, 0, &exp);
 	write_group(j, &exp, 9, NULL, 2);
 	j = reopen_check(j, t->dir, BIG_SEGMENT, &exp);
@@ -1320,9 +1331,72 @@ test_zero_tail(void **state)
 	append_zeros(path, 5);
 	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
 	check_recovery(&rec, &exp);
-	assert_int_equal(rec.truncated_bytes, 5);
-	assert_int_equal(file_size(path), size);
+	assert_int_equal(rec.truncated_bytes, 0);
+	assert_int_equal(file_size(path), size + 5);
 	journal_close(j);
+	items_free(&exp);
+}
+
+/*
+ * Pre-zeroing: segments grow by whole zeroed chunks ahead of the writes;
+ * every record survives reopening, across chunk edges and rotations; a
+ * record torn inside the zeroed space is cut, the zeros after it are not
+ * corruption.
+ */
+static void
+test_prezero(void **state)
+{
+	struct tmp *t = *state;
+	struct journal_recovery rec;
+	struct segscan ss;
+	struct items exp;
+	struct journal *j;
+	char path[PATH_MAX];
+	uint64_t seq = 1, size;
+	int i;
+
+	memset(&exp, 0, sizeof(exp));
+	jopen_prezero = 4096;
+	j = jopen_ok(t->dir, 8192, RECORD_MAX, 0, &rec);
+	for (i = 0; i < 60; i++) {
+		write_group(j, &exp, seq, NULL, 7);
+		seq += 7;
+	}
+	journal_close(j);
+	assert_true(count_segments(t->dir) > 1);
+	seg_path(path, sizeof(path), t->dir, 1);
+	assert_int_equal(file_size(path) % 4096, 0);
+	j = reopen_check(NULL, t->dir, 8192, &exp);
+	/* More after a reopen lands after the records, not after zeros. */
+	write_group(j, &exp, seq, NULL, 3);
+	seq += 3;
+	j = reopen_check(j, t->dir, 8192, &exp);
+	journal_close(j);
+
+	/* Damage the last record's last byte, as a torn write would. */
+	{
+		uint64_t *seqs;
+		size_t nseg = segment_seqs(t->dir, &seqs);
+		unsigned char z = 0xff;
+		int fd;
+
+		seg_path(path, sizeof(path), t->dir, seqs[nseg - 1]);
+		seg_scan(t->dir, seqs[nseg - 1], &ss);
+		free(seqs);
+		size = ss.off[ss.n - 1];
+		assert_true((fd = open(path, O_WRONLY)) >= 0);
+		assert_int_equal(pwrite(fd, &z, 1, (off_t)(ss.off[ss.n] - 1)),
+		    1);
+		close(fd);
+	}
+	seg_free(&ss);
+	j = jopen_ok(t->dir, 8192, RECORD_MAX, 0, &rec);
+	items_cut(&exp, exp.n - 1);
+	check_recovery(&rec, &exp);
+	assert_int_equal(file_size(path), size);
+	check_replay(j, 0, &exp);
+	journal_close(j);
+	jopen_prezero = 0;
 	items_free(&exp);
 }
 
@@ -2231,6 +2305,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_truncate_every_byte,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prezero, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_zero_tail, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_flip_middle_last_segment,
