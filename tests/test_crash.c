@@ -1369,7 +1369,7 @@ usage(FILE *f)
 "no read older than an acknowledged write. At the end stashd must exit 0\n"
 "on SIGTERM and the database must pass PRAGMA integrity_check.\n"
 "\n"
-"Without options: the short run of make check (16 clients, 6 cycles,\n"
+"Without options: the short run of make check (16 clients, 20 cycles,\n"
 "kills 100..700 ms apart). With any option: the soak, whose defaults are\n"
 "the values in brackets.\n"
 "\n"
@@ -1424,7 +1424,7 @@ options(struct crash *cx, int argc, char **argv)
 
 	cx->soak = argc > 1;
 	cx->nclients = cx->soak ? 64 : 16;
-	cx->cycles = cx->soak ? 300 : 6;
+	cx->cycles = cx->soak ? 300 : 20;
 	cx->min_ms = cx->soak ? 20 : 100;
 	cx->max_ms = cx->soak ? 800 : 700;
 	cx->window = 4;
