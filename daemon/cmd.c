@@ -603,25 +603,40 @@ cmd_ping(struct cmd_ctx *ctx, struct proto_request *req, struct wbuf *out)
 	reply_end(out);
 }
 
+/*
+ * What will wait for a reader job of req: its answer slot, taken now in
+ * request order, and its id. Reads (not the lookup a write needs first)
+ * count in the session, so that its next write waits for them.
+ */
+static struct lookup *
+lookup_new(struct cmd_ctx *ctx, struct cmd_session *ss,
+    struct proto_request *req, enum lookup_kind kind)
+{
+	struct lookup *lk = xcalloc(1, sizeof(*lk));
+
+	lk->kind = kind;
+	lk->ctx = ctx;
+	lk->slot = server_slot_new(ss->conn);
+	if (req->id != NULL) {
+		lk->id = memdup(req->id, req->id_len);
+		lk->id_len = req->id_len;
+	}
+	if (kind != LK_WRITE) {
+		ss->reads++;
+		lk->counted = 1;
+	}
+	return lk;
+}
+
 /* A deferred lookup of one or more keys. */
 static enum cmd_result
 defer_lookup(struct cmd_ctx *ctx, struct cmd_session *ss,
     struct proto_request *req, enum lookup_kind kind, struct rkey *keys,
     size_t nkeys, struct pwrite *pw)
 {
-	struct lookup *lk = xcalloc(1, sizeof(*lk));
+	struct lookup *lk = lookup_new(ctx, ss, req, kind);
 
-	lk->kind = kind;
-	lk->slot = server_slot_new(ss->conn);
-	if (req->id != NULL) {
-		lk->id = memdup(req->id, req->id_len);
-		lk->id_len = req->id_len;
-	}
 	lk->pw = pw;
-	if (kind != LK_WRITE) {
-		ss->reads++;
-		lk->counted = 1;
-	}
 	lookup_start(ctx, lk, keys, nkeys);
 	return CMD_DEFERRED;
 }
@@ -887,16 +902,7 @@ cmd_query(struct cmd_ctx *ctx, struct cmd_session *ss,
 	}
 	wbuf_init(&job->out);
 	job->done = lookup_done;
-	lk = xcalloc(1, sizeof(*lk));
-	lk->kind = LK_QUERY;
-	lk->ctx = ctx;
-	lk->slot = server_slot_new(ss->conn);
-	lk->counted = 1;
-	ss->reads++;
-	if (req->id != NULL) {
-		lk->id = memdup(req->id, req->id_len);
-		lk->id_len = req->id_len;
-	}
+	lk = lookup_new(ctx, ss, req, LK_QUERY);
 	job->arg = lk;
 	reader_submit(ctx->reader, job);
 	return CMD_DEFERRED;

@@ -237,60 +237,56 @@ parse_size(const char *s, size_t *out)
 	return -1;
 }
 
-/* Parse a duration into milliseconds. -1 when invalid. */
+/*
+ * Parse a duration (us, ms, s, m or min, h; a bare number is seconds) into
+ * units of unit_us microseconds, rounding down. -1 when invalid or when it
+ * does not fit an unsigned.
+ */
+static int
+parse_duration(const char *s, unsigned long long unit_us, unsigned *out)
+{
+	static const struct {
+		const char		*suffix;
+		unsigned long long	 us;
+	} units[] = {
+		{ "", 1000000ULL }, { "s", 1000000ULL }, { "us", 1ULL },
+		{ "ms", 1000ULL }, { "m", 60000000ULL }, { "min", 60000000ULL },
+		{ "h", 3600000000ULL },
+	};
+	unsigned long long v, r;
+	char *end;
+	size_t i;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (units[i].us > 0 && v > ULLONG_MAX / units[i].us)
+			return -1;
+		r = v * units[i].us / unit_us;
+		if (r > UINT_MAX)
+			return -1;
+		*out = (unsigned)r;
+		return 0;
+	}
+	return -1;
+}
+
 static int
 parse_duration_ms(const char *s, unsigned *out)
 {
-	unsigned long long v, mul;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		mul = 1000;
-	else if (strcmp(end, "ms") == 0)
-		mul = 1;
-	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-		mul = 60 * 1000;
-	else if (strcmp(end, "h") == 0)
-		mul = 3600 * 1000;
-	else
-		return -1;
-	if (v > UINT_MAX / mul)
-		return -1;
-	*out = (unsigned)(v * mul);
-	return 0;
+	return parse_duration(s, 1000, out);
 }
 
-/* Parse a duration into microseconds (us, ms or s). -1 when invalid. */
 static int
 parse_duration_us(const char *s, unsigned *out)
 {
-	unsigned long long v, mul;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	if (strcmp(end, "us") == 0)
-		mul = 1;
-	else if (strcmp(end, "ms") == 0)
-		mul = 1000;
-	else if (*end == '\0' || strcmp(end, "s") == 0)
-		mul = 1000000;
-	else
-		return -1;
-	if (v > UINT_MAX / mul)
-		return -1;
-	*out = (unsigned)(v * mul);
-	return 0;
+	return parse_duration(s, 1, out);
 }
 
 /* Parse a positive count. */
