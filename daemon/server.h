@@ -16,7 +16,7 @@ struct conn;
 struct slot;
 
 struct server_config {
-	const char	*socket_path;
+	char		*socket_path;
 	mode_t		 socket_mode;		/* of the socket file */
 	size_t		 line_max;		/* bytes of one request line */
 	size_t		 max_conns;

@@ -1,0 +1,59 @@
+/*
+ * options.h -- stashd's settings: defaults, the configuration file and the
+ * command line, all from one table of options.
+ */
+#ifndef STASHD_OPTIONS_H
+#define STASHD_OPTIONS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "proto.h"
+#include "server.h"
+#include "writer.h"
+
+#define CONFIG_FILE_DEFAULT	"/etc/stashd/stashd.conf"
+
+struct options {
+	struct server_config	 server;
+	size_t			 max_memory;
+	size_t			 depth_max;
+	size_t			 mget_max;
+	enum proto_durability	 dur_kv;
+	enum proto_durability	 dur_exec;
+	enum log_level		 log_level;
+	char			*database;
+	char			*journal_dir;
+	size_t			 segment_max;
+	size_t			 record_max;
+	struct writer_options	 writer;
+	size_t			 write_queue_max;
+	unsigned		 readers;
+	int			 sql_enabled;
+	size_t			 query_rows_max;
+	size_t			 query_bytes_max;
+	int			 salvage;
+	int			 sync_normal;
+	/* Where the settings came from. */
+	char			*config_file;	/* NULL: none was read */
+	int			 check_config;
+};
+
+void	options_defaults(struct options *o);
+/*
+ * Read the configuration file (the one named by -c, else the default when
+ * it exists), then the command line, which wins. Exits with status 2 and a
+ * message naming the key (and the line) on a bad setting; prints help or
+ * the version and exits 0 when asked.
+ */
+void	options_parse(struct options *o, int argc, char **argv);
+/* Read one configuration file into o. -1 with *cause naming the line. */
+int	options_load_file(struct options *o, const char *path, char **cause);
+/* Set one option by name ("max-memory" or "max_memory"). */
+int	options_set(struct options *o, const char *name, const char *value,
+	    char **cause);
+void	options_usage(FILE *f);
+void	options_free(struct options *o);
+
+#endif /* STASHD_OPTIONS_H */
