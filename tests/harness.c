@@ -70,6 +70,8 @@ daemon_start(struct daemon_proc *d, const char *const *args)
 	argv[n++] = d->sock;
 	argv[n++] = "-d";
 	argv[n++] = d->db;
+	argv[n++] = "-c";	/* no system configuration file */
+	argv[n++] = "/dev/null";
 	for (i = 0; args != NULL && args[i] != NULL && n < 62; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;

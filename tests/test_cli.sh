@@ -108,7 +108,7 @@ expect_err "key over 1024 bytes" "*longer than 1024*"
 # --- start the daemon -----------------------------------------------------
 
 # The daemon runs in its own folder (its database and journal go there).
-(cd "$DIR" && exec $STASHD_WRAPPER "$STASHD" -s "$SOCK") \
+(cd "$DIR" && exec $STASHD_WRAPPER "$STASHD" -c /dev/null -s "$SOCK") \
     >"$DIR/stashd.log" 2>&1 &
 PID=$!
 i=0

@@ -514,6 +514,8 @@ daemon_up(struct crash *cx)
 	argv[n++] = cx->sock;
 	argv[n++] = "-d";
 	argv[n++] = cx->db;
+	argv[n++] = "-c";		/* no system configuration file */
+	argv[n++] = "/dev/null";
 	for (i = 0; i < cx->ndaemon_args; i++)
 		argv[n++] = cx->daemon_args[i];
 	argv[n] = NULL;

@@ -1,0 +1,99 @@
+#!/bin/sh
+# test_options.sh -- the configuration file and the command line.
+#
+# conf/stashd.conf lists exactly the keys --help lists and checks clean; a
+# bad file is refused naming the key and the line; the command line wins
+# over the file; a daemon started with only -c takes its socket and
+# database from the file. Exit 0 pass, 1 fail, 77 skip.
+set -u
+[ -n "${STASHD:-}" ] || exit 77
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+TMP=$(mktemp -d "${TESTS_TMPDIR:-/tmp}/tmp.options.XXXXXX")
+PID=
+cleanup() {
+	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+fails=0
+passes=0
+ok() { passes=$((passes + 1)); }
+bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+
+# Every option of --help is a key of the example file, and back.
+"$STASHD" --help | sed -n 's/^ *\(-., \)\{0,1\}--\([a-z-]*\) .*/\2/p' |
+    grep -v -x -e config -e check-config -e salvage -e verbose -e help \
+    -e version | sort > "$TMP/help"
+sed -n 's/^#\{0,1\}\([a-z_]*\) = .*/\1/p' "$SRC/conf/stashd.conf" |
+    tr _ - | sort > "$TMP/conf"
+if [ -s "$TMP/help" ] && cmp -s "$TMP/help" "$TMP/conf"; then ok; else
+	bad "--help and conf/stashd.conf list different keys:"
+	diff "$TMP/help" "$TMP/conf" >&2
+fi
+
+# The example checks clean.
+if "$STASHD" -c "$SRC/conf/stashd.conf" --check-config >/dev/null; then ok
+else bad "conf/stashd.conf does not check"; fi
+
+# Refusals name the key and the line, and exit 2.
+expect_refused() {	# file-content pattern
+	printf "$1" > "$TMP/bad.conf"
+	out=$("$STASHD" -c "$TMP/bad.conf" --check-config 2>&1)
+	rc=$?
+	if [ $rc -eq 2 ] && echo "$out" | grep -q -- "$2"; then ok; else
+		bad "expected exit 2 and '$2', got $rc: $out"
+	fi
+}
+expect_refused 'max_memory = 64MB\nbogus = 1\n' 'bad.conf:2: unknown key "bogus"'
+expect_refused '# c\n\nmax_memory = lots\n' 'bad.conf:3: max-memory: invalid value "lots"'
+expect_refused 'readers = 0\n' 'bad.conf:1: readers: invalid value "0"'
+expect_refused 'durability_kv = fast\n' 'durability-kv: invalid value "fast"'
+expect_refused '[other]\nsql = on\n' 'bad.conf:2: unknown section'
+expect_refused 'just words\n' 'bad.conf:1:'
+out=$("$STASHD" -c "$TMP/nonexistent" --check-config 2>&1)
+if [ $? -eq 2 ] && echo "$out" | grep -q "No such file"; then ok
+else bad "a missing file: $out"; fi
+# A bad command-line value is refused too.
+out=$("$STASHD" --max-line 5GB 2>&1)
+if [ $? -eq 2 ] && echo "$out" | grep -q "max-line"; then ok
+else bad "--max-line 5GB: $out"; fi
+
+# Dashes or underscores, with or without a section.
+printf 'max-memory = 64MB\n[stashd]\nidle_timeout = 500ms\n' > "$TMP/ok.conf"
+if "$STASHD" -c "$TMP/ok.conf" --check-config >/dev/null; then ok
+else bad "dashes and [stashd] refused"; fi
+
+# A daemon from the file alone; the command line wins over the file.
+start() {
+	(cd "$TMP" && exec "$STASHD" "$@") 2>>"$TMP/log" &
+	PID=$!
+	i=0
+	while [ ! -S "$TMP/f.sock" ] && [ $i -lt 200 ]; do
+		sleep 0.05; i=$((i + 1))
+	done
+}
+stop() {
+	kill -TERM "$PID"; wait "$PID"; rc=$?; PID=
+	[ $rc -eq 0 ] || bad "stashd exited $rc"
+}
+ask() {
+	printf '%s\n' "$1" | socat -t 5 - UNIX-CONNECT:"$TMP/f.sock"
+}
+printf 'socket = %s/f.sock\ndatabase = %s/f.db\nsql = off\n' "$TMP" "$TMP" \
+    > "$TMP/f.conf"
+start -c "$TMP/f.conf"
+case $(ask '{"op":"query","sql":"SELECT 1"}') in
+*'"forbidden"'*) ok ;;
+*) bad "sql = off in the file was not applied" ;;
+esac
+[ -f "$TMP/f.db" ] && ok || bad "database from the file not used"
+stop
+start -c "$TMP/f.conf" --sql on
+case $(ask '{"op":"query","sql":"SELECT 1"}') in
+*'"rows":[[1]]'*) ok ;;
+*) bad "--sql on did not win over the file" ;;
+esac
+stop
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]
