@@ -64,6 +64,8 @@ struct daemon {
 	struct writer		*writer;
 	struct reader		*reader;
 	int			 exit_code;
+	int			 argc;		/* for a reload */
+	char			**argv;
 };
 
 /*
@@ -105,11 +107,72 @@ signal_term_cb(evutil_socket_t sig, short what, void *arg)
 	server_shutdown(d->server);
 }
 
+/* Push the settings that can change at run time into the daemon. */
+static void
+apply_limits(struct daemon *d)
+{
+	if (d->opts.write_queue_max > d->opts.max_memory / 2)
+		d->opts.write_queue_max = d->opts.max_memory / 2;
+	log_set_level(d->opts.log_level);
+	cache_set_max_memory(d->cache, d->opts.max_memory);
+	server_set_limits(d->server, &d->opts.server);
+	d->cmd.limits.depth_max = d->opts.depth_max;
+	d->cmd.limits.mget_max = d->opts.mget_max;
+	d->cmd.dur_kv = d->opts.dur_kv;
+	d->cmd.dur_exec = d->opts.dur_exec;
+	d->cmd.sql_enabled = d->opts.sql_enabled;
+	d->cmd.write_queue_max = d->opts.write_queue_max;
+}
+
+/*
+ * SIGHUP: read the file again (and the command line, which still wins),
+ * apply what can change at run time, and say what changed and what needs
+ * a restart. A bad file keeps every running setting.
+ */
 static void
 signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 {
-	log_info("received SIGHUP: nothing to reload without a "
-	    "configuration file");
+	struct daemon *d = arg;
+	struct options n;
+	char *cause = NULL, ov[64], nv[64];
+	size_t i;
+	int changed = 0, restart = 0;
+
+	if (d->opts.config_file == NULL) {
+		log_info("SIGHUP: no configuration file was read; nothing "
+		    "to reload");
+		return;
+	}
+	log_info("SIGHUP: reading %s", d->opts.config_file);
+	if (options_reread(&n, d->opts.config_file, d->argc, d->argv,
+	    &cause) == -1) {
+		log_warnx("reload: %s; keeping the running settings", cause);
+		free(cause);
+		options_free(&n);
+		return;
+	}
+	if (n.journal_dir == NULL)
+		xasprintf(&n.journal_dir, "%s.journal", n.database);
+	for (i = 0; i < options_count(); i++) {
+		if (!options_differ(&d->opts, &n, i))
+			continue;
+		options_format(&d->opts, i, ov, sizeof(ov));
+		options_format(&n, i, nv, sizeof(nv));
+		if (options_reloadable(i)) {
+			log_info("reload: %s: %s -> %s", options_name(i), ov,
+			    nv);
+			options_copy(&d->opts, &n, i);
+			changed++;
+		} else {
+			log_warnx("reload: %s: %s -> %s needs a restart; "
+			    "keeping %s", options_name(i), ov, nv, ov);
+			restart++;
+		}
+	}
+	options_free(&n);
+	if (changed == 0 && restart == 0)
+		log_info("reload: nothing changed");
+	apply_limits(d);
 }
 
 /* Reclaim expired cache entries a little at a time. */
@@ -195,6 +258,8 @@ main(int argc, char **argv)
 	uint64_t seed, last_seq;
 
 	memset(&d, 0, sizeof(d));
+	d.argc = argc;
+	d.argv = argv;
 	options_defaults(&d.opts);
 	options_parse(&d.opts, argc, argv);
 	if (d.opts.check_config) {

@@ -48,6 +48,7 @@ struct cdef {
 	unsigned long long max;
 	const char	*dflt;		/* as --help shows it */
 	const char	*help;
+	int		 reload;	/* can change at run time (SIGHUP) */
 };
 
 #define O(f)	offsetof(struct options, f)
@@ -57,61 +58,61 @@ struct cdef {
 
 static const struct cdef config_table[] = {
 	{ "socket", 's', C_PATH, O(server.socket_path), 0, 0,
-	    STASH_SOCKET_DEFAULT, "socket to listen on" },
+	    STASH_SOCKET_DEFAULT, "socket to listen on", 0 },
 	{ "socket-mode", 0, C_MODE, O(server.socket_mode), 0, 0777, "0660",
-	    "permissions of the socket, octal" },
+	    "permissions of the socket, octal", 0 },
 	{ "database", 'd', C_PATH, O(database), 0, 0, "stashd.db",
-	    "SQLite database" },
+	    "SQLite database", 0 },
 	{ "journal-dir", 0, C_PATH, O(journal_dir), 0, 0, "DATABASE.journal",
-	    "write-ahead journal folder" },
+	    "write-ahead journal folder", 0 },
 	{ "max-memory", 'm', C_SIZE, O(max_memory), MB, SIZE_MAX, "256MB",
-	    "cache memory limit" },
+	    "cache memory limit", 1 },
 	{ "max-line", 0, C_SIZE, O(server.line_max), KB, GB, "1MB",
-	    "longest request line" },
+	    "longest request line", 1 },
 	{ "max-depth", 0, C_COUNT, O(depth_max), 2, 1000, "64",
-	    "deepest JSON nesting of a request" },
+	    "deepest JSON nesting of a request", 1 },
 	{ "max-connections", 0, C_COUNT, O(server.max_conns), 1, 1000000,
-	    "1024", "clients at once" },
+	    "1024", "clients at once", 1 },
 	{ "max-output", 0, C_SIZE, O(server.output_max), 4 * KB, SIZE_MAX,
-	    "4MB", "unsent answers per client before reading it stops" },
+	    "4MB", "unsent answers per client before reading it stops", 1 },
 	{ "mget-max", 0, C_COUNT, O(mget_max), 1, 1000000, "10000",
-	    "keys in one mget" },
+	    "keys in one mget", 1 },
 	{ "idle-timeout", 0, C_MS, O(server.idle_timeout_ms), 0, UINT_MAX,
-	    "0", "close clients idle this long; 0 = never" },
+	    "0", "close clients idle this long; 0 = never", 1 },
 	{ "shutdown-timeout", 0, C_MS, O(server.shutdown_timeout_ms), 0,
-	    UINT_MAX, "10s", "time to flush answers on exit" },
+	    UINT_MAX, "10s", "time to flush answers on exit", 1 },
 	{ "durability-kv", 0, C_DUR, O(dur_kv), 0, 0, "journal",
-	    "default durability of set and del: async, journal or commit" },
+	    "default durability of set and del: async, journal or commit", 1 },
 	{ "durability-exec", 0, C_DUR, O(dur_exec), 0, 0, "commit",
-	    "default durability of exec" },
+	    "default durability of exec", 1 },
 	{ "segment-size", 0, C_SIZE, O(segment_max), 64 * KB, SIZE_MAX,
-	    "64MB", "journal segment size before rotation" },
+	    "64MB", "journal segment size before rotation", 0 },
 	{ "record-max", 0, C_SIZE, O(record_max), 4 * KB, 2 * GB, "16MB",
-	    "largest journal record" },
+	    "largest journal record", 0 },
 	{ "group-max-ops", 0, C_COUNT, O(writer.group_max_ops), 1, 1000000,
-	    "4096", "most writes in one group commit" },
+	    "4096", "most writes in one group commit", 0 },
 	{ "group-max-bytes", 0, C_SIZE, O(writer.group_max_bytes), 4 * KB,
-	    SIZE_MAX, "16MB", "most bytes in one group commit" },
+	    SIZE_MAX, "16MB", "most bytes in one group commit", 0 },
 	{ "group-delay", 0, C_US, O(writer.group_delay_us), 0, 1000000, "0",
-	    "wait this long for a group to fill (up to 1s)" },
+	    "wait this long for a group to fill (up to 1s)", 0 },
 	{ "fsync-interval", 0, C_MS, O(writer.fsync_interval_ms), 1, 60000,
-	    "1s", "async writes are fsync'd within this" },
+	    "1s", "async writes are fsync'd within this", 0 },
 	{ "write-queue-max", 0, C_SIZE, O(write_queue_max), 64 * KB, SIZE_MAX,
 	    "64MB", "writes not yet applied before writers wait "
-	    "(at most half of max-memory)" },
+	    "(at most half of max-memory)", 1 },
 	{ "readers", 0, C_UINT, O(readers), 1, 64, "2",
-	    "reader threads for cache misses and queries" },
+	    "reader threads for cache misses and queries", 0 },
 	{ "sql", 0, C_ONOFF, O(sql_enabled), 0, 0, "on",
-	    "allow exec and query: on or off" },
+	    "allow exec and query: on or off", 1 },
 	{ "query-rows-max", 0, C_COUNT, O(query_rows_max), 1, 100000000,
-	    "100000", "most rows in a query answer" },
+	    "100000", "most rows in a query answer", 0 },
 	{ "query-bytes-max", 0, C_SIZE, O(query_bytes_max), KB, SIZE_MAX,
-	    "16MB", "most bytes in a query answer" },
+	    "16MB", "most bytes in a query answer", 0 },
 	{ "synchronous", 0, C_SYNC, O(sync_normal), 0, 0, "normal",
 	    "SQLite's synchronous setting: normal (synced at checkpoints; the "
-	    "journal keeps writes until then) or full" },
+	    "journal keeps writes until then) or full", 0 },
 	{ "log-level", 'l', C_LEVEL, O(log_level), 0, 0, "info",
-	    "error, warning, info or debug" },
+	    "error, warning, info or debug", 1 },
 };
 
 #define CONFIG_NOPTS	(sizeof(config_table) / sizeof(config_table[0]))
@@ -540,7 +541,9 @@ options_parse(struct options *o, int argc, char **argv)
 			fprintf(stderr, "stashd: %s\n", cause);
 			exit(2);
 		}
-		o->config_file = xstrdup(file);
+		/* Kept absolute: SIGHUP reads it again. */
+		if ((o->config_file = realpath(file, NULL)) == NULL)
+			o->config_file = xstrdup(file);
 	}
 
 	/* Second pass: the command line wins. */
@@ -589,4 +592,169 @@ options_parse(struct options *o, int argc, char **argv)
 bad:
 	fprintf(stderr, "stashd: --%s\n", cause);
 	exit(2);
+}
+
+size_t
+options_count(void)
+{
+	return CONFIG_NOPTS;
+}
+
+const char *
+options_name(size_t i)
+{
+	return config_table[i].name;
+}
+
+int
+options_reloadable(size_t i)
+{
+	return config_table[i].reload;
+}
+
+/* The bytes of option i in o, for comparing and copying. */
+static size_t
+options_width(const struct cdef *d)
+{
+	switch (d->type) {
+	case C_PATH:
+		return sizeof(char *);
+	case C_MODE:
+		return sizeof(mode_t);
+	case C_SIZE:
+	case C_COUNT:
+		return sizeof(size_t);
+	case C_UINT:
+	case C_MS:
+	case C_US:
+		return sizeof(unsigned);
+	case C_DUR:
+		return sizeof(enum proto_durability);
+	case C_LEVEL:
+		return sizeof(enum log_level);
+	default:
+		return sizeof(int);
+	}
+}
+
+int
+options_differ(const struct options *a, const struct options *b, size_t i)
+{
+	const struct cdef *d = &config_table[i];
+	const char *pa = (const char *)a + d->off;
+	const char *pb = (const char *)b + d->off;
+
+	if (d->type == C_PATH) {
+		const char *sa = *(char *const *)(const void *)pa;
+		const char *sb = *(char *const *)(const void *)pb;
+
+		if (sa == NULL || sb == NULL)
+			return sa != sb;
+		return strcmp(sa, sb) != 0;
+	}
+	return memcmp(pa, pb, options_width(d)) != 0;
+}
+
+void
+options_copy(struct options *dst, const struct options *src, size_t i)
+{
+	const struct cdef *d = &config_table[i];
+	char *pd = (char *)dst + d->off;
+	const char *ps = (const char *)src + d->off;
+
+	if (d->type == C_PATH) {
+		const char *sv = *(char *const *)(const void *)ps;
+
+		free(*(char **)(void *)pd);
+		*(char **)(void *)pd = sv != NULL ? xstrdup(sv) : NULL;
+		return;
+	}
+	memcpy(pd, ps, options_width(d));
+}
+
+void
+options_format(const struct options *o, size_t i, char *buf, size_t size)
+{
+	const struct cdef *d = &config_table[i];
+	const char *p = (const char *)o + d->off;
+	static const char *const durs[] = { "default", "async", "journal",
+	    "commit" };
+
+	switch (d->type) {
+	case C_PATH:
+		snprintf(buf, size, "%s", *(char *const *)(const void *)p ?
+		    *(char *const *)(const void *)p : "(none)");
+		break;
+	case C_MODE:
+		snprintf(buf, size, "%04o", (unsigned)*(const mode_t *)
+		    (const void *)p);
+		break;
+	case C_SIZE:
+		fmt_size(*(const size_t *)(const void *)p, buf, size);
+		break;
+	case C_COUNT:
+		snprintf(buf, size, "%zu", *(const size_t *)(const void *)p);
+		break;
+	case C_UINT:
+		snprintf(buf, size, "%u", *(const unsigned *)(const void *)p);
+		break;
+	case C_MS:
+		snprintf(buf, size, "%ums", *(const unsigned *)(const void *)p);
+		break;
+	case C_US:
+		snprintf(buf, size, "%uus", *(const unsigned *)(const void *)p);
+		break;
+	case C_DUR:
+		snprintf(buf, size, "%s", durs[*(const enum proto_durability *)
+		    (const void *)p]);
+		break;
+	case C_LEVEL:
+		snprintf(buf, size, "%s", log_level_name(*(const enum log_level *)
+		    (const void *)p));
+		break;
+	case C_ONOFF:
+		snprintf(buf, size, "%s", *(const int *)(const void *)p ? "on" :
+		    "off");
+		break;
+	case C_SYNC:
+		snprintf(buf, size, "%s", *(const int *)(const void *)p ?
+		    "normal" : "full");
+		break;
+	}
+}
+
+int
+options_reread(struct options *o, const char *file, int argc, char **argv,
+    char **cause)
+{
+	struct option longopts[CONFIG_NOPTS + 1];
+	size_t i;
+	int ch;
+
+	options_defaults(o);
+	if (file != NULL && options_load_file(o, file, cause) == -1)
+		return -1;
+	/* The command line still wins; its values were checked at start. */
+	for (i = 0; i < CONFIG_NOPTS; i++)
+		longopts[i] = (struct option){ config_table[i].name,
+		    required_argument, NULL, OPT_TABLE + (int)i };
+	longopts[CONFIG_NOPTS] = (struct option){ NULL, 0, NULL, 0 };
+	opterr = 0;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "c:s:d:m:l:vhV", longopts,
+	    NULL)) != -1) {
+		const char *name = NULL;
+
+		if (ch >= OPT_TABLE)
+			name = config_table[ch - OPT_TABLE].name;
+		else if (ch == 'v')
+			o->log_level = LOG_LEVEL_DEBUG;
+		else
+			for (i = 0; i < CONFIG_NOPTS; i++)
+				if (config_table[i].shortopt == ch)
+					name = config_table[i].name;
+		if (name != NULL && options_set(o, name, optarg, cause) == -1)
+			return -1;
+	}
+	return 0;
 }

@@ -54,6 +54,22 @@ int	options_load_file(struct options *o, const char *path, char **cause);
 int	options_set(struct options *o, const char *name, const char *value,
 	    char **cause);
 void	options_usage(FILE *f);
+
+/*
+ * Reloading (SIGHUP): build the settings again from the defaults, file and
+ * command line; compare, format and copy them one option at a time.
+ */
+int	options_reread(struct options *o, const char *file, int argc,
+	    char **argv, char **cause);
+size_t	options_count(void);
+const char *options_name(size_t i);
+int	options_reloadable(size_t i);
+int	options_differ(const struct options *a, const struct options *b,
+	    size_t i);
+void	options_copy(struct options *dst, const struct options *src,
+	    size_t i);
+void	options_format(const struct options *o, size_t i, char *buf,
+	    size_t size);
 void	options_free(struct options *o);
 
 #endif /* STASHD_OPTIONS_H */

@@ -95,5 +95,29 @@ case $(ask '{"op":"query","sql":"SELECT 1"}') in
 esac
 stop
 
+# SIGHUP: what can change does, what cannot is said, a bad file keeps all.
+stat_of() {	# section field
+	ask '{"op":"stats"}' | sed -n "s/.*\"$1\":{[^}]*\"$2\":\([0-9]*\).*/\1/p"
+}
+printf 'socket = %s/f.sock\ndatabase = %s/f.db\nmax_connections = 100\n' \
+    "$TMP" "$TMP" > "$TMP/f.conf"
+: > "$TMP/log"
+start -c "$TMP/f.conf"
+[ "$(stat_of connections max)" = 100 ] && ok || bad "max_connections not 100"
+printf 'socket = %s/g.sock\ndatabase = %s/f.db\nmax_connections = 7\nmax_memory = 64MB\n' \
+    "$TMP" "$TMP" > "$TMP/f.conf"
+kill -HUP "$PID"; sleep 0.5
+[ "$(stat_of connections max)" = 7 ] && ok || bad "reload: max_connections"
+[ "$(stat_of cache limit)" = 67108864 ] && ok || bad "reload: max_memory"
+grep -q "reload: socket: .* needs a restart" "$TMP/log" && ok ||
+    bad "reload: socket change not reported"
+[ -S "$TMP/f.sock" ] && ok || bad "reload moved the socket"
+echo 'garbage' > "$TMP/f.conf"
+kill -HUP "$PID"; sleep 0.5
+grep -q "keeping the running settings" "$TMP/log" && ok ||
+    bad "a bad file on reload not reported"
+[ "$(stat_of connections max)" = 7 ] && ok || bad "a bad file changed settings"
+stop
+
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]
