@@ -15,7 +15,7 @@ cd "$(dirname "$0")"
 
 PACKAGES="build-essential autoconf automake libtool pkg-config
 	libevent-dev libjansson-dev libsqlite3-dev libcmocka-dev
-	libsystemd-dev libinih-dev socat valgrind"
+	libsystemd-dev libinih-dev socat valgrind systemd python3"
 
 missing=""
 for p in $PACKAGES; do

@@ -36,6 +36,7 @@
 #include "journal.h"
 #include "log.h"
 #include "mailbox.h"
+#include "notify.h"
 #include "options.h"
 #include "reader.h"
 #include "server.h"
@@ -66,7 +67,13 @@ struct daemon {
 	int			 exit_code;
 	int			 argc;		/* for a reload */
 	char			**argv;
+	struct event		*status_ev;	/* STATUS= for systemd */
+	struct event		*watchdog_ev;
+	uint64_t		 status_requests;
 };
+
+/* How often the one-line status goes to the service manager. */
+#define STATUS_INTERVAL_MS	2000
 
 /*
  * Raise the descriptor limit to fit max_connections (plus room for the
@@ -104,6 +111,7 @@ signal_term_cb(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 
 	log_info("received %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	notify_send("STOPPING=1\nSTATUS=stopping: finishing queued writes");
 	server_shutdown(d->server);
 }
 
@@ -144,11 +152,13 @@ signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	log_info("SIGHUP: reading %s", d->opts.config_file);
+	notify_send("RELOADING=1");
 	if (options_reread(&n, d->opts.config_file, d->argc, d->argv,
 	    &cause) == -1) {
 		log_warnx("reload: %s; keeping the running settings", cause);
 		free(cause);
 		options_free(&n);
+		notify_send("READY=1");
 		return;
 	}
 	if (n.journal_dir == NULL)
@@ -173,6 +183,27 @@ signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 	if (changed == 0 && restart == 0)
 		log_info("reload: nothing changed");
 	apply_limits(d);
+	notify_send("READY=1");
+}
+
+/* One line for `systemctl status`: clients, ops/s, queue depth. */
+static void
+status_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	uint64_t ops = d->stats.requests - d->status_requests;
+
+	d->status_requests = d->stats.requests;
+	notify_send("STATUS=%llu clients, %.0f ops/s, %zu bytes of writes "
+	    "not yet applied", (unsigned long long)d->stats.conn_current,
+	    (double)ops * 1000.0 / STATUS_INTERVAL_MS, d->cmd.unapplied_bytes);
+}
+
+/* The loop is alive: tell the watchdog. */
+static void
+watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	notify_send("WATCHDOG=1");
 }
 
 /* Reclaim expired cache entries a little at a time. */
@@ -281,6 +312,9 @@ main(int argc, char **argv)
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		fatal("signal(SIGPIPE)");
 	raise_nofile(&d.opts);
+	/* A socket passed by socket activation replaces our own. */
+	if ((d.opts.server.listen_fd = notify_listen_fd(&cause)) == -2)
+		fatalx("%s", cause);
 	if (evthread_use_pthreads() == -1)
 		fatalx("evthread_use_pthreads");
 
@@ -358,6 +392,30 @@ main(int argc, char **argv)
 	    &cause);
 	if (d.server == NULL)
 		fatalx("%s", cause);
+	{
+		struct timeval stv = { STATUS_INTERVAL_MS / 1000,
+		    (STATUS_INTERVAL_MS % 1000) * 1000 };
+		uint64_t wd = notify_watchdog_usec();
+
+		d.status_ev = event_new(d.base, -1, EV_PERSIST, status_cb, &d);
+		if (d.status_ev == NULL || event_add(d.status_ev, &stv) == -1)
+			fatalx("cannot set up the status timer");
+		if (wd > 0) {
+			struct timeval wtv = { (time_t)(wd / 2 / 1000000),
+			    (suseconds_t)(wd / 2 % 1000000) };
+
+			d.watchdog_ev = event_new(d.base, -1, EV_PERSIST,
+			    watchdog_cb, &d);
+			if (d.watchdog_ev == NULL ||
+			    event_add(d.watchdog_ev, &wtv) == -1)
+				fatalx("cannot set up the watchdog timer");
+			log_info("watchdog: pinging every %llu ms",
+			    (unsigned long long)(wd / 2000));
+		}
+	}
+	/* Recovery is over and the socket listens: ready. */
+	notify_send("READY=1\nSTATUS=ready: seq %llu, 0 clients",
+	    (unsigned long long)last_seq);
 	log_info("stashd %s ready: database %s, cache %zu bytes, seq %" PRIu64
 	    ", pid %ld", PACKAGE_VERSION, d.opts.database, d.opts.max_memory,
 	    last_seq, (long)getpid());
@@ -386,6 +444,9 @@ main(int argc, char **argv)
 	event_free(ev_int);
 	event_free(ev_hup);
 	event_free(d.sweep_ev);
+	event_free(d.status_ev);
+	if (d.watchdog_ev != NULL)
+		event_free(d.watchdog_ev);
 	event_base_free(d.base);
 	cache_destroy(d.cache);
 	options_free(&d.opts);

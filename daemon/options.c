@@ -123,6 +123,7 @@ options_defaults(struct options *o)
 	memset(o, 0, sizeof(*o));
 	o->server.socket_path = xstrdup(STASH_SOCKET_DEFAULT);
 	o->server.socket_mode = 0660;
+	o->server.listen_fd = -1;
 	o->server.line_max = STASH_LINE_MAX_DEFAULT;
 	o->server.max_conns = 1024;
 	o->server.output_max = 4 * 1024 * 1024;

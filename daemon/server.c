@@ -119,6 +119,7 @@ struct server {
 	TAILQ_HEAD(, conn)	 conns;
 	uint64_t		 next_id;
 	int			 shutting_down;
+	int			 activated;	/* the socket is systemd's */
 	struct wbuf		 out;		/* answers being composed */
 };
 
@@ -567,11 +568,21 @@ server_create(struct event_base *base, const struct server_config *cfg,
 	struct server *srv;
 	int fd;
 
-	if ((fd = server_bind(cfg->socket_path, cfg->socket_mode, cause)) == -1)
+	if (cfg->listen_fd >= 0) {
+		/* Socket activation: systemd made, owns and removes it. */
+		fd = cfg->listen_fd;
+		if (evutil_make_socket_nonblocking(fd) == -1) {
+			xasprintf(cause, "socket activation: fd %d: cannot "
+			    "make it non-blocking", fd);
+			return NULL;
+		}
+	} else if ((fd = server_bind(cfg->socket_path, cfg->socket_mode,
+	    cause)) == -1)
 		return NULL;
 	srv = xcalloc(1, sizeof(*srv));
 	srv->base = base;
 	srv->cfg = *cfg;
+	srv->activated = cfg->listen_fd >= 0;
 	srv->socket_path = xstrdup(cfg->socket_path);
 	srv->cfg.socket_path = srv->socket_path;
 	srv->cmd = cmd;
@@ -592,7 +603,11 @@ server_create(struct event_base *base, const struct server_config *cfg,
 		return NULL;
 	}
 	evconnlistener_set_error_cb(srv->listener, server_accept_error_cb);
-	log_info("listening on %s", cfg->socket_path);
+	if (srv->activated)
+		log_info("listening on the socket passed by socket activation "
+		    "(fd %d)", fd);
+	else
+		log_info("listening on %s", cfg->socket_path);
 	return srv;
 }
 
@@ -629,6 +644,8 @@ server_unlisten(struct server *srv)
 		return;
 	evconnlistener_free(srv->listener);
 	srv->listener = NULL;
+	if (srv->activated)
+		return;		/* systemd's socket stays for the next start */
 	if (unlink(srv->socket_path) == -1 && errno != ENOENT)
 		log_warn("unlink %s", srv->socket_path);
 }

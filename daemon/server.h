@@ -23,6 +23,8 @@ struct server_config {
 	size_t		 output_max;		/* per-connection answers */
 	unsigned	 idle_timeout_ms;	/* 0: never */
 	unsigned	 shutdown_timeout_ms;	/* to flush answers on exit */
+	int		 listen_fd;		/* passed by socket activation,
+						   or -1: bind socket_path */
 };
 
 /*

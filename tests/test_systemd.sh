@@ -1,0 +1,90 @@
+#!/bin/sh
+# test_systemd.sh -- stashd under a service manager, without one running:
+#   - readiness: READY=1 only once it listens, RELOADING=1 then READY=1 on
+#     SIGHUP, STOPPING=1 on SIGTERM, to a NOTIFY_SOCKET of our own;
+#   - socket activation through systemd-socket-activate;
+#   - the units: systemd-analyze verify, and an exposure of 2.0 or lower
+#     from systemd-analyze security --offline=yes.
+# Exit 0 pass, 1 fail, 77 skip (no daemon, or no systemd tools).
+set -u
+[ -n "${STASHD:-}" ] || exit 77
+SRC=${TOP_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+TMP=$(mktemp -d "${TESTS_TMPDIR:-/tmp}/tmp.systemd.XXXXXX")
+PIDS=
+cleanup() {
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+fails=0
+passes=0
+ok() { passes=$((passes + 1)); }
+bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+wait_for() {	# file pattern
+	i=0
+	while ! grep -q -- "$2" "$1" 2>/dev/null && [ $i -lt 200 ]; do
+		sleep 0.05; i=$((i + 1))
+	done
+	grep -q -- "$2" "$1" 2>/dev/null
+}
+
+# Readiness and state changes.
+"$SRC/tests/notify-listen" "$TMP/notify.sock" "$TMP/notes" &
+PIDS="$PIDS $!"
+i=0; while [ ! -S "$TMP/notify.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+printf 'log_level = info\n' > "$TMP/c.conf"
+NOTIFY_SOCKET="$TMP/notify.sock" "$STASHD" -c "$TMP/c.conf" \
+    -s "$TMP/s.sock" -d "$TMP/s.db" 2>"$TMP/log" &
+SP=$!
+PIDS="$PIDS $SP"
+if wait_for "$TMP/notes" '^READY=1'; then ok; else bad "no READY=1"; fi
+# READY came after the socket was listening.
+[ -S "$TMP/s.sock" ] && ok || bad "READY=1 before the socket"
+grep -q '^STATUS=' "$TMP/notes" && ok || bad "no STATUS="
+kill -HUP "$SP"
+if wait_for "$TMP/notes" '^RELOADING=1'; then ok; else bad "no RELOADING=1"; fi
+[ "$(grep -c '^READY=1' "$TMP/notes")" -ge 2 ] || sleep 0.5
+[ "$(grep -c '^READY=1' "$TMP/notes")" -ge 2 ] && ok ||
+    bad "no READY=1 after the reload"
+kill -TERM "$SP"
+wait "$SP"; rc=$?
+[ $rc -eq 0 ] && ok || bad "exit $rc after SIGTERM"
+grep -q '^STOPPING=1' "$TMP/notes" && ok || bad "no STOPPING=1"
+
+# Socket activation.
+if command -v systemd-socket-activate >/dev/null 2>&1; then
+	systemd-socket-activate -l "$TMP/act.sock" "$STASHD" -c /dev/null \
+	    -d "$TMP/a.db" 2>"$TMP/alog" &
+	PIDS="$PIDS $!"
+	i=0; while [ ! -S "$TMP/act.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+	ans=$(printf '{"op":"ping"}\n' | socat -t 5 - UNIX-CONNECT:"$TMP/act.sock")
+	[ "$ans" = '{"ok":true}' ] && ok || bad "socket activation: $ans"
+	grep -q "socket passed by socket activation" "$TMP/alog" && ok ||
+	    bad "the activated socket was not used"
+	pkill -TERM -f "stashd -c /dev/null -d $TMP/a.db"
+	sleep 0.5
+	[ -S "$TMP/act.sock" ] && ok || bad "stashd removed systemd's socket"
+else
+	echo "skip: no systemd-socket-activate" >&2
+fi
+
+# The units.
+if command -v systemd-analyze >/dev/null 2>&1; then
+	sed -e "s|@sbindir@/stashd|$STASHD|" -e 's|@sysconfdir@|/etc|' \
+	    "$SRC/systemd/stashd.service.in" > "$TMP/stashd.service"
+	cp "$SRC/systemd/stashd.socket" "$TMP/"
+	out=$(cd "$TMP" && systemd-analyze verify --man=no \
+	    "$TMP/stashd.service" "$TMP/stashd.socket" 2>&1)
+	[ $? -eq 0 ] && [ -z "$out" ] && ok || bad "verify: $out"
+	out=$(cd "$TMP" && systemd-analyze security --offline=yes \
+	    --threshold=20 "$TMP/stashd.service" 2>&1)
+	if [ $? -eq 0 ]; then ok; else
+		bad "security: $(echo "$out" | tail -1)"
+	fi
+	echo "$out" | grep "Overall exposure" >&2
+else
+	echo "skip: no systemd-analyze" >&2
+fi
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]
