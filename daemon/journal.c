@@ -878,6 +878,28 @@ journal_release(struct journal *j, uint64_t durable_seq)
 	return n;
 }
 
+int
+journal_finish(struct journal *j, uint64_t durable_seq)
+{
+	int left = 0;
+
+	if (j->fd != -1) {
+		if (close(j->fd) == -1)
+			log_warn("journal: close %s", j->cur->path);
+		j->fd = -1;
+	}
+	pthread_mutex_lock(&j->lock);
+	j->cur = NULL;		/* the last segment may go now */
+	pthread_mutex_unlock(&j->lock);
+	journal_release(j, durable_seq);
+	pthread_mutex_lock(&j->lock);
+	left = (int)j->stats.segments;
+	pthread_mutex_unlock(&j->lock);
+	if (fsync(j->dirfd) == -1)
+		log_warn("journal: fsync of %s", j->dir);
+	return left;
+}
+
 void
 journal_get_stats(struct journal *j, struct journal_stats *st)
 {

@@ -117,6 +117,13 @@ int		 journal_sync(struct journal *j, char **cause);
  * being written). Returns how many were deleted.
  */
 int		 journal_release(struct journal *j, uint64_t durable_seq);
+/*
+ * On a clean stop: close the segment being written and delete every
+ * segment whose records are all <= durable_seq, that one too, so that a
+ * stop that applied everything leaves an empty journal. Returns how many
+ * segments are left.
+ */
+int		 journal_finish(struct journal *j, uint64_t durable_seq);
 void		 journal_get_stats(struct journal *j, struct journal_stats *st);
 void		 journal_close(struct journal *j);
 

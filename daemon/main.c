@@ -428,13 +428,20 @@ main(int argc, char **argv)
 	writer_stop(d.writer);
 	reader_stop(d.reader);
 	mailbox_drain(d.mailbox);
+	/*
+	 * Everything is applied: checkpoint, and once SQLite has it all on
+	 * disk, the journal has nothing left to keep. If the checkpoint does
+	 * not complete, the journal stays for the next start to replay.
+	 */
 	if (d.exit_code == 0) {
-		if (store_checkpoint(d.store, 1, &cause) == -1) {
-			log_warnx("%s", cause);
+		if (store_checkpoint(d.store, 1, &cause) != 0) {
+			log_warnx("checkpoint at exit did not complete%s%s; the "
+			    "journal is kept", cause ? ": " : "",
+			    cause ? cause : "");
 			free(cause);
 			cause = NULL;
-		}
-		journal_release(d.journal, d.cmd.applied_seq);
+		} else if (journal_finish(d.journal, d.cmd.applied_seq) == 0)
+			log_info("journal empty: every write is in SQLite");
 	}
 	cmd_free(&d.cmd);
 	mailbox_free(d.mailbox);

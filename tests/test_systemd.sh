@@ -46,9 +46,19 @@ if wait_for "$TMP/notes" '^RELOADING=1'; then ok; else bad "no RELOADING=1"; fi
 [ "$(grep -c '^READY=1' "$TMP/notes")" -ge 2 ] || sleep 0.5
 [ "$(grep -c '^READY=1' "$TMP/notes")" -ge 2 ] && ok ||
     bad "no READY=1 after the reload"
+# Writes of every durability, then SIGTERM: all in SQLite, journal empty.
+printf '%s\n' '{"op":"set","key":"a","value":1,"durability":"async"}' \
+    '{"op":"set","key":"b","value":2,"durability":"journal"}' \
+    '{"op":"exec","sql":"CREATE TABLE t(x)"}' \
+    '{"op":"exec","sql":"INSERT INTO t VALUES (1)","durability":"journal"}' |
+    socat -t 5 - UNIX-CONNECT:"$TMP/s.sock" > /dev/null
 kill -TERM "$SP"
 wait "$SP"; rc=$?
 [ $rc -eq 0 ] && ok || bad "exit $rc after SIGTERM"
+n=$(ls "$TMP/s.db.journal" | grep -c '\.seg$')
+[ "$n" -eq 0 ] && ok || bad "$n journal segments left after SIGTERM"
+rows=$(python3 -c "import sqlite3; c=sqlite3.connect('$TMP/s.db'); print(c.execute('select (select count(*) from stash_kv), (select count(*) from t)').fetchone())")
+[ "$rows" = "(2, 1)" ] && ok || bad "after SIGTERM SQLite holds $rows"
 grep -q '^STOPPING=1' "$TMP/notes" && ok || bad "no STOPPING=1"
 
 # Socket activation.
