@@ -44,6 +44,7 @@
 
 #include <jansson.h>
 
+#include "access.h"
 #include "cache.h"
 #include "cmd.h"
 #include "journal.h"
@@ -1073,6 +1074,15 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line,
 	}
 	ctx->stats->requests++;
 	ctx->stats->ops[req.op]++;
+	if (ss->role < (op_is_write(req.op) || req.op == PROTO_OP_SYNC ?
+	    ROLE_WRITE : ROLE_READ)) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "uid %lu may only read",
+		    ss->uid);
+		req_error(ctx, out, &req, ERR_FORBIDDEN, why);
+		return CMD_DONE;
+	}
 	switch (req.op) {
 	case PROTO_OP_PING:
 		cmd_ping(ctx, &req, out);
@@ -1253,6 +1263,7 @@ cmd_session_init(struct cmd_ctx *ctx, struct cmd_session *ss, struct conn *c)
 {
 	memset(ss, 0, sizeof(*ss));
 	ss->conn = c;
+	ss->role = ROLE_WRITE;
 }
 
 void

@@ -31,6 +31,8 @@ enum cmd_result {
 /* Per connection state of the command layer. */
 struct cmd_session {
 	struct conn			*conn;
+	int				 role;		/* enum access_role */
+	unsigned long			 uid;		/* of the peer */
 	uint64_t			 unacked;	/* writes not yet acked */
 	uint64_t			 last_write;	/* seq of its last write */
 	uint64_t			 reads;		/* lookups, queries in flight */

@@ -31,6 +31,7 @@
 
 #include <event2/thread.h>
 
+#include "access.h"
 #include "cache.h"
 #include "cmd.h"
 #include "journal.h"
@@ -65,6 +66,7 @@ struct daemon {
 	struct writer		*writer;
 	struct reader		*reader;
 	int			 exit_code;
+	struct access		*access;	/* who may do what */
 	int			 argc;		/* for a reload */
 	char			**argv;
 	struct event		*status_ev;	/* STATUS= for systemd */
@@ -141,6 +143,7 @@ static void
 signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
+	struct access *na;
 	struct options n;
 	char *cause = NULL, ov[64], nv[64];
 	size_t i;
@@ -163,6 +166,16 @@ signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	if (n.journal_dir == NULL)
 		xasprintf(&n.journal_dir, "%s.journal", n.database);
+	/* New access lists must resolve before anything changes. */
+	if ((na = access_create(n.allow_users, n.allow_groups, &cause)) ==
+	    NULL) {
+		log_warnx("reload: allow-users/allow-groups: %s; keeping the "
+		    "running settings", cause);
+		free(cause);
+		options_free(&n);
+		notify_send("READY=1");
+		return;
+	}
 	for (i = 0; i < options_count(); i++) {
 		if (!options_differ(&d->opts, &n, i))
 			continue;
@@ -182,6 +195,10 @@ signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 	options_free(&n);
 	if (changed == 0 && restart == 0)
 		log_info("reload: nothing changed");
+	/* New connections get the new lists; open ones keep their role. */
+	access_free(d->access);
+	d->access = na;
+	d->opts.server.access = na;
 	apply_limits(d);
 	notify_send("READY=1");
 }
@@ -293,7 +310,15 @@ main(int argc, char **argv)
 	d.argv = argv;
 	options_defaults(&d.opts);
 	options_parse(&d.opts, argc, argv);
+	if ((d.access = access_create(d.opts.allow_users,
+	    d.opts.allow_groups, &cause)) == NULL) {
+		fprintf(stderr, "stashd: allow-users/allow-groups: %s\n",
+		    cause);
+		return 2;
+	}
+	d.opts.server.access = d.access;
 	if (d.opts.check_config) {
+		access_free(d.access);
 		printf("%s: ok\n", d.opts.config_file != NULL ?
 		    d.opts.config_file : "no configuration file; defaults");
 		options_free(&d.opts);
@@ -456,6 +481,7 @@ main(int argc, char **argv)
 		event_free(d.watchdog_ev);
 	event_base_free(d.base);
 	cache_destroy(d.cache);
+	access_free(d.access);
 	options_free(&d.opts);
 	log_info(d.exit_code == 0 ? "stopped" : "stopped after a journal "
 	    "failure");

@@ -27,6 +27,7 @@
 
 enum ctype {
 	C_PATH,		/* char *, owned */
+	C_TEXT,		/* char *, owned, may be empty */
 	C_MODE,		/* mode_t, octal */
 	C_SIZE,		/* size_t, with a unit */
 	C_COUNT,	/* size_t */
@@ -111,6 +112,15 @@ static const struct cdef config_table[] = {
 	{ "synchronous", 0, C_SYNC, O(sync_normal), 0, 0, "normal",
 	    "SQLite's synchronous setting: normal (synced at checkpoints; the "
 	    "journal keeps writes until then) or full", 0 },
+	{ "allow-users", 0, C_TEXT, O(allow_users), 0, 0, "",
+	    "users allowed, with their role: alice:write, 1001:read "
+	    "(root and stashd's user are admins)", 1 },
+	{ "allow-groups", 0, C_TEXT, O(allow_groups), 0, 0, "",
+	    "groups allowed, with their role: stash-clients:write; with "
+	    "both lists empty, every peer may write", 1 },
+	{ "max-connections-per-uid", 0, C_COUNT,
+	    O(server.max_conns_per_uid), 0, 1000000, "0",
+	    "connections of one user at once; 0 = no limit", 1 },
 	{ "log-level", 'l', C_LEVEL, O(log_level), 0, 0, "info",
 	    "error, warning, info or debug", 1 },
 };
@@ -159,6 +169,9 @@ options_free(struct options *o)
 	free(o->database);
 	free(o->journal_dir);
 	free(o->config_file);
+	free(o->allow_users);
+	free(o->allow_groups);
+	o->allow_users = o->allow_groups = NULL;
 	o->server.socket_path = o->database = o->journal_dir = NULL;
 	o->config_file = NULL;
 }
@@ -231,7 +244,7 @@ static const char *
 arg_of(const struct cdef *d)
 {
 	static const char *const names[] = {
-		[C_PATH] = "PATH", [C_MODE] = "MODE", [C_SIZE] = "SIZE",
+		[C_PATH] = "PATH", [C_TEXT] = "LIST", [C_MODE] = "MODE", [C_SIZE] = "SIZE",
 		[C_COUNT] = "N", [C_UINT] = "N", [C_MS] = "TIME",
 		[C_US] = "TIME", [C_DUR] = "D", [C_LEVEL] = "LEVEL",
 		[C_ONOFF] = "on|off", [C_SYNC] = "MODE",
@@ -247,6 +260,9 @@ want_of(const struct cdef *d, char *buf, size_t size)
 	switch (d->type) {
 	case C_PATH:
 		snprintf(buf, size, "a path");
+		break;
+	case C_TEXT:
+		snprintf(buf, size, "text");
 		break;
 	case C_MODE:
 		snprintf(buf, size, "an octal mode such as 0660");
@@ -297,7 +313,8 @@ set_value(struct options *o, const struct cdef *d, const char *value)
 
 	switch (d->type) {
 	case C_PATH:
-		if (*value == '\0')
+	case C_TEXT:
+		if (*value == '\0' && d->type == C_PATH)
 			return -1;
 		free(*(char **)(void *)p);
 		*(char **)(void *)p = xstrdup(value);
@@ -619,6 +636,7 @@ options_width(const struct cdef *d)
 {
 	switch (d->type) {
 	case C_PATH:
+	case C_TEXT:
 		return sizeof(char *);
 	case C_MODE:
 		return sizeof(mode_t);
@@ -645,7 +663,7 @@ options_differ(const struct options *a, const struct options *b, size_t i)
 	const char *pa = (const char *)a + d->off;
 	const char *pb = (const char *)b + d->off;
 
-	if (d->type == C_PATH) {
+	if (d->type == C_PATH || d->type == C_TEXT) {
 		const char *sa = *(char *const *)(const void *)pa;
 		const char *sb = *(char *const *)(const void *)pb;
 
@@ -663,7 +681,7 @@ options_copy(struct options *dst, const struct options *src, size_t i)
 	char *pd = (char *)dst + d->off;
 	const char *ps = (const char *)src + d->off;
 
-	if (d->type == C_PATH) {
+	if (d->type == C_PATH || d->type == C_TEXT) {
 		const char *sv = *(char *const *)(const void *)ps;
 
 		free(*(char **)(void *)pd);
@@ -683,6 +701,7 @@ options_format(const struct options *o, size_t i, char *buf, size_t size)
 
 	switch (d->type) {
 	case C_PATH:
+	case C_TEXT:
 		snprintf(buf, size, "%s", *(char *const *)(const void *)p ?
 		    *(char *const *)(const void *)p : "(none)");
 		break;

@@ -35,6 +35,8 @@ struct options {
 	size_t			 query_bytes_max;
 	int			 salvage;
 	int			 sync_normal;
+	char			*allow_users;	/* "name:role, ..." */
+	char			*allow_groups;
 	/* Where the settings came from. */
 	char			*config_file;	/* NULL: none was read */
 	int			 check_config;

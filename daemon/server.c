@@ -59,6 +59,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "access.h"
 #include "cmd.h"
 #include "log.h"
 #include "server.h"
@@ -389,18 +390,34 @@ conn_apply_limits(struct conn *c)
 		bufferevent_set_timeouts(c->bev, NULL, NULL);
 }
 
-/* Refuse a client over the connection limit with one answer. */
+/* Refuse a new client with one answer, then close. */
 static void
-server_refuse(struct server *srv, int fd)
+server_refuse(struct server *srv, int fd, const char *code, const char *why)
 {
-	static const char msg[] = "{\"ok\":false,\"error\":{\"code\":\"busy\","
-	    "\"message\":\"too many connections\"}}\n";
+	char msg[256];
+	int n;
 
 	srv->stats->conn_rejected++;
+	n = snprintf(msg, sizeof(msg), "{\"ok\":false,\"error\":{\"code\":"
+	    "\"%s\",\"message\":\"%s\"}}\n", code, why);
 	/* Best effort: the socket is new, its buffer is empty. */
-	if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) == -1)
+	if (n > 0 && send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+	    -1)
 		log_debug("refusing a connection: %s", strerror(errno));
 	close(fd);
+}
+
+/* Connections open for uid. */
+static size_t
+server_conns_of(struct server *srv, uid_t uid)
+{
+	struct conn *c;
+	size_t n = 0;
+
+	TAILQ_FOREACH(c, &srv->conns, entry)
+		if (c->uid == uid)
+			n++;
+	return n;
 }
 
 static void
@@ -412,10 +429,40 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	socklen_t clen = sizeof(cred);
 	struct conn *c;
 
+	gid_t groups[64];
+	socklen_t glen = sizeof(groups);
+	size_t ngroups = 0;
+	int role;
+
 	if (srv->stats->conn_current >= srv->cfg.max_conns) {
 		log_debug("refusing a connection: %zu connections open",
 		    srv->cfg.max_conns);
-		server_refuse(srv, fd);
+		server_refuse(srv, fd, "busy", "too many connections");
+		return;
+	}
+	/* Who is it? The kernel says, not the client. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == -1) {
+		log_warn("getsockopt(SO_PEERCRED)");
+		server_refuse(srv, fd, "forbidden", "unknown peer");
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
+		ngroups = glen / sizeof(gid_t);
+	role = access_role(srv->cfg.access, cred.uid, cred.gid, groups,
+	    ngroups);
+	if (role == ROLE_NONE) {
+		log_info("refused pid %ld uid %ld gid %ld: not an allowed user "
+		    "or group", (long)cred.pid, (long)cred.uid, (long)cred.gid);
+		server_refuse(srv, fd, "forbidden", "not an allowed user or "
+		    "group");
+		return;
+	}
+	if (srv->cfg.max_conns_per_uid > 0 && server_conns_of(srv, cred.uid) >=
+	    srv->cfg.max_conns_per_uid) {
+		log_debug("refusing uid %ld: %zu connections open",
+		    (long)cred.uid, srv->cfg.max_conns_per_uid);
+		server_refuse(srv, fd, "busy", "too many connections for this "
+		    "user");
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
@@ -426,12 +473,11 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	cmd_session_init(srv->cmd, &c->session, c);
 	c->uid = (uid_t)-1;
 	c->gid = (gid_t)-1;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
-		c->pid = cred.pid;
-		c->uid = cred.uid;
-		c->gid = cred.gid;
-	} else
-		log_warn("getsockopt(SO_PEERCRED)");
+	c->pid = cred.pid;
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	c->session.role = role;
+	c->session.uid = (unsigned long)cred.uid;
 	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		log_warnx("bufferevent_socket_new failed");
@@ -618,6 +664,8 @@ server_set_limits(struct server *srv, const struct server_config *cfg)
 
 	srv->cfg.line_max = cfg->line_max;
 	srv->cfg.max_conns = cfg->max_conns;
+	srv->cfg.max_conns_per_uid = cfg->max_conns_per_uid;
+	srv->cfg.access = cfg->access;
 	srv->cfg.output_max = cfg->output_max;
 	srv->cfg.idle_timeout_ms = cfg->idle_timeout_ms;
 	srv->cfg.shutdown_timeout_ms = cfg->shutdown_timeout_ms;

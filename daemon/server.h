@@ -14,6 +14,7 @@ struct stats;
 struct server;
 struct conn;
 struct slot;
+struct access;
 
 struct server_config {
 	char		*socket_path;
@@ -25,6 +26,8 @@ struct server_config {
 	unsigned	 shutdown_timeout_ms;	/* to flush answers on exit */
 	int		 listen_fd;		/* passed by socket activation,
 						   or -1: bind socket_path */
+	size_t		 max_conns_per_uid;	/* 0: no limit */
+	struct access	*access;		/* who may do what; not owned */
 };
 
 /*

@@ -24,7 +24,7 @@ bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 "$STASHD" --help | sed -n 's/^ *\(-., \)\{0,1\}--\([a-z-]*\) .*/\2/p' |
     grep -v -x -e config -e check-config -e salvage -e verbose -e help \
     -e version | sort > "$TMP/help"
-sed -n 's/^#\{0,1\}\([a-z_]*\) = .*/\1/p' "$SRC/conf/stashd.conf" |
+sed -n 's/^#\{0,1\}\([a-z_]*\) =.*/\1/p' "$SRC/conf/stashd.conf" |
     tr _ - | sort > "$TMP/conf"
 if [ -s "$TMP/help" ] && cmp -s "$TMP/help" "$TMP/conf"; then ok; else
 	bad "--help and conf/stashd.conf list different keys:"
