@@ -398,7 +398,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 		goto answered_ans;
 	}
 	if (slot == NULL) {
-		slot = server_slot_new(ss->conn);
+		slot = server_slot_new(ss->conn, pw->del ? "del" : "set");
 		ss->unacked++;
 		w->owner = slot;
 		writer_submit(ctx->writer, w);
@@ -617,7 +617,9 @@ lookup_new(struct cmd_ctx *ctx, struct cmd_session *ss,
 
 	lk->kind = kind;
 	lk->ctx = ctx;
-	lk->slot = server_slot_new(ss->conn);
+	lk->slot = server_slot_new(ss->conn, kind == LK_GET ? "get" :
+	    kind == LK_MGET ? "mget" : kind == LK_QUERY ? "query" :
+	    "set or del");
 	if (req->id != NULL) {
 		lk->id = memdup(req->id, req->id_len);
 		lk->id_len = req->id_len;
@@ -876,7 +878,7 @@ cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss,
 		writer_submit(ctx->writer, w);
 		return CMD_DONE;
 	}
-	w->owner = server_slot_new(ss->conn);
+	w->owner = server_slot_new(ss->conn, "exec");
 	ss->unacked++;
 	writer_submit(ctx->writer, w);
 	return CMD_DEFERRED;
@@ -924,7 +926,7 @@ cmd_sync(struct cmd_ctx *ctx, struct cmd_session *ss,
 	}
 	sw = xcalloc(1, sizeof(*sw));
 	sw->target = ctx->seq;
-	sw->slot = server_slot_new(ss->conn);
+	sw->slot = server_slot_new(ss->conn, "sync");
 	if (req->id != NULL) {
 		sw->id = memdup(req->id, req->id_len);
 		sw->id_len = req->id_len;
@@ -1074,6 +1076,7 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line,
 	}
 	ctx->stats->requests++;
 	ctx->stats->ops[req.op]++;
+	ctx->last_op = proto_op_name(req.op);
 	if (ss->role < (op_is_write(req.op) || req.op == PROTO_OP_SYNC ?
 	    ROLE_WRITE : ROLE_READ)) {
 		char why[96];

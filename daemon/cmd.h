@@ -67,6 +67,7 @@ struct cmd_ctx {
 	TAILQ_HEAD(, cmd_session) apply_waiters; /* queries after writes */
 	struct sync_waiter	*syncs;		/* oldest first */
 	struct sync_waiter	*syncs_tail;
+	const char		*last_op;	/* of the last request taken */
 	struct wbuf		 scratch;	/* a line kept for a retry */
 	struct wbuf		 ans;		/* a deferred answer */
 };

@@ -121,6 +121,8 @@ static const struct cdef config_table[] = {
 	{ "max-connections-per-uid", 0, C_COUNT,
 	    O(server.max_conns_per_uid), 0, 1000000, "0",
 	    "connections of one user at once; 0 = no limit", 1 },
+	{ "slow-log", 0, C_MS, O(server.slow_log_ms), 0, UINT_MAX, "0",
+	    "log requests that take this long or longer; 0 = off", 1 },
 	{ "log-level", 'l', C_LEVEL, O(log_level), 0, 0, "info",
 	    "error, warning, info or debug", 1 },
 };

@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -84,6 +85,8 @@
 struct slot {
 	TAILQ_ENTRY(slot)	 entry;
 	struct conn		*conn;		/* NULL: the client went away */
+	const char		*op;		/* for the slow-request log */
+	uint64_t		 t0;		/* taken at, monotonic ms */
 	int			 done;
 	char			*buf;
 	size_t			 len;
@@ -125,6 +128,27 @@ struct server {
 };
 
 static int	conn_process(struct conn *);
+
+/* Monotonic milliseconds, for the slow-request log. */
+static uint64_t
+server_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Log a request that took at least slow_log_ms. */
+static void
+server_slow(struct conn *c, const char *op, uint64_t ms)
+{
+	if (c->srv->cfg.slow_log_ms == 0 || ms < c->srv->cfg.slow_log_ms)
+		return;
+	log_info("slow request: conn %llu (pid %ld uid %ld): %s took %llu ms",
+	    (unsigned long long)c->id, (long)c->pid, (long)c->uid,
+	    op != NULL ? op : "?", (unsigned long long)ms);
+}
 
 /* Log with the connection's identity in front. */
 #define conn_debug(c, fmt, ...) \
@@ -243,6 +267,7 @@ conn_process(struct conn *c)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct evbuffer_ptr pos, start;
 	enum cmd_result r;
+	uint64_t t0;
 	size_t len, avail, mark;
 	char *line;
 
@@ -278,7 +303,10 @@ conn_process(struct conn *c)
 		    (ev_ssize_t)len + 1)) == NULL)
 			fatalx("evbuffer_pullup: %zu bytes", len + 1);
 		mark = srv->out.len;
+		t0 = srv->cfg.slow_log_ms > 0 ? server_now_ms() : 0;
 		r = cmd_line(srv->cmd, &c->session, line, len, &srv->out);
+		if (t0 != 0 && r == CMD_DONE)
+			server_slow(c, srv->cmd->last_op, server_now_ms() - t0);
 		if (r == CMD_WAIT) {
 			c->flags |= CONN_WAIT;
 			break;
@@ -665,6 +693,7 @@ server_set_limits(struct server *srv, const struct server_config *cfg)
 	srv->cfg.line_max = cfg->line_max;
 	srv->cfg.max_conns = cfg->max_conns;
 	srv->cfg.max_conns_per_uid = cfg->max_conns_per_uid;
+	srv->cfg.slow_log_ms = cfg->slow_log_ms;
 	srv->cfg.access = cfg->access;
 	srv->cfg.output_max = cfg->output_max;
 	srv->cfg.idle_timeout_ms = cfg->idle_timeout_ms;
@@ -757,11 +786,14 @@ server_free(struct server *srv)
 }
 
 struct slot *
-server_slot_new(struct conn *c)
+server_slot_new(struct conn *c, const char *op)
 {
 	struct slot *sl = xcalloc(1, sizeof(*sl));
 
 	sl->conn = c;
+	sl->op = op;
+	if (c->srv->cfg.slow_log_ms > 0)
+		sl->t0 = server_now_ms();
 	TAILQ_INSERT_TAIL(&c->slots, sl, entry);
 	c->nslots++;
 	return sl;
@@ -789,6 +821,8 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 		free(sl);
 		return 0;
 	}
+	if (sl->t0 != 0)
+		server_slow(c, sl->op, server_now_ms() - sl->t0);
 	sl->buf = xmalloc(len > 0 ? len : 1);
 	memcpy(sl->buf, buf, len);
 	sl->len = len;

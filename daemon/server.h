@@ -27,6 +27,7 @@ struct server_config {
 	int		 listen_fd;		/* passed by socket activation,
 						   or -1: bind socket_path */
 	size_t		 max_conns_per_uid;	/* 0: no limit */
+	unsigned	 slow_log_ms;		/* log requests this slow; 0 off */
 	struct access	*access;		/* who may do what; not owned */
 };
 
@@ -56,7 +57,7 @@ void		 server_free(struct server *srv);
  * answer at the head of the connection that is ready. A slot whose
  * connection went away is freed when answered.
  */
-struct slot	*server_slot_new(struct conn *c);
+struct slot	*server_slot_new(struct conn *c, const char *op);
 /* Returns 1 while the connection stays open, 0 when it is gone. */
 int		 server_slot_answer(struct slot *s, const char *buf,
 		    size_t len);

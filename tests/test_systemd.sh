@@ -61,6 +61,27 @@ rows=$(python3 -c "import sqlite3; c=sqlite3.connect('$TMP/s.db'); print(c.execu
 [ "$rows" = "(2, 1)" ] && ok || bad "after SIGTERM SQLite holds $rows"
 grep -q '^STOPPING=1' "$TMP/notes" && ok || bad "no STOPPING=1"
 
+# The watchdog: pings at half of WATCHDOG_USEC; journald's <N> prefixes;
+# the slow-request log.
+: > "$TMP/notes"
+WATCHDOG_USEC=200000 NOTIFY_SOCKET="$TMP/notify.sock" JOURNAL_STREAM=8:1 \
+    "$STASHD" -c /dev/null -s "$TMP/w.sock" -d "$TMP/w.db" --slow-log 1ms \
+    2>"$TMP/wlog" &
+WP=$!
+PIDS="$PIDS $WP"
+wait_for "$TMP/notes" '^READY=1' || bad "watchdog run: no READY=1"
+printf '%s\n' '{"op":"exec","sql":"CREATE TABLE t(x)"}' \
+    '{"op":"exec","sql":"INSERT INTO t VALUES (1)"}' |
+    socat -t 5 - UNIX-CONNECT:"$TMP/w.sock" > /dev/null
+sleep 0.6
+[ "$(grep -c '^WATCHDOG=1' "$TMP/notes")" -ge 3 ] && ok ||
+    bad "fewer than 3 WATCHDOG=1 in 0.6 s"
+grep -q '^<6>stashd 0.1.0 ready\|^<6>.*ready' "$TMP/wlog" && ok ||
+    bad "no <6> priority prefix under JOURNAL_STREAM: $(head -2 "$TMP/wlog")"
+grep -q 'slow request: conn [0-9]* .*: exec took [0-9]* ms' "$TMP/wlog" && ok ||
+    bad "no slow-request line for a committed exec"
+kill -TERM "$WP"; wait "$WP"
+
 # Socket activation.
 if command -v systemd-socket-activate >/dev/null 2>&1; then
 	systemd-socket-activate -l "$TMP/act.sock" "$STASHD" -c /dev/null \
