@@ -42,6 +42,23 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A start failed: show the daemon's log, then remove its folder. */
+static void
+daemon_fail_start(struct daemon_proc *d)
+{
+	char buf[4096];
+	size_t n;
+	FILE *f;
+
+	d->pid = 0;
+	if ((f = fopen(d->log, "r")) != NULL) {
+		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+			fwrite(buf, 1, n, stderr);
+		fclose(f);
+	}
+	daemon_cleanup(d);
+}
+
 int
 daemon_start(struct daemon_proc *d, const char *const *args)
 {
@@ -115,9 +132,8 @@ daemon_start(struct daemon_proc *d, const char *const *args)
 		int status;
 
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			fprintf(stderr, "stashd exited at start; log %s\n",
-			    d->log);
-			d->pid = 0;
+			fprintf(stderr, "stashd exited at start; its log:\n");
+			daemon_fail_start(d);
 			return -1;
 		}
 		if ((fd = raw_connect(d->sock)) != -1) {
@@ -126,8 +142,9 @@ daemon_start(struct daemon_proc *d, const char *const *args)
 		}
 		usleep(10000);
 	}
-	fprintf(stderr, "stashd did not start; log %s\n", d->log);
+	fprintf(stderr, "stashd did not start; its log:\n");
 	daemon_kill(d, SIGKILL);
+	daemon_fail_start(d);
 	return -1;
 }
 

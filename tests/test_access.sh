@@ -8,20 +8,11 @@ set -u
 [ "$(id -u)" -eq 0 ] || { echo "skip: not root" >&2; exit 77; }
 command -v setpriv >/dev/null 2>&1 || { echo "skip: no setpriv" >&2; exit 77; }
 command -v socat >/dev/null 2>&1 || { echo "skip: no socat" >&2; exit 77; }
-TMP=$(mktemp -d "${TESTS_TMPDIR:-/tmp}/tmp.access.XXXXXX")
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+test_init access
 chmod 755 "$TMP"
 PID=
 HOLD=
-cleanup() {
-	[ -n "$HOLD" ] && kill "$HOLD" 2>/dev/null
-	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-fails=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 NOBODY=65534
 # as UID GID REQUEST...: one connection, its answers on stdout.
 as() {
@@ -37,6 +28,7 @@ greet() {
 start() {
 	"$STASHD" -c "$TMP/c.conf" 2>>"$TMP/log" &
 	PID=$!
+	KILL="$KILL $PID"
 	i=0
 	while [ ! -S "$TMP/s.sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
 }
@@ -76,6 +68,7 @@ grep -q "refused pid [0-9]* uid 1 " "$TMP/log" && ok || bad "refusal not logged"
 (sleep 3 | setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups \
     socat - UNIX-CONNECT:"$TMP/s.sock" >/dev/null 2>&1) &
 HOLD=$!
+KILL="$KILL $HOLD"
 sleep 0.5
 out=$(greet $NOBODY $NOBODY)
 expect "per-user limit" "$out" '"too many connections for this user"'
@@ -104,5 +97,4 @@ out=$(as $NOBODY $NOBODY '{"op":"set","key":"k","value":4}')
 expect "old lists kept" "$out" '"version"'
 stop
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+test_done

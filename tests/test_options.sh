@@ -8,17 +8,9 @@
 set -u
 [ -n "${STASHD:-}" ] || exit 77
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-TMP=$(mktemp -d "${TESTS_TMPDIR:-/tmp}/tmp.options.XXXXXX")
+. "$SRC/tests/lib.sh"
+test_init options
 PID=
-cleanup() {
-	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-fails=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 
 # Every option of --help is a key of the example file, and back.
 "$STASHD" --help | sed -n 's/^ *\(-., \)\{0,1\}--\([a-z-]*\) .*/\2/p' |
@@ -67,6 +59,7 @@ else bad "dashes and [stashd] refused"; fi
 start() {
 	(cd "$TMP" && exec "$STASHD" "$@") 2>>"$TMP/log" &
 	PID=$!
+	KILL="$KILL $PID"
 	i=0
 	while [ ! -S "$TMP/f.sock" ] && [ $i -lt 200 ]; do
 		sleep 0.05; i=$((i + 1))
@@ -119,5 +112,4 @@ grep -q "keeping the running settings" "$TMP/log" && ok ||
 [ "$(stat_of connections max)" = 7 ] && ok || bad "a bad file changed settings"
 stop
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+test_done

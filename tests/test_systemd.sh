@@ -9,17 +9,8 @@
 set -u
 [ -n "${STASHD:-}" ] || exit 77
 SRC=${TOP_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
-TMP=$(mktemp -d "${TESTS_TMPDIR:-/tmp}/tmp.systemd.XXXXXX")
-PIDS=
-cleanup() {
-	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-fails=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+. "$SRC/tests/lib.sh"
+test_init systemd
 wait_for() {	# file pattern
 	i=0
 	while ! grep -q -- "$2" "$1" 2>/dev/null && [ $i -lt 200 ]; do
@@ -30,13 +21,13 @@ wait_for() {	# file pattern
 
 # Readiness and state changes.
 "$SRC/tests/notify-listen" "$TMP/notify.sock" "$TMP/notes" &
-PIDS="$PIDS $!"
+KILL="$KILL $!"
 i=0; while [ ! -S "$TMP/notify.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
 printf 'log_level = info\n' > "$TMP/c.conf"
 NOTIFY_SOCKET="$TMP/notify.sock" "$STASHD" -c "$TMP/c.conf" \
     -s "$TMP/s.sock" -d "$TMP/s.db" 2>"$TMP/log" &
 SP=$!
-PIDS="$PIDS $SP"
+KILL="$KILL $SP"
 if wait_for "$TMP/notes" '^READY=1'; then ok; else bad "no READY=1"; fi
 # READY came after the socket was listening.
 [ -S "$TMP/s.sock" ] && ok || bad "READY=1 before the socket"
@@ -68,7 +59,7 @@ WATCHDOG_USEC=200000 NOTIFY_SOCKET="$TMP/notify.sock" JOURNAL_STREAM=8:1 \
     "$STASHD" -c /dev/null -s "$TMP/w.sock" -d "$TMP/w.db" --slow-log 1ms \
     2>"$TMP/wlog" &
 WP=$!
-PIDS="$PIDS $WP"
+KILL="$KILL $WP"
 wait_for "$TMP/notes" '^READY=1' || bad "watchdog run: no READY=1"
 printf '%s\n' '{"op":"exec","sql":"CREATE TABLE t(x)"}' \
     '{"op":"exec","sql":"INSERT INTO t VALUES (1)"}' |
@@ -86,7 +77,7 @@ kill -TERM "$WP"; wait "$WP"
 if command -v systemd-socket-activate >/dev/null 2>&1; then
 	systemd-socket-activate -l "$TMP/act.sock" "$STASHD" -c /dev/null \
 	    -d "$TMP/a.db" 2>"$TMP/alog" &
-	PIDS="$PIDS $!"
+	KILL="$KILL $!"
 	i=0; while [ ! -S "$TMP/act.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
 	ans=$(printf '{"op":"ping"}\n' | socat -t 5 - UNIX-CONNECT:"$TMP/act.sock")
 	[ "$ans" = '{"ok":true}' ] && ok || bad "socket activation: $ans"
@@ -117,5 +108,4 @@ else
 	echo "skip: no systemd-analyze" >&2
 fi
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+test_done
