@@ -204,6 +204,32 @@ conn_close_after_flush(struct conn *c)
 	return 0;
 }
 
+/*
+ * Send answers: straight to the socket when nothing is waiting before
+ * them (the usual case: one write, no EPOLLOUT to register and remove),
+ * the rest through the bufferevent, which sends it when the socket takes
+ * more. -1 when it cannot even be queued.
+ */
+static int
+conn_send(struct conn *c, const char *buf, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	ssize_t n;
+
+	if (evbuffer_get_length(out) == 0 && !(c->flags & CONN_CLOSING)) {
+		n = send(bufferevent_getfd(c->bev), buf, len,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+		}
+		/* Errors are the bufferevent's to find and report. */
+	}
+	if (len == 0)
+		return 0;
+	return bufferevent_write(c->bev, buf, len);
+}
+
 /* Move composed answers to the connection's output buffer. */
 static int
 conn_flush_answers(struct conn *c)
@@ -213,7 +239,7 @@ conn_flush_answers(struct conn *c)
 	if (srv->out.len == 0)
 		return 0;
 	srv->stats->bytes_out += srv->out.len;
-	if (bufferevent_write(c->bev, srv->out.buf, srv->out.len) == -1) {
+	if (conn_send(c, srv->out.buf, srv->out.len) == -1) {
 		log_warnx("conn %llu: cannot queue %zu bytes of answers",
 		    (unsigned long long)c->id, srv->out.len);
 		wbuf_reset(&srv->out);
@@ -832,7 +858,7 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 		TAILQ_REMOVE(&c->slots, sl, entry);
 		c->nslots--;
 		c->srv->stats->bytes_out += sl->len;
-		if (bufferevent_write(c->bev, sl->buf, sl->len) == -1)
+		if (conn_send(c, sl->buf, sl->len) == -1)
 			log_warnx("conn %llu: cannot queue an answer",
 			    (unsigned long long)c->id);
 		free(sl->buf);
