@@ -22,8 +22,8 @@
  * not fit under max_memory as things are, the old table is kept (longer
  * chains) and growth is tried again on a later insert. We do not evict
  * entries to make room for a bigger table: that would throw away a tenth
- * of a cache of 100-byte values, in one call. The table is never shrunk, except that an
- * empty cache whose bucket array alone is over the limit (after
+ * of a cache of 100-byte values, in one call. The table is never shrunk, except
+ * that an empty cache whose bucket array alone is over the limit (after
  * cache_set_max_memory) gives it back; the array is allocated lazily by the
  * first insert.
  *
@@ -97,7 +97,7 @@
  * Entries per bucket before the table doubles. At 2, chains hold 1 to 2
  * entries on average and the bucket array costs 4 to 8 bytes an entry.
  */
-#define CACHE_LOAD_MAX	2
+#define CACHE_LOAD_MAX 2
 
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -112,81 +112,83 @@
 
 #include "cache.h"
 
-#define CACHE_MIN_BUCKETS	8	/* first bucket array */
-#define CACHE_REHASH_STEPS	2	/* buckets moved per operation */
-#define CACHE_REHASH_EMPTY	10	/* empty buckets skipped per move */
-#define CACHE_F_ALL		(CACHE_F_PINNED | CACHE_F_TOMBSTONE)
+#define CACHE_MIN_BUCKETS  8  /* first bucket array */
+#define CACHE_REHASH_STEPS 2  /* buckets moved per operation */
+#define CACHE_REHASH_EMPTY 10 /* empty buckets skipped per move */
+#define CACHE_F_ALL	   (CACHE_F_PINNED | CACHE_F_TOMBSTONE)
 
 struct cache_entry {
-	struct cache_entry	*hnext;		/* hash chain */
-	struct cache_entry	*prev;		/* LRU or pinned list */
-	struct cache_entry	*next;
-	uint64_t		 version;
-	uint32_t		 vlen;
-	uint32_t		 expires;	/* cache clock; 0 = never */
-	uint16_t		 klen;
-	uint8_t			 flags;		/* CACHE_F_* */
-	char			 data[];	/* key, then value */
+	struct cache_entry *hnext; /* hash chain */
+	struct cache_entry *prev;  /* LRU or pinned list */
+	struct cache_entry *next;
+	uint64_t	    version;
+	uint32_t	    vlen;
+	uint32_t	    expires; /* cache clock; 0 = never */
+	uint16_t	    klen;
+	uint8_t		    flags;  /* CACHE_F_* */
+	char		    data[]; /* key, then value */
 };
 
-#define CACHE_ENTRY_HDR	offsetof(struct cache_entry, data)
+#define CACHE_ENTRY_HDR offsetof(struct cache_entry, data)
 
 _Static_assert(CACHE_ENTRY_HDR <= 48, "the entry header grew");
 _Static_assert(CACHE_KEY_MAX <= UINT16_MAX, "klen is a u16");
 
 /* A doubly-linked list of entries, most recently used at the head. */
 struct cache_list {
-	struct cache_entry	*head;
-	struct cache_entry	*tail;
+	struct cache_entry *head;
+	struct cache_entry *tail;
 };
 
 /* A bucket array; size is a power of two, or 0 when not allocated. */
 struct cache_table {
-	struct cache_entry	**b;
-	size_t			  size;
+	struct cache_entry **b;
+	size_t		     size;
 };
 
 struct cache {
-	struct cache_table	 ht[2];		/* ht[1] while rehashing */
-	size_t			 rehashidx;	/* next bucket to move */
-	size_t			 cursor;	/* next bucket to sweep */
+	struct cache_table ht[2];     /* ht[1] while rehashing */
+	size_t		   rehashidx; /* next bucket to move */
+	size_t		   cursor;    /* next bucket to sweep */
 
-	struct cache_list	 lru;		/* unpinned entries */
-	struct cache_list	 pinned;	/* pinned entries */
+	struct cache_list lru;	  /* unpinned entries */
+	struct cache_list pinned; /* pinned entries */
 
-	uint64_t		 k0, k1;	/* hash secrets */
+	uint64_t k0, k1; /* hash secrets */
 
-	size_t			 max_memory;
-	size_t			 bytes;
-	size_t			 table_bytes;
-	size_t			 pinned_bytes;	/* reserved bytes included */
-	size_t			 reserved;	/* by cache_reserve */
-	uint64_t		 entries;
-	uint64_t		 npinned;
-	uint64_t		 hits;
-	uint64_t		 misses;
-	uint64_t		 evictions;
-	uint64_t		 expirations;
+	size_t	 max_memory;
+	size_t	 bytes;
+	size_t	 table_bytes;
+	size_t	 pinned_bytes; /* reserved bytes included */
+	size_t	 reserved;     /* by cache_reserve */
+	uint64_t entries;
+	uint64_t npinned;
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t evictions;
+	uint64_t expirations;
 
-	uint64_t		 (*clock)(void *);
-	void			*clock_arg;
-	uint64_t		 clock_base;
+	uint64_t (*clock)(void *);
+	void	*clock_arg;
+	uint64_t clock_base;
 
-	void			*(*alloc)(size_t, void *);
-	void			 (*free)(void *, void *);
-	void			*alloc_arg;
+	void *(*alloc)(size_t, void *);
+	void (*free)(void *, void *);
+	void *alloc_arg;
 };
 
 #ifdef CACHE_DEBUG
-static void	cache_verify(const struct cache *);
-#define CACHE_VERIFY(c)	cache_verify(c)
+static void cache_verify(const struct cache *);
+#define CACHE_VERIFY(c) cache_verify(c)
 #else
-#define CACHE_VERIFY(c)	do { } while (0)
+#define CACHE_VERIFY(c)                                                        \
+	do {                                                                   \
+	} while (0)
 #endif
 
 /* The limit holds unless pinned entries hold the cache above it. */
-#define CACHE_LIMIT_OK(c)						\
-	((c)->max_memory == 0 || (c)->bytes <= (c)->max_memory ||	\
+#define CACHE_LIMIT_OK(c)                                                      \
+	((c)->max_memory == 0 || (c)->bytes <= (c)->max_memory ||              \
 	    (c)->npinned > 0 || (c)->reserved > 0)
 
 /* malloc behind the allocator hook. */
@@ -213,7 +215,7 @@ cache_default_clock(void *arg)
 
 	(void)arg;
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		return 0;	/* cannot happen; time then stands still */
+		return 0; /* cannot happen; time then stands still */
 	return (uint64_t)ts.tv_sec;
 }
 
@@ -234,8 +236,7 @@ cache_now(const struct cache *c)
 
 /* Whether e has expired at now (a clock value fetched on first need). */
 static int
-cache_expired(const struct cache *c, const struct cache_entry *e,
-    uint32_t *now)
+cache_expired(const struct cache *c, const struct cache_entry *e, uint32_t *now)
 {
 	if (e->expires == 0 || (e->flags & CACHE_F_PINNED))
 		return 0;
@@ -296,13 +297,12 @@ static uint64_t
 cache_hash(const struct cache *c, const void *key, size_t len)
 {
 	const unsigned char *p = key;
-	uint64_t h, a, b;
-	size_t n = len;
+	uint64_t	     h, a, b;
+	size_t		     n = len;
 
 	h = c->k0 ^ ((uint64_t)len * 0x9e3779b97f4a7c15ULL);
 	while (n > 16) {
-		h = cache_mum(cache_read64(p) ^ c->k1,
-		    cache_read64(p + 8) ^ h);
+		h = cache_mum(cache_read64(p) ^ c->k1, cache_read64(p + 8) ^ h);
 		p += 16;
 		n -= 16;
 	}
@@ -431,13 +431,13 @@ cache_find(struct cache *c, uint64_t h, const void *key, size_t klen,
     struct cache_entry ***linkp)
 {
 	struct cache_entry **lp, *e;
-	size_t i;
-	int t;
+	size_t		     i;
+	int		     t;
 
 	for (t = 0; t < 2 && c->ht[t].size != 0; t++) {
 		i = h & (c->ht[t].size - 1);
 		if (t == 0 && cache_rehashing(c) && i < c->rehashidx)
-			continue;	/* already moved to ht[1] */
+			continue; /* already moved to ht[1] */
 		for (lp = &c->ht[t].b[i]; (e = *lp) != NULL; lp = &e->hnext) {
 			if (e->klen == klen &&
 			    memcmp(e->data, key, klen) == 0) {
@@ -455,8 +455,8 @@ cache_link(struct cache *c, const struct cache_entry *e)
 {
 	struct cache_entry **lp = NULL, *found;
 
-	found = cache_find(c, cache_hash(c, e->data, e->klen), e->data,
-	    e->klen, &lp);
+	found = cache_find(
+	    c, cache_hash(c, e->data, e->klen), e->data, e->klen, &lp);
 	assert(found == e);
 	(void)found;
 	return lp;
@@ -467,7 +467,7 @@ static void
 cache_table_insert(struct cache *c, struct cache_entry *e, uint64_t h)
 {
 	struct cache_table *t;
-	size_t i;
+	size_t		    i;
 
 	t = &c->ht[cache_rehashing(c) ? 1 : 0];
 	assert(t->size != 0);
@@ -513,7 +513,7 @@ static void
 cache_rehash(struct cache *c, size_t n)
 {
 	struct cache_entry *e, *next;
-	size_t empty, i;
+	size_t		    empty, i;
 
 	if (!cache_rehashing(c))
 		return;
@@ -558,7 +558,7 @@ static void
 cache_grow(struct cache *c)
 {
 	struct cache_entry **b;
-	size_t size, cost;
+	size_t		     size, cost;
 
 	if (cache_rehashing(c) || c->ht[0].size == 0 ||
 	    c->entries <= CACHE_LOAD_MAX * c->ht[0].size)
@@ -567,9 +567,9 @@ cache_grow(struct cache *c)
 		return;
 	size = c->ht[0].size * 2;
 	cost = size * sizeof(*b);
-	if (c->max_memory != 0 && (c->bytes > c->max_memory ||
-	    cost > c->max_memory - c->bytes))
-		return;		/* keep the old table; see above */
+	if (c->max_memory != 0 &&
+	    (c->bytes > c->max_memory || cost > c->max_memory - c->bytes))
+		return; /* keep the old table; see above */
 	if ((b = cache_table_alloc(c, size)) == NULL)
 		return;
 	c->ht[1].b = b;
@@ -600,13 +600,13 @@ struct cache *
 cache_create(const struct cache_config *cfg)
 {
 	static const struct cache_config defaults;
-	struct cache *c;
-	uint64_t s;
+	struct cache			*c;
+	uint64_t			 s;
 
 	if (cfg == NULL)
 		cfg = &defaults;
 	if ((cfg->alloc == NULL) != (cfg->free == NULL))
-		return NULL;	/* one hook without the other */
+		return NULL; /* one hook without the other */
 	if (cfg->alloc != NULL)
 		c = cfg->alloc(sizeof(*c), cfg->alloc_arg);
 	else
@@ -635,9 +635,9 @@ cache_create(const struct cache_config *cfg)
 void
 cache_destroy(struct cache *c)
 {
-	struct cache_list *lists[2];
+	struct cache_list  *lists[2];
 	struct cache_entry *e, *next;
-	int i;
+	int		    i;
 
 	if (c == NULL)
 		return;
@@ -662,14 +662,14 @@ cache_set(struct cache *c, const void *key, size_t klen, const void *val,
     size_t vlen, uint64_t version, uint32_t ttl, unsigned flags)
 {
 	struct cache_entry *old, *e, **lp = NULL, **nb = NULL;
-	size_t size, oldsize = 0, tcost, need, excess, avail;
-	uint64_t h, exp;
-	uint32_t now;
+	size_t		    size, oldsize = 0, tcost, need, excess, avail;
+	uint64_t	    h, exp;
+	uint32_t	    now;
 
 	if (!cache_key_ok(key, klen) || (flags & ~CACHE_F_ALL) != 0)
 		return CACHE_EINVAL;
-	if ((flags & CACHE_F_TOMBSTONE) ? vlen != 0 :
-	    (val == NULL && vlen != 0))
+	if ((flags & CACHE_F_TOMBSTONE) ? vlen != 0
+					: (val == NULL && vlen != 0))
 		return CACHE_EINVAL;
 	if (vlen > UINT32_MAX)
 		return CACHE_EINVAL;
@@ -680,8 +680,8 @@ cache_set(struct cache *c, const void *key, size_t klen, const void *val,
 		tcost = CACHE_MIN_BUCKETS * sizeof(*nb);
 	else
 		tcost = c->table_bytes;
-	if (c->max_memory != 0 && (size > c->max_memory ||
-	    tcost > c->max_memory - size))
+	if (c->max_memory != 0 &&
+	    (size > c->max_memory || tcost > c->max_memory - size))
 		return CACHE_EINVAL;
 
 	h = cache_hash(c, key, klen);
@@ -764,8 +764,8 @@ struct cache_entry *
 cache_get(struct cache *c, const void *key, size_t klen)
 {
 	struct cache_entry *e, **lp = NULL;
-	struct cache_list *l;
-	uint32_t now = 0;
+	struct cache_list  *l;
+	uint32_t	    now = 0;
 
 	if (!cache_key_ok(key, klen)) {
 		c->misses++;
@@ -799,7 +799,7 @@ struct cache_entry *
 cache_peek(struct cache *c, const void *key, size_t klen)
 {
 	struct cache_entry *e, **lp = NULL;
-	uint32_t now = 0;
+	uint32_t	    now = 0;
 
 	if (!cache_key_ok(key, klen))
 		return NULL;
@@ -814,8 +814,8 @@ int
 cache_del(struct cache *c, const void *key, size_t klen)
 {
 	struct cache_entry *e, **lp = NULL;
-	uint32_t now = 0;
-	int rc = CACHE_OK;
+	uint32_t	    now = 0;
+	int		    rc = CACHE_OK;
 
 	if (!cache_key_ok(key, klen))
 		return CACHE_ENOENT;
@@ -841,7 +841,7 @@ int
 cache_unpin(struct cache *c, const void *key, size_t klen, uint64_t version)
 {
 	struct cache_entry *e, **lp = NULL;
-	uint32_t now = 0;
+	uint32_t	    now = 0;
 
 	if (!cache_key_ok(key, klen))
 		return CACHE_ENOENT;
@@ -888,7 +888,7 @@ static size_t
 cache_sweep_chain(struct cache *c, struct cache_entry **lp, uint32_t now)
 {
 	struct cache_entry *e;
-	size_t n = 0;
+	size_t		    n = 0;
 
 	while ((e = *lp) != NULL) {
 		if (cache_expired(c, e, &now)) {
@@ -908,7 +908,7 @@ cache_sweep_chain(struct cache *c, struct cache_entry **lp, uint32_t now)
 size_t
 cache_sweep(struct cache *c, size_t max_steps)
 {
-	size_t n = 0, i, size;
+	size_t	 n = 0, i, size;
 	uint32_t now;
 
 	cache_rehash(c, max_steps);
@@ -1009,8 +1009,8 @@ cache_entry_ttl(const struct cache *c, const struct cache_entry *e)
 #ifdef CACHE_DEBUG
 /* Check one list: links both ways, every entry pinned or not as l says. */
 static void
-cache_verify_list(const struct cache_list *l, int pinned, uint64_t *n,
-    size_t *bytes)
+cache_verify_list(
+    const struct cache_list *l, int pinned, uint64_t *n, size_t *bytes)
 {
 	const struct cache_entry *e, *prev = NULL;
 
@@ -1029,17 +1029,17 @@ static void
 cache_verify(const struct cache *c)
 {
 	const struct cache_entry *e;
-	uint64_t n = 0, nl = 0, np = 0;
-	size_t i, bytes = 0, lbytes = 0, pbytes = 0, tbytes = 0;
+	uint64_t		  n = 0, nl = 0, np = 0;
+	size_t	 i, bytes = 0, lbytes = 0, pbytes = 0, tbytes = 0;
 	uint64_t h;
-	int t;
+	int	 t;
 
 	assert(CACHE_LIMIT_OK(c));
 	if (c->entries > 20000)
-		return;		/* too slow to walk on every call */
+		return; /* too slow to walk on every call */
 	for (t = 0; t < 2; t++) {
 		assert(c->ht[t].size == 0 ||
-		    (c->ht[t].size & (c->ht[t].size - 1)) == 0);
+		       (c->ht[t].size & (c->ht[t].size - 1)) == 0);
 		assert((c->ht[t].b == NULL) == (c->ht[t].size == 0));
 		tbytes += c->ht[t].size * sizeof(*c->ht[t].b);
 		for (i = 0; i < c->ht[t].size; i++) {
@@ -1061,9 +1061,9 @@ cache_verify(const struct cache *c)
 	cache_verify_list(&c->pinned, 1, &np, &pbytes);
 	assert(n == c->entries && nl + np == n && np == c->npinned);
 	assert(lbytes + pbytes == bytes &&
-	    pbytes + c->reserved == c->pinned_bytes);
+	       pbytes + c->reserved == c->pinned_bytes);
 	assert(tbytes == c->table_bytes &&
-	    c->bytes == tbytes + bytes + c->reserved);
+	       c->bytes == tbytes + bytes + c->reserved);
 }
 #endif
 

@@ -33,56 +33,55 @@ struct cache;
 struct cache_entry;
 
 /* Return codes. */
-#define CACHE_OK	0
-#define CACHE_ENOMEM	-1	/* the allocator failed */
-#define CACHE_EFULL	-2	/* does not fit: only pinned entries left */
-#define CACHE_EINVAL	-3	/* key empty or too long, entry too large */
-#define CACHE_ENOENT	-4	/* no such key (or it expired) */
+#define CACHE_OK     0
+#define CACHE_ENOMEM -1 /* the allocator failed */
+#define CACHE_EFULL  -2 /* does not fit: only pinned entries left */
+#define CACHE_EINVAL -3 /* key empty or too long, entry too large */
+#define CACHE_ENOENT -4 /* no such key (or it expired) */
 
 /* Entry flags. */
-#define CACHE_F_PINNED		0x01	/* never evicted, never expires */
-#define CACHE_F_TOMBSTONE	0x02	/* known absent; no value */
+#define CACHE_F_PINNED	  0x01 /* never evicted, never expires */
+#define CACHE_F_TOMBSTONE 0x02 /* known absent; no value */
 
-#define CACHE_KEY_MAX	65535
+#define CACHE_KEY_MAX 65535
 
 struct cache_config {
-	size_t		max_memory;	/* bytes; 0 means no limit */
-	uint64_t	seed;		/* hash seed (random in the daemon) */
+	size_t	 max_memory; /* bytes; 0 means no limit */
+	uint64_t seed;	     /* hash seed (random in the daemon) */
 	/* Monotonic clock in seconds; NULL uses CLOCK_MONOTONIC. */
-	uint64_t	(*clock)(void *arg);
-	void		*clock_arg;
+	uint64_t (*clock)(void *arg);
+	void *clock_arg;
 	/* Allocator hooks; NULL uses malloc/free. */
-	void		*(*alloc)(size_t size, void *arg);
-	void		(*free)(void *ptr, void *arg);
-	void		*alloc_arg;
+	void *(*alloc)(size_t size, void *arg);
+	void (*free)(void *ptr, void *arg);
+	void *alloc_arg;
 };
 
 struct cache_stats {
-	uint64_t	entries;	/* live entries, tombstones included */
-	uint64_t	pinned;
-	uint64_t	bytes;		/* charged bytes, table included */
-	uint64_t	max_memory;
-	uint64_t	hits;
-	uint64_t	misses;
-	uint64_t	evictions;
-	uint64_t	expirations;
-	uint64_t	table_buckets;
-	uint64_t	reserved;	/* bytes held by cache_reserve */
+	uint64_t entries; /* live entries, tombstones included */
+	uint64_t pinned;
+	uint64_t bytes; /* charged bytes, table included */
+	uint64_t max_memory;
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t evictions;
+	uint64_t expirations;
+	uint64_t table_buckets;
+	uint64_t reserved; /* bytes held by cache_reserve */
 };
 
 /* Create a cache; NULL when the allocator fails. */
-struct cache	*cache_create(const struct cache_config *cfg);
+struct cache *cache_create(const struct cache_config *cfg);
 /* Free the cache and every entry. */
-void		 cache_destroy(struct cache *c);
+void cache_destroy(struct cache *c);
 
 /*
  * Insert or replace key. ttl is in seconds, 0 for none. flags is a mix of
  * CACHE_F_*; a tombstone takes no value (val NULL, vlen 0). On any error the
  * old entry, if there was one, is left as it was.
  */
-int		 cache_set(struct cache *c, const void *key, size_t klen,
-		    const void *val, size_t vlen, uint64_t version,
-		    uint32_t ttl, unsigned flags);
+int cache_set(struct cache *c, const void *key, size_t klen, const void *val,
+    size_t vlen, uint64_t version, uint32_t ttl, unsigned flags);
 
 /*
  * Look key up. Returns the entry (and marks it most recently used), or NULL
@@ -95,15 +94,15 @@ struct cache_entry *cache_get(struct cache *c, const void *key, size_t klen);
 struct cache_entry *cache_peek(struct cache *c, const void *key, size_t klen);
 
 /* Remove key. CACHE_OK, or CACHE_ENOENT when it was not there. */
-int		 cache_del(struct cache *c, const void *key, size_t klen);
+int cache_del(struct cache *c, const void *key, size_t klen);
 
 /*
  * Clear the pinned flag of key if its version is still version (a newer
  * write keeps its own pin). A tombstone that is unpinned is removed.
  * CACHE_OK, or CACHE_ENOENT when no entry matched.
  */
-int		 cache_unpin(struct cache *c, const void *key, size_t klen,
-		    uint64_t version);
+int cache_unpin(
+    struct cache *c, const void *key, size_t klen, uint64_t version);
 
 /*
  * Reserve bytes for entries that will be pinned later (writes taken but
@@ -112,31 +111,30 @@ int		 cache_unpin(struct cache *c, const void *key, size_t klen,
  * lack of room. Evicts unpinned entries to make room; CACHE_EFULL, with
  * nothing changed, when even that is not enough.
  */
-int		 cache_reserve(struct cache *c, size_t bytes);
+int cache_reserve(struct cache *c, size_t bytes);
 /* Give back bytes reserved with cache_reserve(). */
-void		 cache_unreserve(struct cache *c, size_t bytes);
+void cache_unreserve(struct cache *c, size_t bytes);
 
 /* Change the limit; shrinking evicts down to it (pinned entries stay). */
-void		 cache_set_max_memory(struct cache *c, size_t max_memory);
+void cache_set_max_memory(struct cache *c, size_t max_memory);
 
 /*
  * Reclaim expired entries, looking at no more than max_steps buckets.
  * Returns the number reclaimed. Called repeatedly, it visits every bucket.
  */
-size_t		 cache_sweep(struct cache *c, size_t max_steps);
+size_t cache_sweep(struct cache *c, size_t max_steps);
 
-void		 cache_get_stats(const struct cache *c, struct cache_stats *st);
+void cache_get_stats(const struct cache *c, struct cache_stats *st);
 
 /* The charge of one entry of these sizes, for callers that plan ahead. */
-size_t		 cache_entry_size(size_t klen, size_t vlen);
+size_t cache_entry_size(size_t klen, size_t vlen);
 
 /* Entry accessors. */
-const void	*cache_entry_key(const struct cache_entry *e, size_t *klen);
-const void	*cache_entry_value(const struct cache_entry *e, size_t *vlen);
-uint64_t	 cache_entry_version(const struct cache_entry *e);
-unsigned	 cache_entry_flags(const struct cache_entry *e);
+const void *cache_entry_key(const struct cache_entry *e, size_t *klen);
+const void *cache_entry_value(const struct cache_entry *e, size_t *vlen);
+uint64_t    cache_entry_version(const struct cache_entry *e);
+unsigned    cache_entry_flags(const struct cache_entry *e);
 /* Seconds left before expiry, 0 when the entry has no TTL. */
-uint32_t	 cache_entry_ttl(const struct cache *c,
-		    const struct cache_entry *e);
+uint32_t cache_entry_ttl(const struct cache *c, const struct cache_entry *e);
 
 #endif /* STASH_CACHE_H */

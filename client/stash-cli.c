@@ -28,17 +28,17 @@
 #include "stash-protocol.h"
 #include "stash.h"
 
-#define EXIT_NOTFOUND	1
-#define EXIT_ERROR	2
+#define EXIT_NOTFOUND 1
+#define EXIT_ERROR    2
 
 /* The options a command takes. */
-#define OPT_TTL		0x1
-#define OPT_IF_VERSION	0x2
-#define OPT_DURABILITY	0x4
+#define OPT_TTL	       0x1
+#define OPT_IF_VERSION 0x2
+#define OPT_DURABILITY 0x4
 
 /* Options of set and del, which may follow the command's arguments. */
 struct cli_opts {
-	struct stash_set_opts	 set;
+	struct stash_set_opts set;
 };
 
 /* The one-line help of each command, for the usage text. */
@@ -64,8 +64,8 @@ static const char *cli_usage_text =
     "  stats                   print the daemon's statistics (JSON)\n"
     "\n"
     "options:\n"
-    "  -s, --socket PATH       the daemon's socket (default: $"
-    STASH_SOCKET_ENV ", or\n"
+    "  -s, --socket PATH       the daemon's socket (default: $" STASH_SOCKET_ENV
+    ", or\n"
     "                          " STASH_SOCKET_DEFAULT ")\n"
     "  -t, --timeout SECONDS   give up when the daemon does not answer\n"
     "  -h, --help              show this help\n"
@@ -75,14 +75,13 @@ static const char *cli_usage_text =
     "1 not found, 2 any error (usage, invalid JSON, connection, or the\n"
     "daemon's error, printed as \"stash: COMMAND: CODE: message\").\n";
 
-static void	cli_warnx(const char *, ...)
-		    __attribute__((format(printf, 1, 2)));
+static void cli_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 
 /* Print "stash: " and a message on stderr. */
 static void
 cli_warnx(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	(void)fputs("stash: ", stderr);
 	va_start(ap, fmt);
@@ -92,20 +91,19 @@ cli_warnx(const char *fmt, ...)
 }
 
 /* Complain about the command line and exit. */
-static void __attribute__((noreturn))
-cli_usage(const char *msg)
+static void __attribute__((noreturn)) cli_usage(const char *msg)
 {
 	if (msg != NULL)
 		cli_warnx("%s; try stash --help", msg);
 	else
 		(void)fputs("usage: stash [-s socket] [-t seconds] command "
-		    "[arguments]; try stash --help\n", stderr);
+			    "[arguments]; try stash --help\n",
+		    stderr);
 	exit(EXIT_ERROR);
 }
 
 /* Show a command's synopsis on stderr and exit. */
-static void __attribute__((noreturn))
-cli_synopsis(const char *synopsis)
+static void __attribute__((noreturn)) cli_synopsis(const char *synopsis)
 {
 	(void)fprintf(stderr, "usage: stash [-s socket] %s\n", synopsis);
 	exit(EXIT_ERROR);
@@ -115,8 +113,8 @@ cli_synopsis(const char *synopsis)
 static int
 cli_number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-	unsigned long long	 n;
-	char			*end;
+	unsigned long long n;
+	char		  *end;
 
 	if (*s < '0' || *s > '9')
 		return -1;
@@ -149,14 +147,14 @@ cli_durability(const char *s, enum stash_durability *d)
  * argv. Returns the number of positional arguments; exits on a usage error.
  */
 static int
-cli_parse_opts(const char *cmd, int argc, char **argv, int allowed,
-    struct cli_opts *o)
+cli_parse_opts(
+    const char *cmd, int argc, char **argv, int allowed, struct cli_opts *o)
 {
-	char		 msg[256], name[64];
-	const char	*arg, *value, *eq;
-	uint64_t	 n;
-	size_t		 len;
-	int		 i, npos = 0, dashdash = 0;
+	char	    msg[256], name[64];
+	const char *arg, *value, *eq;
+	uint64_t    n;
+	size_t	    len;
+	int	    i, npos = 0, dashdash = 0;
 
 	memset(o, 0, sizeof(*o));
 	for (i = 0; i < argc; i++) {
@@ -182,9 +180,9 @@ cli_parse_opts(const char *cmd, int argc, char **argv, int allowed,
 		name[len] = '\0';
 		if (!((allowed & OPT_TTL) && strcmp(name, "ttl") == 0) &&
 		    !((allowed & OPT_IF_VERSION) &&
-		    strcmp(name, "if-version") == 0) &&
+			strcmp(name, "if-version") == 0) &&
 		    !((allowed & OPT_DURABILITY) &&
-		    strcmp(name, "durability") == 0)) {
+			strcmp(name, "durability") == 0)) {
 			(void)snprintf(msg, sizeof(msg),
 			    "%s: unknown option --%s", cmd, name);
 			cli_usage(msg);
@@ -201,7 +199,8 @@ cli_parse_opts(const char *cmd, int argc, char **argv, int allowed,
 			if (cli_number(value, 1, UINT32_MAX, &n) == -1) {
 				(void)snprintf(msg, sizeof(msg),
 				    "%s: --ttl wants whole seconds > 0, not "
-				    "\"%.64s\"", cmd, value);
+				    "\"%.64s\"",
+				    cmd, value);
 				cli_usage(msg);
 			}
 			o->set.ttl = (uint32_t)n;
@@ -209,7 +208,8 @@ cli_parse_opts(const char *cmd, int argc, char **argv, int allowed,
 			if (cli_number(value, 0, UINT64_MAX, &n) == -1) {
 				(void)snprintf(msg, sizeof(msg),
 				    "%s: --if-version wants a version number, "
-				    "not \"%.64s\"", cmd, value);
+				    "not \"%.64s\"",
+				    cmd, value);
 				cli_usage(msg);
 			}
 			o->set.has_if_version = 1;
@@ -217,7 +217,8 @@ cli_parse_opts(const char *cmd, int argc, char **argv, int allowed,
 		} else if (cli_durability(value, &o->set.durability) == -1) {
 			(void)snprintf(msg, sizeof(msg),
 			    "%s: --durability is async, journal or commit, "
-			    "not \"%.64s\"", cmd, value);
+			    "not \"%.64s\"",
+			    cmd, value);
 			cli_usage(msg);
 		}
 	}
@@ -228,7 +229,7 @@ cli_parse_opts(const char *cmd, int argc, char **argv, int allowed,
 static void
 cli_check_key(const char *cmd, const char *key)
 {
-	char	msg[128];
+	char msg[128];
 
 	if (*key == '\0') {
 		(void)snprintf(msg, sizeof(msg), "%s: empty key", cmd);
@@ -246,8 +247,8 @@ cli_check_key(const char *cmd, const char *key)
 static char *
 cli_read_stdin(void)
 {
-	char	*buf = NULL, *nbuf;
-	size_t	 len = 0, size = 0, n;
+	char  *buf = NULL, *nbuf;
+	size_t len = 0, size = 0, n;
 
 	for (;;) {
 		if (size - len < 65536) {
@@ -301,7 +302,7 @@ cli_puts(const char *s)
 static int
 cmd_ping(stash_t *h)
 {
-	int	rc;
+	int rc;
 
 	if ((rc = stash_ping(h)) != STASH_OK)
 		return cli_fail(h, "ping", rc);
@@ -312,8 +313,8 @@ cmd_ping(stash_t *h)
 static int
 cmd_get(stash_t *h, const char *key)
 {
-	char	*value;
-	int	 rc, ex;
+	char *value;
+	int   rc, ex;
 
 	if ((rc = stash_get(h, key, &value, NULL)) != STASH_OK)
 		return cli_fail(h, "get", rc);
@@ -326,8 +327,8 @@ cmd_get(stash_t *h, const char *key)
 static int
 cmd_mget(stash_t *h, int n, char **keys)
 {
-	char	**values;
-	int	  rc, i, ex = 0;
+	char **values;
+	int    rc, i, ex = 0;
 
 	if ((values = calloc((size_t)n, sizeof(*values))) == NULL) {
 		cli_warnx("mget: out of memory");
@@ -349,11 +350,11 @@ cmd_mget(stash_t *h, int n, char **keys)
 
 /* stash set KEY JSON: prints the new version. */
 static int
-cmd_set(stash_t *h, const char *key, const char *value,
-    const struct cli_opts *o)
+cmd_set(
+    stash_t *h, const char *key, const char *value, const struct cli_opts *o)
 {
-	uint64_t	version;
-	int		rc;
+	uint64_t version;
+	int	 rc;
 
 	if ((rc = stash_set(h, key, value, &o->set, &version)) != STASH_OK)
 		return cli_fail(h, "set", rc);
@@ -368,7 +369,7 @@ cmd_set(stash_t *h, const char *key, const char *value,
 static int
 cmd_del(stash_t *h, const char *key, const struct cli_opts *o)
 {
-	int	rc, deleted;
+	int rc, deleted;
 
 	if ((rc = stash_del(h, key, o->set.durability, &deleted)) != STASH_OK)
 		return cli_fail(h, "del", rc);
@@ -383,8 +384,8 @@ cmd_del(stash_t *h, const char *key, const struct cli_opts *o)
 static int
 cmd_stats(stash_t *h)
 {
-	json_t	*stats;
-	int	 rc;
+	json_t *stats;
+	int	rc;
 
 	if ((rc = stash_stats_json(h, &stats)) != STASH_OK)
 		return cli_fail(h, "stats", rc);
@@ -402,31 +403,27 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
-	};
-	struct cli_opts	 o;
-	json_error_t	 jerr;
-	json_t		*j;
-	stash_t		*h;
-	const char	*path = NULL, *cmd;
-	char		*input = NULL, msg[128];
-	uint64_t	 timeout = 0;
-	int		 ch, n, ex;
+	    {"socket", required_argument, NULL, 's'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+	struct cli_opts o;
+	json_error_t	jerr;
+	json_t	       *j;
+	stash_t	       *h;
+	const char     *path = NULL, *cmd;
+	char	       *input = NULL, msg[128];
+	uint64_t	timeout = 0;
+	int		ch, n, ex;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+:s:t:h", longopts,
-	    NULL)) != -1) {
+	while (
+	    (ch = getopt_long(argc, argv, "+:s:t:h", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 's':
-			path = optarg;
-			break;
+		case 's': path = optarg; break;
 		case 't':
-			if (cli_number(optarg, 1, INT_MAX / 1000,
-			    &timeout) == -1)
+			if (cli_number(optarg, 1, INT_MAX / 1000, &timeout) ==
+			    -1)
 				cli_usage("-t wants whole seconds > 0");
 			break;
 		case 'h':
@@ -435,7 +432,7 @@ main(int argc, char **argv)
 			return 0;
 		case 'V':
 			if (printf("stash %s (stashd protocol %d)\n",
-			    PACKAGE_VERSION, STASH_PROTOCOL_VERSION) < 0)
+				PACKAGE_VERSION, STASH_PROTOCOL_VERSION) < 0)
 				return EXIT_ERROR;
 			return 0;
 		case ':':
@@ -463,8 +460,8 @@ main(int argc, char **argv)
 	/* Check everything before connecting. */
 	if (strcmp(cmd, "ping") == 0 || strcmp(cmd, "stats") == 0) {
 		if (argc != 0) {
-			(void)snprintf(msg, sizeof(msg),
-			    "%s takes no arguments", cmd);
+			(void)snprintf(
+			    msg, sizeof(msg), "%s takes no arguments", cmd);
 			cli_usage(msg);
 		}
 	} else if (strcmp(cmd, "get") == 0) {
@@ -480,20 +477,22 @@ main(int argc, char **argv)
 			cli_check_key(cmd, argv[n]);
 	} else if (strcmp(cmd, "set") == 0) {
 		if (cli_parse_opts(cmd, argc, argv,
-		    OPT_TTL | OPT_IF_VERSION | OPT_DURABILITY, &o) != 2)
+			OPT_TTL | OPT_IF_VERSION | OPT_DURABILITY, &o) != 2)
 			cli_synopsis("set KEY JSON [--ttl N] [--if-version N] "
-			    "[--durability D]");
+				     "[--durability D]");
 		cli_check_key(cmd, argv[0]);
 		if (strcmp(argv[1], "-") == 0) {
 			if ((input = cli_read_stdin()) == NULL)
 				return EXIT_ERROR;
 			argv[1] = input;
 		}
-		j = json_loads(argv[1], JSON_DECODE_ANY |
-		    JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
+		j = json_loads(argv[1],
+		    JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL,
+		    &jerr);
 		if (j == NULL) {
 			cli_warnx("set: invalid JSON value: %s (line %d, "
-			    "column %d)", jerr.text, jerr.line, jerr.column);
+				  "column %d)",
+			    jerr.text, jerr.line, jerr.column);
 			free(input);
 			return EXIT_ERROR;
 		}
@@ -503,8 +502,8 @@ main(int argc, char **argv)
 			cli_synopsis("del KEY [--durability D]");
 		cli_check_key(cmd, argv[0]);
 	} else {
-		(void)snprintf(msg, sizeof(msg), "unknown command \"%.64s\"",
-		    cmd);
+		(void)snprintf(
+		    msg, sizeof(msg), "unknown command \"%.64s\"", cmd);
 		cli_usage(msg);
 	}
 

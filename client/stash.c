@@ -53,24 +53,24 @@
 #include "stash.h"
 
 #ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL	0	/* SO_NOSIGPIPE is set instead */
+#define MSG_NOSIGNAL 0 /* SO_NOSIGPIPE is set instead */
 #endif
 
 /* The longest answer line accepted, against a runaway peer. */
-#define STASH_REPLY_MAX		((size_t)1 << 30)
+#define STASH_REPLY_MAX ((size_t)1 << 30)
 /* Free room a read asks for in the input buffer. */
-#define STASH_READ_CHUNK	(64 * 1024)
+#define STASH_READ_CHUNK (64 * 1024)
 /* An idle buffer larger than this is given back to the allocator. */
-#define STASH_BUF_KEEP		(1024 * 1024)
+#define STASH_BUF_KEEP (1024 * 1024)
 /* Nesting accepted in answers (the daemon's default limit is 64). */
-#define STASH_DEPTH_MAX		512
+#define STASH_DEPTH_MAX 512
 
 /* A growable byte buffer: data[off..len) is what is left to use. */
 struct buf {
-	char		*data;
-	size_t		 size;
-	size_t		 off;
-	size_t		 len;
+	char  *data;
+	size_t size;
+	size_t off;
+	size_t len;
 };
 
 /* The kinds of requests, for typed reads. */
@@ -86,81 +86,79 @@ enum stash_op {
 
 /* A request whose answer has not been read. */
 struct pending {
-	uint64_t	 id;		/* 0: the caller's, unchecked */
-	size_t		 nkeys;		/* keys of an mget */
-	unsigned char	 op;		/* enum stash_op */
-	unsigned char	 lost;		/* no answer will come */
+	uint64_t      id;    /* 0: the caller's, unchecked */
+	size_t	      nkeys; /* keys of an mget */
+	unsigned char op;    /* enum stash_op */
+	unsigned char lost;  /* no answer will come */
 };
 
 struct stash {
-	char		*path;
-	int		 fd;		/* -1 when not connected */
-	int		 timeout_ms;	/* <= 0: none */
+	char *path;
+	int   fd;	  /* -1 when not connected */
+	int   timeout_ms; /* <= 0: none */
 
-	struct buf	 out;		/* queued request lines */
-	int		 out_midline;	/* last write ended mid-line */
-	struct buf	 in;		/* answer bytes read */
-	size_t		 in_scanned;	/* bytes past off, no \n */
+	struct buf out;		/* queued request lines */
+	int	   out_midline; /* last write ended mid-line */
+	struct buf in;		/* answer bytes read */
+	size_t	   in_scanned;	/* bytes past off, no \n */
 
-	struct pending	*pend;		/* ring of unread answers */
-	size_t		 pend_head;
-	size_t		 pend_count;
-	size_t		 pend_size;
+	struct pending *pend; /* ring of unread answers */
+	size_t		pend_head;
+	size_t		pend_count;
+	size_t		pend_size;
 
-	uint64_t	 next_id;
-	uint64_t	 started;	/* requests begun on this connection */
-	uint64_t	 received;	/* answer lines read on it */
+	uint64_t next_id;
+	uint64_t started;  /* requests begun on this connection */
+	uint64_t received; /* answer lines read on it */
 
-	char		 errmsg[512];
-	char		 lostmsg[256];	/* why answers were lost */
+	char errmsg[512];
+	char lostmsg[256]; /* why answers were lost */
 };
 
 /* Spans of an answer's top-level members; p is NULL when absent. */
 struct span {
-	const char	*p;
-	size_t		 n;
+	const char *p;
+	size_t	    n;
 };
 
 struct reply {
-	const char	*line;
-	size_t		 len;
-	int		 ok;
-	struct span	 id;
-	struct span	 error;
-	struct span	 value;
-	struct span	 values;
-	struct span	 version;
-	struct span	 deleted;
-	struct span	 stats;
+	const char *line;
+	size_t	    len;
+	int	    ok;
+	struct span id;
+	struct span error;
+	struct span value;
+	struct span values;
+	struct span version;
+	struct span deleted;
+	struct span stats;
 };
 
 static const struct {
-	const char	*name;
-	const char	*text;
+	const char *name;
+	const char *text;
 } stash_errors[] = {
-	[STASH_OK] =		{ "ok", "success" },
-	[STASH_EBADREQUEST] =	{ STASH_ERR_BAD_REQUEST, "bad request" },
-	[STASH_ENOTFOUND] =	{ STASH_ERR_NOT_FOUND, "not found" },
-	[STASH_ETOOLARGE] =	{ STASH_ERR_TOO_LARGE, "too large" },
-	[STASH_ECONFLICT] =	{ STASH_ERR_CONFLICT, "version conflict" },
-	[STASH_ESQL] =		{ STASH_ERR_SQL_ERROR, "SQL error" },
-	[STASH_EBUSY] =		{ STASH_ERR_BUSY, "daemon busy" },
-	[STASH_EUNAVAILABLE] =	{ STASH_ERR_UNAVAILABLE, "unavailable" },
-	[STASH_EFORBIDDEN] =	{ STASH_ERR_FORBIDDEN, "forbidden" },
-	[STASH_EINTERNAL] =	{ STASH_ERR_INTERNAL, "daemon error" },
-	[STASH_EIO] =		{ "io_error",
-				  "connection failed or lost" },
-	[STASH_EPROTO] =	{ "protocol_error",
-				  "bad answer from the daemon" },
-	[STASH_ENOMEM] =	{ "out_of_memory", "out of memory" },
-	[STASH_EINVAL] =	{ "invalid_argument", "invalid argument" },
+    [STASH_OK] = {"ok", "success"},
+    [STASH_EBADREQUEST] = {STASH_ERR_BAD_REQUEST, "bad request"},
+    [STASH_ENOTFOUND] = {STASH_ERR_NOT_FOUND, "not found"},
+    [STASH_ETOOLARGE] = {STASH_ERR_TOO_LARGE, "too large"},
+    [STASH_ECONFLICT] = {STASH_ERR_CONFLICT, "version conflict"},
+    [STASH_ESQL] = {STASH_ERR_SQL_ERROR, "SQL error"},
+    [STASH_EBUSY] = {STASH_ERR_BUSY, "daemon busy"},
+    [STASH_EUNAVAILABLE] = {STASH_ERR_UNAVAILABLE, "unavailable"},
+    [STASH_EFORBIDDEN] = {STASH_ERR_FORBIDDEN, "forbidden"},
+    [STASH_EINTERNAL] = {STASH_ERR_INTERNAL, "daemon error"},
+    [STASH_EIO] = {"io_error", "connection failed or lost"},
+    [STASH_EPROTO] = {"protocol_error", "bad answer from the daemon"},
+    [STASH_ENOMEM] = {"out_of_memory", "out of memory"},
+    [STASH_EINVAL] = {"invalid_argument", "invalid argument"},
 };
-#define STASH_NERRORS	(sizeof(stash_errors) / sizeof(stash_errors[0]))
+#define STASH_NERRORS (sizeof(stash_errors) / sizeof(stash_errors[0]))
 
-static int	stash_fail(stash_t *, int, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
-static int	stash_lost(stash_t *, int, int, const char *, ...)
-		    __attribute__((format(printf, 4, 5)));
+static int stash_fail(stash_t *, int, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+static int stash_lost(stash_t *, int, int, const char *, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* --- buffers -------------------------------------------------------------- */
 
@@ -168,8 +166,8 @@ static int	stash_lost(stash_t *, int, int, const char *, ...)
 static int
 buf_reserve(struct buf *b, size_t need)
 {
-	size_t	 size;
-	char	*data;
+	size_t size;
+	char  *data;
 
 	if (b->size - b->len >= need)
 		return 0;
@@ -226,8 +224,8 @@ buf_reset(struct buf *b)
 static size_t
 count_newlines(const char *p, size_t n)
 {
-	const char	*e = p + n, *q;
-	size_t		 count = 0;
+	const char *e = p + n, *q;
+	size_t	    count = 0;
 
 	while (p < e && (q = memchr(p, '\n', (size_t)(e - p))) != NULL) {
 		count++;
@@ -255,7 +253,7 @@ errno_text(int error, char *buf, size_t len)
 static int
 stash_fail(stash_t *h, int code, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	(void)vsnprintf(h->errmsg, sizeof(h->errmsg), fmt, ap);
@@ -312,8 +310,8 @@ pend_at(stash_t *h, size_t i)
 static int
 pend_push(stash_t *h, uint64_t id, int op, size_t nkeys)
 {
-	struct pending	*p, *np;
-	size_t		 i, size;
+	struct pending *p, *np;
+	size_t		i, size;
 
 	if (h->pend_count == h->pend_size) {
 		size = h->pend_size == 0 ? 64 : h->pend_size * 2;
@@ -350,10 +348,10 @@ pend_pop(stash_t *h)
 static int
 stash_open(stash_t *h)
 {
-	struct sockaddr_un	 sun;
-	struct pollfd		 pfd;
-	socklen_t		 len;
-	int			 fd, flags, error, saved;
+	struct sockaddr_un sun;
+	struct pollfd	   pfd;
+	socklen_t	   len;
+	int		   fd, flags, error, saved;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -367,8 +365,8 @@ stash_open(stash_t *h)
 		return -1;
 #ifdef SO_NOSIGPIPE
 	flags = 1;
-	if (setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &flags,
-	    sizeof(flags)) == -1)
+	if (setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &flags, sizeof(flags)) ==
+	    -1)
 		goto fail;
 #endif
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
@@ -425,9 +423,9 @@ stash_shut(stash_t *h)
 static int
 stash_lost(stash_t *h, int keep, int code, const char *fmt, ...)
 {
-	struct pending	*p;
-	size_t		 lines = 0, i;
-	va_list		 ap;
+	struct pending *p;
+	size_t		lines = 0, i;
+	va_list		ap;
 
 	va_start(ap, fmt);
 	(void)vsnprintf(h->lostmsg, sizeof(h->lostmsg), fmt, ap);
@@ -439,11 +437,11 @@ stash_lost(stash_t *h, int keep, int code, const char *fmt, ...)
 	h->out_midline = 0;
 
 	if (keep && h->in.len > h->in.off) {
-		lines = count_newlines(h->in.data + h->in.off,
-		    h->in.len - h->in.off);
+		lines = count_newlines(
+		    h->in.data + h->in.off, h->in.len - h->in.off);
 		/* Drop a partial last line. */
-		while (h->in.len > h->in.off &&
-		    h->in.data[h->in.len - 1] != '\n')
+		while (
+		    h->in.len > h->in.off && h->in.data[h->in.len - 1] != '\n')
 			h->in.len--;
 	} else
 		buf_reset(&h->in);
@@ -465,8 +463,8 @@ stash_lost(stash_t *h, int keep, int code, const char *fmt, ...)
 static int
 stash_send(stash_t *h)
 {
-	struct buf	*b = &h->out;
-	ssize_t		 n;
+	struct buf *b = &h->out;
+	ssize_t	    n;
 
 	while (b->off < b->len) {
 		n = send(h->fd, b->data + b->off, b->len - b->off,
@@ -498,14 +496,14 @@ stash_send(stash_t *h)
 static int
 stash_recv(stash_t *h)
 {
-	struct buf	*b = &h->in;
-	ssize_t		 n;
+	struct buf *b = &h->in;
+	ssize_t	    n;
 
 	if (buf_reserve(b, STASH_READ_CHUNK) == -1)
 		return -2;
 	for (;;) {
-		n = recv(h->fd, b->data + b->len, b->size - b->len,
-		    MSG_DONTWAIT);
+		n = recv(
+		    h->fd, b->data + b->len, b->size - b->len, MSG_DONTWAIT);
 		if (n > 0)
 			break;
 		if (n == 0) {
@@ -535,8 +533,8 @@ stash_recv_rest(stash_t *h)
 static int
 stash_has_line(stash_t *h, char **nl)
 {
-	struct buf	*b = &h->in;
-	char		*p;
+	struct buf *b = &h->in;
+	char	   *p;
 
 	p = memchr(b->data + b->off + h->in_scanned, '\n',
 	    b->len - b->off - h->in_scanned);
@@ -558,7 +556,7 @@ stash_has_line(stash_t *h, char **nl)
 static int
 stash_skip_partial(stash_t *h)
 {
-	char	*nl;
+	char *nl;
 
 	if (!h->out_midline || h->started != h->received)
 		return 0;
@@ -582,9 +580,9 @@ stash_skip_partial(stash_t *h)
 static int
 stash_pump(stash_t *h, int want_line)
 {
-	struct pollfd	 pfd;
-	char		 ebuf[128];
-	int		 n, reconnected = 0, error;
+	struct pollfd pfd;
+	char	      ebuf[128];
+	int	      n, reconnected = 0, error;
 
 	for (;;) {
 		if (h->fd != -1)
@@ -601,8 +599,8 @@ stash_pump(stash_t *h, int want_line)
 
 		if (h->fd == -1) {
 			if (h->out.off == h->out.len)
-				return stash_lost(h, 1, STASH_EIO,
-				    "not connected");
+				return stash_lost(
+				    h, 1, STASH_EIO, "not connected");
 			if (stash_open(h) == -1)
 				return stash_lost(h, 1, STASH_EIO,
 				    "cannot connect to %s: %s", h->path,
@@ -637,10 +635,8 @@ stash_pump(stash_t *h, int want_line)
 			case -2:
 				return stash_lost(h, 1, STASH_ENOMEM,
 				    "out of memory reading an answer");
-			case -1:
-				goto broken;
-			default:
-				break;
+			case -1: goto broken;
+			default: break;
 			}
 		}
 		continue;
@@ -662,8 +658,8 @@ stash_pump(stash_t *h, int want_line)
 			continue;
 		}
 		if (error == 0)
-			return stash_lost(h, 1, STASH_EIO,
-			    "connection closed by stashd");
+			return stash_lost(
+			    h, 1, STASH_EIO, "connection closed by stashd");
 		return stash_lost(h, 1, STASH_EIO, "connection lost: %s",
 		    errno_text(error, ebuf, sizeof(ebuf)));
 	}
@@ -673,7 +669,7 @@ stash_pump(stash_t *h, int want_line)
 stash_t *
 stash_connect(const char *path)
 {
-	stash_t	*h;
+	stash_t *h;
 	int	 saved;
 
 	if (path == NULL || *path == '\0')
@@ -744,8 +740,8 @@ stash_flush(stash_t *h)
 static int
 utf8_valid(const unsigned char *s, size_t n)
 {
-	size_t		 i = 0, k, more;
-	uint32_t	 cp, min;
+	size_t	 i = 0, k, more;
+	uint32_t cp, min;
 
 	while (i < n) {
 		if (s[i] < 0x80) {
@@ -784,7 +780,7 @@ utf8_valid(const unsigned char *s, size_t n)
 static int
 stash_check_key(stash_t *h, const char *key)
 {
-	size_t	len;
+	size_t len;
 
 	if (key == NULL || *key == '\0')
 		return stash_fail(h, STASH_EINVAL, "empty key");
@@ -801,8 +797,8 @@ stash_check_key(stash_t *h, const char *key)
 static int
 add_jstr(struct buf *b, const char *s)
 {
-	const char	*p, *run;
-	char		 esc[8];
+	const char *p, *run;
+	char	    esc[8];
 
 	if (buf_add(b, "\"", 1) == -1)
 		return -1;
@@ -832,14 +828,10 @@ static const char *
 durability_name(enum stash_durability d)
 {
 	switch (d) {
-	case STASH_DURABILITY_ASYNC:
-		return STASH_DUR_ASYNC;
-	case STASH_DURABILITY_JOURNAL:
-		return STASH_DUR_JOURNAL;
-	case STASH_DURABILITY_COMMIT:
-		return STASH_DUR_COMMIT;
-	case STASH_DURABILITY_DEFAULT:
-		break;
+	case STASH_DURABILITY_ASYNC: return STASH_DUR_ASYNC;
+	case STASH_DURABILITY_JOURNAL: return STASH_DUR_JOURNAL;
+	case STASH_DURABILITY_COMMIT: return STASH_DUR_COMMIT;
+	case STASH_DURABILITY_DEFAULT: break;
 	}
 	return NULL;
 }
@@ -849,8 +841,8 @@ static int
 stash_check_durability(stash_t *h, enum stash_durability d)
 {
 	if (d != STASH_DURABILITY_DEFAULT && durability_name(d) == NULL)
-		return stash_fail(h, STASH_EINVAL, "unknown durability %d",
-		    (int)d);
+		return stash_fail(
+		    h, STASH_EINVAL, "unknown durability %d", (int)d);
 	return STASH_OK;
 }
 
@@ -858,13 +850,12 @@ stash_check_durability(stash_t *h, enum stash_durability d)
 static int
 add_durability(struct buf *b, enum stash_durability d)
 {
-	const char	*name;
+	const char *name;
 
 	if ((name = durability_name(d)) == NULL)
 		return 0;
 	if (buf_adds(b, ",\"durability\":\"") == -1 ||
-	    buf_adds(b, name) == -1 ||
-	    buf_add(b, "\"", 1) == -1)
+	    buf_adds(b, name) == -1 || buf_add(b, "\"", 1) == -1)
 		return -1;
 	return 0;
 }
@@ -873,7 +864,7 @@ add_durability(struct buf *b, enum stash_durability d)
 static int
 add_u64(struct buf *b, const char *name, uint64_t n)
 {
-	char	tmp[64];
+	char tmp[64];
 
 	(void)snprintf(tmp, sizeof(tmp), ",\"%s\":%" PRIu64, name, n);
 	return buf_adds(b, tmp);
@@ -883,7 +874,7 @@ add_u64(struct buf *b, const char *name, uint64_t n)
 static int
 req_begin(stash_t *h, const char *op, size_t *mark)
 {
-	char	tmp[96];
+	char tmp[96];
 
 	*mark = h->out.len - h->out.off;
 	(void)snprintf(tmp, sizeof(tmp), "{\"id\":%" PRIu64 ",\"op\":\"%s\"",
@@ -914,7 +905,7 @@ req_end(stash_t *h, size_t mark, int op, size_t nkeys)
 int
 stash_queue_ping(stash_t *h)
 {
-	size_t	mark;
+	size_t mark;
 
 	if (h == NULL)
 		return STASH_EINVAL;
@@ -927,7 +918,7 @@ stash_queue_ping(stash_t *h)
 int
 stash_queue_stats(stash_t *h)
 {
-	size_t	mark;
+	size_t mark;
 
 	if (h == NULL)
 		return STASH_EINVAL;
@@ -940,8 +931,8 @@ stash_queue_stats(stash_t *h)
 int
 stash_queue_get(stash_t *h, const char *key)
 {
-	size_t	mark;
-	int	rc;
+	size_t mark;
+	int    rc;
 
 	if (h == NULL)
 		return STASH_EINVAL;
@@ -958,8 +949,8 @@ stash_queue_get(stash_t *h, const char *key)
 int
 stash_queue_mget(stash_t *h, const char *const *keys, size_t n)
 {
-	size_t	mark, i;
-	int	rc;
+	size_t mark, i;
+	int    rc;
 
 	if (h == NULL)
 		return STASH_EINVAL;
@@ -997,11 +988,11 @@ stash_check_opts(stash_t *h, const struct stash_set_opts *opts)
  * turned into spaces so that the request stays one line.
  */
 static int
-stash_queue_set_text(stash_t *h, const char *key, const char *v,
-    size_t vlen, const struct stash_set_opts *opts)
+stash_queue_set_text(stash_t *h, const char *key, const char *v, size_t vlen,
+    const struct stash_set_opts *opts)
 {
-	size_t	 mark, i;
-	char	*p;
+	size_t mark, i;
+	char  *p;
 
 	if (req_begin(h, "set", &mark) == -1 ||
 	    buf_adds(&h->out, ",\"key\":") == -1 ||
@@ -1034,9 +1025,9 @@ int
 stash_queue_set(stash_t *h, const char *key, const char *value,
     const struct stash_set_opts *opts)
 {
-	json_error_t	 jerr;
-	json_t		*j;
-	int		 rc;
+	json_error_t jerr;
+	json_t	    *j;
+	int	     rc;
 
 	if (h == NULL)
 		return STASH_EINVAL;
@@ -1046,8 +1037,8 @@ stash_queue_set(stash_t *h, const char *key, const char *value,
 	if (value == NULL)
 		return stash_fail(h, STASH_EINVAL, "no value");
 	/* Only a check: the text itself is sent, numbers untouched. */
-	j = json_loads(value, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL |
-	    JSON_ALLOW_NUL, &jerr);
+	j = json_loads(value,
+	    JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
 	if (j == NULL)
 		return stash_fail(h, STASH_EINVAL,
 		    "value is not JSON: %s (line %d, column %d)", jerr.text,
@@ -1061,8 +1052,8 @@ int
 stash_queue_set_json(stash_t *h, const char *key, const json_t *value,
     const struct stash_set_opts *opts)
 {
-	char	*text;
-	int	 rc;
+	char *text;
+	int   rc;
 
 	if (h == NULL)
 		return STASH_EINVAL;
@@ -1073,8 +1064,8 @@ stash_queue_set_json(stash_t *h, const char *key, const json_t *value,
 		return stash_fail(h, STASH_EINVAL, "no value");
 	text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (text == NULL)
-		return stash_fail(h, STASH_EINVAL,
-		    "value cannot be encoded as JSON");
+		return stash_fail(
+		    h, STASH_EINVAL, "value cannot be encoded as JSON");
 	rc = stash_queue_set_text(h, key, text, strlen(text), opts);
 	free(text);
 	return rc;
@@ -1084,8 +1075,8 @@ stash_queue_set_json(stash_t *h, const char *key, const json_t *value,
 int
 stash_queue_del(stash_t *h, const char *key, enum stash_durability durability)
 {
-	size_t	mark;
-	int	rc;
+	size_t mark;
+	int    rc;
 
 	if (h == NULL)
 		return STASH_EINVAL;
@@ -1104,19 +1095,19 @@ stash_queue_del(stash_t *h, const char *key, enum stash_durability durability)
 int
 stash_queue(stash_t *h, const json_t *request)
 {
-	char		*text;
-	size_t		 mark, len;
-	uint64_t	 id = 0;
-	char		 tmp[64];
+	char	*text;
+	size_t	 mark, len;
+	uint64_t id = 0;
+	char	 tmp[64];
 
 	if (h == NULL)
 		return STASH_EINVAL;
 	if (!json_is_object(request))
-		return stash_fail(h, STASH_EINVAL,
-		    "a request must be a JSON object");
+		return stash_fail(
+		    h, STASH_EINVAL, "a request must be a JSON object");
 	if ((text = json_dumps(request, JSON_COMPACT)) == NULL)
-		return stash_fail(h, STASH_EINVAL,
-		    "request cannot be encoded as JSON");
+		return stash_fail(
+		    h, STASH_EINVAL, "request cannot be encoded as JSON");
 	len = strlen(text);
 	mark = h->out.len - h->out.off;
 	if (json_object_get(request, "id") == NULL) {
@@ -1165,15 +1156,15 @@ static int
 js_isxdigit(char c)
 {
 	return js_isdigit(c) || (c >= 'a' && c <= 'f') ||
-	    (c >= 'A' && c <= 'F');
+	       (c >= 'A' && c <= 'F');
 }
 
 /* Skip the string at p (at its "). Its end, or NULL when malformed. */
 static const char *
 js_string(const char *p, const char *e)
 {
-	unsigned char	c;
-	int		i;
+	unsigned char c;
+	int	      i;
 
 	for (p++; p < e;) {
 		c = (unsigned char)*p++;
@@ -1233,7 +1224,7 @@ js_number(const char *p, const char *e)
 static const char *
 js_word(const char *p, const char *e, const char *word)
 {
-	size_t	n = strlen(word);
+	size_t n = strlen(word);
 
 	if ((size_t)(e - p) < n || memcmp(p, word, n) != 0)
 		return NULL;
@@ -1244,24 +1235,18 @@ js_word(const char *p, const char *e, const char *word)
 static const char *
 js_value(const char *p, const char *e, int depth)
 {
-	char	close;
+	char close;
 
 	if (p >= e)
 		return NULL;
 	switch (*p) {
-	case '"':
-		return js_string(p, e);
-	case 't':
-		return js_word(p, e, "true");
-	case 'f':
-		return js_word(p, e, "false");
-	case 'n':
-		return js_word(p, e, "null");
+	case '"': return js_string(p, e);
+	case 't': return js_word(p, e, "true");
+	case 'f': return js_word(p, e, "false");
+	case 'n': return js_word(p, e, "null");
 	case '{':
-	case '[':
-		break;
-	default:
-		return js_number(p, e);
+	case '[': break;
+	default: return js_number(p, e);
 	}
 	if (depth <= 0)
 		return NULL;
@@ -1296,7 +1281,7 @@ js_value(const char *p, const char *e, int depth)
 static int
 span_is(const struct span *sp, const char *s)
 {
-	size_t	n = strlen(s);
+	size_t n = strlen(s);
 
 	return sp->p != NULL && sp->n == n && memcmp(sp->p, s, n) == 0;
 }
@@ -1306,21 +1291,21 @@ static int
 reply_scan(const char *line, size_t len, struct reply *r)
 {
 	static const struct {
-		const char	*key;
-		size_t		 off;
+		const char *key;
+		size_t	    off;
 	} members[] = {
-		{ "\"ok\"", offsetof(struct reply, ok) },
-		{ "\"id\"", offsetof(struct reply, id) },
-		{ "\"error\"", offsetof(struct reply, error) },
-		{ "\"value\"", offsetof(struct reply, value) },
-		{ "\"values\"", offsetof(struct reply, values) },
-		{ "\"version\"", offsetof(struct reply, version) },
-		{ "\"deleted\"", offsetof(struct reply, deleted) },
-		{ "\"stats\"", offsetof(struct reply, stats) },
+	    {"\"ok\"", offsetof(struct reply, ok)},
+	    {"\"id\"", offsetof(struct reply, id)},
+	    {"\"error\"", offsetof(struct reply, error)},
+	    {"\"value\"", offsetof(struct reply, value)},
+	    {"\"values\"", offsetof(struct reply, values)},
+	    {"\"version\"", offsetof(struct reply, version)},
+	    {"\"deleted\"", offsetof(struct reply, deleted)},
+	    {"\"stats\"", offsetof(struct reply, stats)},
 	};
-	const char	*p = line, *e = line + len, *k, *v;
-	struct span	 key, ok, *sp;
-	size_t		 i;
+	const char *p = line, *e = line + len, *k, *v;
+	struct span key, ok, *sp;
+	size_t	    i;
 
 	memset(r, 0, sizeof(*r));
 	memset(&ok, 0, sizeof(ok));
@@ -1331,7 +1316,7 @@ reply_scan(const char *line, size_t len, struct reply *r)
 		return -1;
 	p = js_ws(p + 1, e);
 	if (p < e && *p == '}')
-		return -1;	/* no "ok" */
+		return -1; /* no "ok" */
 	for (;;) {
 		k = p;
 		if (p >= e || *p != '"' || (p = js_string(p, e)) == NULL)
@@ -1347,8 +1332,9 @@ reply_scan(const char *line, size_t len, struct reply *r)
 		for (i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
 			if (!span_is(&key, members[i].key))
 				continue;
-			sp = i == 0 ? &ok :
-			    (struct span *)((char *)r + members[i].off);
+			sp = i == 0
+				 ? &ok
+				 : (struct span *)((char *)r + members[i].off);
 			sp->p = v;
 			sp->n = (size_t)(p - v);
 			break;
@@ -1375,9 +1361,9 @@ reply_scan(const char *line, size_t len, struct reply *r)
 static int
 span_u64(const struct span *sp, uint64_t *out)
 {
-	uint64_t	n = 0;
-	size_t		i;
-	unsigned	d;
+	uint64_t n = 0;
+	size_t	 i;
+	unsigned d;
 
 	if (sp->p == NULL || sp->n == 0)
 		return -1;
@@ -1397,7 +1383,7 @@ span_u64(const struct span *sp, uint64_t *out)
 static char *
 span_dup(const struct span *sp)
 {
-	char	*s;
+	char *s;
 
 	if ((s = malloc(sp->n + 1)) == NULL)
 		return NULL;
@@ -1410,8 +1396,8 @@ span_dup(const struct span *sp)
 static json_t *
 span_json(stash_t *h, const struct span *sp, int *rc)
 {
-	json_error_t	 jerr;
-	json_t		*j;
+	json_error_t jerr;
+	json_t	    *j;
 
 	j = json_loadb(sp->p, sp->n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
 	if (j == NULL)
@@ -1424,10 +1410,10 @@ span_json(stash_t *h, const struct span *sp, int *rc)
 static int
 reply_error(stash_t *h, const struct reply *r)
 {
-	json_t		*err;
-	const char	*code, *msg;
-	size_t		 i;
-	int		 rc;
+	json_t	   *err;
+	const char *code, *msg;
+	size_t	    i;
+	int	    rc;
 
 	if (r->error.p == NULL)
 		return stash_fail(h, STASH_EPROTO, "failure without an error");
@@ -1448,8 +1434,8 @@ reply_error(stash_t *h, const struct reply *r)
 			return (int)i;
 		}
 	}
-	(void)stash_fail(h, STASH_EPROTO, "unknown error code %s: %s", code,
-	    msg);
+	(void)stash_fail(
+	    h, STASH_EPROTO, "unknown error code %s: %s", code, msg);
 	json_decref(err);
 	return STASH_EPROTO;
 }
@@ -1459,18 +1445,12 @@ static const char *
 op_name(int op)
 {
 	switch (op) {
-	case OP_PING:
-		return "ping";
-	case OP_GET:
-		return "get";
-	case OP_MGET:
-		return "mget";
-	case OP_SET:
-		return "set";
-	case OP_DEL:
-		return "del";
-	case OP_STATS:
-		return "stats";
+	case OP_PING: return "ping";
+	case OP_GET: return "get";
+	case OP_MGET: return "mget";
+	case OP_SET: return "set";
+	case OP_DEL: return "del";
+	case OP_STATS: return "stats";
 	}
 	return "generic";
 }
@@ -1485,11 +1465,11 @@ op_name(int op)
 static int
 stash_next(stash_t *h, int op, size_t nkeys, struct reply *r)
 {
-	struct pending	*p;
-	struct buf	*b = &h->in;
-	char		*nl, tmp[32];
-	uint64_t	 id;
-	int		 rc;
+	struct pending *p;
+	struct buf     *b = &h->in;
+	char	       *nl, tmp[32];
+	uint64_t	id;
+	int		rc;
 
 	memset(r, 0, sizeof(*r));
 	/* The last answer's spans are dead now: the buffer may shrink. */
@@ -1521,16 +1501,15 @@ stash_next(stash_t *h, int op, size_t nkeys, struct reply *r)
 		/* A bad line: the stream can no longer be trusted. */
 		if (reply_scan(r->line, r->len, r) == -1) {
 			memset(r, 0, sizeof(*r));
-			return stash_lost(h, 0, STASH_EPROTO,
-			    "malformed answer from stashd");
+			return stash_lost(
+			    h, 0, STASH_EPROTO, "malformed answer from stashd");
 		}
 		if (id != 0) {
 			(void)snprintf(tmp, sizeof(tmp), "%" PRIu64, id);
 			if (r->id.p != NULL ? !span_is(&r->id, tmp) : r->ok) {
 				memset(r, 0, sizeof(*r));
 				return stash_lost(h, 0, STASH_EPROTO,
-				    "answer out of order: expected id %s",
-				    tmp);
+				    "answer out of order: expected id %s", tmp);
 			}
 		}
 		if (!r->ok)
@@ -1541,15 +1520,16 @@ stash_next(stash_t *h, int op, size_t nkeys, struct reply *r)
 		pend_pop(h);
 		return stash_fail(h, STASH_EIO, "%s", h->lostmsg);
 	}
-	return rc != STASH_OK ? rc :
-	    stash_fail(h, STASH_EINTERNAL, "no answer and no error");
+	return rc != STASH_OK
+		   ? rc
+		   : stash_fail(h, STASH_EINTERNAL, "no answer and no error");
 }
 
 /* The answer of a ping. */
 int
 stash_read_ping(stash_t *h)
 {
-	struct reply	r;
+	struct reply r;
 
 	if (h == NULL)
 		return STASH_EINVAL;
@@ -1560,9 +1540,9 @@ stash_read_ping(stash_t *h)
 int
 stash_read_get(stash_t *h, char **value, uint64_t *version)
 {
-	struct reply	r;
-	uint64_t	v;
-	int		rc;
+	struct reply r;
+	uint64_t     v;
+	int	     rc;
 
 	if (value != NULL)
 		*value = NULL;
@@ -1573,8 +1553,8 @@ stash_read_get(stash_t *h, char **value, uint64_t *version)
 	if ((rc = stash_next(h, OP_GET, 0, &r)) != STASH_OK)
 		return rc;
 	if (r.value.p == NULL || span_u64(&r.version, &v) == -1)
-		return stash_fail(h, STASH_EPROTO,
-		    "get answer without value or version");
+		return stash_fail(
+		    h, STASH_EPROTO, "get answer without value or version");
 	if (value != NULL && (*value = span_dup(&r.value)) == NULL)
 		return stash_fail(h, STASH_ENOMEM, "out of memory");
 	if (version != NULL)
@@ -1586,9 +1566,9 @@ stash_read_get(stash_t *h, char **value, uint64_t *version)
 int
 stash_read_get_json(stash_t *h, json_t **value, uint64_t *version)
 {
-	struct reply	r;
-	uint64_t	v;
-	int		rc;
+	struct reply r;
+	uint64_t     v;
+	int	     rc;
 
 	if (value != NULL)
 		*value = NULL;
@@ -1599,8 +1579,8 @@ stash_read_get_json(stash_t *h, json_t **value, uint64_t *version)
 	if ((rc = stash_next(h, OP_GET, 0, &r)) != STASH_OK)
 		return rc;
 	if (r.value.p == NULL || span_u64(&r.version, &v) == -1)
-		return stash_fail(h, STASH_EPROTO,
-		    "get answer without value or version");
+		return stash_fail(
+		    h, STASH_EPROTO, "get answer without value or version");
 	if (value != NULL && (*value = span_json(h, &r.value, &rc)) == NULL)
 		return rc;
 	if (version != NULL)
@@ -1612,11 +1592,11 @@ stash_read_get_json(stash_t *h, json_t **value, uint64_t *version)
 int
 stash_read_mget(stash_t *h, char **values, size_t n)
 {
-	struct reply	 r;
-	struct span	 sp;
-	const char	*p, *e, *v;
-	size_t		 i;
-	int		 rc;
+	struct reply r;
+	struct span  sp;
+	const char  *p, *e, *v;
+	size_t	     i;
+	int	     rc;
 
 	if (h == NULL)
 		return STASH_EINVAL;
@@ -1627,11 +1607,11 @@ stash_read_mget(stash_t *h, char **values, size_t n)
 	if ((rc = stash_next(h, OP_MGET, n, &r)) != STASH_OK)
 		return rc;
 	if (r.values.p == NULL || *r.values.p != '[')
-		return stash_fail(h, STASH_EPROTO,
-		    "mget answer without values");
+		return stash_fail(
+		    h, STASH_EPROTO, "mget answer without values");
 	/* The scanner already checked the array; walk its elements. */
 	p = js_ws(r.values.p + 1, r.values.p + r.values.n);
-	e = r.values.p + r.values.n - 1;	/* at the ] */
+	e = r.values.p + r.values.n - 1; /* at the ] */
 	for (i = 0; p < e; i++) {
 		v = p;
 		if ((p = js_value(p, e, STASH_DEPTH_MAX)) == NULL)
@@ -1668,20 +1648,20 @@ fail:
 int
 stash_read_mget_json(stash_t *h, json_t **values)
 {
-	struct reply	r;
-	json_t		*j;
-	int		 rc;
+	struct reply r;
+	json_t	    *j;
+	int	     rc;
 
 	if (values != NULL)
 		*values = NULL;
 	if (h == NULL)
 		return STASH_EINVAL;
-	if ((rc = stash_next(h, OP_MGET, h->pend_count > 0 ?
-	    pend_at(h, 0)->nkeys : 0, &r)) != STASH_OK)
+	if ((rc = stash_next(h, OP_MGET,
+		 h->pend_count > 0 ? pend_at(h, 0)->nkeys : 0, &r)) != STASH_OK)
 		return rc;
 	if (r.values.p == NULL || *r.values.p != '[')
-		return stash_fail(h, STASH_EPROTO,
-		    "mget answer without values");
+		return stash_fail(
+		    h, STASH_EPROTO, "mget answer without values");
 	if ((j = span_json(h, &r.values, &rc)) == NULL)
 		return rc;
 	if (values != NULL)
@@ -1695,9 +1675,9 @@ stash_read_mget_json(stash_t *h, json_t **values)
 int
 stash_read_set(stash_t *h, uint64_t *version)
 {
-	struct reply	r;
-	uint64_t	v;
-	int		rc;
+	struct reply r;
+	uint64_t     v;
+	int	     rc;
 
 	if (version != NULL)
 		*version = 0;
@@ -1706,8 +1686,8 @@ stash_read_set(stash_t *h, uint64_t *version)
 	if ((rc = stash_next(h, OP_SET, 0, &r)) != STASH_OK)
 		return rc;
 	if (span_u64(&r.version, &v) == -1)
-		return stash_fail(h, STASH_EPROTO,
-		    "set answer without version");
+		return stash_fail(
+		    h, STASH_EPROTO, "set answer without version");
 	if (version != NULL)
 		*version = v;
 	return STASH_OK;
@@ -1717,8 +1697,8 @@ stash_read_set(stash_t *h, uint64_t *version)
 int
 stash_read_del(stash_t *h, int *deleted)
 {
-	struct reply	r;
-	int		rc, d;
+	struct reply r;
+	int	     rc, d;
 
 	if (deleted != NULL)
 		*deleted = 0;
@@ -1731,8 +1711,8 @@ stash_read_del(stash_t *h, int *deleted)
 	else if (span_is(&r.deleted, "false"))
 		d = 0;
 	else
-		return stash_fail(h, STASH_EPROTO,
-		    "del answer without deleted");
+		return stash_fail(
+		    h, STASH_EPROTO, "del answer without deleted");
 	if (deleted != NULL)
 		*deleted = d;
 	return STASH_OK;
@@ -1742,8 +1722,8 @@ stash_read_del(stash_t *h, int *deleted)
 int
 stash_read_stats(stash_t *h, char **stats)
 {
-	struct reply	r;
-	int		rc;
+	struct reply r;
+	int	     rc;
 
 	if (stats != NULL)
 		*stats = NULL;
@@ -1752,8 +1732,8 @@ stash_read_stats(stash_t *h, char **stats)
 	if ((rc = stash_next(h, OP_STATS, 0, &r)) != STASH_OK)
 		return rc;
 	if (r.stats.p == NULL)
-		return stash_fail(h, STASH_EPROTO,
-		    "stats answer without stats");
+		return stash_fail(
+		    h, STASH_EPROTO, "stats answer without stats");
 	if (stats != NULL && (*stats = span_dup(&r.stats)) == NULL)
 		return stash_fail(h, STASH_ENOMEM, "out of memory");
 	return STASH_OK;
@@ -1763,9 +1743,9 @@ stash_read_stats(stash_t *h, char **stats)
 int
 stash_read_stats_json(stash_t *h, json_t **stats)
 {
-	struct reply	 r;
-	json_t		*j;
-	int		 rc;
+	struct reply r;
+	json_t	    *j;
+	int	     rc;
 
 	if (stats != NULL)
 		*stats = NULL;
@@ -1774,8 +1754,8 @@ stash_read_stats_json(stash_t *h, json_t **stats)
 	if ((rc = stash_next(h, OP_STATS, 0, &r)) != STASH_OK)
 		return rc;
 	if (r.stats.p == NULL)
-		return stash_fail(h, STASH_EPROTO,
-		    "stats answer without stats");
+		return stash_fail(
+		    h, STASH_EPROTO, "stats answer without stats");
 	if ((j = span_json(h, &r.stats, &rc)) == NULL)
 		return rc;
 	if (stats != NULL)
@@ -1789,10 +1769,10 @@ stash_read_stats_json(stash_t *h, json_t **stats)
 int
 stash_read_reply(stash_t *h, json_t **reply)
 {
-	struct reply	 r;
-	struct span	 all;
-	json_t		*j;
-	int		 rc, jrc;
+	struct reply r;
+	struct span  all;
+	json_t	    *j;
+	int	     rc, jrc;
 
 	if (reply != NULL)
 		*reply = NULL;
@@ -1830,7 +1810,7 @@ stash_check_idle(stash_t *h)
 int
 stash_ping(stash_t *h)
 {
-	int	rc;
+	int rc;
 
 	if ((rc = stash_check_idle(h)) != STASH_OK ||
 	    (rc = stash_queue_ping(h)) != STASH_OK)
@@ -1842,7 +1822,7 @@ stash_ping(stash_t *h)
 int
 stash_get(stash_t *h, const char *key, char **value, uint64_t *version)
 {
-	int	rc;
+	int rc;
 
 	if (value != NULL)
 		*value = NULL;
@@ -1856,10 +1836,9 @@ stash_get(stash_t *h, const char *key, char **value, uint64_t *version)
 
 /* Get one value as a jansson value. */
 int
-stash_get_json(stash_t *h, const char *key, json_t **value,
-    uint64_t *version)
+stash_get_json(stash_t *h, const char *key, json_t **value, uint64_t *version)
 {
-	int	rc;
+	int rc;
 
 	if (value != NULL)
 		*value = NULL;
@@ -1875,8 +1854,8 @@ stash_get_json(stash_t *h, const char *key, json_t **value,
 int
 stash_mget(stash_t *h, const char *const *keys, size_t n, char **values)
 {
-	size_t	i;
-	int	rc;
+	size_t i;
+	int    rc;
 
 	if (values != NULL) {
 		for (i = 0; i < n; i++)
@@ -1893,10 +1872,9 @@ stash_mget(stash_t *h, const char *const *keys, size_t n, char **values)
 
 /* Get n values as a jansson array. */
 int
-stash_mget_json(stash_t *h, const char *const *keys, size_t n,
-    json_t **values)
+stash_mget_json(stash_t *h, const char *const *keys, size_t n, json_t **values)
 {
-	int	rc;
+	int rc;
 
 	if (values != NULL)
 		*values = NULL;
@@ -1911,7 +1889,7 @@ int
 stash_set(stash_t *h, const char *key, const char *value,
     const struct stash_set_opts *opts, uint64_t *version)
 {
-	int	rc;
+	int rc;
 
 	if (version != NULL)
 		*version = 0;
@@ -1926,7 +1904,7 @@ int
 stash_set_json(stash_t *h, const char *key, const json_t *value,
     const struct stash_set_opts *opts, uint64_t *version)
 {
-	int	rc;
+	int rc;
 
 	if (version != NULL)
 		*version = 0;
@@ -1938,10 +1916,10 @@ stash_set_json(stash_t *h, const char *key, const json_t *value,
 
 /* Delete a key. */
 int
-stash_del(stash_t *h, const char *key, enum stash_durability durability,
-    int *deleted)
+stash_del(
+    stash_t *h, const char *key, enum stash_durability durability, int *deleted)
 {
-	int	rc;
+	int rc;
 
 	if (deleted != NULL)
 		*deleted = 0;
@@ -1955,7 +1933,7 @@ stash_del(stash_t *h, const char *key, enum stash_durability durability,
 int
 stash_stats(stash_t *h, char **stats)
 {
-	int	rc;
+	int rc;
 
 	if (stats != NULL)
 		*stats = NULL;
@@ -1969,7 +1947,7 @@ stash_stats(stash_t *h, char **stats)
 int
 stash_stats_json(stash_t *h, json_t **stats)
 {
-	int	rc;
+	int rc;
 
 	if (stats != NULL)
 		*stats = NULL;
@@ -1983,7 +1961,7 @@ stash_stats_json(stash_t *h, json_t **stats)
 int
 stash_request(stash_t *h, const json_t *request, json_t **reply)
 {
-	int	rc;
+	int rc;
 
 	if (reply != NULL)
 		*reply = NULL;

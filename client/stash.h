@@ -77,7 +77,7 @@
 #include <stdint.h>
 
 #if defined(__GNUC__) && __GNUC__ >= 4
-#define STASH_API	__attribute__((visibility("default")))
+#define STASH_API __attribute__((visibility("default")))
 #else
 #define STASH_API
 #endif
@@ -87,7 +87,7 @@ struct json_t;
 
 /* A key is a non-empty UTF-8 string of at most this many bytes. */
 #ifndef STASH_KEY_MAX
-#define STASH_KEY_MAX	1024
+#define STASH_KEY_MAX 1024
 #endif
 
 /* One connection to stashd. */
@@ -97,25 +97,25 @@ typedef struct stash stash_t;
 enum stash_error {
 	STASH_OK = 0,
 	/* Errors answered by the daemon (the protocol's error codes). */
-	STASH_EBADREQUEST,	/* bad_request: the request is invalid */
-	STASH_ENOTFOUND,	/* not_found: no such key */
-	STASH_ETOOLARGE,	/* too_large: over a size limit */
-	STASH_ECONFLICT,	/* conflict: if_version did not match */
-	STASH_ESQL,		/* sql_error */
-	STASH_EBUSY,		/* busy: over a limit, try again later */
-	STASH_EUNAVAILABLE,	/* unavailable: cannot take this now */
-	STASH_EFORBIDDEN,	/* forbidden: not allowed for this peer */
-	STASH_EINTERNAL,	/* internal: the daemon failed */
+	STASH_EBADREQUEST,  /* bad_request: the request is invalid */
+	STASH_ENOTFOUND,    /* not_found: no such key */
+	STASH_ETOOLARGE,    /* too_large: over a size limit */
+	STASH_ECONFLICT,    /* conflict: if_version did not match */
+	STASH_ESQL,	    /* sql_error */
+	STASH_EBUSY,	    /* busy: over a limit, try again later */
+	STASH_EUNAVAILABLE, /* unavailable: cannot take this now */
+	STASH_EFORBIDDEN,   /* forbidden: not allowed for this peer */
+	STASH_EINTERNAL,    /* internal: the daemon failed */
 	/* Errors of the client side. */
-	STASH_EIO,		/* cannot connect, connection lost, timeout */
-	STASH_EPROTO,		/* an answer the library cannot use */
-	STASH_ENOMEM,		/* out of memory */
-	STASH_EINVAL,		/* invalid argument or call out of order */
+	STASH_EIO,    /* cannot connect, connection lost, timeout */
+	STASH_EPROTO, /* an answer the library cannot use */
+	STASH_ENOMEM, /* out of memory */
+	STASH_EINVAL, /* invalid argument or call out of order */
 };
 
 /* How durable a write must be before it is acknowledged. */
 enum stash_durability {
-	STASH_DURABILITY_DEFAULT = 0,	/* the daemon's default */
+	STASH_DURABILITY_DEFAULT = 0, /* the daemon's default */
 	STASH_DURABILITY_ASYNC,
 	STASH_DURABILITY_JOURNAL,
 	STASH_DURABILITY_COMMIT,
@@ -123,10 +123,10 @@ enum stash_durability {
 
 /* Options of a set; all zero (or a NULL pointer) means none. */
 struct stash_set_opts {
-	uint32_t		 ttl;		/* seconds, 0 = forever */
-	int			 has_if_version; /* compare-and-set */
-	uint64_t		 if_version;	/* 0 = must not exist */
-	enum stash_durability	 durability;
+	uint32_t	      ttl;	      /* seconds, 0 = forever */
+	int		      has_if_version; /* compare-and-set */
+	uint64_t	      if_version;     /* 0 = must not exist */
+	enum stash_durability durability;
 };
 
 /*
@@ -135,118 +135,115 @@ struct stash_set_opts {
  * errno set (ENOMEM, ENAMETOOLONG, or connect(2)'s: ENOENT, ECONNREFUSED,
  * EACCES...).
  */
-STASH_API stash_t	*stash_connect(const char *path);
+STASH_API stash_t *stash_connect(const char *path);
 /* Close the connection and free h (NULL is fine); unsent requests are lost. */
-STASH_API void		 stash_close(stash_t *h);
+STASH_API void stash_close(stash_t *h);
 /*
  * Fail a call with STASH_EIO when the daemon makes no progress (accepts
  * nothing, answers nothing) for timeout_ms milliseconds; <= 0 (the
  * default) waits forever.
  */
-STASH_API void		 stash_set_timeout(stash_t *h, int timeout_ms);
+STASH_API void stash_set_timeout(stash_t *h, int timeout_ms);
 
 /* Text of an error code ("not found", ...). Never NULL. */
-STASH_API const char	*stash_strerror(int code);
+STASH_API const char *stash_strerror(int code);
 /* The protocol's name of a code ("not_found"), or "io_error" and the like. */
-STASH_API const char	*stash_errname(int code);
+STASH_API const char *stash_errname(int code);
 /*
  * Why the last failed call of h failed: the daemon's message for the
  * daemon's errors, the library's for its own. Successful calls leave it
  * alone. Valid until the next call on h. Never NULL.
  */
-STASH_API const char	*stash_errmsg(stash_t *h);
+STASH_API const char *stash_errmsg(stash_t *h);
 /* free() for what the library returns. */
-STASH_API void		 stash_free(void *p);
+STASH_API void stash_free(void *p);
 
 /* Is the daemon there? */
-STASH_API int	 stash_ping(stash_t *h);
+STASH_API int stash_ping(stash_t *h);
 /*
  * The value of key as compact JSON text in *value (NULL to only test that
  * it exists) and its version in *version (or NULL). STASH_ENOTFOUND when
  * there is no such key.
  */
-STASH_API int	 stash_get(stash_t *h, const char *key, char **value,
-		     uint64_t *version);
-STASH_API int	 stash_get_json(stash_t *h, const char *key,
-		     struct json_t **value, uint64_t *version);
+STASH_API int stash_get(
+    stash_t *h, const char *key, char **value, uint64_t *version);
+STASH_API int stash_get_json(
+    stash_t *h, const char *key, struct json_t **value, uint64_t *version);
 /*
  * The values of n keys: values[i] is the compact JSON text of keys[i], or
  * NULL when it is absent (the protocol does not tell an absent key from a
  * stored JSON null). The caller frees every values[i].
  */
-STASH_API int	 stash_mget(stash_t *h, const char *const *keys, size_t n,
-		     char **values);
+STASH_API int stash_mget(
+    stash_t *h, const char *const *keys, size_t n, char **values);
 /* The same as a JSON array of n elements, null for the absent ones. */
-STASH_API int	 stash_mget_json(stash_t *h, const char *const *keys,
-		     size_t n, struct json_t **values);
+STASH_API int stash_mget_json(
+    stash_t *h, const char *const *keys, size_t n, struct json_t **values);
 /*
  * Store value (JSON text, checked here: STASH_EINVAL when it is not JSON)
  * under key; opts may be NULL. *version (or NULL) gets the new version.
  * STASH_ECONFLICT when opts->has_if_version and the stored version
  * differs.
  */
-STASH_API int	 stash_set(stash_t *h, const char *key, const char *value,
-		     const struct stash_set_opts *opts, uint64_t *version);
-STASH_API int	 stash_set_json(stash_t *h, const char *key,
-		     const struct json_t *value,
-		     const struct stash_set_opts *opts, uint64_t *version);
+STASH_API int stash_set(stash_t *h, const char *key, const char *value,
+    const struct stash_set_opts *opts, uint64_t *version);
+STASH_API int stash_set_json(stash_t *h, const char *key,
+    const struct json_t *value, const struct stash_set_opts *opts,
+    uint64_t *version);
 /* Delete key; *deleted (or NULL) is 1 when it existed, 0 when it did not. */
-STASH_API int	 stash_del(stash_t *h, const char *key,
-		     enum stash_durability durability, int *deleted);
+STASH_API int stash_del(stash_t *h, const char *key,
+    enum stash_durability durability, int *deleted);
 /* The daemon's statistics, as JSON text or as an object. */
-STASH_API int	 stash_stats(stash_t *h, char **stats);
-STASH_API int	 stash_stats_json(stash_t *h, struct json_t **stats);
+STASH_API int stash_stats(stash_t *h, char **stats);
+STASH_API int stash_stats_json(stash_t *h, struct json_t **stats);
 /*
  * Any request object (exec, query, sync...) and its whole answer, whether
  * ok or not: the return value is the answer's error code, and *reply (when
  * the answer arrived) is the answer object.
  */
-STASH_API int	 stash_request(stash_t *h, const struct json_t *request,
-		     struct json_t **reply);
+STASH_API int stash_request(
+    stash_t *h, const struct json_t *request, struct json_t **reply);
 
 /*
  * Pipelining: queue requests, then read their answers in order. A queue
  * call fails only on a bad argument or out of memory; nothing is sent
  * until stash_flush() or a read.
  */
-STASH_API int	 stash_queue_ping(stash_t *h);
-STASH_API int	 stash_queue_get(stash_t *h, const char *key);
-STASH_API int	 stash_queue_mget(stash_t *h, const char *const *keys,
-		     size_t n);
-STASH_API int	 stash_queue_set(stash_t *h, const char *key,
-		     const char *value, const struct stash_set_opts *opts);
-STASH_API int	 stash_queue_set_json(stash_t *h, const char *key,
-		     const struct json_t *value,
-		     const struct stash_set_opts *opts);
-STASH_API int	 stash_queue_del(stash_t *h, const char *key,
-		     enum stash_durability durability);
-STASH_API int	 stash_queue_stats(stash_t *h);
+STASH_API int stash_queue_ping(stash_t *h);
+STASH_API int stash_queue_get(stash_t *h, const char *key);
+STASH_API int stash_queue_mget(stash_t *h, const char *const *keys, size_t n);
+STASH_API int stash_queue_set(stash_t *h, const char *key, const char *value,
+    const struct stash_set_opts *opts);
+STASH_API int stash_queue_set_json(stash_t *h, const char *key,
+    const struct json_t *value, const struct stash_set_opts *opts);
+STASH_API int stash_queue_del(
+    stash_t *h, const char *key, enum stash_durability durability);
+STASH_API int stash_queue_stats(stash_t *h);
 /*
  * Any request object. When it has no "id" the library adds one (and
  * checks it); an id of the caller's is left alone and not checked.
  */
-STASH_API int	 stash_queue(stash_t *h, const struct json_t *request);
+STASH_API int stash_queue(stash_t *h, const struct json_t *request);
 /* Send everything queued. STASH_EIO when the connection broke. */
-STASH_API int	 stash_flush(stash_t *h);
+STASH_API int stash_flush(stash_t *h);
 /* How many answers are still to be read. */
 STASH_API size_t stash_pending(stash_t *h);
 
 /* The answer of the next request, which must be of the matching kind. */
-STASH_API int	 stash_read_ping(stash_t *h);
-STASH_API int	 stash_read_get(stash_t *h, char **value,
-		     uint64_t *version);
-STASH_API int	 stash_read_get_json(stash_t *h, struct json_t **value,
-		     uint64_t *version);
-STASH_API int	 stash_read_mget(stash_t *h, char **values, size_t n);
-STASH_API int	 stash_read_mget_json(stash_t *h, struct json_t **values);
-STASH_API int	 stash_read_set(stash_t *h, uint64_t *version);
-STASH_API int	 stash_read_del(stash_t *h, int *deleted);
-STASH_API int	 stash_read_stats(stash_t *h, char **stats);
-STASH_API int	 stash_read_stats_json(stash_t *h, struct json_t **stats);
+STASH_API int stash_read_ping(stash_t *h);
+STASH_API int stash_read_get(stash_t *h, char **value, uint64_t *version);
+STASH_API int stash_read_get_json(
+    stash_t *h, struct json_t **value, uint64_t *version);
+STASH_API int stash_read_mget(stash_t *h, char **values, size_t n);
+STASH_API int stash_read_mget_json(stash_t *h, struct json_t **values);
+STASH_API int stash_read_set(stash_t *h, uint64_t *version);
+STASH_API int stash_read_del(stash_t *h, int *deleted);
+STASH_API int stash_read_stats(stash_t *h, char **stats);
+STASH_API int stash_read_stats_json(stash_t *h, struct json_t **stats);
 /*
  * The answer of the next request of any kind, as a whole object in *reply
  * (NULL when none arrived); returns its error code like the typed reads.
  */
-STASH_API int	 stash_read_reply(stash_t *h, struct json_t **reply);
+STASH_API int stash_read_reply(stash_t *h, struct json_t **reply);
 
 #endif /* STASH_H */

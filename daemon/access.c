@@ -20,17 +20,17 @@
 #include "xmalloc.h"
 
 struct access_entry {
-	int			 group;		/* else a user */
-	unsigned long		 id;
-	enum access_role	 role;
+	int		 group; /* else a user */
+	unsigned long	 id;
+	enum access_role role;
 };
 
 struct access {
-	struct access_entry	*v;
-	size_t			 n;
+	struct access_entry *v;
+	size_t		     n;
 };
 
-static const char *const role_names[] = { "none", "read", "write", "admin" };
+static const char *const role_names[] = {"none", "read", "write", "admin"};
 
 const char *
 access_role_name(enum access_role r)
@@ -43,8 +43,8 @@ static int
 access_resolve(const char *name, int group, unsigned long *id)
 {
 	struct passwd *pw;
-	struct group *gr;
-	char *end;
+	struct group  *gr;
+	char	      *end;
 
 	errno = 0;
 	*id = strtoul(name, &end, 10);
@@ -66,14 +66,14 @@ access_resolve(const char *name, int group, unsigned long *id)
 static int
 access_parse(struct access *a, const char *text, int group, char **cause)
 {
-	char *copy = xstrdup(text), *item, *save = NULL, *colon, *name;
+	char  *copy = xstrdup(text), *item, *save = NULL, *colon, *name;
 	size_t len;
 
 	for (item = strtok_r(copy, ",", &save); item != NULL;
-	    item = strtok_r(NULL, ",", &save)) {
+	     item = strtok_r(NULL, ",", &save)) {
 		struct access_entry e;
-		const char *role;
-		size_t r;
+		const char	   *role;
+		size_t		    r;
 
 		while (isspace((unsigned char)*item))
 			item++;
@@ -83,8 +83,10 @@ access_parse(struct access *a, const char *text, int group, char **cause)
 		if (len == 0)
 			continue;
 		if ((colon = strchr(item, ':')) == NULL) {
-			xasprintf(cause, "\"%s\": want name:role (read, write "
-			    "or admin)", item);
+			xasprintf(cause,
+			    "\"%s\": want name:role (read, write "
+			    "or admin)",
+			    item);
 			goto fail;
 		}
 		*colon = '\0';
@@ -96,13 +98,15 @@ access_parse(struct access *a, const char *text, int group, char **cause)
 			if (strcmp(role, role_names[r]) == 0)
 				e.role = (enum access_role)r;
 		if (e.role == ROLE_NONE) {
-			xasprintf(cause, "\"%s\": unknown role \"%s\" (read, "
-			    "write or admin)", name, role);
+			xasprintf(cause,
+			    "\"%s\": unknown role \"%s\" (read, "
+			    "write or admin)",
+			    name, role);
 			goto fail;
 		}
 		if (access_resolve(name, group, &e.id) == -1) {
-			xasprintf(cause, "no such %s \"%s\"", group ? "group" :
-			    "user", name);
+			xasprintf(cause, "no such %s \"%s\"",
+			    group ? "group" : "user", name);
 			goto fail;
 		}
 		a->v = xreallocarray(a->v, a->n + 1, sizeof(*a->v));
@@ -138,11 +142,11 @@ access_free(struct access *a)
 }
 
 enum access_role
-access_role(const struct access *a, uid_t uid, gid_t gid,
-    const gid_t *groups, size_t ngroups)
+access_role(const struct access *a, uid_t uid, gid_t gid, const gid_t *groups,
+    size_t ngroups)
 {
 	enum access_role best = ROLE_NONE;
-	size_t i, k;
+	size_t		 i, k;
 
 	if (uid == 0 || uid == geteuid())
 		return ROLE_ADMIN;
@@ -150,7 +154,7 @@ access_role(const struct access *a, uid_t uid, gid_t gid,
 		return ROLE_WRITE;
 	for (i = 0; i < a->n; i++) {
 		const struct access_entry *e = &a->v[i];
-		int match = 0;
+		int			   match = 0;
 
 		if (!e->group)
 			match = e->id == (unsigned long)uid;

@@ -60,24 +60,24 @@
 
 /* A sync waiting for applied_seq to reach target. */
 struct sync_waiter {
-	struct sync_waiter	*next;
-	uint64_t		 target;
-	struct slot		*slot;
-	char			*id;
-	size_t			 id_len;
+	struct sync_waiter *next;
+	uint64_t	    target;
+	struct slot	   *slot;
+	char		   *id;
+	size_t		    id_len;
 };
 
 /* A set or del whose decision waits for a lookup. */
 struct pwrite {
-	int			 del;
-	char			*key;
-	size_t			 klen;
-	char			*value;
-	size_t			 vlen;
-	uint32_t		 ttl;
-	int			 has_if_version;
-	uint64_t		 if_version;
-	enum proto_durability	 dur;
+	int		      del;
+	char		     *key;
+	size_t		      klen;
+	char		     *value;
+	size_t		      vlen;
+	uint32_t	      ttl;
+	int		      has_if_version;
+	uint64_t	      if_version;
+	enum proto_durability dur;
 };
 
 enum lookup_kind {
@@ -89,13 +89,13 @@ enum lookup_kind {
 
 /* What waits for a reader job. */
 struct lookup {
-	enum lookup_kind	 kind;
-	struct cmd_ctx		*ctx;
-	struct slot		*slot;
-	int			 counted;	/* in its session's reads */
-	char			*id;
-	size_t			 id_len;
-	struct pwrite		*pw;
+	enum lookup_kind kind;
+	struct cmd_ctx	*ctx;
+	struct slot	*slot;
+	int		 counted; /* in its session's reads */
+	char		*id;
+	size_t		 id_len;
+	struct pwrite	*pw;
 };
 
 static char *
@@ -147,8 +147,8 @@ static void
 req_error(struct cmd_ctx *ctx, struct wbuf *out,
     const struct proto_request *req, enum stats_err code, const char *msg)
 {
-	reply_error(ctx, out, req ? req->id : NULL, req ? req->id_len : 0,
-	    code, msg);
+	reply_error(
+	    ctx, out, req ? req->id : NULL, req ? req->id_len : 0, code, msg);
 }
 
 void
@@ -172,7 +172,7 @@ answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 static void
 session_acked(struct slot *sl)
 {
-	struct conn *c = server_slot_conn(sl);
+	struct conn	   *c = server_slot_conn(sl);
 	struct cmd_session *ss;
 
 	if (c == NULL)
@@ -186,18 +186,12 @@ static enum stats_err
 store_err(enum store_status st)
 {
 	switch (st) {
-	case STORE_BAD_REQUEST:
-		return ERR_BAD_REQUEST;
-	case STORE_SQL_ERROR:
-		return ERR_SQL_ERROR;
-	case STORE_FORBIDDEN:
-		return ERR_FORBIDDEN;
-	case STORE_TOO_LARGE:
-		return ERR_TOO_LARGE;
-	case STORE_FATAL:
-		return ERR_UNAVAILABLE;
-	default:
-		return ERR_INTERNAL;
+	case STORE_BAD_REQUEST: return ERR_BAD_REQUEST;
+	case STORE_SQL_ERROR: return ERR_SQL_ERROR;
+	case STORE_FORBIDDEN: return ERR_FORBIDDEN;
+	case STORE_TOO_LARGE: return ERR_TOO_LARGE;
+	case STORE_FATAL: return ERR_UNAVAILABLE;
+	default: return ERR_INTERNAL;
 	}
 }
 
@@ -218,11 +212,10 @@ ttl_left(int64_t expires_at)
  * known, 0 when only SQLite knows.
  */
 static int
-known_version(struct cmd_ctx *ctx, const char *key, size_t klen,
-    uint64_t *v)
+known_version(struct cmd_ctx *ctx, const char *key, size_t klen, uint64_t *v)
 {
 	struct cache_entry *e;
-	struct kstate *ks;
+	struct kstate	   *ks;
 
 	if ((ks = keymap_find(ctx->keys, key, klen)) != NULL &&
 	    ks->pending > 0) {
@@ -230,8 +223,9 @@ known_version(struct cmd_ctx *ctx, const char *key, size_t klen,
 		return 1;
 	}
 	if ((e = cache_peek(ctx->cache, key, klen)) != NULL) {
-		*v = (cache_entry_flags(e) & CACHE_F_TOMBSTONE) ? 0 :
-		    cache_entry_version(e);
+		*v = (cache_entry_flags(e) & CACHE_F_TOMBSTONE)
+			 ? 0
+			 : cache_entry_version(e);
 		return 1;
 	}
 	return 0;
@@ -245,8 +239,8 @@ static void
 make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 {
 	struct cache_entry *e;
-	unsigned flags;
-	int rc;
+	unsigned	    flags;
+	int		    rc;
 
 	if (w->type != WREQ_KV_SET && w->type != WREQ_KV_DEL)
 		return;
@@ -258,7 +252,7 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 	if (e != NULL && cache_entry_version(e) > w->seq)
 		return;
 	flags = (pinned ? CACHE_F_PINNED : 0) |
-	    (w->type == WREQ_KV_DEL ? CACHE_F_TOMBSTONE : 0);
+		(w->type == WREQ_KV_DEL ? CACHE_F_TOMBSTONE : 0);
 	rc = cache_set(ctx->cache, w->key, w->klen, w->value, w->vlen, w->seq,
 	    w->ttl, flags);
 	if (rc == CACHE_OK) {
@@ -290,8 +284,8 @@ write_answer(struct cmd_ctx *ctx, struct wreq *w, int applied)
 		wbuf_add_u64(a, w->seq);
 		break;
 	case WREQ_KV_DEL:
-		wbuf_adds(a, w->deleted ? ",\"deleted\":true" :
-		    ",\"deleted\":false");
+		wbuf_adds(
+		    a, w->deleted ? ",\"deleted\":true" : ",\"deleted\":false");
 		break;
 	case WREQ_EXEC:
 		if (applied) {
@@ -338,19 +332,19 @@ write_take(struct cmd_ctx *ctx, struct wreq *w)
  */
 static enum cmd_result
 write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
-    const struct pwrite *pw, const char *id, size_t id_len,
-    uint64_t current, struct wbuf *out)
+    const struct pwrite *pw, const char *id, size_t id_len, uint64_t current,
+    struct wbuf *out)
 {
 	struct wbuf *a = slot != NULL ? &ctx->ans : out;
-	size_t reserve = 0;
+	size_t	     reserve = 0;
 	struct wreq *w;
-	uint64_t seq;
-	int64_t expires_at = 0;
+	uint64_t     seq;
+	int64_t	     expires_at = 0;
 
 	if (pw->has_if_version && current != pw->if_version) {
 		reply_error(ctx, a, id, id_len, ERR_CONFLICT,
-		    pw->if_version == 0 ? "key exists" :
-		    "version does not match");
+		    pw->if_version == 0 ? "key exists"
+					: "version does not match");
 		goto answered;
 	}
 	if (ctx->broken || ctx->unavailable) {
@@ -369,9 +363,9 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	seq = ++ctx->seq;
 	if (pw->ttl > 0)
 		expires_at = (int64_t)time(NULL) + pw->ttl;
-	w = pw->del ? wreq_kv_del(seq, pw->key, pw->klen) :
-	    wreq_kv_set(seq, pw->key, pw->klen, pw->value, pw->vlen,
-	    expires_at);
+	w = pw->del ? wreq_kv_del(seq, pw->key, pw->klen)
+		    : wreq_kv_set(seq, pw->key, pw->klen, pw->value, pw->vlen,
+			  expires_at);
 	w->durability = (uint8_t)pw->dur;
 	w->ttl = pw->ttl;
 	w->reserved = reserve;
@@ -421,12 +415,12 @@ answered_ans:
 }
 
 static void lookup_done(struct rjob *job);
-static int mget_compose(struct cmd_ctx *, struct lookup *, struct rjob *);
+static int  mget_compose(struct cmd_ctx *, struct lookup *, struct rjob *);
 
 /* Send keys to a reader; lk says what waits for the answer. */
 static void
-lookup_start(struct cmd_ctx *ctx, struct lookup *lk, struct rkey *keys,
-    size_t nkeys)
+lookup_start(
+    struct cmd_ctx *ctx, struct lookup *lk, struct rkey *keys, size_t nkeys)
 {
 	struct rjob *job = xcalloc(1, sizeof(*job));
 
@@ -470,8 +464,8 @@ add_value(struct cmd_ctx *ctx, struct wbuf *a, const struct rkey *k,
     int with_version, int *found)
 {
 	struct cache_entry *e = cache_peek(ctx->cache, k->key, k->klen);
-	const void *v;
-	size_t vlen;
+	const void	   *v;
+	size_t		    vlen;
 
 	*found = 0;
 	if (e != NULL) {
@@ -500,14 +494,14 @@ add_value(struct cmd_ctx *ctx, struct wbuf *a, const struct rkey *k,
 static void
 lookup_done(struct rjob *job)
 {
-	struct lookup *lk = job->arg;
-	struct cmd_ctx *ctx = lk->ctx;
-	struct wbuf *a = &ctx->ans;
+	struct lookup	   *lk = job->arg;
+	struct cmd_ctx	   *ctx = lk->ctx;
+	struct wbuf	   *a = &ctx->ans;
 	struct cmd_session *ss;
-	struct conn *c;
-	uint64_t current;
-	size_t i;
-	int stale = 0, found, alive = 0;
+	struct conn	   *c;
+	uint64_t	    current;
+	size_t		    i;
+	int		    stale = 0, found, alive = 0;
 
 	/*
 	 * The client went away: drop the answer. (At shutdown this is every
@@ -528,8 +522,8 @@ lookup_done(struct rjob *job)
 			reply_end(a);
 		} else
 			reply_error(ctx, a, lk->id, lk->id_len,
-			    store_err(job->status), job->message ?
-			    job->message : "query failed");
+			    store_err(job->status),
+			    job->message ? job->message : "query failed");
 		alive = answer_slot(ctx, lk->slot);
 		goto done;
 	}
@@ -544,7 +538,7 @@ lookup_done(struct rjob *job)
 	/* Is the snapshot recent enough for the keys the cache lacks? */
 	for (i = 0; i < job->nkeys; i++)
 		if (cache_peek(ctx->cache, job->keys[i].key,
-		    job->keys[i].klen) == NULL &&
+			job->keys[i].klen) == NULL &&
 		    job->snapshot_seq < ctx->applied_seq)
 			stale = 1;
 	if (stale) {
@@ -561,7 +555,7 @@ lookup_done(struct rjob *job)
 	}
 	for (i = 0; i < job->nkeys; i++)
 		if (cache_peek(ctx->cache, job->keys[i].key,
-		    job->keys[i].klen) == NULL)
+			job->keys[i].klen) == NULL)
 			lookup_fill(ctx, &job->keys[i]);
 
 	switch (lk->kind) {
@@ -577,17 +571,14 @@ lookup_done(struct rjob *job)
 			reply_end(a);
 		alive = answer_slot(ctx, lk->slot);
 		break;
-	case LK_MGET:
-		alive = mget_compose(ctx, lk, job);
-		break;
+	case LK_MGET: alive = mget_compose(ctx, lk, job); break;
 	case LK_WRITE:
 		if (!known_version(ctx, lk->pw->key, lk->pw->klen, &current))
 			current = job->keys[0].found ? job->keys[0].version : 0;
-		write_kv(ctx, ss, lk->slot, lk->pw, lk->id, lk->id_len,
-		    current, NULL);
+		write_kv(ctx, ss, lk->slot, lk->pw, lk->id, lk->id_len, current,
+		    NULL);
 		break;
-	case LK_QUERY:
-		break;
+	case LK_QUERY: break;
 	}
 done:
 	/* Writes that waited for this read may go on now. */
@@ -617,9 +608,10 @@ lookup_new(struct cmd_ctx *ctx, struct cmd_session *ss,
 
 	lk->kind = kind;
 	lk->ctx = ctx;
-	lk->slot = server_slot_new(ss->conn, kind == LK_GET ? "get" :
-	    kind == LK_MGET ? "mget" : kind == LK_QUERY ? "query" :
-	    "set or del");
+	lk->slot = server_slot_new(ss->conn, kind == LK_GET	? "get"
+					     : kind == LK_MGET	? "mget"
+					     : kind == LK_QUERY ? "query"
+								: "set or del");
 	if (req->id != NULL) {
 		lk->id = memdup(req->id, req->id_len);
 		lk->id_len = req->id_len;
@@ -645,13 +637,13 @@ defer_lookup(struct cmd_ctx *ctx, struct cmd_session *ss,
 }
 
 static enum cmd_result
-cmd_get(struct cmd_ctx *ctx, struct cmd_session *ss,
-    struct proto_request *req, struct wbuf *out)
+cmd_get(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
+    struct wbuf *out)
 {
 	struct cache_entry *e;
-	struct rkey *k;
-	const void *v;
-	size_t vlen;
+	struct rkey	   *k;
+	const void	   *v;
+	size_t		    vlen;
 
 	e = cache_get(ctx->cache, req->key, req->key_len);
 	if (e == NULL) {
@@ -680,16 +672,16 @@ cmd_get(struct cmd_ctx *ctx, struct cmd_session *ss,
  * cache is read again then, so every value is as recent as can be).
  */
 static enum cmd_result
-cmd_mget(struct cmd_ctx *ctx, struct cmd_session *ss,
-    struct proto_request *req, struct wbuf *out)
+cmd_mget(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
+    struct wbuf *out)
 {
 	struct proto_keys_iter it;
-	struct cache_entry *e;
-	struct rkey *keys;
-	const char *key;
-	const void *v;
-	size_t klen, vlen, n = 0, misses = 0, mark = out->len;
-	int first = 1;
+	struct cache_entry    *e;
+	struct rkey	      *keys;
+	const char	      *key;
+	const void	      *v;
+	size_t		       klen, vlen, n = 0, misses = 0, mark = out->len;
+	int		       first = 1;
 
 	reply_begin(out, req->id, req->id_len, 1);
 	wbuf_add(out, ",\"values\":[", 11);
@@ -731,8 +723,8 @@ static int
 mget_compose(struct cmd_ctx *ctx, struct lookup *lk, struct rjob *job)
 {
 	struct wbuf *a = &ctx->ans;
-	size_t i;
-	int found;
+	size_t	     i;
+	int	     found;
 
 	reply_begin(a, lk->id, lk->id_len, 1);
 	wbuf_add(a, ",\"values\":[", 11);
@@ -759,9 +751,9 @@ cmd_setdel(struct cmd_ctx *ctx, struct cmd_session *ss,
     struct proto_request *req, struct wbuf *out, int del)
 {
 	struct pwrite pw, *copy;
-	struct rkey *k;
-	uint64_t current = 0;
-	int known;
+	struct rkey  *k;
+	uint64_t      current = 0;
+	int	      known;
 
 	memset(&pw, 0, sizeof(pw));
 	pw.del = del;
@@ -776,10 +768,10 @@ cmd_setdel(struct cmd_ctx *ctx, struct cmd_session *ss,
 
 	/* Only del and if_version need to know the current state. */
 	known = (!del && !req->has_if_version) ||
-	    known_version(ctx, req->key, req->key_len, &current);
+		known_version(ctx, req->key, req->key_len, &current);
 	if (known)
-		return write_kv(ctx, ss, NULL, &pw, req->id, req->id_len,
-		    current, out);
+		return write_kv(
+		    ctx, ss, NULL, &pw, req->id, req->id_len, current, out);
 
 	copy = xmalloc(sizeof(*copy));
 	*copy = pw;
@@ -797,15 +789,16 @@ static const char *
 tx_check(const char *tx, size_t len)
 {
 	json_error_t jerr;
-	json_t *a, *st, *v;
-	const char *key, *why = NULL;
-	size_t i;
+	json_t	    *a, *st, *v;
+	const char  *key, *why = NULL;
+	size_t	     i;
 
 	if ((a = json_loadb(tx, len, 0, &jerr)) == NULL)
 		return "\"tx\" is not valid JSON";
 	if (json_array_size(a) == 0)
 		why = "\"tx\" needs at least one statement";
-	json_array_foreach(a, i, st) {
+	json_array_foreach(a, i, st)
+	{
 		if (why != NULL)
 			break;
 		if (!json_is_object(st)) {
@@ -817,14 +810,15 @@ tx_check(const char *tx, size_t len)
 			why = "each statement of \"tx\" needs \"sql\"";
 			break;
 		}
-		json_object_foreach(st, key, v) {
+		json_object_foreach(st, key, v)
+		{
 			if (strcmp(key, "sql") == 0)
 				continue;
-			if (strcmp(key, "params") == 0 && (json_is_array(v) ||
-			    json_is_object(v)))
+			if (strcmp(key, "params") == 0 &&
+			    (json_is_array(v) || json_is_object(v)))
 				continue;
 			why = "a statement of \"tx\" has \"sql\" and "
-			    "\"params\" (an array or an object) only";
+			      "\"params\" (an array or an object) only";
 			break;
 		}
 	}
@@ -833,14 +827,14 @@ tx_check(const char *tx, size_t len)
 }
 
 static enum cmd_result
-cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss,
-    struct proto_request *req, struct wbuf *out)
+cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
+    struct wbuf *out)
 {
-	enum proto_durability dur = durability_of(req->durability,
-	    ctx->dur_exec);
-	const char *why;
+	enum proto_durability dur =
+	    durability_of(req->durability, ctx->dur_exec);
+	const char  *why;
 	struct wreq *w;
-	uint64_t seq;
+	uint64_t     seq;
 
 	if (!ctx->sql_enabled) {
 		req_error(ctx, out, req, ERR_FORBIDDEN, "SQL is turned off");
@@ -851,8 +845,7 @@ cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss,
 		    "the database cannot take writes now");
 		return CMD_DONE;
 	}
-	if (req->tx != NULL && (why = tx_check(req->tx, req->tx_len)) !=
-	    NULL) {
+	if (req->tx != NULL && (why = tx_check(req->tx, req->tx_len)) != NULL) {
 		req_error(ctx, out, req, ERR_BAD_REQUEST, why);
 		return CMD_DONE;
 	}
@@ -860,8 +853,8 @@ cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss,
 	if (req->tx != NULL)
 		w = wreq_tx(seq, req->tx, req->tx_len);
 	else
-		w = wreq_exec(seq, req->sql, req->sql_len, req->params,
-		    req->params_len);
+		w = wreq_exec(
+		    seq, req->sql, req->sql_len, req->params, req->params_len);
 	w->durability = (uint8_t)dur;
 	if (req->id != NULL) {
 		w->id = memdup(req->id, req->id_len);
@@ -889,7 +882,7 @@ cmd_query(struct cmd_ctx *ctx, struct cmd_session *ss,
     struct proto_request *req, struct wbuf *out)
 {
 	struct lookup *lk;
-	struct rjob *job;
+	struct rjob   *job;
 
 	if (!ctx->sql_enabled) {
 		req_error(ctx, out, req, ERR_FORBIDDEN, "SQL is turned off");
@@ -912,8 +905,8 @@ cmd_query(struct cmd_ctx *ctx, struct cmd_session *ss,
 }
 
 static enum cmd_result
-cmd_sync(struct cmd_ctx *ctx, struct cmd_session *ss,
-    struct proto_request *req, struct wbuf *out)
+cmd_sync(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
+    struct wbuf *out)
 {
 	struct sync_waiter *sw;
 
@@ -943,7 +936,7 @@ cmd_sync(struct cmd_ctx *ctx, struct cmd_session *ss,
 static void
 stats_more(struct cmd_ctx *ctx, struct wbuf *w)
 {
-	struct writer_stats ws;
+	struct writer_stats  ws;
 	struct journal_stats js;
 
 	writer_get_stats(ctx->writer, &ws);
@@ -1024,7 +1017,7 @@ static int
 op_is_read(enum proto_op op)
 {
 	return op == PROTO_OP_GET || op == PROTO_OP_MGET ||
-	    op == PROTO_OP_QUERY;
+	       op == PROTO_OP_QUERY;
 }
 
 static int
@@ -1034,12 +1027,12 @@ op_is_write(enum proto_op op)
 }
 
 enum cmd_result
-cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line,
-    size_t len, struct wbuf *out)
+cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
+    struct wbuf *out)
 {
 	struct proto_request req;
-	enum proto_status st;
-	const char *msg;
+	enum proto_status    st;
+	const char	    *msg;
 	int full = ctx->unapplied_bytes >= ctx->write_queue_max;
 
 	/* The line may have to wait: parse a copy, keep the original. */
@@ -1052,8 +1045,9 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line,
 	st = proto_parse(line, len, &ctx->limits, &req, &msg);
 	if (st != PROTO_OK) {
 		ctx->stats->requests++;
-		req_error(ctx, out, &req, st == PROTO_TOO_LARGE ?
-		    ERR_TOO_LARGE : ERR_BAD_REQUEST, msg);
+		req_error(ctx, out, &req,
+		    st == PROTO_TOO_LARGE ? ERR_TOO_LARGE : ERR_BAD_REQUEST,
+		    msg);
 		return CMD_DONE;
 	}
 	if (ss->unacked > 0 && op_is_read(req.op))
@@ -1077,36 +1071,25 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line,
 	ctx->stats->requests++;
 	ctx->stats->ops[req.op]++;
 	ctx->last_op = proto_op_name(req.op);
-	if (ss->role < (op_is_write(req.op) || req.op == PROTO_OP_SYNC ?
-	    ROLE_WRITE : ROLE_READ)) {
+	if (ss->role < (op_is_write(req.op) || req.op == PROTO_OP_SYNC
+			       ? ROLE_WRITE
+			       : ROLE_READ)) {
 		char why[96];
 
-		snprintf(why, sizeof(why), "uid %lu may only read",
-		    ss->uid);
+		snprintf(why, sizeof(why), "uid %lu may only read", ss->uid);
 		req_error(ctx, out, &req, ERR_FORBIDDEN, why);
 		return CMD_DONE;
 	}
 	switch (req.op) {
-	case PROTO_OP_PING:
-		cmd_ping(ctx, &req, out);
-		return CMD_DONE;
-	case PROTO_OP_GET:
-		return cmd_get(ctx, ss, &req, out);
-	case PROTO_OP_MGET:
-		return cmd_mget(ctx, ss, &req, out);
-	case PROTO_OP_SET:
-		return cmd_setdel(ctx, ss, &req, out, 0);
-	case PROTO_OP_DEL:
-		return cmd_setdel(ctx, ss, &req, out, 1);
-	case PROTO_OP_EXEC:
-		return cmd_exec(ctx, ss, &req, out);
-	case PROTO_OP_QUERY:
-		return cmd_query(ctx, ss, &req, out);
-	case PROTO_OP_SYNC:
-		return cmd_sync(ctx, ss, &req, out);
-	case PROTO_OP_STATS:
-		cmd_stats(ctx, &req, out);
-		return CMD_DONE;
+	case PROTO_OP_PING: cmd_ping(ctx, &req, out); return CMD_DONE;
+	case PROTO_OP_GET: return cmd_get(ctx, ss, &req, out);
+	case PROTO_OP_MGET: return cmd_mget(ctx, ss, &req, out);
+	case PROTO_OP_SET: return cmd_setdel(ctx, ss, &req, out, 0);
+	case PROTO_OP_DEL: return cmd_setdel(ctx, ss, &req, out, 1);
+	case PROTO_OP_EXEC: return cmd_exec(ctx, ss, &req, out);
+	case PROTO_OP_QUERY: return cmd_query(ctx, ss, &req, out);
+	case PROTO_OP_SYNC: return cmd_sync(ctx, ss, &req, out);
+	case PROTO_OP_STATS: cmd_stats(ctx, &req, out); return CMD_DONE;
 	default:
 		req_error(ctx, out, &req, ERR_INTERNAL, "unhandled op");
 		return CMD_DONE;
@@ -1118,9 +1101,10 @@ void
 cmd_journaled(void *arg, struct wgroup *g)
 {
 	struct cmd_ctx *ctx = arg;
-	struct wreq *w;
+	struct wreq    *w;
 
-	TAILQ_FOREACH(w, &g->reqs, entry) {
+	TAILQ_FOREACH(w, &g->reqs, entry)
+	{
 		if (w->acked || w->durability == PROTO_DUR_COMMIT)
 			continue;
 		make_visible(ctx, w, 1);
@@ -1140,15 +1124,16 @@ cmd_journaled(void *arg, struct wgroup *g)
 void
 cmd_applied(void *arg, struct wgroup *g)
 {
-	struct cmd_ctx *ctx = arg;
+	struct cmd_ctx	   *ctx = arg;
 	struct sync_waiter *sw;
 	struct cmd_session *ss;
-	struct kstate *ks;
-	struct wreq *w;
+	struct kstate	   *ks;
+	struct wreq	   *w;
 
 	if (g->last_seq > ctx->applied_seq)
 		ctx->applied_seq = g->last_seq;
-	TAILQ_FOREACH(w, &g->reqs, entry) {
+	TAILQ_FOREACH(w, &g->reqs, entry)
+	{
 		if (!w->acked) {
 			if (w->status == STORE_OK)
 				make_visible(ctx, w, 0);
@@ -1193,7 +1178,7 @@ cmd_applied(void *arg, struct wgroup *g)
 		struct cmd_session *next;
 
 		for (ss = TAILQ_FIRST(&ctx->apply_waiters); ss != NULL;
-		    ss = next) {
+		     ss = next) {
 			next = TAILQ_NEXT(ss, aentry);
 			if (ss->last_write > ctx->applied_seq)
 				continue;
@@ -1204,7 +1189,7 @@ cmd_applied(void *arg, struct wgroup *g)
 	}
 	/* Room in the write queue: let waiting writers go on, in order. */
 	while (ctx->unapplied_bytes < ctx->write_queue_max &&
-	    (ss = TAILQ_FIRST(&ctx->waiters)) != NULL) {
+	       (ss = TAILQ_FIRST(&ctx->waiters)) != NULL) {
 		TAILQ_REMOVE(&ctx->waiters, ss, wentry);
 		ss->queued = 0;
 		server_conn_resume(ss->conn);
@@ -1219,7 +1204,8 @@ cmd_unavailable(void *arg, int on, const char *why)
 	ctx->unavailable = on;
 	if (on)
 		log_warnx("SQLite cannot take writes (%s): answering "
-		    "unavailable to new writes", why ? why : "?");
+			  "unavailable to new writes",
+		    why ? why : "?");
 	else
 		log_info("SQLite takes writes again");
 }

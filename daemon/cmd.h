@@ -23,72 +23,72 @@ struct wgroup;
 
 /* What cmd_line() did with a line. */
 enum cmd_result {
-	CMD_DONE,	/* answered: the answer is in out */
-	CMD_DEFERRED,	/* answered later through a slot */
-	CMD_WAIT,	/* not taken: run the same line again on resume */
+	CMD_DONE,     /* answered: the answer is in out */
+	CMD_DEFERRED, /* answered later through a slot */
+	CMD_WAIT,     /* not taken: run the same line again on resume */
 };
 
 /* Per connection state of the command layer. */
 struct cmd_session {
-	struct conn			*conn;
-	int				 role;		/* enum access_role */
-	unsigned long			 uid;		/* of the peer */
-	uint64_t			 unacked;	/* writes not yet acked */
-	uint64_t			 last_write;	/* seq of its last write */
-	uint64_t			 reads;		/* lookups, queries in flight */
-	int				 apply_wait;	/* on the apply waiters */
-	TAILQ_ENTRY(cmd_session)	 aentry;
-	int				 queued;	/* on the waiters list */
-	TAILQ_ENTRY(cmd_session)	 wentry;
+	struct conn  *conn;
+	int	      role;	  /* enum access_role */
+	unsigned long uid;	  /* of the peer */
+	uint64_t      unacked;	  /* writes not yet acked */
+	uint64_t      last_write; /* seq of its last write */
+	uint64_t      reads;	  /* lookups, queries in flight */
+	int	      apply_wait; /* on the apply waiters */
+	TAILQ_ENTRY(cmd_session) aentry;
+	int queued; /* on the waiters list */
+	TAILQ_ENTRY(cmd_session) wentry;
 };
 
 struct sync_waiter;
 
 struct cmd_ctx {
-	struct cache		*cache;
-	struct stats		*stats;
-	struct writer		*writer;	/* NULL: in memory only */
-	struct reader		*reader;
-	struct keymap		*keys;
-	struct journal		*journal;
-	struct proto_limits	 limits;
-	enum proto_durability	 dur_kv;	/* default of set and del */
-	enum proto_durability	 dur_exec;	/* default of exec */
-	int			 sql_enabled;
-	uint64_t		 seq;		/* last write sequence number */
-	uint64_t		 applied_seq;	/* applied, as the loop knows */
-	size_t			 write_queue_max; /* bytes not yet applied */
-	size_t			 unapplied_bytes;
-	int			 unavailable;	/* SQLite cannot take writes */
-	int			 broken;	/* the journal failed */
-	void			(*on_broken)(void *arg);
-	void			*on_broken_arg;
-	TAILQ_HEAD(, cmd_session) waiters;	/* for write queue room */
+	struct cache	     *cache;
+	struct stats	     *stats;
+	struct writer	     *writer; /* NULL: in memory only */
+	struct reader	     *reader;
+	struct keymap	     *keys;
+	struct journal	     *journal;
+	struct proto_limits   limits;
+	enum proto_durability dur_kv;	/* default of set and del */
+	enum proto_durability dur_exec; /* default of exec */
+	int		      sql_enabled;
+	uint64_t	      seq;	       /* last write sequence number */
+	uint64_t	      applied_seq;     /* applied, as the loop knows */
+	size_t		      write_queue_max; /* bytes not yet applied */
+	size_t		      unapplied_bytes;
+	int		      unavailable; /* SQLite cannot take writes */
+	int		      broken;	   /* the journal failed */
+	void (*on_broken)(void *arg);
+	void *on_broken_arg;
+	TAILQ_HEAD(, cmd_session) waiters;	 /* for write queue room */
 	TAILQ_HEAD(, cmd_session) apply_waiters; /* queries after writes */
-	struct sync_waiter	*syncs;		/* oldest first */
-	struct sync_waiter	*syncs_tail;
-	const char		*last_op;	/* of the last request taken */
-	struct wbuf		 scratch;	/* a line kept for a retry */
-	struct wbuf		 ans;		/* a deferred answer */
+	struct sync_waiter *syncs;		 /* oldest first */
+	struct sync_waiter *syncs_tail;
+	const char	   *last_op; /* of the last request taken */
+	struct wbuf	    scratch; /* a line kept for a retry */
+	struct wbuf	    ans;     /* a deferred answer */
 };
 
-void	cmd_init(struct cmd_ctx *ctx);
-void	cmd_free(struct cmd_ctx *ctx);
-void	cmd_session_init(struct cmd_ctx *ctx, struct cmd_session *ss,
-	    struct conn *c);
-void	cmd_session_close(struct cmd_ctx *ctx, struct cmd_session *ss);
+void cmd_init(struct cmd_ctx *ctx);
+void cmd_free(struct cmd_ctx *ctx);
+void cmd_session_init(
+    struct cmd_ctx *ctx, struct cmd_session *ss, struct conn *c);
+void cmd_session_close(struct cmd_ctx *ctx, struct cmd_session *ss);
 
 /* Run line[0..len) (may be modified in place). */
 enum cmd_result cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss,
-	    char *line, size_t len, struct wbuf *out);
+    char *line, size_t len, struct wbuf *out);
 /* Append an error answer without an id (the line could not be read). */
-void	cmd_error(struct cmd_ctx *ctx, struct wbuf *out, enum stats_err code,
-	    const char *message);
+void cmd_error(struct cmd_ctx *ctx, struct wbuf *out, enum stats_err code,
+    const char *message);
 
 /* Writer callbacks (loop thread). */
-void	cmd_journaled(void *arg, struct wgroup *g);
-void	cmd_applied(void *arg, struct wgroup *g);
-void	cmd_unavailable(void *arg, int on, const char *why);
-void	cmd_broken(void *arg, const char *why);
+void cmd_journaled(void *arg, struct wgroup *g);
+void cmd_applied(void *arg, struct wgroup *g);
+void cmd_unavailable(void *arg, int on, const char *why);
+void cmd_broken(void *arg, const char *why);
 
 #endif /* STASHD_CMD_H */

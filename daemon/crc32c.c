@@ -23,7 +23,7 @@ static void
 crc32c_init_tables(void)
 {
 	uint32_t c;
-	int i, j, k;
+	int	 i, j, k;
 
 	for (i = 0; i < 256; i++) {
 		c = (uint32_t)i;
@@ -45,22 +45,21 @@ uint32_t
 crc32c_sw(uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
-	uint64_t w;
+	uint64_t	     w;
 
 	if (!__atomic_load_n(&crc_table_ready, __ATOMIC_ACQUIRE))
 		crc32c_init_tables();
 	crc = ~crc;
 	while (len >= 8) {
 		memcpy(&w, p, 8);
-		w ^= crc;	/* little-endian: the low bytes come first */
-		crc = crc_table[7][w & 0xff] ^
-		    crc_table[6][(w >> 8) & 0xff] ^
-		    crc_table[5][(w >> 16) & 0xff] ^
-		    crc_table[4][(w >> 24) & 0xff] ^
-		    crc_table[3][(w >> 32) & 0xff] ^
-		    crc_table[2][(w >> 40) & 0xff] ^
-		    crc_table[1][(w >> 48) & 0xff] ^
-		    crc_table[0][(w >> 56) & 0xff];
+		w ^= crc; /* little-endian: the low bytes come first */
+		crc = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^
+		      crc_table[5][(w >> 16) & 0xff] ^
+		      crc_table[4][(w >> 24) & 0xff] ^
+		      crc_table[3][(w >> 32) & 0xff] ^
+		      crc_table[2][(w >> 40) & 0xff] ^
+		      crc_table[1][(w >> 48) & 0xff] ^
+		      crc_table[0][(w >> 56) & 0xff];
 		p += 8;
 		len -= 8;
 	}
@@ -70,12 +69,11 @@ crc32c_sw(uint32_t crc, const void *buf, size_t len)
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("sse4.2")))
-uint32_t
+__attribute__((target("sse4.2"))) uint32_t
 crc32c_hw(uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
-	uint64_t c = ~crc, w;
+	uint64_t	     c = ~crc, w;
 
 	while (len >= 8) {
 		memcpy(&w, p, 8);

@@ -12,12 +12,12 @@
 #include <stdint.h>
 
 /* Extend crc (0 to start) over buf[0..len). */
-uint32_t	crc32c_extend(uint32_t crc, const void *buf, size_t len);
+uint32_t crc32c_extend(uint32_t crc, const void *buf, size_t len);
 /* The portable and the hardware versions, for tests. */
-uint32_t	crc32c_sw(uint32_t crc, const void *buf, size_t len);
-uint32_t	crc32c_hw(uint32_t crc, const void *buf, size_t len);
+uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len);
+uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len);
 /* 1 when crc32c_extend uses the CPU instruction. */
-int		crc32c_hw_available(void);
+int crc32c_hw_available(void);
 
 /*
  * Stored CRCs are masked (as LevelDB does) so that a CRC computed over data

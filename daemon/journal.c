@@ -63,37 +63,37 @@
 #include "log.h"
 #include "xmalloc.h"
 
-static const char journal_magic[8] = { 'S', 'T', 'A', 'S', 'H', 'J', 'N',
-    'L' };
+static const char journal_magic[8] = {'S', 'T', 'A', 'S', 'H', 'J', 'N', 'L'};
 
 struct segment {
-	uint64_t		 name_seq;	/* from the file name */
-	uint64_t		 first_seq;	/* of its first record, 0: none */
-	uint64_t		 last_seq;	/* of its last record, 0: none */
-	uint64_t		 size;
-	uint64_t		 records;
-	char			*path;
-	TAILQ_ENTRY(segment)	 entry;
+	uint64_t name_seq;  /* from the file name */
+	uint64_t first_seq; /* of its first record, 0: none */
+	uint64_t last_seq;  /* of its last record, 0: none */
+	uint64_t size;
+	uint64_t records;
+	char	*path;
+	TAILQ_ENTRY(segment) entry;
 };
 TAILQ_HEAD(segment_list, segment);
 
 struct journal {
-	struct journal_options	 opts;
-	char			*dir;
-	int			 dirfd;
-	pthread_mutex_t		 lock;		/* segments and stats */
-	struct segment_list	 segments;
-	struct segment		*cur;		/* being written, or NULL */
-	int			 fd;		/* of cur */
-	int			 lockfd;	/* LOCK, held while open */
-	uint64_t		 zeroed;	/* cur's file size, zeros included */
-	struct journal_stats	 stats;
+	struct journal_options opts;
+	char		      *dir;
+	int		       dirfd;
+	pthread_mutex_t	       lock; /* segments and stats */
+	struct segment_list    segments;
+	struct segment	      *cur;    /* being written, or NULL */
+	int		       fd;     /* of cur */
+	int		       lockfd; /* LOCK, held while open */
+	uint64_t	       zeroed; /* cur's file size, zeros included */
+	struct journal_stats   stats;
 };
 
-#define CRASH_POINT(j, name) do {					\
-	if ((j)->opts.crash_point != NULL)				\
-		(j)->opts.crash_point(name);				\
-} while (0)
+#define CRASH_POINT(j, name)                                                   \
+	do {                                                                   \
+		if ((j)->opts.crash_point != NULL)                             \
+			(j)->opts.crash_point(name);                           \
+	} while (0)
 
 static void
 put_u32(unsigned char *p, uint32_t v)
@@ -115,7 +115,7 @@ static uint32_t
 get_u32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
+	       (uint32_t)p[3] << 24;
 }
 
 static uint64_t
@@ -137,7 +137,7 @@ void
 journal_record_seal(void *dst, uint8_t type, uint64_t seq, size_t len)
 {
 	unsigned char *p = dst;
-	uint32_t crc;
+	uint32_t       crc;
 
 	put_u32(p + 4, (uint32_t)len);
 	p[8] = type;
@@ -147,8 +147,8 @@ journal_record_seal(void *dst, uint8_t type, uint64_t seq, size_t len)
 }
 
 void
-journal_record_encode(void *dst, uint8_t type, uint64_t seq,
-    const void *payload, size_t len)
+journal_record_encode(
+    void *dst, uint8_t type, uint64_t seq, const void *payload, size_t len)
 {
 	unsigned char *p = dst;
 
@@ -178,9 +178,9 @@ record_check(const unsigned char *buf, uint64_t size, uint64_t off,
 		/* A whole, sound record: the limit was lowered since. */
 		if (size - off - JOURNAL_RECORD_HEADER >= len &&
 		    crc32c_mask(crc32c_extend(0, buf + off + 4,
-		    JOURNAL_RECORD_HEADER - 4 + len)) == get_u32(buf + off))
+			JOURNAL_RECORD_HEADER - 4 + len)) == get_u32(buf + off))
 			*why = "a sound record is longer than record-max; "
-			    "raise record-max";
+			       "raise record-max";
 		else
 			*why = "record length over the limit";
 		return -1;
@@ -228,7 +228,7 @@ record_sound(const unsigned char *buf, uint64_t size, uint64_t off)
 	if (size - off - JOURNAL_RECORD_HEADER < len)
 		return 0;
 	return crc32c_mask(crc32c_extend(0, buf + off + 4,
-	    JOURNAL_RECORD_HEADER - 4 + len)) == get_u32(buf + off);
+		   JOURNAL_RECORD_HEADER - 4 + len)) == get_u32(buf + off);
 }
 
 /* Is the segment header at buf sound? */
@@ -252,8 +252,8 @@ static const unsigned char *
 segment_map(const char *path, uint64_t *size, char **cause)
 {
 	struct stat sb;
-	void *p;
-	int fd;
+	void	   *p;
+	int	    fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		xasprintf(cause, "open %s: %s", path, strerror(errno));
@@ -308,8 +308,8 @@ static int
 dir_sync(struct journal *j, char **cause)
 {
 	if (fsync(j->dirfd) == -1) {
-		xasprintf(cause, "fsync of folder %s: %s", j->dir,
-		    strerror(errno));
+		xasprintf(
+		    cause, "fsync of folder %s: %s", j->dir, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -330,14 +330,13 @@ segment_free(struct segment *s)
  */
 static int
 segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
-    journal_record_cb cb, void *arg, uint64_t after, int repair,
-    char **cause)
+    journal_record_cb cb, void *arg, uint64_t after, int repair, char **cause)
 {
 	const unsigned char *buf;
-	const char *why = NULL;
-	uint64_t size, off, recsize, seq, probe, pseq, p2;
-	uint64_t first = 0, lastseq = 0, nrec = 0;
-	int rc = 0, later_group;
+	const char	    *why = NULL;
+	uint64_t	     size, off, recsize, seq, probe, pseq, p2;
+	uint64_t	     first = 0, lastseq = 0, nrec = 0;
+	int		     rc = 0, later_group;
 
 	if ((buf = segment_map(s->path, &size, cause)) == NULL)
 		return -1;
@@ -348,7 +347,8 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 		 * created (nothing in it was acknowledged) is removed.
 		 */
 		if (last && repair && size <= JOURNAL_HEADER_SIZE) {
-			/* Crashed while creating it: nothing was acknowledged. */
+			/* Crashed while creating it: nothing was acknowledged.
+			 */
 			log_warnx("journal: %s has a torn header; removing it",
 			    s->path);
 			if (unlink(s->path) == -1) {
@@ -358,24 +358,24 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 			}
 			j->stats.truncated_bytes += size;
 			s->size = 0;
-			return 1;	/* removed */
+			return 1; /* removed */
 		}
-		xasprintf(cause, "journal corrupt: segment %s: bad header",
-		    s->path);
+		xasprintf(
+		    cause, "journal corrupt: segment %s: bad header", s->path);
 		return -1;
 	}
 	off = JOURNAL_HEADER_SIZE;
 	while (off < size) {
 		if (record_check(buf, size, off, *prev, j->opts.record_max,
-		    &recsize, &seq, &why) == -1)
+			&recsize, &seq, &why) == -1)
 			break;
 		if (cb != NULL && seq > after) {
 			uint32_t len = get_u32(buf + off + 4);
 
 			if (cb(arg, buf[off + 8] & ~JOURNAL_GROUP_END, seq,
-			    buf + off + JOURNAL_RECORD_HEADER, len) == -1) {
-				xasprintf(cause, "replay of record %" PRIu64
-				    " failed", seq);
+				buf + off + JOURNAL_RECORD_HEADER, len) == -1) {
+				xasprintf(cause,
+				    "replay of record %" PRIu64 " failed", seq);
 				rc = -1;
 				goto out;
 			}
@@ -395,7 +395,7 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 		s->size = off;
 	}
 	if (off == size || all_zero(buf + off, size - off))
-		goto out;	/* the end, perhaps pre-zeroed space after it */
+		goto out; /* the end, perhaps pre-zeroed space after it */
 
 	/*
 	 * A bad record at off: torn tail, or corruption? Find the next sound
@@ -406,7 +406,7 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 		const char *w2;
 
 		if (record_check(buf, size, probe, *prev, j->opts.record_max,
-		    &p2, &pseq, &w2) == 0)
+			&p2, &pseq, &w2) == 0)
 			break;
 	}
 	/*
@@ -415,12 +415,13 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 	 */
 	later_group = record_sound(buf, size, off);
 	if (!later_group && probe + JOURNAL_RECORD_HEADER <= size) {
-		uint64_t q = probe, qprev = *prev;
-		int ended = 0;
+		uint64_t    q = probe, qprev = *prev;
+		int	    ended = 0;
 		const char *w2;
 
-		while (q < size && record_check(buf, size, q, qprev,
-		    j->opts.record_max, &p2, &pseq, &w2) == 0) {
+		while (
+		    q < size && record_check(buf, size, q, qprev,
+				    j->opts.record_max, &p2, &pseq, &w2) == 0) {
 			if (ended) {
 				later_group = 1;
 				break;
@@ -438,7 +439,8 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 	}
 	if (later_group || !last) {
 		if (!repair || !j->opts.salvage) {
-			xasprintf(cause, "journal corrupt: segment %s offset "
+			xasprintf(cause,
+			    "journal corrupt: segment %s offset "
 			    "%" PRIu64 ": %s, and records follow it; "
 			    "stashd --salvage keeps the records before it",
 			    s->path, off, why);
@@ -446,13 +448,14 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 			goto out;
 		}
 		log_warnx("journal: salvage: cutting %s at offset %" PRIu64
-		    " (%s); %" PRIu64 " bytes dropped", s->path, off, why,
-		    size - off);
-		rc = 2;		/* later segments must go too */
+			  " (%s); %" PRIu64 " bytes dropped",
+		    s->path, off, why, size - off);
+		rc = 2; /* later segments must go too */
 	} else if (repair)
-		log_warnx("journal: torn record at the end of %s, offset %"
-		    PRIu64 " (%s): cutting %" PRIu64 " bytes", s->path, off,
-		    why, size - off);
+		log_warnx(
+		    "journal: torn record at the end of %s, offset %" PRIu64
+		    " (%s): cutting %" PRIu64 " bytes",
+		    s->path, off, why, size - off);
 	if (repair) {
 		j->stats.truncated_bytes += size - off;
 		segment_unmap(buf, size);
@@ -483,8 +486,10 @@ journal_lock(struct journal *j, char **cause)
 		return -1;
 	}
 	if (flock(j->lockfd, LOCK_EX | LOCK_NB) == -1) {
-		xasprintf(cause, "%s is locked: another stashd uses this "
-		    "journal and database", path);
+		xasprintf(cause,
+		    "%s is locked: another stashd uses this "
+		    "journal and database",
+		    path);
 		free(path);
 		return -1;
 	}
@@ -497,7 +502,7 @@ static int
 segment_name_seq(const char *name, uint64_t *seq)
 {
 	uint64_t v = 0;
-	int i;
+	int	 i;
 
 	if (strlen(name) != 24 || strcmp(name + 20, ".seg") != 0)
 		return -1;
@@ -524,10 +529,10 @@ static int
 journal_list(struct journal *j, char **cause)
 {
 	struct segment **v = NULL, *s;
-	struct dirent *de;
-	size_t n = 0, i;
-	uint64_t seq;
-	DIR *d;
+	struct dirent	*de;
+	size_t		 n = 0, i;
+	uint64_t	 seq;
+	DIR		*d;
 
 	if ((d = opendir(j->dir)) == NULL) {
 		xasprintf(cause, "opendir %s: %s", j->dir, strerror(errno));
@@ -557,8 +562,8 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 {
 	struct journal *j;
 	struct segment *s, *next;
-	uint64_t prev = 0;
-	int rc, cut = 0;
+	uint64_t	prev = 0;
+	int		rc, cut = 0;
 
 	j = xcalloc(1, sizeof(*j));
 	j->opts = *opts;
@@ -601,8 +606,8 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 			segment_free(s);
 			continue;
 		}
-		rc = segment_scan(j, s, next == NULL, &prev, NULL, NULL, 0, 1,
-		    cause);
+		rc = segment_scan(
+		    j, s, next == NULL, &prev, NULL, NULL, 0, 1, cause);
 		if (rc == -1)
 			goto fail;
 		if (rc == 1) {
@@ -619,11 +624,10 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 		rec->records += s->records;
 		j->stats.bytes += s->size;
 	}
-	if ((cut || j->stats.truncated_bytes > 0) &&
-	    dir_sync(j, cause) == -1)
+	if ((cut || j->stats.truncated_bytes > 0) && dir_sync(j, cause) == -1)
 		goto fail;
 	TAILQ_FOREACH(s, &j->segments, entry)
-		j->stats.segments++;
+	j->stats.segments++;
 	rec->segments = j->stats.segments;
 	rec->truncated_bytes = j->stats.truncated_bytes;
 
@@ -633,8 +637,8 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 
 		if ((j->fd = open(s->path, O_WRONLY | O_CLOEXEC)) == -1 ||
 		    fstat(j->fd, &sb) == -1) {
-			xasprintf(cause, "open %s: %s", s->path,
-			    strerror(errno));
+			xasprintf(
+			    cause, "open %s: %s", s->path, strerror(errno));
 			goto fail;
 		}
 		j->cur = s;
@@ -652,18 +656,21 @@ journal_replay(struct journal *j, uint64_t after, journal_record_cb cb,
     void *arg, char **cause)
 {
 	struct segment *s;
-	uint64_t prev = 0;
+	uint64_t	prev = 0;
 
-	TAILQ_FOREACH(s, &j->segments, entry) {
+	TAILQ_FOREACH(s, &j->segments, entry)
+	{
 		if (s->last_seq != 0 && s->last_seq <= after) {
 			prev = s->last_seq;
 			continue;
 		}
 		if (segment_scan(j, s, TAILQ_NEXT(s, entry) == NULL, &prev, cb,
-		    arg, after, 0, cause) != 0) {
+			arg, after, 0, cause) != 0) {
 			if (*cause == NULL)
-				xasprintf(cause, "journal changed during "
-				    "replay: %s", s->path);
+				xasprintf(cause,
+				    "journal changed during "
+				    "replay: %s",
+				    s->path);
 			return -1;
 		}
 	}
@@ -674,11 +681,11 @@ journal_replay(struct journal *j, uint64_t after, journal_record_cb cb,
 static int
 journal_rotate(struct journal *j, uint64_t first_seq, char **cause)
 {
-	unsigned char hdr[JOURNAL_HEADER_SIZE];
+	unsigned char	hdr[JOURNAL_HEADER_SIZE];
 	struct segment *s;
-	uint64_t salt;
-	ssize_t n;
-	int fd;
+	uint64_t	salt;
+	ssize_t		n;
+	int		fd;
 
 	if (getrandom(&salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
 		salt = now_ns();
@@ -702,8 +709,8 @@ journal_rotate(struct journal *j, uint64_t first_seq, char **cause)
 	n = write(fd, hdr, sizeof(hdr));
 	if (n != (ssize_t)sizeof(hdr) || fsync(fd) == -1) {
 		xasprintf(cause, "write %s: %s", s->path,
-		    n == -1 || n == (ssize_t)sizeof(hdr) ? strerror(errno) :
-		    "short write");
+		    n == -1 || n == (ssize_t)sizeof(hdr) ? strerror(errno)
+							 : "short write");
 		close(fd);
 		if (unlink(s->path) == -1)
 			log_warn("unlink %s", s->path);
@@ -720,8 +727,8 @@ journal_rotate(struct journal *j, uint64_t first_seq, char **cause)
 	CRASH_POINT(j, "rotate-synced");
 	/* Async writes of the old segment may not be synced yet. */
 	if (j->fd != -1 && fdatasync(j->fd) == -1) {
-		xasprintf(cause, "fdatasync %s: %s", j->cur->path,
-		    strerror(errno));
+		xasprintf(
+		    cause, "fdatasync %s: %s", j->cur->path, strerror(errno));
 		close(fd);
 		segment_free(s);
 		return -1;
@@ -749,14 +756,14 @@ static int
 journal_prezero(struct journal *j, uint64_t end, char **cause)
 {
 	static const char zeros[65536];
-	uint64_t target, off;
-	size_t n;
-	ssize_t w;
+	uint64_t	  target, off;
+	size_t		  n;
+	ssize_t		  w;
 
 	target = (end + j->opts.prezero) / j->opts.prezero * j->opts.prezero;
 	for (off = j->zeroed; off < target; off += (uint64_t)w) {
-		n = target - off < sizeof(zeros) ? (size_t)(target - off) :
-		    sizeof(zeros);
+		n = target - off < sizeof(zeros) ? (size_t)(target - off)
+						 : sizeof(zeros);
 		w = pwrite(j->fd, zeros, n, (off_t)off);
 		if (w == -1 && errno == EINTR) {
 			w = 0;
@@ -779,12 +786,12 @@ journal_write(struct journal *j, const void *buf, size_t len,
     uint64_t first_seq, uint64_t last_seq, char **cause)
 {
 	const char *p = buf;
-	uint64_t start;
-	size_t left = len;
-	ssize_t n;
+	uint64_t    start;
+	size_t	    left = len;
+	ssize_t	    n;
 
-	if (j->cur == NULL || (j->cur->records > 0 &&
-	    j->cur->size + len > j->opts.segment_max)) {
+	if (j->cur == NULL ||
+	    (j->cur->records > 0 && j->cur->size + len > j->opts.segment_max)) {
 		if (journal_rotate(j, first_seq, cause) == -1)
 			return -1;
 	}
@@ -805,8 +812,10 @@ journal_write(struct journal *j, const void *buf, size_t len,
 			if (ftruncate(j->fd, (off_t)start) == -1) {
 				char *old = *cause;
 
-				xasprintf(cause, "%s; and cannot cut it back: "
-				    "%s", old, strerror(errno));
+				xasprintf(cause,
+				    "%s; and cannot cut it back: "
+				    "%s",
+				    old, strerror(errno));
 				free(old);
 			}
 			j->zeroed = start;
@@ -837,8 +846,8 @@ journal_sync(struct journal *j, char **cause)
 		return 0;
 	t0 = now_ns();
 	if (fdatasync(j->fd) == -1) {
-		xasprintf(cause, "fdatasync %s: %s", j->cur->path,
-		    strerror(errno));
+		xasprintf(
+		    cause, "fdatasync %s: %s", j->cur->path, strerror(errno));
 		return -1;
 	}
 	dt = now_ns() - t0;
@@ -857,11 +866,11 @@ int
 journal_release(struct journal *j, uint64_t durable_seq)
 {
 	struct segment *s;
-	int n = 0;
+	int		n = 0;
 
 	pthread_mutex_lock(&j->lock);
 	while ((s = TAILQ_FIRST(&j->segments)) != NULL && s != j->cur &&
-	    s->last_seq <= durable_seq) {
+	       s->last_seq <= durable_seq) {
 		CRASH_POINT(j, "before-delete");
 		if (unlink(s->path) == -1) {
 			log_warn("journal: unlink %s", s->path);
@@ -889,7 +898,7 @@ journal_finish(struct journal *j, uint64_t durable_seq)
 		j->fd = -1;
 	}
 	pthread_mutex_lock(&j->lock);
-	j->cur = NULL;		/* the last segment may go now */
+	j->cur = NULL; /* the last segment may go now */
 	pthread_mutex_unlock(&j->lock);
 	journal_release(j, durable_seq);
 	pthread_mutex_lock(&j->lock);
@@ -920,7 +929,7 @@ journal_close(struct journal *j)
 	if (j->dirfd != -1)
 		close(j->dirfd);
 	if (j->lockfd != -1)
-		close(j->lockfd);	/* releases the lock */
+		close(j->lockfd); /* releases the lock */
 	while ((s = TAILQ_FIRST(&j->segments)) != NULL) {
 		TAILQ_REMOVE(&j->segments, s, entry);
 		segment_free(s);

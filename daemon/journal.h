@@ -22,57 +22,57 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_HEADER_SIZE	36
-#define JOURNAL_RECORD_HEADER	17
-#define JOURNAL_FORMAT_VERSION	1
+#define JOURNAL_HEADER_SIZE    36
+#define JOURNAL_RECORD_HEADER  17
+#define JOURNAL_FORMAT_VERSION 1
 /*
  * The last record of each group has this bit set in its type; replay
  * passes the type without it. Recovery uses it to tell a torn tail (bad
  * records followed only by the rest of their own, never acknowledged,
  * group) from corruption (a later group follows a damaged record).
  */
-#define JOURNAL_GROUP_END	0x80
+#define JOURNAL_GROUP_END 0x80
 
 struct journal;
 
 struct journal_options {
-	const char	*dir;
-	size_t		 segment_max;	/* rotate past this many bytes */
-	size_t		 record_max;	/* largest payload accepted */
-	int		 salvage;	/* keep the good prefix of a bad log */
+	const char *dir;
+	size_t	    segment_max; /* rotate past this many bytes */
+	size_t	    record_max;	 /* largest payload accepted */
+	int	    salvage;	 /* keep the good prefix of a bad log */
 	/*
 	 * Extend the segment with zeros this many bytes ahead of the writes
 	 * (0: off). fdatasync of a write into space already written costs no
 	 * metadata flush; appending to the file does, every time.
 	 */
-	size_t		 prezero;
+	size_t prezero;
 	/* Test hook: called at named points; NULL in production. */
-	void		(*crash_point)(const char *name);
+	void (*crash_point)(const char *name);
 };
 
 struct journal_stats {
-	uint64_t	 segments;
-	uint64_t	 bytes;		/* in all segments */
-	uint64_t	 writes;
-	uint64_t	 fsyncs;
-	uint64_t	 fsync_ns_total;
-	uint64_t	 fsync_ns_max;
-	uint64_t	 fsync_ns_last;
-	uint64_t	 truncated_bytes;	/* torn tail cut at open */
-	uint64_t	 segments_deleted;
+	uint64_t segments;
+	uint64_t bytes; /* in all segments */
+	uint64_t writes;
+	uint64_t fsyncs;
+	uint64_t fsync_ns_total;
+	uint64_t fsync_ns_max;
+	uint64_t fsync_ns_last;
+	uint64_t truncated_bytes; /* torn tail cut at open */
+	uint64_t segments_deleted;
 };
 
 /* What a scan found; filled by journal_open. */
 struct journal_recovery {
-	uint64_t	 first_seq;	/* 0 when the journal is empty */
-	uint64_t	 last_seq;
-	uint64_t	 records;
-	uint64_t	 segments;
-	uint64_t	 truncated_bytes;
+	uint64_t first_seq; /* 0 when the journal is empty */
+	uint64_t last_seq;
+	uint64_t records;
+	uint64_t segments;
+	uint64_t truncated_bytes;
 };
 
-typedef int (*journal_record_cb)(void *arg, uint8_t type, uint64_t seq,
-		    const void *payload, size_t len);
+typedef int (*journal_record_cb)(
+    void *arg, uint8_t type, uint64_t seq, const void *payload, size_t len);
 
 /* The bytes a record of this payload takes. */
 static inline size_t
@@ -82,13 +82,13 @@ journal_record_size(size_t payload_len)
 }
 
 /* Write a record (header and payload) at dst, journal_record_size bytes. */
-void	journal_record_encode(void *dst, uint8_t type, uint64_t seq,
-	    const void *payload, size_t len);
+void journal_record_encode(
+    void *dst, uint8_t type, uint64_t seq, const void *payload, size_t len);
 /*
  * Write only the record header at dst; the payload must already follow it
  * at dst + JOURNAL_RECORD_HEADER (saves a copy for large payloads).
  */
-void	journal_record_seal(void *dst, uint8_t type, uint64_t seq, size_t len);
+void journal_record_seal(void *dst, uint8_t type, uint64_t seq, size_t len);
 
 /*
  * Open the journal in opts->dir (created if missing), scanning every
@@ -97,34 +97,34 @@ void	journal_record_seal(void *dst, uint8_t type, uint64_t seq, size_t len);
  * the segment and offset, unless opts->salvage, which keeps the good
  * prefix. NULL on failure.
  */
-struct journal	*journal_open(const struct journal_options *opts,
-		    struct journal_recovery *rec, char **cause);
+struct journal *journal_open(const struct journal_options *opts,
+    struct journal_recovery *rec, char **cause);
 /* Call cb for every record with seq > after, in order. */
-int		 journal_replay(struct journal *j, uint64_t after,
-		    journal_record_cb cb, void *arg, char **cause);
+int journal_replay(struct journal *j, uint64_t after, journal_record_cb cb,
+    void *arg, char **cause);
 /*
  * Append buf (whole encoded records, first_seq..last_seq) with one write.
  * Rotates first when the segment is full; a new segment and its folder are
  * fsync'd before it is used. On a failed write the segment is cut back to
  * its last good size. -1 with *cause on failure.
  */
-int		 journal_write(struct journal *j, const void *buf, size_t len,
-		    uint64_t first_seq, uint64_t last_seq, char **cause);
+int journal_write(struct journal *j, const void *buf, size_t len,
+    uint64_t first_seq, uint64_t last_seq, char **cause);
 /* fdatasync the current segment. -1 on failure: never retry-and-trust. */
-int		 journal_sync(struct journal *j, char **cause);
+int journal_sync(struct journal *j, char **cause);
 /*
  * Delete segments whose every record is <= durable_seq (never the one
  * being written). Returns how many were deleted.
  */
-int		 journal_release(struct journal *j, uint64_t durable_seq);
+int journal_release(struct journal *j, uint64_t durable_seq);
 /*
  * On a clean stop: close the segment being written and delete every
  * segment whose records are all <= durable_seq, that one too, so that a
  * stop that applied everything leaves an empty journal. Returns how many
  * segments are left.
  */
-int		 journal_finish(struct journal *j, uint64_t durable_seq);
-void		 journal_get_stats(struct journal *j, struct journal_stats *st);
-void		 journal_close(struct journal *j);
+int  journal_finish(struct journal *j, uint64_t durable_seq);
+void journal_get_stats(struct journal *j, struct journal_stats *st);
+void journal_close(struct journal *j);
 
 #endif /* STASHD_JOURNAL_H */

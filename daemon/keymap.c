@@ -13,9 +13,9 @@
 #include "xmalloc.h"
 
 struct keymap {
-	struct kstate	**table;
-	size_t		  size;		/* power of two */
-	size_t		  count;
+	struct kstate **table;
+	size_t		size; /* power of two */
+	size_t		count;
 };
 
 /* FNV-1a, 64 bits: keys here are few and short-lived. */
@@ -23,7 +23,7 @@ static uint64_t
 keymap_hash(const char *key, size_t klen)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
-	size_t i;
+	size_t	 i;
 
 	for (i = 0; i < klen; i++) {
 		h ^= (unsigned char)key[i];
@@ -46,7 +46,7 @@ void
 keymap_free(struct keymap *m)
 {
 	struct kstate *st, *next;
-	size_t i;
+	size_t	       i;
 
 	if (m == NULL)
 		return;
@@ -62,7 +62,7 @@ keymap_free(struct keymap *m)
 struct kstate *
 keymap_find(struct keymap *m, const char *key, size_t klen)
 {
-	uint64_t h = keymap_hash(key, klen);
+	uint64_t       h = keymap_hash(key, klen);
 	struct kstate *st;
 
 	for (st = m->table[h & (m->size - 1)]; st != NULL; st = st->next)
@@ -76,7 +76,7 @@ static void
 keymap_grow(struct keymap *m)
 {
 	struct kstate **t, *st, *next;
-	size_t size = m->size * 2, i;
+	size_t		size = m->size * 2, i;
 
 	t = xcalloc(size, sizeof(*t));
 	for (i = 0; i < m->size; i++)
@@ -94,7 +94,7 @@ struct kstate *
 keymap_get(struct keymap *m, const char *key, size_t klen)
 {
 	struct kstate *st;
-	size_t b;
+	size_t	       b;
 
 	if ((st = keymap_find(m, key, klen)) != NULL)
 		return st;
@@ -119,7 +119,7 @@ keymap_put(struct keymap *m, struct kstate *st)
 	if (st->pending > 0 || st->lookup != NULL)
 		return;
 	for (pp = &m->table[st->hash & (m->size - 1)]; *pp != NULL;
-	    pp = &(*pp)->next) {
+	     pp = &(*pp)->next) {
 		if (*pp == st) {
 			*pp = st->next;
 			m->count--;

@@ -14,23 +14,23 @@
 struct keymap;
 
 struct kstate {
-	struct kstate	*next;		/* hash chain */
-	uint64_t	 hash;
-	uint32_t	 pending;	/* writes submitted, not applied */
-	uint64_t	 last_version;	/* of the latest submitted write */
-	int		 last_is_del;
-	void		*lookup;	/* a lookup in flight, or NULL */
-	size_t		 klen;
-	char		 key[];
+	struct kstate *next; /* hash chain */
+	uint64_t       hash;
+	uint32_t       pending;	     /* writes submitted, not applied */
+	uint64_t       last_version; /* of the latest submitted write */
+	int	       last_is_del;
+	void	      *lookup; /* a lookup in flight, or NULL */
+	size_t	       klen;
+	char	       key[];
 };
 
-struct keymap	*keymap_create(void);
-void		 keymap_free(struct keymap *m);
-struct kstate	*keymap_find(struct keymap *m, const char *key, size_t klen);
+struct keymap *keymap_create(void);
+void	       keymap_free(struct keymap *m);
+struct kstate *keymap_find(struct keymap *m, const char *key, size_t klen);
 /* Find or add. */
-struct kstate	*keymap_get(struct keymap *m, const char *key, size_t klen);
+struct kstate *keymap_get(struct keymap *m, const char *key, size_t klen);
 /* Remove st if nothing is in flight for it any more. */
-void		 keymap_put(struct keymap *m, struct kstate *st);
-size_t		 keymap_count(const struct keymap *m);
+void   keymap_put(struct keymap *m, struct kstate *st);
+size_t keymap_count(const struct keymap *m);
 
 #endif /* STASHD_KEYMAP_H */

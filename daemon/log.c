@@ -18,12 +18,12 @@
 
 #include "log.h"
 
-static volatile int	log_level = LOG_LEVEL_INFO;
-static int		log_journal;	/* stderr goes to journald */
+static volatile int log_level = LOG_LEVEL_INFO;
+static int	    log_journal; /* stderr goes to journald */
 
-static const char *const log_names[] = { "error", "warning", "info", "debug" };
+static const char *const log_names[] = {"error", "warning", "info", "debug"};
 /* syslog priorities: err, warning, info, debug */
-static const int log_prio[] = { 3, 4, 6, 7 };
+static const int log_prio[] = {3, 4, 6, 7};
 
 /* Choose the level and the line format. */
 void
@@ -74,9 +74,9 @@ log_level_name(enum log_level level)
 static void
 log_vemit(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
-	char buf[2048];
+	char   buf[2048];
 	size_t len = 0, room = sizeof(buf) - 1;
-	int n;
+	int    n;
 
 	if ((int)level > log_level)
 		return;
@@ -84,7 +84,7 @@ log_vemit(enum log_level level, int errnum, const char *fmt, va_list ap)
 		n = snprintf(buf, room, "<%d>", log_prio[level]);
 	else {
 		struct timespec ts;
-		struct tm tm;
+		struct tm	tm;
 
 		if (clock_gettime(CLOCK_REALTIME, &ts) == -1 ||
 		    gmtime_r(&ts.tv_sec, &tm) == NULL)
@@ -104,8 +104,8 @@ log_vemit(enum log_level level, int errnum, const char *fmt, va_list ap)
 	if (errnum >= 0 && len < room) {
 		n = snprintf(buf + len, room - len, ": %s", strerror(errnum));
 		if (n > 0)
-			len += (size_t)n < room - len ? (size_t)n :
-			    room - len - 1;
+			len +=
+			    (size_t)n < room - len ? (size_t)n : room - len - 1;
 	}
 	buf[len++] = '\n';
 	/* Nothing sensible can be done if stderr is gone. */
@@ -116,7 +116,7 @@ log_vemit(enum log_level level, int errnum, const char *fmt, va_list ap)
 void
 log_warn(const char *fmt, ...)
 {
-	int saved = errno;
+	int	saved = errno;
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -158,7 +158,7 @@ log_debug(const char *fmt, ...)
 void
 fatal(const char *fmt, ...)
 {
-	int saved = errno;
+	int	saved = errno;
 	va_list ap;
 
 	va_start(ap, fmt);

@@ -18,19 +18,19 @@ enum log_level {
 	LOG_LEVEL_DEBUG,
 };
 
-void	log_init(enum log_level level);
-void	log_set_level(enum log_level level);
+void	       log_init(enum log_level level);
+void	       log_set_level(enum log_level level);
 enum log_level log_get_level(void);
-int	log_parse_level(const char *name, enum log_level *level);
-const char *log_level_name(enum log_level level);
+int	       log_parse_level(const char *name, enum log_level *level);
+const char    *log_level_name(enum log_level level);
 
-void	log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void	log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void	log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void	log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void	fatal(const char *fmt, ...)
-	    __attribute__((format(printf, 1, 2), noreturn));
-void	fatalx(const char *fmt, ...)
-	    __attribute__((format(printf, 1, 2), noreturn));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 #endif /* STASHD_LOG_H */

@@ -18,16 +18,16 @@
 #include "xmalloc.h"
 
 struct mail {
-	mailbox_fn	 fn;
-	void		*arg;
-	struct mail	*next;
+	mailbox_fn   fn;
+	void	    *arg;
+	struct mail *next;
 };
 
 struct mailbox {
-	pthread_mutex_t	 lock;
-	struct mail	*head;
-	struct mail	*tail;
-	struct event	*ev;
+	pthread_mutex_t lock;
+	struct mail    *head;
+	struct mail    *tail;
+	struct event   *ev;
 };
 
 static void
@@ -52,7 +52,7 @@ void
 mailbox_post(struct mailbox *mb, mailbox_fn fn, void *arg)
 {
 	struct mail *m = xmalloc(sizeof(*m));
-	int wake;
+	int	     wake;
 
 	m->fn = fn;
 	m->arg = arg;

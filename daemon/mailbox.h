@@ -13,11 +13,11 @@ struct mailbox;
 
 typedef void (*mailbox_fn)(void *arg);
 
-struct mailbox	*mailbox_create(struct event_base *base);
+struct mailbox *mailbox_create(struct event_base *base);
 /* Run fn(arg) on the loop thread, soon. Never fails (OOM is fatal). */
-void		 mailbox_post(struct mailbox *mb, mailbox_fn fn, void *arg);
+void mailbox_post(struct mailbox *mb, mailbox_fn fn, void *arg);
 /* Run everything posted so far, now, on the calling (loop) thread. */
-void		 mailbox_drain(struct mailbox *mb);
-void		 mailbox_free(struct mailbox *mb);
+void mailbox_drain(struct mailbox *mb);
+void mailbox_free(struct mailbox *mb);
 
 #endif /* STASHD_MAILBOX_H */

@@ -49,33 +49,33 @@
 #include "xmalloc.h"
 
 /* How often expired cache entries are swept, and how much per sweep. */
-#define SWEEP_INTERVAL_MS	100
-#define SWEEP_STEPS		4096
+#define SWEEP_INTERVAL_MS 100
+#define SWEEP_STEPS	  4096
 
 struct daemon {
-	struct event_base	*base;
-	struct options		 opts;
-	struct stats		 stats;
-	struct cache		*cache;
-	struct cmd_ctx		 cmd;
-	struct server		*server;
-	struct event		*sweep_ev;
-	struct mailbox		*mailbox;
-	struct journal		*journal;
-	struct store		*store;
-	struct writer		*writer;
-	struct reader		*reader;
-	int			 exit_code;
-	struct access		*access;	/* who may do what */
-	int			 argc;		/* for a reload */
-	char			**argv;
-	struct event		*status_ev;	/* STATUS= for systemd */
-	struct event		*watchdog_ev;
-	uint64_t		 status_requests;
+	struct event_base *base;
+	struct options	   opts;
+	struct stats	   stats;
+	struct cache	  *cache;
+	struct cmd_ctx	   cmd;
+	struct server	  *server;
+	struct event	  *sweep_ev;
+	struct mailbox	  *mailbox;
+	struct journal	  *journal;
+	struct store	  *store;
+	struct writer	  *writer;
+	struct reader	  *reader;
+	int		   exit_code;
+	struct access	  *access; /* who may do what */
+	int		   argc;   /* for a reload */
+	char		 **argv;
+	struct event	  *status_ev; /* STATUS= for systemd */
+	struct event	  *watchdog_ev;
+	uint64_t	   status_requests;
 };
 
 /* How often the one-line status goes to the service manager. */
-#define STATUS_INTERVAL_MS	2000
+#define STATUS_INTERVAL_MS 2000
 
 /*
  * Raise the descriptor limit to fit max_connections (plus room for the
@@ -85,7 +85,7 @@ static void
 raise_nofile(struct options *o)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)o->server.max_conns + 64;
+	rlim_t	      want = (rlim_t)o->server.max_conns + 64;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
 		log_warn("getrlimit(RLIMIT_NOFILE)");
@@ -93,17 +93,18 @@ raise_nofile(struct options *o)
 	}
 	if (rl.rlim_cur >= want)
 		return;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ?
-	    want : rl.rlim_max;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+			  ? want
+			  : rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
 		log_warn("setrlimit(RLIMIT_NOFILE, %llu)",
 		    (unsigned long long)rl.rlim_cur);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
-		o->server.max_conns = rl.rlim_cur > 128 ?
-		    (size_t)rl.rlim_cur - 64 : 64;
+		o->server.max_conns =
+		    rl.rlim_cur > 128 ? (size_t)rl.rlim_cur - 64 : 64;
 		log_warnx("descriptor limit is %llu: max-connections lowered "
-		    "to %zu", (unsigned long long)rl.rlim_cur,
-		    o->server.max_conns);
+			  "to %zu",
+		    (unsigned long long)rl.rlim_cur, o->server.max_conns);
 	}
 }
 
@@ -145,19 +146,19 @@ signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 	struct access *na;
 	struct options n;
-	char *cause = NULL, ov[64], nv[64];
-	size_t i;
-	int changed = 0, restart = 0;
+	char	      *cause = NULL, ov[64], nv[64];
+	size_t	       i;
+	int	       changed = 0, restart = 0;
 
 	if (d->opts.config_file == NULL) {
 		log_info("SIGHUP: no configuration file was read; nothing "
-		    "to reload");
+			 "to reload");
 		return;
 	}
 	log_info("SIGHUP: reading %s", d->opts.config_file);
 	notify_send("RELOADING=1");
-	if (options_reread(&n, d->opts.config_file, d->argc, d->argv,
-	    &cause) == -1) {
+	if (options_reread(&n, d->opts.config_file, d->argc, d->argv, &cause) ==
+	    -1) {
 		log_warnx("reload: %s; keeping the running settings", cause);
 		free(cause);
 		options_free(&n);
@@ -170,7 +171,8 @@ signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 	if ((na = access_create(n.allow_users, n.allow_groups, &cause)) ==
 	    NULL) {
 		log_warnx("reload: allow-users/allow-groups: %s; keeping the "
-		    "running settings", cause);
+			  "running settings",
+		    cause);
 		free(cause);
 		options_free(&n);
 		notify_send("READY=1");
@@ -182,13 +184,14 @@ signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 		options_format(&d->opts, i, ov, sizeof(ov));
 		options_format(&n, i, nv, sizeof(nv));
 		if (options_reloadable(i)) {
-			log_info("reload: %s: %s -> %s", options_name(i), ov,
-			    nv);
+			log_info(
+			    "reload: %s: %s -> %s", options_name(i), ov, nv);
 			options_copy(&d->opts, &n, i);
 			changed++;
 		} else {
 			log_warnx("reload: %s: %s -> %s needs a restart; "
-			    "keeping %s", options_name(i), ov, nv, ov);
+				  "keeping %s",
+			    options_name(i), ov, nv, ov);
 			restart++;
 		}
 	}
@@ -208,11 +211,12 @@ static void
 status_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
-	uint64_t ops = d->stats.requests - d->status_requests;
+	uint64_t       ops = d->stats.requests - d->status_requests;
 
 	d->status_requests = d->stats.requests;
 	notify_send("STATUS=%llu clients, %.0f ops/s, %zu bytes of writes "
-	    "not yet applied", (unsigned long long)d->stats.conn_current,
+		    "not yet applied",
+	    (unsigned long long)d->stats.conn_current,
 	    (double)ops * 1000.0 / STATUS_INTERVAL_MS, d->cmd.unapplied_bytes);
 }
 
@@ -249,12 +253,12 @@ on_broken(void *arg)
 static uint64_t
 recover(struct daemon *d, const struct store_options *so)
 {
-	struct journal_options jo;
+	struct journal_options	jo;
 	struct journal_recovery rec;
-	struct timespec t0, t1;
-	uint64_t applied, replayed = 0, last = 0;
-	double secs;
-	char *cause = NULL;
+	struct timespec		t0, t1;
+	uint64_t		applied, replayed = 0, last = 0;
+	double			secs;
+	char		       *cause = NULL;
 
 	/* The journal first: its lock keeps a second daemon out. */
 	memset(&jo, 0, sizeof(jo));
@@ -271,20 +275,21 @@ recover(struct daemon *d, const struct store_options *so)
 	if (store_applied_seq(d->store, &applied, &cause) == -1)
 		fatalx("%s", cause);
 	log_info("journal %s: %" PRIu64 " records in %" PRIu64 " segments "
-	    "(seq %" PRIu64 "..%" PRIu64 "), database applied_seq %" PRIu64,
+		 "(seq %" PRIu64 "..%" PRIu64
+		 "), database applied_seq %" PRIu64,
 	    jo.dir, rec.records, rec.segments, rec.first_seq, rec.last_seq,
 	    applied);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (writer_replay(d->journal, d->store, applied, 4096, &replayed,
-	    &last, &cause) == -1)
+	if (writer_replay(d->journal, d->store, applied, 4096, &replayed, &last,
+		&cause) == -1)
 		fatalx("replay: %s", cause);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (double)(t1.tv_sec - t0.tv_sec) +
-	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (replayed > 0)
 		log_info("replayed %" PRIu64 " journal records in %.3f s "
-		    "(%.0f records/s)", replayed, secs,
-		    secs > 0 ? (double)replayed / secs : 0.0);
+			 "(%.0f records/s)",
+		    replayed, secs, secs > 0 ? (double)replayed / secs : 0.0);
 	if (d->opts.sync_normal && store_checkpoint(d->store, 0, &cause) == -1)
 		fatalx("%s", cause);
 	journal_release(d->journal, last > applied ? last : applied);
@@ -296,31 +301,32 @@ recover(struct daemon *d, const struct store_options *so)
 int
 main(int argc, char **argv)
 {
-	struct cache_config cc;
-	struct store_options so;
+	struct cache_config	cc;
+	struct store_options	so;
 	struct writer_callbacks wcb;
-	struct daemon d;
-	struct event *ev_term, *ev_int, *ev_hup;
-	struct timeval tv = { 0, SWEEP_INTERVAL_MS * 1000 };
-	char *cause = NULL;
-	uint64_t seed, last_seq;
+	struct daemon		d;
+	struct event	       *ev_term, *ev_int, *ev_hup;
+	struct timeval		tv = {0, SWEEP_INTERVAL_MS * 1000};
+	char		       *cause = NULL;
+	uint64_t		seed, last_seq;
 
 	memset(&d, 0, sizeof(d));
 	d.argc = argc;
 	d.argv = argv;
 	options_defaults(&d.opts);
 	options_parse(&d.opts, argc, argv);
-	if ((d.access = access_create(d.opts.allow_users,
-	    d.opts.allow_groups, &cause)) == NULL) {
-		fprintf(stderr, "stashd: allow-users/allow-groups: %s\n",
-		    cause);
+	if ((d.access = access_create(
+		 d.opts.allow_users, d.opts.allow_groups, &cause)) == NULL) {
+		fprintf(
+		    stderr, "stashd: allow-users/allow-groups: %s\n", cause);
 		return 2;
 	}
 	d.opts.server.access = d.access;
 	if (d.opts.check_config) {
 		access_free(d.access);
-		printf("%s: ok\n", d.opts.config_file != NULL ?
-		    d.opts.config_file : "no configuration file; defaults");
+		printf("%s: ok\n", d.opts.config_file != NULL
+				       ? d.opts.config_file
+				       : "no configuration file; defaults");
 		options_free(&d.opts);
 		return 0;
 	}
@@ -330,7 +336,7 @@ main(int argc, char **argv)
 	if (d.opts.write_queue_max > d.opts.max_memory / 2) {
 		d.opts.write_queue_max = d.opts.max_memory / 2;
 		log_info("write-queue-max lowered to %zu bytes: half of "
-		    "max-memory, so unapplied writes always fit the cache",
+			 "max-memory, so unapplied writes always fit the cache",
 		    d.opts.write_queue_max);
 	}
 
@@ -352,7 +358,7 @@ main(int argc, char **argv)
 	last_seq = recover(&d, &so);
 	if (d.opts.salvage) {
 		log_info("salvage done: the journal holds only good records, "
-		    "all applied");
+			 "all applied");
 		journal_close(d.journal);
 		store_close(d.store);
 		options_free(&d.opts);
@@ -370,8 +376,8 @@ main(int argc, char **argv)
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	d.mailbox = mailbox_create(d.base);
-	if ((d.reader = reader_start(d.opts.readers, &so, d.mailbox,
-	    &cause)) == NULL)
+	if ((d.reader = reader_start(d.opts.readers, &so, d.mailbox, &cause)) ==
+	    NULL)
 		fatalx("%s", cause);
 
 	stats_init(&d.stats);
@@ -399,8 +405,8 @@ main(int argc, char **argv)
 	wcb.fatal = cmd_broken;
 	wcb.arg = &d.cmd;
 	d.opts.writer.sync_normal = d.opts.sync_normal;
-	d.writer = writer_start(&d.opts.writer, d.journal, d.store, d.mailbox,
-	    &wcb);
+	d.writer =
+	    writer_start(&d.opts.writer, d.journal, d.store, d.mailbox, &wcb);
 	d.cmd.writer = d.writer;
 
 	ev_term = evsignal_new(d.base, SIGTERM, signal_term_cb, &d);
@@ -413,24 +419,24 @@ main(int argc, char **argv)
 	    event_add(d.sweep_ev, &tv) == -1)
 		fatalx("cannot set up signal and timer events");
 
-	d.server = server_create(d.base, &d.opts.server, &d.cmd, &d.stats,
-	    &cause);
+	d.server =
+	    server_create(d.base, &d.opts.server, &d.cmd, &d.stats, &cause);
 	if (d.server == NULL)
 		fatalx("%s", cause);
 	{
-		struct timeval stv = { STATUS_INTERVAL_MS / 1000,
-		    (STATUS_INTERVAL_MS % 1000) * 1000 };
-		uint64_t wd = notify_watchdog_usec();
+		struct timeval stv = {STATUS_INTERVAL_MS / 1000,
+		    (STATUS_INTERVAL_MS % 1000) * 1000};
+		uint64_t       wd = notify_watchdog_usec();
 
 		d.status_ev = event_new(d.base, -1, EV_PERSIST, status_cb, &d);
 		if (d.status_ev == NULL || event_add(d.status_ev, &stv) == -1)
 			fatalx("cannot set up the status timer");
 		if (wd > 0) {
-			struct timeval wtv = { (time_t)(wd / 2 / 1000000),
-			    (suseconds_t)(wd / 2 % 1000000) };
+			struct timeval wtv = {(time_t)(wd / 2 / 1000000),
+			    (suseconds_t)(wd / 2 % 1000000)};
 
-			d.watchdog_ev = event_new(d.base, -1, EV_PERSIST,
-			    watchdog_cb, &d);
+			d.watchdog_ev =
+			    event_new(d.base, -1, EV_PERSIST, watchdog_cb, &d);
 			if (d.watchdog_ev == NULL ||
 			    event_add(d.watchdog_ev, &wtv) == -1)
 				fatalx("cannot set up the watchdog timer");
@@ -442,8 +448,9 @@ main(int argc, char **argv)
 	notify_send("READY=1\nSTATUS=ready: seq %llu, 0 clients",
 	    (unsigned long long)last_seq);
 	log_info("stashd %s ready: database %s, cache %zu bytes, seq %" PRIu64
-	    ", pid %ld", PACKAGE_VERSION, d.opts.database, d.opts.max_memory,
-	    last_seq, (long)getpid());
+		 ", pid %ld",
+	    PACKAGE_VERSION, d.opts.database, d.opts.max_memory, last_seq,
+	    (long)getpid());
 
 	if (event_base_dispatch(d.base) == -1)
 		fatalx("event_base_dispatch failed");
@@ -460,9 +467,10 @@ main(int argc, char **argv)
 	 */
 	if (d.exit_code == 0) {
 		if (store_checkpoint(d.store, 1, &cause) != 0) {
-			log_warnx("checkpoint at exit did not complete%s%s; the "
-			    "journal is kept", cause ? ": " : "",
-			    cause ? cause : "");
+			log_warnx(
+			    "checkpoint at exit did not complete%s%s; the "
+			    "journal is kept",
+			    cause ? ": " : "", cause ? cause : "");
 			free(cause);
 			cause = NULL;
 		} else if (journal_finish(d.journal, d.cmd.applied_seq) == 0)
@@ -483,7 +491,8 @@ main(int argc, char **argv)
 	cache_destroy(d.cache);
 	access_free(d.access);
 	options_free(&d.opts);
-	log_info(d.exit_code == 0 ? "stopped" : "stopped after a journal "
-	    "failure");
+	log_info(d.exit_code == 0 ? "stopped"
+				  : "stopped after a journal "
+				    "failure");
 	return d.exit_code;
 }

@@ -29,34 +29,35 @@
 #include "notify.h"
 #include "xmalloc.h"
 
-#define LISTEN_FDS_START	3
+#define LISTEN_FDS_START 3
 
 #ifndef HAVE_SYSTEMD
 /* sd_notify's datagram, for builds without libsystemd. */
 static int
 notify_datagram(const char *msg)
 {
-	const char *path = getenv("NOTIFY_SOCKET");
+	const char	  *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sun;
-	socklen_t len;
-	ssize_t n;
-	int fd;
+	socklen_t	   len;
+	ssize_t		   n;
+	int		   fd;
 
 	if (path == NULL || *path == '\0')
 		return 0;
-	if ((*path != '/' && *path != '@') || strlen(path) >= sizeof(sun.sun_path))
+	if ((*path != '/' && *path != '@') ||
+	    strlen(path) >= sizeof(sun.sun_path))
 		return -1;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, path, strlen(path));
 	if (sun.sun_path[0] == '@')
-		sun.sun_path[0] = '\0';		/* abstract namespace */
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-	    strlen(path));
+		sun.sun_path[0] = '\0'; /* abstract namespace */
+	len =
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
-	n = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL,
-	    (struct sockaddr *)&sun, len);
+	n = sendto(
+	    fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun, len);
 	close(fd);
 	return n == -1 ? -1 : 1;
 }
@@ -65,7 +66,7 @@ notify_datagram(const char *msg)
 int
 notify_send(const char *fmt, ...)
 {
-	char msg[512];
+	char	msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -116,14 +117,16 @@ notify_listen_fd(char **cause)
 	if (n <= 0)
 		return -1;
 	if (n > 1) {
-		xasprintf(cause, "socket activation passed %d sockets; stashd "
-		    "listens on one", n);
+		xasprintf(cause,
+		    "socket activation passed %d sockets; stashd "
+		    "listens on one",
+		    n);
 		return -2;
 	}
 	fd = LISTEN_FDS_START;
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-		xasprintf(cause, "socket activation: fd %d: %s", fd,
-		    strerror(errno));
+		xasprintf(
+		    cause, "socket activation: fd %d: %s", fd, strerror(errno));
 		return -2;
 	}
 	return fd;

@@ -26,108 +26,112 @@
 #include "xmalloc.h"
 
 enum ctype {
-	C_PATH,		/* char *, owned */
-	C_TEXT,		/* char *, owned, may be empty */
-	C_MODE,		/* mode_t, octal */
-	C_SIZE,		/* size_t, with a unit */
-	C_COUNT,	/* size_t */
-	C_UINT,		/* unsigned */
-	C_MS,		/* unsigned milliseconds, a duration */
-	C_US,		/* unsigned microseconds, a duration */
-	C_DUR,		/* enum proto_durability */
-	C_LEVEL,	/* enum log_level */
-	C_ONOFF,	/* int */
-	C_SYNC,		/* int: 1 for normal, 0 for full */
+	C_PATH,	 /* char *, owned */
+	C_TEXT,	 /* char *, owned, may be empty */
+	C_MODE,	 /* mode_t, octal */
+	C_SIZE,	 /* size_t, with a unit */
+	C_COUNT, /* size_t */
+	C_UINT,	 /* unsigned */
+	C_MS,	 /* unsigned milliseconds, a duration */
+	C_US,	 /* unsigned microseconds, a duration */
+	C_DUR,	 /* enum proto_durability */
+	C_LEVEL, /* enum log_level */
+	C_ONOFF, /* int */
+	C_SYNC,	 /* int: 1 for normal, 0 for full */
 };
 
 struct cdef {
-	const char	*name;
-	int		 shortopt;	/* 0: none */
-	enum ctype	 type;
-	size_t		 off;
+	const char	  *name;
+	int		   shortopt; /* 0: none */
+	enum ctype	   type;
+	size_t		   off;
 	unsigned long long min;
 	unsigned long long max;
-	const char	*dflt;		/* as --help shows it */
-	const char	*help;
-	int		 reload;	/* can change at run time (SIGHUP) */
+	const char	  *dflt; /* as --help shows it */
+	const char	  *help;
+	int		   reload; /* can change at run time (SIGHUP) */
 };
 
-#define O(f)	offsetof(struct options, f)
-#define KB	1024ULL
-#define MB	(1024ULL * 1024)
-#define GB	(1024ULL * 1024 * 1024)
+#define O(f) offsetof(struct options, f)
+#define KB   1024ULL
+#define MB   (1024ULL * 1024)
+#define GB   (1024ULL * 1024 * 1024)
 
 static const struct cdef config_table[] = {
-	{ "socket", 's', C_PATH, O(server.socket_path), 0, 0,
-	    STASH_SOCKET_DEFAULT, "socket to listen on", 0 },
-	{ "socket-mode", 0, C_MODE, O(server.socket_mode), 0, 0777, "0660",
-	    "permissions of the socket, octal", 0 },
-	{ "database", 'd', C_PATH, O(database), 0, 0, "stashd.db",
-	    "SQLite database", 0 },
-	{ "journal-dir", 0, C_PATH, O(journal_dir), 0, 0, "DATABASE.journal",
-	    "write-ahead journal folder", 0 },
-	{ "max-memory", 'm', C_SIZE, O(max_memory), MB, SIZE_MAX, "256MB",
-	    "cache memory limit", 1 },
-	{ "max-line", 0, C_SIZE, O(server.line_max), KB, GB, "1MB",
-	    "longest request line", 1 },
-	{ "max-depth", 0, C_COUNT, O(depth_max), 2, 1000, "64",
-	    "deepest JSON nesting of a request", 1 },
-	{ "max-connections", 0, C_COUNT, O(server.max_conns), 1, 1000000,
-	    "1024", "clients at once", 1 },
-	{ "max-output", 0, C_SIZE, O(server.output_max), 4 * KB, SIZE_MAX,
-	    "4MB", "unsent answers per client before reading it stops", 1 },
-	{ "mget-max", 0, C_COUNT, O(mget_max), 1, 1000000, "10000",
-	    "keys in one mget", 1 },
-	{ "idle-timeout", 0, C_MS, O(server.idle_timeout_ms), 0, UINT_MAX,
-	    "0", "close clients idle this long; 0 = never", 1 },
-	{ "shutdown-timeout", 0, C_MS, O(server.shutdown_timeout_ms), 0,
-	    UINT_MAX, "10s", "time to flush answers on exit", 1 },
-	{ "durability-kv", 0, C_DUR, O(dur_kv), 0, 0, "journal",
-	    "default durability of set and del: async, journal or commit", 1 },
-	{ "durability-exec", 0, C_DUR, O(dur_exec), 0, 0, "commit",
-	    "default durability of exec", 1 },
-	{ "segment-size", 0, C_SIZE, O(segment_max), 64 * KB, SIZE_MAX,
-	    "64MB", "journal segment size before rotation", 0 },
-	{ "record-max", 0, C_SIZE, O(record_max), 4 * KB, 2 * GB, "16MB",
-	    "largest journal record", 0 },
-	{ "group-max-ops", 0, C_COUNT, O(writer.group_max_ops), 1, 1000000,
-	    "4096", "most writes in one group commit", 0 },
-	{ "group-max-bytes", 0, C_SIZE, O(writer.group_max_bytes), 4 * KB,
-	    SIZE_MAX, "16MB", "most bytes in one group commit", 0 },
-	{ "group-delay", 0, C_US, O(writer.group_delay_us), 0, 1000000, "0",
-	    "wait this long for a group to fill (up to 1s)", 0 },
-	{ "fsync-interval", 0, C_MS, O(writer.fsync_interval_ms), 1, 60000,
-	    "1s", "async writes are fsync'd within this", 0 },
-	{ "write-queue-max", 0, C_SIZE, O(write_queue_max), 64 * KB, SIZE_MAX,
-	    "64MB", "writes not yet applied before writers wait "
-	    "(at most half of max-memory)", 1 },
-	{ "readers", 0, C_UINT, O(readers), 1, 64, "2",
-	    "reader threads for cache misses and queries", 0 },
-	{ "sql", 0, C_ONOFF, O(sql_enabled), 0, 0, "on",
-	    "allow exec and query: on or off", 1 },
-	{ "query-rows-max", 0, C_COUNT, O(query_rows_max), 1, 100000000,
-	    "100000", "most rows in a query answer", 0 },
-	{ "query-bytes-max", 0, C_SIZE, O(query_bytes_max), KB, SIZE_MAX,
-	    "16MB", "most bytes in a query answer", 0 },
-	{ "synchronous", 0, C_SYNC, O(sync_normal), 0, 0, "normal",
-	    "SQLite's synchronous setting: normal (synced at checkpoints; the "
-	    "journal keeps writes until then) or full", 0 },
-	{ "allow-users", 0, C_TEXT, O(allow_users), 0, 0, "",
-	    "users allowed, with their role: alice:write, 1001:read "
-	    "(root and stashd's user are admins)", 1 },
-	{ "allow-groups", 0, C_TEXT, O(allow_groups), 0, 0, "",
-	    "groups allowed, with their role: stash-clients:write; with "
-	    "both lists empty, every peer may write", 1 },
-	{ "max-connections-per-uid", 0, C_COUNT,
-	    O(server.max_conns_per_uid), 0, 1000000, "0",
-	    "connections of one user at once; 0 = no limit", 1 },
-	{ "slow-log", 0, C_MS, O(server.slow_log_ms), 0, UINT_MAX, "0",
-	    "log requests that take this long or longer; 0 = off", 1 },
-	{ "log-level", 'l', C_LEVEL, O(log_level), 0, 0, "info",
-	    "error, warning, info or debug", 1 },
+    {"socket", 's', C_PATH, O(server.socket_path), 0, 0, STASH_SOCKET_DEFAULT,
+	"socket to listen on", 0},
+    {"socket-mode", 0, C_MODE, O(server.socket_mode), 0, 0777, "0660",
+	"permissions of the socket, octal", 0},
+    {"database", 'd', C_PATH, O(database), 0, 0, "stashd.db", "SQLite database",
+	0},
+    {"journal-dir", 0, C_PATH, O(journal_dir), 0, 0, "DATABASE.journal",
+	"write-ahead journal folder", 0},
+    {"max-memory", 'm', C_SIZE, O(max_memory), MB, SIZE_MAX, "256MB",
+	"cache memory limit", 1},
+    {"max-line", 0, C_SIZE, O(server.line_max), KB, GB, "1MB",
+	"longest request line", 1},
+    {"max-depth", 0, C_COUNT, O(depth_max), 2, 1000, "64",
+	"deepest JSON nesting of a request", 1},
+    {"max-connections", 0, C_COUNT, O(server.max_conns), 1, 1000000, "1024",
+	"clients at once", 1},
+    {"max-output", 0, C_SIZE, O(server.output_max), 4 * KB, SIZE_MAX, "4MB",
+	"unsent answers per client before reading it stops", 1},
+    {"mget-max", 0, C_COUNT, O(mget_max), 1, 1000000, "10000",
+	"keys in one mget", 1},
+    {"idle-timeout", 0, C_MS, O(server.idle_timeout_ms), 0, UINT_MAX, "0",
+	"close clients idle this long; 0 = never", 1},
+    {"shutdown-timeout", 0, C_MS, O(server.shutdown_timeout_ms), 0, UINT_MAX,
+	"10s", "time to flush answers on exit", 1},
+    {"durability-kv", 0, C_DUR, O(dur_kv), 0, 0, "journal",
+	"default durability of set and del: async, journal or commit", 1},
+    {"durability-exec", 0, C_DUR, O(dur_exec), 0, 0, "commit",
+	"default durability of exec", 1},
+    {"segment-size", 0, C_SIZE, O(segment_max), 64 * KB, SIZE_MAX, "64MB",
+	"journal segment size before rotation", 0},
+    {"record-max", 0, C_SIZE, O(record_max), 4 * KB, 2 * GB, "16MB",
+	"largest journal record", 0},
+    {"group-max-ops", 0, C_COUNT, O(writer.group_max_ops), 1, 1000000, "4096",
+	"most writes in one group commit", 0},
+    {"group-max-bytes", 0, C_SIZE, O(writer.group_max_bytes), 4 * KB, SIZE_MAX,
+	"16MB", "most bytes in one group commit", 0},
+    {"group-delay", 0, C_US, O(writer.group_delay_us), 0, 1000000, "0",
+	"wait this long for a group to fill (up to 1s)", 0},
+    {"fsync-interval", 0, C_MS, O(writer.fsync_interval_ms), 1, 60000, "1s",
+	"async writes are fsync'd within this", 0},
+    {"write-queue-max", 0, C_SIZE, O(write_queue_max), 64 * KB, SIZE_MAX,
+	"64MB",
+	"writes not yet applied before writers wait "
+	"(at most half of max-memory)",
+	1},
+    {"readers", 0, C_UINT, O(readers), 1, 64, "2",
+	"reader threads for cache misses and queries", 0},
+    {"sql", 0, C_ONOFF, O(sql_enabled), 0, 0, "on",
+	"allow exec and query: on or off", 1},
+    {"query-rows-max", 0, C_COUNT, O(query_rows_max), 1, 100000000, "100000",
+	"most rows in a query answer", 0},
+    {"query-bytes-max", 0, C_SIZE, O(query_bytes_max), KB, SIZE_MAX, "16MB",
+	"most bytes in a query answer", 0},
+    {"synchronous", 0, C_SYNC, O(sync_normal), 0, 0, "normal",
+	"SQLite's synchronous setting: normal (synced at checkpoints; the "
+	"journal keeps writes until then) or full",
+	0},
+    {"allow-users", 0, C_TEXT, O(allow_users), 0, 0, "",
+	"users allowed, with their role: alice:write, 1001:read "
+	"(root and stashd's user are admins)",
+	1},
+    {"allow-groups", 0, C_TEXT, O(allow_groups), 0, 0, "",
+	"groups allowed, with their role: stash-clients:write; with "
+	"both lists empty, every peer may write",
+	1},
+    {"max-connections-per-uid", 0, C_COUNT, O(server.max_conns_per_uid), 0,
+	1000000, "0", "connections of one user at once; 0 = no limit", 1},
+    {"slow-log", 0, C_MS, O(server.slow_log_ms), 0, UINT_MAX, "0",
+	"log requests that take this long or longer; 0 = off", 1},
+    {"log-level", 'l', C_LEVEL, O(log_level), 0, 0, "info",
+	"error, warning, info or debug", 1},
 };
 
-#define CONFIG_NOPTS	(sizeof(config_table) / sizeof(config_table[0]))
+#define CONFIG_NOPTS (sizeof(config_table) / sizeof(config_table[0]))
 
 void
 options_defaults(struct options *o)
@@ -180,8 +184,8 @@ options_free(struct options *o)
 
 /* A unit and its size. */
 struct unit {
-	const char		*u;
-	unsigned long long	 m;
+	const char	  *u;
+	unsigned long long m;
 };
 
 /* A number with an optional unit; mult is the unit's size. -1: invalid. */
@@ -190,8 +194,8 @@ parse_unit(const char *s, const struct unit *units, size_t nunits,
     unsigned long long *out)
 {
 	unsigned long long v;
-	char *end;
-	size_t i;
+	char		  *end;
+	size_t		   i;
 
 	if (*s < '0' || *s > '9')
 		return -1;
@@ -213,19 +217,34 @@ parse_unit(const char *s, const struct unit *units, size_t nunits,
 }
 
 static const struct unit size_units[] = {
-	{ "", 1 }, { "b", 1 }, { "k", KB }, { "kb", KB }, { "kib", KB },
-	{ "m", MB }, { "mb", MB }, { "mib", MB }, { "g", GB }, { "gb", GB },
-	{ "gib", GB }, { "t", 1024 * GB }, { "tb", 1024 * GB },
-	{ "tib", 1024 * GB },
+    {"", 1},
+    {"b", 1},
+    {"k", KB},
+    {"kb", KB},
+    {"kib", KB},
+    {"m", MB},
+    {"mb", MB},
+    {"mib", MB},
+    {"g", GB},
+    {"gb", GB},
+    {"gib", GB},
+    {"t", 1024 * GB},
+    {"tb", 1024 * GB},
+    {"tib", 1024 * GB},
 };
 
 /* Durations in microseconds; a bare number is seconds. */
 static const struct unit time_units[] = {
-	{ "", 1000000 }, { "s", 1000000 }, { "us", 1 }, { "ms", 1000 },
-	{ "m", 60000000 }, { "min", 60000000 }, { "h", 3600000000ULL },
+    {"", 1000000},
+    {"s", 1000000},
+    {"us", 1},
+    {"ms", 1000},
+    {"m", 60000000},
+    {"min", 60000000},
+    {"h", 3600000000ULL},
 };
 
-#define NUNITS(a)	(sizeof(a) / sizeof(a[0]))
+#define NUNITS(a) (sizeof(a) / sizeof(a[0]))
 
 /* A size for people: 64MB rather than 67108864. */
 static void
@@ -246,10 +265,18 @@ static const char *
 arg_of(const struct cdef *d)
 {
 	static const char *const names[] = {
-		[C_PATH] = "PATH", [C_TEXT] = "LIST", [C_MODE] = "MODE", [C_SIZE] = "SIZE",
-		[C_COUNT] = "N", [C_UINT] = "N", [C_MS] = "TIME",
-		[C_US] = "TIME", [C_DUR] = "D", [C_LEVEL] = "LEVEL",
-		[C_ONOFF] = "on|off", [C_SYNC] = "MODE",
+	    [C_PATH] = "PATH",
+	    [C_TEXT] = "LIST",
+	    [C_MODE] = "MODE",
+	    [C_SIZE] = "SIZE",
+	    [C_COUNT] = "N",
+	    [C_UINT] = "N",
+	    [C_MS] = "TIME",
+	    [C_US] = "TIME",
+	    [C_DUR] = "D",
+	    [C_LEVEL] = "LEVEL",
+	    [C_ONOFF] = "on|off",
+	    [C_SYNC] = "MODE",
 	};
 
 	return names[d->type];
@@ -260,48 +287,36 @@ static void
 want_of(const struct cdef *d, char *buf, size_t size)
 {
 	switch (d->type) {
-	case C_PATH:
-		snprintf(buf, size, "a path");
-		break;
-	case C_TEXT:
-		snprintf(buf, size, "text");
-		break;
-	case C_MODE:
-		snprintf(buf, size, "an octal mode such as 0660");
-		break;
+	case C_PATH: snprintf(buf, size, "a path"); break;
+	case C_TEXT: snprintf(buf, size, "text"); break;
+	case C_MODE: snprintf(buf, size, "an octal mode such as 0660"); break;
 	case C_SIZE: {
 		char lo[32], hi[32];
 
 		fmt_size(d->min, lo, sizeof(lo));
 		fmt_size(d->max, hi, sizeof(hi));
 		if (d->max == SIZE_MAX)
-			snprintf(buf, size, "a size of at least %s, such as "
-			    "64MB", lo);
+			snprintf(buf, size,
+			    "a size of at least %s, such as "
+			    "64MB",
+			    lo);
 		else
 			snprintf(buf, size, "a size from %s to %s", lo, hi);
 		break;
 	}
 	case C_COUNT:
 	case C_UINT:
-		snprintf(buf, size, "a number from %llu to %llu", d->min,
-		    d->max);
+		snprintf(
+		    buf, size, "a number from %llu to %llu", d->min, d->max);
 		break;
 	case C_MS:
-	case C_US:
-		snprintf(buf, size, "a duration such as 500ms or 2s");
-		break;
-	case C_DUR:
-		snprintf(buf, size, "async, journal or commit");
-		break;
+	case C_US: snprintf(buf, size, "a duration such as 500ms or 2s"); break;
+	case C_DUR: snprintf(buf, size, "async, journal or commit"); break;
 	case C_LEVEL:
 		snprintf(buf, size, "error, warning, info or debug");
 		break;
-	case C_ONOFF:
-		snprintf(buf, size, "on or off");
-		break;
-	case C_SYNC:
-		snprintf(buf, size, "normal or full");
-		break;
+	case C_ONOFF: snprintf(buf, size, "on or off"); break;
+	case C_SYNC: snprintf(buf, size, "normal or full"); break;
 	}
 }
 
@@ -309,9 +324,9 @@ want_of(const struct cdef *d, char *buf, size_t size)
 static int
 set_value(struct options *o, const struct cdef *d, const char *value)
 {
-	char *p = (char *)o + d->off, *end;
+	char		  *p = (char *)o + d->off, *end;
 	unsigned long long v;
-	unsigned long mode;
+	unsigned long	   mode;
 
 	switch (d->type) {
 	case C_PATH:
@@ -332,9 +347,9 @@ set_value(struct options *o, const struct cdef *d, const char *value)
 	case C_SIZE:
 	case C_COUNT:
 	case C_UINT:
-		if (parse_unit(value, size_units, d->type == C_SIZE ?
-		    NUNITS(size_units) : 1, &v) == -1 || v < d->min ||
-		    v > d->max)
+		if (parse_unit(value, size_units,
+			d->type == C_SIZE ? NUNITS(size_units) : 1, &v) == -1 ||
+		    v < d->min || v > d->max)
 			return -1;
 		if (d->type == C_UINT)
 			*(unsigned *)(void *)p = (unsigned)v;
@@ -368,7 +383,7 @@ set_value(struct options *o, const struct cdef *d, const char *value)
 		if (strcmp(value, d->type == C_ONOFF ? "on" : "normal") == 0)
 			*(int *)(void *)p = 1;
 		else if (strcmp(value, d->type == C_ONOFF ? "off" : "full") ==
-		    0)
+			 0)
 			*(int *)(void *)p = 0;
 		else
 			return -1;
@@ -381,7 +396,7 @@ set_value(struct options *o, const struct cdef *d, const char *value)
 static const struct cdef *
 config_find(const char *name)
 {
-	char buf[64];
+	char   buf[64];
 	size_t i;
 
 	if (strlen(name) >= sizeof(buf))
@@ -396,11 +411,11 @@ config_find(const char *name)
 }
 
 int
-options_set(struct options *o, const char *name, const char *value,
-    char **cause)
+options_set(
+    struct options *o, const char *name, const char *value, char **cause)
 {
 	const struct cdef *d = config_find(name);
-	char want[96];
+	char		   want[96];
 
 	if (d == NULL) {
 		xasprintf(cause, "unknown key \"%s\"", name);
@@ -408,29 +423,31 @@ options_set(struct options *o, const char *name, const char *value,
 	}
 	if (set_value(o, d, value) == -1) {
 		want_of(d, want, sizeof(want));
-		xasprintf(cause, "%s: invalid value \"%s\": %s", d->name,
-		    value, want);
+		xasprintf(cause, "%s: invalid value \"%s\": %s", d->name, value,
+		    want);
 		return -1;
 	}
 	return 0;
 }
 
 struct ini_state {
-	struct options	*o;
-	char		*cause;
+	struct options *o;
+	char	       *cause;
 };
 
 static int
-config_ini_handler(void *arg, const char *section, const char *name,
-    const char *value)
+config_ini_handler(
+    void *arg, const char *section, const char *name, const char *value)
 {
 	struct ini_state *st = arg;
 
 	if (st->cause != NULL)
 		return 0;
 	if (*section != '\0' && strcmp(section, "stashd") != 0) {
-		xasprintf(&st->cause, "unknown section [%s] (keys go before "
-		    "any section, or under [stashd])", section);
+		xasprintf(&st->cause,
+		    "unknown section [%s] (keys go before "
+		    "any section, or under [stashd])",
+		    section);
 		return 0;
 	}
 	return options_set(st->o, name, value, &st->cause) == 0;
@@ -439,8 +456,8 @@ config_ini_handler(void *arg, const char *section, const char *name,
 int
 options_load_file(struct options *o, const char *path, char **cause)
 {
-	struct ini_state st = { o, NULL };
-	int rc;
+	struct ini_state st = {o, NULL};
+	int		 rc;
 
 	rc = ini_parse(path, config_ini_handler, &st);
 	if (rc == 0)
@@ -460,10 +477,11 @@ options_load_file(struct options *o, const char *path, char **cause)
 void
 options_usage(FILE *f)
 {
-	char opt[64];
+	char   opt[64];
 	size_t i;
 
-	fprintf(f, "usage: stashd [options]\n\n"
+	fprintf(f,
+	    "usage: stashd [options]\n\n"
 	    "A caching and write-batching daemon for SQLite, reached over a "
 	    "Unix socket.\n\n"
 	    "  -c, --config PATH              configuration file [%s, if it "
@@ -483,32 +501,36 @@ options_usage(FILE *f)
 		fprintf(f, "  %-30s %s [%s]\n", opt, d->help, d->dflt);
 	}
 	fprintf(f,
-"      --salvage                  keep the good prefix of a damaged journal,\n"
-"                                 apply it, and exit\n"
-"  -v, --verbose                  same as --log-level debug\n"
-"  -h, --help                     show this help\n"
-"  -V, --version                  show the version\n"
-"\n"
-"Every option but -c, --check-config, --salvage, -v, -h and -V is also a\n"
-"key of the configuration file (max_memory = 64MB); the command line wins.\n"
-"SIZE takes a unit: 512KB, 64MB, 1GB (powers of 1024). A duration takes\n"
-"one: 200us, 500ms, 30s, 5m, 1h (a bare number is seconds).\n");
+	    "      --salvage                  keep the good prefix of a "
+	    "damaged journal,\n"
+	    "                                 apply it, and exit\n"
+	    "  -v, --verbose                  same as --log-level debug\n"
+	    "  -h, --help                     show this help\n"
+	    "  -V, --version                  show the version\n"
+	    "\n"
+	    "Every option but -c, --check-config, --salvage, -v, -h and -V is "
+	    "also a\n"
+	    "key of the configuration file (max_memory = 64MB); the command "
+	    "line wins.\n"
+	    "SIZE takes a unit: 512KB, 64MB, 1GB (powers of 1024). A duration "
+	    "takes\n"
+	    "one: 200us, 500ms, 30s, 5m, 1h (a bare number is seconds).\n");
 }
 
 enum {
 	OPT_CHECK_CONFIG = 1000,
 	OPT_SALVAGE,
-	OPT_TABLE = 2000,	/* + the row's index */
+	OPT_TABLE = 2000, /* + the row's index */
 };
 
 void
 options_parse(struct options *o, int argc, char **argv)
 {
 	struct option longopts[CONFIG_NOPTS + 8];
-	char shorts[64] = "c:vhV", *cause = NULL;
-	const char *file = NULL;
-	size_t i, n = 0, sl = strlen(shorts);
-	int ch, idx;
+	char	      shorts[64] = "c:vhV", *cause = NULL;
+	const char   *file = NULL;
+	size_t	      i, n = 0, sl = strlen(shorts);
+	int	      ch, idx;
 
 	for (i = 0; i < CONFIG_NOPTS; i++) {
 		longopts[n].name = config_table[i].name;
@@ -522,36 +544,28 @@ options_parse(struct options *o, int argc, char **argv)
 			shorts[sl] = '\0';
 		}
 	}
-	longopts[n++] = (struct option){ "config", required_argument, NULL,
-	    'c' };
-	longopts[n++] = (struct option){ "check-config", no_argument, NULL,
-	    OPT_CHECK_CONFIG };
-	longopts[n++] = (struct option){ "salvage", no_argument, NULL,
-	    OPT_SALVAGE };
-	longopts[n++] = (struct option){ "verbose", no_argument, NULL, 'v' };
-	longopts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
-	longopts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
-	longopts[n] = (struct option){ NULL, 0, NULL, 0 };
+	longopts[n++] = (struct option){"config", required_argument, NULL, 'c'};
+	longopts[n++] = (struct option){
+	    "check-config", no_argument, NULL, OPT_CHECK_CONFIG};
+	longopts[n++] =
+	    (struct option){"salvage", no_argument, NULL, OPT_SALVAGE};
+	longopts[n++] = (struct option){"verbose", no_argument, NULL, 'v'};
+	longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+	longopts[n++] = (struct option){"version", no_argument, NULL, 'V'};
+	longopts[n] = (struct option){NULL, 0, NULL, 0};
 
 	/* First pass: which file, and the options that end at once. */
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'c':
-			file = optarg;
-			break;
-		case OPT_CHECK_CONFIG:
-			o->check_config = 1;
-			break;
-		case 'h':
-			options_usage(stdout);
-			exit(0);
+		case 'c': file = optarg; break;
+		case OPT_CHECK_CONFIG: o->check_config = 1; break;
+		case 'h': options_usage(stdout); exit(0);
 		case 'V':
 			printf("stashd %s (protocol %d)\n", PACKAGE_VERSION,
 			    STASH_PROTOCOL_VERSION);
 			exit(0);
-		default:
-			break;
+		default: break;
 		}
 	}
 	if (file == NULL && access(CONFIG_FILE_DEFAULT, F_OK) == 0)
@@ -573,27 +587,22 @@ options_parse(struct options *o, int argc, char **argv)
 		if (ch >= OPT_TABLE) {
 			idx = ch - OPT_TABLE;
 			if (options_set(o, config_table[idx].name, optarg,
-			    &cause) == -1)
+				&cause) == -1)
 				goto bad;
 			continue;
 		}
 		switch (ch) {
 		case 'c':
-		case OPT_CHECK_CONFIG:
-			break;
-		case OPT_SALVAGE:
-			o->salvage = 1;
-			break;
-		case 'v':
-			o->log_level = LOG_LEVEL_DEBUG;
-			break;
+		case OPT_CHECK_CONFIG: break;
+		case OPT_SALVAGE: o->salvage = 1; break;
+		case 'v': o->log_level = LOG_LEVEL_DEBUG; break;
 		default:
 			for (i = 0; i < CONFIG_NOPTS; i++)
 				if (config_table[i].shortopt == ch)
 					break;
 			if (i < CONFIG_NOPTS) {
 				if (options_set(o, config_table[i].name, optarg,
-				    &cause) == -1)
+					&cause) == -1)
 					goto bad;
 				break;
 			}
@@ -638,23 +647,16 @@ options_width(const struct cdef *d)
 {
 	switch (d->type) {
 	case C_PATH:
-	case C_TEXT:
-		return sizeof(char *);
-	case C_MODE:
-		return sizeof(mode_t);
+	case C_TEXT: return sizeof(char *);
+	case C_MODE: return sizeof(mode_t);
 	case C_SIZE:
-	case C_COUNT:
-		return sizeof(size_t);
+	case C_COUNT: return sizeof(size_t);
 	case C_UINT:
 	case C_MS:
-	case C_US:
-		return sizeof(unsigned);
-	case C_DUR:
-		return sizeof(enum proto_durability);
-	case C_LEVEL:
-		return sizeof(enum log_level);
-	default:
-		return sizeof(int);
+	case C_US: return sizeof(unsigned);
+	case C_DUR: return sizeof(enum proto_durability);
+	case C_LEVEL: return sizeof(enum log_level);
+	default: return sizeof(int);
 	}
 }
 
@@ -662,8 +664,8 @@ int
 options_differ(const struct options *a, const struct options *b, size_t i)
 {
 	const struct cdef *d = &config_table[i];
-	const char *pa = (const char *)a + d->off;
-	const char *pb = (const char *)b + d->off;
+	const char	  *pa = (const char *)a + d->off;
+	const char	  *pb = (const char *)b + d->off;
 
 	if (d->type == C_PATH || d->type == C_TEXT) {
 		const char *sa = *(char *const *)(const void *)pa;
@@ -680,8 +682,8 @@ void
 options_copy(struct options *dst, const struct options *src, size_t i)
 {
 	const struct cdef *d = &config_table[i];
-	char *pd = (char *)dst + d->off;
-	const char *ps = (const char *)src + d->off;
+	char		  *pd = (char *)dst + d->off;
+	const char	  *ps = (const char *)src + d->off;
 
 	if (d->type == C_PATH || d->type == C_TEXT) {
 		const char *sv = *(char *const *)(const void *)ps;
@@ -696,20 +698,22 @@ options_copy(struct options *dst, const struct options *src, size_t i)
 void
 options_format(const struct options *o, size_t i, char *buf, size_t size)
 {
-	const struct cdef *d = &config_table[i];
-	const char *p = (const char *)o + d->off;
-	static const char *const durs[] = { "default", "async", "journal",
-	    "commit" };
+	const struct cdef	*d = &config_table[i];
+	const char		*p = (const char *)o + d->off;
+	static const char *const durs[] = {
+	    "default", "async", "journal", "commit"};
 
 	switch (d->type) {
 	case C_PATH:
 	case C_TEXT:
-		snprintf(buf, size, "%s", *(char *const *)(const void *)p ?
-		    *(char *const *)(const void *)p : "(none)");
+		snprintf(buf, size, "%s",
+		    *(char *const *)(const void *)p
+			? *(char *const *)(const void *)p
+			: "(none)");
 		break;
 	case C_MODE:
-		snprintf(buf, size, "%04o", (unsigned)*(const mode_t *)
-		    (const void *)p);
+		snprintf(buf, size, "%04o",
+		    (unsigned)*(const mode_t *)(const void *)p);
 		break;
 	case C_SIZE:
 		fmt_size(*(const size_t *)(const void *)p, buf, size);
@@ -727,44 +731,44 @@ options_format(const struct options *o, size_t i, char *buf, size_t size)
 		snprintf(buf, size, "%uus", *(const unsigned *)(const void *)p);
 		break;
 	case C_DUR:
-		snprintf(buf, size, "%s", durs[*(const enum proto_durability *)
-		    (const void *)p]);
+		snprintf(buf, size, "%s",
+		    durs[*(const enum proto_durability *)(const void *)p]);
 		break;
 	case C_LEVEL:
-		snprintf(buf, size, "%s", log_level_name(*(const enum log_level *)
-		    (const void *)p));
+		snprintf(buf, size, "%s",
+		    log_level_name(*(const enum log_level *)(const void *)p));
 		break;
 	case C_ONOFF:
-		snprintf(buf, size, "%s", *(const int *)(const void *)p ? "on" :
-		    "off");
+		snprintf(buf, size, "%s",
+		    *(const int *)(const void *)p ? "on" : "off");
 		break;
 	case C_SYNC:
-		snprintf(buf, size, "%s", *(const int *)(const void *)p ?
-		    "normal" : "full");
+		snprintf(buf, size, "%s",
+		    *(const int *)(const void *)p ? "normal" : "full");
 		break;
 	}
 }
 
 int
-options_reread(struct options *o, const char *file, int argc, char **argv,
-    char **cause)
+options_reread(
+    struct options *o, const char *file, int argc, char **argv, char **cause)
 {
 	struct option longopts[CONFIG_NOPTS + 1];
-	size_t i;
-	int ch;
+	size_t	      i;
+	int	      ch;
 
 	options_defaults(o);
 	if (file != NULL && options_load_file(o, file, cause) == -1)
 		return -1;
 	/* The command line still wins; its values were checked at start. */
 	for (i = 0; i < CONFIG_NOPTS; i++)
-		longopts[i] = (struct option){ config_table[i].name,
-		    required_argument, NULL, OPT_TABLE + (int)i };
-	longopts[CONFIG_NOPTS] = (struct option){ NULL, 0, NULL, 0 };
+		longopts[i] = (struct option){config_table[i].name,
+		    required_argument, NULL, OPT_TABLE + (int)i};
+	longopts[CONFIG_NOPTS] = (struct option){NULL, 0, NULL, 0};
 	opterr = 0;
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "c:s:d:m:l:vhV", longopts,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(
+		    argc, argv, "c:s:d:m:l:vhV", longopts, NULL)) != -1) {
 		const char *name = NULL;
 
 		if (ch >= OPT_TABLE)

@@ -34,71 +34,70 @@
 #include "proto.h"
 
 struct parser {
-	char			*p;
-	char			*end;
-	size_t			 depth;
-	size_t			 depth_max;
-	const char		*err;
+	char	   *p;
+	char	   *end;
+	size_t	    depth;
+	size_t	    depth_max;
+	const char *err;
 };
 
 /* Fields a request may carry, as bits. */
-#define F_OP		0x0001
-#define F_ID		0x0002
-#define F_KEY		0x0004
-#define F_VALUE		0x0008
-#define F_KEYS		0x0010
-#define F_TTL		0x0020
-#define F_IF_VERSION	0x0040
-#define F_DURABILITY	0x0080
-#define F_SQL		0x0100
-#define F_PARAMS	0x0200
-#define F_TX		0x0400
+#define F_OP	     0x0001
+#define F_ID	     0x0002
+#define F_KEY	     0x0004
+#define F_VALUE	     0x0008
+#define F_KEYS	     0x0010
+#define F_TTL	     0x0020
+#define F_IF_VERSION 0x0040
+#define F_DURABILITY 0x0080
+#define F_SQL	     0x0100
+#define F_PARAMS     0x0200
+#define F_TX	     0x0400
 
 static const struct {
-	const char	*name;
-	unsigned	 bit;
+	const char *name;
+	unsigned    bit;
 } proto_fields[] = {
-	{ "op", F_OP },
-	{ "id", F_ID },
-	{ "key", F_KEY },
-	{ "value", F_VALUE },
-	{ "keys", F_KEYS },
-	{ "ttl", F_TTL },
-	{ "if_version", F_IF_VERSION },
-	{ "durability", F_DURABILITY },
-	{ "sql", F_SQL },
-	{ "params", F_PARAMS },
-	{ "tx", F_TX },
+    {"op", F_OP},
+    {"id", F_ID},
+    {"key", F_KEY},
+    {"value", F_VALUE},
+    {"keys", F_KEYS},
+    {"ttl", F_TTL},
+    {"if_version", F_IF_VERSION},
+    {"durability", F_DURABILITY},
+    {"sql", F_SQL},
+    {"params", F_PARAMS},
+    {"tx", F_TX},
 };
 
 /* Each op: its name, the fields it takes, the fields it requires. */
 static const struct {
-	const char	*name;
-	unsigned	 allowed;
-	unsigned	 required;
+	const char *name;
+	unsigned    allowed;
+	unsigned    required;
 } proto_ops[PROTO_OP__COUNT] = {
-	[PROTO_OP_NONE] = { "", 0, 0 },
-	[PROTO_OP_PING] = { "ping", 0, 0 },
-	[PROTO_OP_GET] = { "get", F_KEY, F_KEY },
-	[PROTO_OP_MGET] = { "mget", F_KEYS, F_KEYS },
-	[PROTO_OP_SET] = { "set",
-	    F_KEY | F_VALUE | F_TTL | F_IF_VERSION | F_DURABILITY,
-	    F_KEY | F_VALUE },
-	[PROTO_OP_DEL] = { "del", F_KEY | F_DURABILITY, F_KEY },
-	[PROTO_OP_EXEC] = { "exec", F_SQL | F_PARAMS | F_TX | F_DURABILITY, 0 },
-	[PROTO_OP_QUERY] = { "query", F_SQL | F_PARAMS, F_SQL },
-	[PROTO_OP_SYNC] = { "sync", 0, 0 },
-	[PROTO_OP_STATS] = { "stats", 0, 0 },
+    [PROTO_OP_NONE] = {"", 0, 0},
+    [PROTO_OP_PING] = {"ping", 0, 0},
+    [PROTO_OP_GET] = {"get", F_KEY, F_KEY},
+    [PROTO_OP_MGET] = {"mget", F_KEYS, F_KEYS},
+    [PROTO_OP_SET] = {"set",
+	F_KEY | F_VALUE | F_TTL | F_IF_VERSION | F_DURABILITY, F_KEY | F_VALUE},
+    [PROTO_OP_DEL] = {"del", F_KEY | F_DURABILITY, F_KEY},
+    [PROTO_OP_EXEC] = {"exec", F_SQL | F_PARAMS | F_TX | F_DURABILITY, 0},
+    [PROTO_OP_QUERY] = {"query", F_SQL | F_PARAMS, F_SQL},
+    [PROTO_OP_SYNC] = {"sync", 0, 0},
+    [PROTO_OP_STATS] = {"stats", 0, 0},
 };
 
-static int	scan_value(struct parser *);
+static int scan_value(struct parser *);
 
 /* Skip JSON whitespace. */
 static void
 skip_ws(struct parser *ps)
 {
 	while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' ||
-	    *ps->p == '\r' || *ps->p == '\n'))
+				      *ps->p == '\r' || *ps->p == '\n'))
 		ps->p++;
 }
 
@@ -123,7 +122,7 @@ utf8_seq(const unsigned char *s, size_t n)
 	if (c < 0x80)
 		return 1;
 	if (c < 0xc2)
-		return 0;		/* continuation byte or overlong */
+		return 0; /* continuation byte or overlong */
 	if (c < 0xe0) {
 		if (n < 2 || (s[1] & 0xc0) != 0x80)
 			return 0;
@@ -133,19 +132,19 @@ utf8_seq(const unsigned char *s, size_t n)
 		if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
 			return 0;
 		if (c == 0xe0 && s[1] < 0xa0)
-			return 0;	/* overlong */
+			return 0; /* overlong */
 		if (c == 0xed && s[1] >= 0xa0)
-			return 0;	/* surrogate */
+			return 0; /* surrogate */
 		return 3;
 	}
 	if (c < 0xf5) {
-		if (n < 4 || (s[1] & 0xc0) != 0x80 ||
-		    (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+		if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
+		    (s[3] & 0xc0) != 0x80)
 			return 0;
 		if (c == 0xf0 && s[1] < 0x90)
-			return 0;	/* overlong */
+			return 0; /* overlong */
 		if (c == 0xf4 && s[1] >= 0x90)
-			return 0;	/* above U+10FFFF */
+			return 0; /* above U+10FFFF */
 		return 4;
 	}
 	return 0;
@@ -155,7 +154,7 @@ int
 proto_utf8_valid(const char *buf, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)buf;
-	size_t i = 0, n;
+	size_t		     i = 0, n;
 
 	while (i < len) {
 		if (s[i] < 0x80) {
@@ -187,7 +186,7 @@ static long
 hex4(const char *s)
 {
 	long v = 0;
-	int i, h;
+	int  i, h;
 
 	for (i = 0; i < 4; i++) {
 		if ((h = hexval(s[i])) < 0)
@@ -205,8 +204,8 @@ static int
 scan_string(struct parser *ps, size_t *declen)
 {
 	const unsigned char *s;
-	size_t len = 0, n;
-	long cp, lo;
+	size_t		     len = 0, n;
+	long		     cp, lo;
 
 	assert(ps->p < ps->end && *ps->p == '"');
 	ps->p++;
@@ -219,34 +218,40 @@ scan_string(struct parser *ps, size_t *declen)
 			break;
 		}
 		if (*s < 0x20)
-			return fail(ps,
-			    "malformed JSON: control character in string");
+			return fail(
+			    ps, "malformed JSON: control character in string");
 		if (*s == '\\') {
 			if (ps->end - ps->p < 2)
 				return fail(ps, "malformed JSON: bad escape");
 			switch (ps->p[1]) {
-			case '"': case '\\': case '/': case 'b':
-			case 'f': case 'n': case 'r': case 't':
+			case '"':
+			case '\\':
+			case '/':
+			case 'b':
+			case 'f':
+			case 'n':
+			case 'r':
+			case 't':
 				ps->p += 2;
 				len++;
 				continue;
-			case 'u':
-				break;
-			default:
-				return fail(ps, "malformed JSON: bad escape");
+			case 'u': break;
+			default: return fail(ps, "malformed JSON: bad escape");
 			}
 			if (ps->end - ps->p < 6 || (cp = hex4(ps->p + 2)) < 0)
-				return fail(ps, "malformed JSON: bad \\u escape");
+				return fail(
+				    ps, "malformed JSON: bad \\u escape");
 			ps->p += 6;
 			if (cp >= 0xdc00 && cp <= 0xdfff)
 				return fail(ps, "invalid \\u escape: lone "
-				    "low surrogate");
+						"low surrogate");
 			if (cp >= 0xd800 && cp <= 0xdbff) {
 				if (ps->end - ps->p < 6 || ps->p[0] != '\\' ||
 				    ps->p[1] != 'u' ||
 				    (lo = hex4(ps->p + 2)) < 0xdc00 ||
 				    lo > 0xdfff)
-					return fail(ps, "invalid \\u escape: "
+					return fail(ps,
+					    "invalid \\u escape: "
 					    "unpaired high surrogate");
 				ps->p += 6;
 				len += 4;
@@ -325,9 +330,9 @@ scan_literal(struct parser *ps, const char *word)
 static int
 scan_container(struct parser *ps)
 {
-	char close = *ps->p == '{' ? '}' : ']';
+	char   close = *ps->p == '{' ? '}' : ']';
 	size_t declen;
-	int first = 1;
+	int    first = 1;
 
 	if (++ps->depth > ps->depth_max)
 		return fail(ps, "JSON nested too deeply");
@@ -343,7 +348,7 @@ scan_container(struct parser *ps)
 		if (close == '}') {
 			if (*ps->p != '"')
 				return fail(ps, "malformed JSON: expected "
-				    "a member name");
+						"a member name");
 			if (scan_string(ps, &declen) == -1)
 				return -1;
 			skip_ws(ps);
@@ -380,18 +385,12 @@ scan_value(struct parser *ps)
 		return fail(ps, "malformed JSON: unexpected end");
 	switch (*ps->p) {
 	case '{':
-	case '[':
-		return scan_container(ps);
-	case '"':
-		return scan_string(ps, &declen);
-	case 't':
-		return scan_literal(ps, "true");
-	case 'f':
-		return scan_literal(ps, "false");
-	case 'n':
-		return scan_literal(ps, "null");
-	default:
-		return scan_number(ps);
+	case '[': return scan_container(ps);
+	case '"': return scan_string(ps, &declen);
+	case 't': return scan_literal(ps, "true");
+	case 'f': return scan_literal(ps, "false");
+	case 'n': return scan_literal(ps, "null");
+	default: return scan_number(ps);
 	}
 }
 
@@ -429,7 +428,7 @@ static size_t
 unescape(const char *s, size_t n, char *out)
 {
 	size_t i = 0, o = 0;
-	long cp, lo;
+	long   cp, lo;
 
 	while (i < n) {
 		if (s[i] != '\\') {
@@ -447,7 +446,7 @@ unescape(const char *s, size_t n, char *out)
 			if (cp >= 0xd800 && cp <= 0xdbff) {
 				lo = hex4(s + i + 8);
 				cp = 0x10000 + ((cp - 0xd800) << 10) +
-				    (lo - 0xdc00);
+				     (lo - 0xdc00);
 				i += 6;
 			}
 			o += utf8_put(out + o, cp);
@@ -465,7 +464,7 @@ static size_t
 compact(char *s, size_t n)
 {
 	size_t i, o = 0;
-	int in_str = 0;
+	int    in_str = 0;
 
 	for (i = 0; i < n; i++) {
 		char c = s[i];
@@ -495,7 +494,7 @@ static int
 parse_u64(const char *s, size_t n, uint64_t *out)
 {
 	uint64_t v = 0;
-	size_t i;
+	size_t	 i;
 
 	if (n == 0)
 		return -1;
@@ -528,8 +527,8 @@ static enum proto_status
 check_keys(char *v, size_t n, const struct proto_limits *lim,
     struct proto_request *req, const char **errmsg)
 {
-	struct parser ps = { v + 1, v + n, 0, 0, NULL };
-	size_t declen, count = 0;
+	struct parser ps = {v + 1, v + n, 0, 0, NULL};
+	size_t	      declen, count = 0;
 
 	for (;;) {
 		skip_ws(&ps);
@@ -549,7 +548,7 @@ check_keys(char *v, size_t n, const struct proto_limits *lim,
 		}
 		if (declen == 0 || declen > STASH_KEY_MAX) {
 			*errmsg = "each key must be a non-empty string of at "
-			    "most 1024 bytes";
+				  "most 1024 bytes";
 			return PROTO_BAD_REQUEST;
 		}
 		count++;
@@ -601,14 +600,10 @@ const char *
 proto_durability_name(enum proto_durability d)
 {
 	switch (d) {
-	case PROTO_DUR_ASYNC:
-		return STASH_DUR_ASYNC;
-	case PROTO_DUR_JOURNAL:
-		return STASH_DUR_JOURNAL;
-	case PROTO_DUR_COMMIT:
-		return STASH_DUR_COMMIT;
-	default:
-		return "default";
+	case PROTO_DUR_ASYNC: return STASH_DUR_ASYNC;
+	case PROTO_DUR_JOURNAL: return STASH_DUR_JOURNAL;
+	case PROTO_DUR_COMMIT: return STASH_DUR_COMMIT;
+	default: return "default";
 	}
 }
 
@@ -620,7 +615,7 @@ member_name(char *s, size_t rawlen, size_t declen, char *buf, size_t size)
 		return "";
 	buf[unescape(s, rawlen, buf)] = '\0';
 	if (strlen(buf) != declen)
-		return "";	/* holds a NUL byte */
+		return ""; /* holds a NUL byte */
 	return buf;
 }
 
@@ -629,8 +624,8 @@ static enum proto_status
 field_error(struct proto_request *req, const char **errmsg, const char *pre,
     const char *field, const char *post)
 {
-	snprintf(req->errbuf, sizeof(req->errbuf), "%s\"%.64s\"%s", pre,
-	    field, post);
+	snprintf(req->errbuf, sizeof(req->errbuf), "%s\"%.64s\"%s", pre, field,
+	    post);
 	*errmsg = req->errbuf;
 	return PROTO_BAD_REQUEST;
 }
@@ -641,30 +636,28 @@ set_field(struct proto_request *req, const char *name, char *v, size_t n,
     size_t vdeclen, unsigned *seen, const struct proto_limits *lim,
     const char **errmsg)
 {
-	unsigned bit = 0;
-	char wordbuf[16];
+	unsigned    bit = 0;
+	char	    wordbuf[16];
 	const char *word;
-	uint64_t u;
-	size_t i;
+	uint64_t    u;
+	size_t	    i;
 
 	for (i = 0; i < sizeof(proto_fields) / sizeof(proto_fields[0]); i++)
 		if (strcmp(name, proto_fields[i].name) == 0)
 			bit = proto_fields[i].bit;
 	if (bit == 0)
-		return field_error(req, errmsg, "unknown field ", name,
-			    "");
+		return field_error(req, errmsg, "unknown field ", name, "");
 	if (*seen & bit)
-		return field_error(req, errmsg, "duplicate field ", name,
-			    "");
+		return field_error(req, errmsg, "duplicate field ", name, "");
 	*seen |= bit;
 
 	switch (bit) {
 	case F_OP:
 		if (!is_string(v))
-			return field_error(req, errmsg, "", name,
-			    " must be a string");
-		word = member_name(v + 1, n - 2, vdeclen, wordbuf,
-		    sizeof(wordbuf));
+			return field_error(
+			    req, errmsg, "", name, " must be a string");
+		word = member_name(
+		    v + 1, n - 2, vdeclen, wordbuf, sizeof(wordbuf));
 		for (i = 1; i < PROTO_OP__COUNT; i++)
 			if (strcmp(word, proto_ops[i].name) == 0)
 				req->op = (enum proto_op)i;
@@ -675,15 +668,16 @@ set_field(struct proto_request *req, const char *name, char *v, size_t n,
 		break;
 	case F_ID:
 		if (*v == '{' || *v == '[')
-			return field_error(req, errmsg, "", name,
-			    " must be a scalar");
+			return field_error(
+			    req, errmsg, "", name, " must be a scalar");
 		req->id = v;
 		req->id_len = n;
 		break;
 	case F_KEY:
 		if (!is_string(v) || vdeclen == 0 || vdeclen > STASH_KEY_MAX)
 			return field_error(req, errmsg, "", name,
-			    " must be a non-empty string of at most 1024 bytes");
+			    " must be a non-empty string of at most 1024 "
+			    "bytes");
 		req->key = v + 1;
 		req->key_len = unescape(v + 1, n - 2, v + 1);
 		break;
@@ -700,7 +694,8 @@ set_field(struct proto_request *req, const char *name, char *v, size_t n,
 		if (!is_number(v) || parse_u64(v, n, &u) == -1 || u == 0 ||
 		    u > INT32_MAX)
 			return field_error(req, errmsg, "", name,
-			    " must be an integer number of seconds from 1 to 2147483647");
+			    " must be an integer number of seconds from 1 to "
+			    "2147483647");
 		req->ttl = (uint32_t)u;
 		break;
 	case F_IF_VERSION:
@@ -712,7 +707,8 @@ set_field(struct proto_request *req, const char *name, char *v, size_t n,
 		break;
 	case F_DURABILITY:
 		word = is_string(v) ? member_name(v + 1, n - 2, vdeclen,
-		    wordbuf, sizeof(wordbuf)) : "";
+					  wordbuf, sizeof(wordbuf))
+				    : "";
 		if (strcmp(word, STASH_DUR_ASYNC) == 0)
 			req->durability = PROTO_DUR_ASYNC;
 		else if (strcmp(word, STASH_DUR_JOURNAL) == 0)
@@ -750,27 +746,27 @@ set_field(struct proto_request *req, const char *name, char *v, size_t n,
 
 /* One member of the request object, located by the first pass. */
 struct member {
-	char		*name;		/* after the opening quote */
-	size_t		 name_raw;	/* escaped length */
-	size_t		 name_dec;	/* decoded length */
-	char		*v;		/* the value's JSON text */
-	size_t		 n;
-	size_t		 vdeclen;	/* decoded length when a string */
+	char  *name;	 /* after the opening quote */
+	size_t name_raw; /* escaped length */
+	size_t name_dec; /* decoded length */
+	char  *v;	 /* the value's JSON text */
+	size_t n;
+	size_t vdeclen; /* decoded length when a string */
 };
 
-#define PROTO_MEMBERS_MAX	16
+#define PROTO_MEMBERS_MAX 16
 
 enum proto_status
 proto_parse(char *line, size_t len, const struct proto_limits *lim,
     struct proto_request *req, const char **errmsg)
 {
-	struct parser ps = { line, line + len, 1, lim->depth_max, NULL };
-	struct member m[PROTO_MEMBERS_MAX];
+	struct parser	  ps = {line, line + len, 1, lim->depth_max, NULL};
+	struct member	  m[PROTO_MEMBERS_MAX];
 	enum proto_status st;
-	unsigned seen = 0, allowed, missing;
-	char namebuf[72];
-	const char *name;
-	size_t i, nm = 0;
+	unsigned	  seen = 0, allowed, missing;
+	char		  namebuf[72];
+	const char	 *name;
+	size_t		  i, nm = 0;
 
 	memset(req, 0, offsetof(struct proto_request, errbuf));
 	req->errbuf[0] = '\0';
@@ -779,58 +775,62 @@ proto_parse(char *line, size_t len, const struct proto_limits *lim,
 	/* First pass: validate the whole line and locate the members. */
 	skip_ws(&ps);
 	if (ps.p >= ps.end || *ps.p != '{') {
-		*errmsg = ps.p >= ps.end ? "empty request" :
-		    "a request must be a JSON object";
+		*errmsg = ps.p >= ps.end ? "empty request"
+					 : "a request must be a JSON object";
 		return PROTO_BAD_REQUEST;
 	}
 	ps.p++;
 	skip_ws(&ps);
 	if (ps.p < ps.end && *ps.p == '}')
 		ps.p++;
-	else for (;;) {
-		struct member *mb = &m[nm < PROTO_MEMBERS_MAX ? nm :
-		    PROTO_MEMBERS_MAX - 1];
+	else
+		for (;;) {
+			struct member *mb =
+			    &m[nm < PROTO_MEMBERS_MAX ? nm
+						      : PROTO_MEMBERS_MAX - 1];
 
-		skip_ws(&ps);
-		if (ps.p >= ps.end || *ps.p != '"') {
-			*errmsg = "malformed JSON: expected a member name";
-			return PROTO_BAD_REQUEST;
-		}
-		mb->name = ps.p + 1;
-		if (scan_string(&ps, &mb->name_dec) == -1)
-			goto malformed;
-		mb->name_raw = (size_t)(ps.p - 1 - mb->name);
-		skip_ws(&ps);
-		if (ps.p >= ps.end || *ps.p != ':') {
-			fail(&ps, "malformed JSON: expected ':'");
-			goto malformed;
-		}
-		ps.p++;
-		skip_ws(&ps);
-		mb->v = ps.p;
-		mb->vdeclen = 0;
-		if (ps.p < ps.end && *ps.p == '"') {
-			if (scan_string(&ps, &mb->vdeclen) == -1)
+			skip_ws(&ps);
+			if (ps.p >= ps.end || *ps.p != '"') {
+				*errmsg =
+				    "malformed JSON: expected a member name";
+				return PROTO_BAD_REQUEST;
+			}
+			mb->name = ps.p + 1;
+			if (scan_string(&ps, &mb->name_dec) == -1)
 				goto malformed;
-		} else if (scan_value(&ps) == -1)
-			goto malformed;
-		mb->n = (size_t)(ps.p - mb->v);
-		nm++;
-		skip_ws(&ps);
-		if (ps.p >= ps.end) {
-			fail(&ps, "malformed JSON: unexpected end");
-			goto malformed;
-		}
-		if (*ps.p == '}') {
+			mb->name_raw = (size_t)(ps.p - 1 - mb->name);
+			skip_ws(&ps);
+			if (ps.p >= ps.end || *ps.p != ':') {
+				fail(&ps, "malformed JSON: expected ':'");
+				goto malformed;
+			}
 			ps.p++;
-			break;
+			skip_ws(&ps);
+			mb->v = ps.p;
+			mb->vdeclen = 0;
+			if (ps.p < ps.end && *ps.p == '"') {
+				if (scan_string(&ps, &mb->vdeclen) == -1)
+					goto malformed;
+			} else if (scan_value(&ps) == -1)
+				goto malformed;
+			mb->n = (size_t)(ps.p - mb->v);
+			nm++;
+			skip_ws(&ps);
+			if (ps.p >= ps.end) {
+				fail(&ps, "malformed JSON: unexpected end");
+				goto malformed;
+			}
+			if (*ps.p == '}') {
+				ps.p++;
+				break;
+			}
+			if (*ps.p != ',') {
+				fail(
+				    &ps, "malformed JSON: expected ',' or '}'");
+				goto malformed;
+			}
+			ps.p++;
 		}
-		if (*ps.p != ',') {
-			fail(&ps, "malformed JSON: expected ',' or '}'");
-			goto malformed;
-		}
-		ps.p++;
-	}
 	skip_ws(&ps);
 	if (ps.p != ps.end) {
 		*errmsg = "malformed JSON: data after the request object";
@@ -870,7 +870,7 @@ proto_parse(char *line, size_t len, const struct proto_limits *lim,
 	allowed = proto_ops[req->op].allowed | F_OP | F_ID;
 	if (seen & ~allowed) {
 		for (i = 0; i < sizeof(proto_fields) / sizeof(proto_fields[0]);
-		    i++)
+		     i++)
 			if (seen & ~allowed & proto_fields[i].bit)
 				break;
 		snprintf(req->errbuf, sizeof(req->errbuf),
@@ -882,7 +882,7 @@ proto_parse(char *line, size_t len, const struct proto_limits *lim,
 	missing = proto_ops[req->op].required & ~seen;
 	if (missing) {
 		for (i = 0; i < sizeof(proto_fields) / sizeof(proto_fields[0]);
-		    i++)
+		     i++)
 			if (missing & proto_fields[i].bit)
 				break;
 		snprintf(req->errbuf, sizeof(req->errbuf),
@@ -901,12 +901,12 @@ proto_parse(char *line, size_t len, const struct proto_limits *lim,
 	if (req->op == PROTO_OP_EXEC) {
 		if (!(seen & (F_SQL | F_TX)) || (seen & F_SQL && seen & F_TX)) {
 			*errmsg = "op \"exec\" needs exactly one of \"sql\" "
-			    "and \"tx\"";
+				  "and \"tx\"";
 			return PROTO_BAD_REQUEST;
 		}
 		if (seen & F_TX && seen & F_PARAMS) {
 			*errmsg = "with \"tx\", each statement carries its "
-			    "own \"params\"";
+				  "own \"params\"";
 			return PROTO_BAD_REQUEST;
 		}
 	}

@@ -22,20 +22,20 @@
 #include "xmalloc.h"
 
 struct reader {
-	pthread_mutex_t		 lock;
-	pthread_cond_t		 cond;
-	TAILQ_HEAD(, rjob)	 jobs;
-	size_t			 backlog;
-	int			 stopping;
-	unsigned		 nthreads;
-	pthread_t		*threads;
-	struct store		**stores;
-	struct mailbox		*mb;
+	pthread_mutex_t lock;
+	pthread_cond_t	cond;
+	TAILQ_HEAD(, rjob) jobs;
+	size_t		backlog;
+	int		stopping;
+	unsigned	nthreads;
+	pthread_t      *threads;
+	struct store  **stores;
+	struct mailbox *mb;
 };
 
 struct reader_arg {
-	struct reader	*r;
-	struct store	*store;
+	struct reader *r;
+	struct store  *store;
 };
 
 static void
@@ -51,10 +51,10 @@ static void
 reader_run(struct store *st, struct rjob *job)
 {
 	json_error_t jerr;
-	json_t *params = NULL;
-	char *cause = NULL;
-	size_t i;
-	int rc;
+	json_t	    *params = NULL;
+	char	    *cause = NULL;
+	size_t	     i;
+	int	     rc;
 
 	job->status = STORE_OK;
 	if (store_read_begin(st, &cause) == -1 ||
@@ -74,8 +74,9 @@ reader_run(struct store *st, struct rjob *job)
 		}
 		break;
 	case RJOB_QUERY:
-		if (job->params != NULL && (params = json_loadb(job->params,
-		    job->params_len, 0, &jerr)) == NULL) {
+		if (job->params != NULL &&
+		    (params = json_loadb(
+			 job->params, job->params_len, 0, &jerr)) == NULL) {
 			job->status = STORE_BAD_REQUEST;
 			xasprintf(&job->message, "params: %s", jerr.text);
 			break;
@@ -99,8 +100,8 @@ static void *
 reader_main(void *arg)
 {
 	struct reader_arg *ra = arg;
-	struct reader *r = ra->r;
-	struct rjob *job;
+	struct reader	  *r = ra->r;
+	struct rjob	  *job;
 
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
@@ -125,9 +126,9 @@ reader_start(unsigned nthreads, const struct store_options *opts,
     struct mailbox *mb, char **cause)
 {
 	struct store_options ro = *opts;
-	struct reader *r = xcalloc(1, sizeof(*r));
-	struct reader_arg *ra;
-	unsigned i;
+	struct reader	    *r = xcalloc(1, sizeof(*r));
+	struct reader_arg   *ra;
+	unsigned	     i;
 
 	ro.readonly = 1;
 	r->mb = mb;

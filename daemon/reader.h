@@ -22,44 +22,43 @@ enum rjob_type {
 };
 
 struct rkey {
-	char		*key;
-	size_t		 klen;
-	int		 found;
-	char		*value;		/* malloc'd when found */
-	size_t		 vlen;
-	uint64_t	 version;
-	int64_t		 expires_at;
+	char	*key;
+	size_t	 klen;
+	int	 found;
+	char	*value; /* malloc'd when found */
+	size_t	 vlen;
+	uint64_t version;
+	int64_t	 expires_at;
 };
 
 struct rjob {
-	TAILQ_ENTRY(rjob)	 entry;
-	enum rjob_type		 type;
+	TAILQ_ENTRY(rjob) entry;
+	enum rjob_type type;
 	/* RJOB_LOOKUP */
-	struct rkey		*keys;
-	size_t			 nkeys;
+	struct rkey *keys;
+	size_t	     nkeys;
 	/* RJOB_QUERY */
-	char			*sql;
-	size_t			 sql_len;
-	char			*params;	/* JSON text or NULL */
-	size_t			 params_len;
+	char  *sql;
+	size_t sql_len;
+	char  *params; /* JSON text or NULL */
+	size_t params_len;
 	/* Results. */
-	uint64_t		 snapshot_seq;	/* applied_seq it read at */
-	enum store_status	 status;
-	char			*message;
-	struct wbuf		 out;		/* the query's columns/rows */
+	uint64_t	  snapshot_seq; /* applied_seq it read at */
+	enum store_status status;
+	char		 *message;
+	struct wbuf	  out; /* the query's columns/rows */
 	/* Run on the loop thread when done. */
-	void			(*done)(struct rjob *job);
-	void			*arg;
+	void (*done)(struct rjob *job);
+	void *arg;
 };
 
-struct reader	*reader_start(unsigned nthreads,
-		    const struct store_options *opts, struct mailbox *mb,
-		    char **cause);
-void		 reader_submit(struct reader *r, struct rjob *job);
+struct reader *reader_start(unsigned nthreads, const struct store_options *opts,
+    struct mailbox *mb, char **cause);
+void	       reader_submit(struct reader *r, struct rjob *job);
 /* Finish queued jobs, stop the threads. */
-void		 reader_stop(struct reader *r);
+void reader_stop(struct reader *r);
 /* Jobs waiting or running. */
-size_t		 reader_backlog(struct reader *r);
-void		 rjob_free(struct rjob *job);
+size_t reader_backlog(struct reader *r);
+void   rjob_free(struct rjob *job);
 
 #endif /* STASHD_READER_H */

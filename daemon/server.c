@@ -68,11 +68,11 @@
 #include "wbuf.h"
 #include "xmalloc.h"
 
-#define CONN_PAUSED	0x01	/* reading stopped: output over its limit */
-#define CONN_CLOSING	0x02	/* free once the output is flushed */
-#define CONN_DRAIN	0x04	/* read no more; answer what is buffered */
-#define CONN_WAIT	0x08	/* the next line waits for cmd to resume */
-#define CONN_BACKLOG	0x10	/* too many answers still to come */
+#define CONN_PAUSED  0x01 /* reading stopped: output over its limit */
+#define CONN_CLOSING 0x02 /* free once the output is flushed */
+#define CONN_DRAIN   0x04 /* read no more; answer what is buffered */
+#define CONN_WAIT    0x08 /* the next line waits for cmd to resume */
+#define CONN_BACKLOG 0x10 /* too many answers still to come */
 
 /*
  * Answers still to come on one connection (writes in flight, misses,
@@ -80,55 +80,55 @@
  * them are answered, so a client pipelining without end cannot make the
  * daemon hold unbounded work for it.
  */
-#define CONN_SLOTS_MAX	4096
+#define CONN_SLOTS_MAX 4096
 
 struct slot {
-	TAILQ_ENTRY(slot)	 entry;
-	struct conn		*conn;		/* NULL: the client went away */
-	const char		*op;		/* for the slow-request log */
-	uint64_t		 t0;		/* taken at, monotonic ms */
-	int			 done;
-	char			*buf;
-	size_t			 len;
+	TAILQ_ENTRY(slot) entry;
+	struct conn *conn; /* NULL: the client went away */
+	const char  *op;   /* for the slow-request log */
+	uint64_t     t0;   /* taken at, monotonic ms */
+	int	     done;
+	char	    *buf;
+	size_t	     len;
 };
 TAILQ_HEAD(slot_list, slot);
 
 /* Answers are handed to the output buffer in pieces of about this size. */
-#define SERVER_FLUSH_AT	(64 * 1024)
+#define SERVER_FLUSH_AT (64 * 1024)
 
 struct conn {
-	struct server		*srv;
-	struct bufferevent	*bev;
-	uint64_t		 id;
-	pid_t			 pid;
-	uid_t			 uid;
-	gid_t			 gid;
-	int			 flags;
-	size_t			 scanned;	/* input bytes known to hold no \n */
-	struct slot_list	 slots;		/* answers still to come */
-	size_t			 nslots;
-	struct cmd_session	 session;
-	TAILQ_ENTRY(conn)	 entry;
+	struct server	   *srv;
+	struct bufferevent *bev;
+	uint64_t	    id;
+	pid_t		    pid;
+	uid_t		    uid;
+	gid_t		    gid;
+	int		    flags;
+	size_t		    scanned; /* input bytes known to hold no \n */
+	struct slot_list    slots;   /* answers still to come */
+	size_t		    nslots;
+	struct cmd_session  session;
+	TAILQ_ENTRY(conn) entry;
 };
 
 struct server {
-	struct event_base	*base;
-	struct server_config	 cfg;
-	char			*socket_path;
-	struct cmd_ctx		*cmd;
-	struct stats		*stats;
-	struct evconnlistener	*listener;
-	struct event		*resume_ev;	/* re-enable accept after EMFILE */
-	struct event		*shutdown_ev;	/* shutdown timeout */
-	TAILQ_HEAD(, conn)	 conns;
-	uint64_t		 next_id;
-	int			 shutting_down;
-	int			 activated;	/* the socket is systemd's */
-	struct wbuf		 out;		/* answers being composed */
-	struct wbuf		 ready;		/* deferred answers, gathered */
+	struct event_base     *base;
+	struct server_config   cfg;
+	char		      *socket_path;
+	struct cmd_ctx	      *cmd;
+	struct stats	      *stats;
+	struct evconnlistener *listener;
+	struct event	      *resume_ev;   /* re-enable accept after EMFILE */
+	struct event	      *shutdown_ev; /* shutdown timeout */
+	TAILQ_HEAD(, conn) conns;
+	uint64_t    next_id;
+	int	    shutting_down;
+	int	    activated; /* the socket is systemd's */
+	struct wbuf out;       /* answers being composed */
+	struct wbuf ready;     /* deferred answers, gathered */
 };
 
-static int	conn_process(struct conn *);
+static int conn_process(struct conn *);
 
 /* Monotonic milliseconds, for the slow-request log. */
 static uint64_t
@@ -152,9 +152,9 @@ server_slow(struct conn *c, const char *op, uint64_t ms)
 }
 
 /* Log with the connection's identity in front. */
-#define conn_debug(c, fmt, ...) \
-	log_debug("conn %llu (pid %ld uid %ld): " fmt, \
-	    (unsigned long long)(c)->id, (long)(c)->pid, (long)(c)->uid, \
+#define conn_debug(c, fmt, ...)                                                \
+	log_debug("conn %llu (pid %ld uid %ld): " fmt,                         \
+	    (unsigned long long)(c)->id, (long)(c)->pid, (long)(c)->uid,       \
 	    ##__VA_ARGS__)
 
 /* Free a connection now. Its callbacks will not run again. */
@@ -162,7 +162,7 @@ static void
 conn_free(struct conn *c)
 {
 	struct server *srv = c->srv;
-	struct slot *sl;
+	struct slot   *sl;
 
 	conn_debug(c, "closed");
 	/* Answers still to come are dropped when they come. */
@@ -215,7 +215,7 @@ static int
 conn_send(struct conn *c, const char *buf, size_t len)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	ssize_t n;
+	ssize_t		 n;
 
 	if (evbuffer_get_length(out) == 0 && !(c->flags & CONN_CLOSING)) {
 		n = send(bufferevent_getfd(c->bev), buf, len,
@@ -269,7 +269,7 @@ static int
 conn_too_large(struct conn *c)
 {
 	struct server *srv = c->srv;
-	char msg[96];
+	char	       msg[96];
 
 	snprintf(msg, sizeof(msg), "request line longer than %zu bytes",
 	    srv->cfg.line_max);
@@ -289,14 +289,14 @@ conn_too_large(struct conn *c)
 static int
 conn_process(struct conn *c)
 {
-	struct server *srv = c->srv;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct server	   *srv = c->srv;
+	struct evbuffer	   *in = bufferevent_get_input(c->bev);
+	struct evbuffer	   *out = bufferevent_get_output(c->bev);
 	struct evbuffer_ptr pos, start;
-	enum cmd_result r;
-	uint64_t t0;
-	size_t len, avail, mark;
-	char *line;
+	enum cmd_result	    r;
+	uint64_t	    t0;
+	size_t		    len, avail, mark;
+	char		   *line;
 
 	while (!(c->flags & (CONN_CLOSING | CONN_WAIT | CONN_BACKLOG))) {
 		if (c->nslots >= CONN_SLOTS_MAX) {
@@ -313,8 +313,8 @@ conn_process(struct conn *c)
 		avail = evbuffer_get_length(in);
 		if (avail == 0)
 			break;
-		if (evbuffer_ptr_set(in, &start, c->scanned,
-		    EVBUFFER_PTR_SET) == -1)
+		if (evbuffer_ptr_set(
+			in, &start, c->scanned, EVBUFFER_PTR_SET) == -1)
 			fatalx("evbuffer_ptr_set");
 		pos = evbuffer_search_eol(in, &start, NULL, EVBUFFER_EOL_LF);
 		if (pos.pos < 0) {
@@ -326,8 +326,8 @@ conn_process(struct conn *c)
 		len = (size_t)pos.pos;
 		if (len > srv->cfg.line_max)
 			return conn_too_large(c);
-		if ((line = (char *)evbuffer_pullup(in,
-		    (ev_ssize_t)len + 1)) == NULL)
+		if ((line = (char *)evbuffer_pullup(in, (ev_ssize_t)len + 1)) ==
+		    NULL)
 			fatalx("evbuffer_pullup: %zu bytes", len + 1);
 		mark = srv->out.len;
 		t0 = srv->cfg.slow_log_ms > 0 ? server_now_ms() : 0;
@@ -362,7 +362,7 @@ conn_process(struct conn *c)
 	if (conn_flush_answers(c) == -1)
 		return -1;
 	if ((c->flags & (CONN_DRAIN | CONN_CLOSING | CONN_WAIT |
-	    CONN_BACKLOG)) == CONN_DRAIN)
+			    CONN_BACKLOG)) == CONN_DRAIN)
 		return conn_close_after_flush(c);
 	return 0;
 }
@@ -431,12 +431,12 @@ static void
 conn_apply_limits(struct conn *c)
 {
 	const struct server_config *cfg = &c->srv->cfg;
-	struct timeval tv;
+	struct timeval		    tv;
 
 	bufferevent_setwatermark(c->bev, EV_READ, 0, cfg->line_max + 1);
 	if (!(c->flags & CONN_CLOSING))
-		bufferevent_setwatermark(c->bev, EV_WRITE,
-		    cfg->output_max / 2, 0);
+		bufferevent_setwatermark(
+		    c->bev, EV_WRITE, cfg->output_max / 2, 0);
 	if (cfg->idle_timeout_ms > 0) {
 		tv.tv_sec = cfg->idle_timeout_ms / 1000;
 		tv.tv_usec = (cfg->idle_timeout_ms % 1000) * 1000;
@@ -450,14 +450,16 @@ static void
 server_refuse(struct server *srv, int fd, const char *code, const char *why)
 {
 	char msg[256];
-	int n;
+	int  n;
 
 	srv->stats->conn_rejected++;
-	n = snprintf(msg, sizeof(msg), "{\"ok\":false,\"error\":{\"code\":"
-	    "\"%s\",\"message\":\"%s\"}}\n", code, why);
+	n = snprintf(msg, sizeof(msg),
+	    "{\"ok\":false,\"error\":{\"code\":"
+	    "\"%s\",\"message\":\"%s\"}}\n",
+	    code, why);
 	/* Best effort: the socket is new, its buffer is empty. */
-	if (n > 0 && send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) ==
-	    -1)
+	if (n > 0 &&
+	    send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == -1)
 		log_debug("refusing a connection: %s", strerror(errno));
 	close(fd);
 }
@@ -467,11 +469,11 @@ static size_t
 server_conns_of(struct server *srv, uid_t uid)
 {
 	struct conn *c;
-	size_t n = 0;
+	size_t	     n = 0;
 
 	TAILQ_FOREACH(c, &srv->conns, entry)
-		if (c->uid == uid)
-			n++;
+	if (c->uid == uid)
+		n++;
 	return n;
 }
 
@@ -480,14 +482,14 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct server *srv = arg;
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	struct conn *c;
+	struct ucred   cred;
+	socklen_t      clen = sizeof(cred);
+	struct conn   *c;
 
-	gid_t groups[64];
+	gid_t	  groups[64];
 	socklen_t glen = sizeof(groups);
-	size_t ngroups = 0;
-	int role;
+	size_t	  ngroups = 0;
+	int	  role;
 
 	if (srv->stats->conn_current >= srv->cfg.max_conns) {
 		log_debug("refusing a connection: %zu connections open",
@@ -503,20 +505,23 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
 		ngroups = glen / sizeof(gid_t);
-	role = access_role(srv->cfg.access, cred.uid, cred.gid, groups,
-	    ngroups);
+	role =
+	    access_role(srv->cfg.access, cred.uid, cred.gid, groups, ngroups);
 	if (role == ROLE_NONE) {
 		log_info("refused pid %ld uid %ld gid %ld: not an allowed user "
-		    "or group", (long)cred.pid, (long)cred.uid, (long)cred.gid);
-		server_refuse(srv, fd, "forbidden", "not an allowed user or "
+			 "or group",
+		    (long)cred.pid, (long)cred.uid, (long)cred.gid);
+		server_refuse(srv, fd, "forbidden",
+		    "not an allowed user or "
 		    "group");
 		return;
 	}
-	if (srv->cfg.max_conns_per_uid > 0 && server_conns_of(srv, cred.uid) >=
-	    srv->cfg.max_conns_per_uid) {
+	if (srv->cfg.max_conns_per_uid > 0 &&
+	    server_conns_of(srv, cred.uid) >= srv->cfg.max_conns_per_uid) {
 		log_debug("refusing uid %ld: %zu connections open",
 		    (long)cred.uid, srv->cfg.max_conns_per_uid);
-		server_refuse(srv, fd, "busy", "too many connections for this "
+		server_refuse(srv, fd, "busy",
+		    "too many connections for this "
 		    "user");
 		return;
 	}
@@ -541,7 +546,8 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		free(c);
 		return;
 	}
-	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_setcb(
+	    c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	conn_apply_limits(c);
 	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) == -1) {
 		log_warnx("bufferevent_enable failed");
@@ -570,13 +576,14 @@ static void
 server_accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	struct server *srv = arg;
-	struct timeval tv = { 0, 100 * 1000 };
-	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {0, 100 * 1000};
+	int	       err = EVUTIL_SOCKET_ERROR();
 
 	errno = err;
 	log_warn("accept");
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-		/* Stop for a moment rather than spin; clients wait in backlog. */
+		/* Stop for a moment rather than spin; clients wait in backlog.
+		 */
 		if (evconnlistener_disable(l) == -1 ||
 		    event_add(srv->resume_ev, &tv) == -1)
 			log_warnx("cannot pause accepting");
@@ -591,9 +598,9 @@ static int
 server_bind(const char *path, mode_t mode, char **cause)
 {
 	struct sockaddr_un sun;
-	struct stat sb;
-	mode_t old;
-	int fd, probe, rc, saved;
+	struct stat	   sb;
+	mode_t		   old;
+	int		   fd, probe, rc, saved;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -610,8 +617,8 @@ server_bind(const char *path, mode_t mode, char **cause)
 			return -1;
 		}
 		/* A socket file: is a daemon answering on it? */
-		if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
-		    0)) == -1) {
+		if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) ==
+		    -1) {
 			xasprintf(cause, "socket: %s", strerror(errno));
 			return -1;
 		}
@@ -619,8 +626,8 @@ server_bind(const char *path, mode_t mode, char **cause)
 		saved = errno;
 		close(probe);
 		if (rc == 0) {
-			xasprintf(cause, "%s is in use by another process",
-			    path);
+			xasprintf(
+			    cause, "%s is in use by another process", path);
 			return -1;
 		}
 		if (saved != ECONNREFUSED && saved != ENOENT) {
@@ -640,7 +647,7 @@ server_bind(const char *path, mode_t mode, char **cause)
 	}
 
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-	    0)) == -1) {
+		 0)) == -1) {
 		xasprintf(cause, "socket: %s", strerror(errno));
 		return -1;
 	}
@@ -667,18 +674,20 @@ server_create(struct event_base *base, const struct server_config *cfg,
     struct cmd_ctx *cmd, struct stats *stats, char **cause)
 {
 	struct server *srv;
-	int fd;
+	int	       fd;
 
 	if (cfg->listen_fd >= 0) {
 		/* Socket activation: systemd made, owns and removes it. */
 		fd = cfg->listen_fd;
 		if (evutil_make_socket_nonblocking(fd) == -1) {
-			xasprintf(cause, "socket activation: fd %d: cannot "
-			    "make it non-blocking", fd);
+			xasprintf(cause,
+			    "socket activation: fd %d: cannot "
+			    "make it non-blocking",
+			    fd);
 			return NULL;
 		}
-	} else if ((fd = server_bind(cfg->socket_path, cfg->socket_mode,
-	    cause)) == -1)
+	} else if ((fd = server_bind(
+			cfg->socket_path, cfg->socket_mode, cause)) == -1)
 		return NULL;
 	srv = xcalloc(1, sizeof(*srv));
 	srv->base = base;
@@ -707,7 +716,8 @@ server_create(struct event_base *base, const struct server_config *cfg,
 	evconnlistener_set_error_cb(srv->listener, server_accept_error_cb);
 	if (srv->activated)
 		log_info("listening on the socket passed by socket activation "
-		    "(fd %d)", fd);
+			 "(fd %d)",
+		    fd);
 	else
 		log_info("listening on %s", cfg->socket_path);
 	return srv;
@@ -728,7 +738,7 @@ server_set_limits(struct server *srv, const struct server_config *cfg)
 	srv->cfg.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
 	srv->stats->conn_max = cfg->max_conns;
 	TAILQ_FOREACH(c, &srv->conns, entry)
-		conn_apply_limits(c);
+	conn_apply_limits(c);
 }
 
 static void
@@ -737,7 +747,8 @@ server_shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct server *srv = arg;
 
 	log_warnx("shutdown: %llu connections still have unsent answers; "
-	    "closing them", (unsigned long long)srv->stats->conn_current);
+		  "closing them",
+	    (unsigned long long)srv->stats->conn_current);
 	event_base_loopbreak(srv->base);
 }
 
@@ -750,7 +761,7 @@ server_unlisten(struct server *srv)
 	evconnlistener_free(srv->listener);
 	srv->listener = NULL;
 	if (srv->activated)
-		return;		/* systemd's socket stays for the next start */
+		return; /* systemd's socket stays for the next start */
 	if (unlink(srv->socket_path) == -1 && errno != ENOENT)
 		log_warn("unlink %s", srv->socket_path);
 }
@@ -758,7 +769,7 @@ server_unlisten(struct server *srv)
 void
 server_shutdown(struct server *srv)
 {
-	struct conn *c, *next;
+	struct conn   *c, *next;
 	struct timeval tv;
 
 	if (srv->shutting_down) {
@@ -786,11 +797,11 @@ server_shutdown(struct server *srv)
 			conn_process(c);
 	}
 	if (TAILQ_EMPTY(&srv->conns))
-		return;		/* the last conn_free broke the loop */
+		return; /* the last conn_free broke the loop */
 	tv.tv_sec = srv->cfg.shutdown_timeout_ms / 1000;
 	tv.tv_usec = (srv->cfg.shutdown_timeout_ms % 1000) * 1000;
-	srv->shutdown_ev = evtimer_new(srv->base, server_shutdown_timeout_cb,
-	    srv);
+	srv->shutdown_ev =
+	    evtimer_new(srv->base, server_shutdown_timeout_cb, srv);
 	if (srv->shutdown_ev == NULL || event_add(srv->shutdown_ev, &tv) == -1)
 		fatalx("cannot arm the shutdown timer");
 }
@@ -843,7 +854,7 @@ server_conn_session(struct conn *c)
 int
 server_slot_answer(struct slot *sl, const char *buf, size_t len)
 {
-	struct conn *c = sl->conn;
+	struct conn	*c = sl->conn;
 	struct evbuffer *out;
 
 	if (c == NULL) {
@@ -873,11 +884,11 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 	}
 	if (c->srv->ready.len > 0) {
 		c->srv->stats->bytes_out += c->srv->ready.len;
-		if (bufferevent_write(c->bev, c->srv->ready.buf,
-		    c->srv->ready.len) == -1)
+		if (bufferevent_write(
+			c->bev, c->srv->ready.buf, c->srv->ready.len) == -1)
 			log_warnx("conn %llu: cannot queue %zu bytes of "
-			    "answers", (unsigned long long)c->id,
-			    c->srv->ready.len);
+				  "answers",
+			    (unsigned long long)c->id, c->srv->ready.len);
 		wbuf_reset(&c->srv->ready);
 	}
 	if ((c->flags & CONN_CLOSING) && TAILQ_EMPTY(&c->slots)) {

@@ -17,15 +17,15 @@
 #include "wbuf.h"
 
 static const char *const stats_err_codes[ERR__COUNT] = {
-	[ERR_BAD_REQUEST] = STASH_ERR_BAD_REQUEST,
-	[ERR_NOT_FOUND] = STASH_ERR_NOT_FOUND,
-	[ERR_TOO_LARGE] = STASH_ERR_TOO_LARGE,
-	[ERR_CONFLICT] = STASH_ERR_CONFLICT,
-	[ERR_SQL_ERROR] = STASH_ERR_SQL_ERROR,
-	[ERR_BUSY] = STASH_ERR_BUSY,
-	[ERR_UNAVAILABLE] = STASH_ERR_UNAVAILABLE,
-	[ERR_FORBIDDEN] = STASH_ERR_FORBIDDEN,
-	[ERR_INTERNAL] = STASH_ERR_INTERNAL,
+    [ERR_BAD_REQUEST] = STASH_ERR_BAD_REQUEST,
+    [ERR_NOT_FOUND] = STASH_ERR_NOT_FOUND,
+    [ERR_TOO_LARGE] = STASH_ERR_TOO_LARGE,
+    [ERR_CONFLICT] = STASH_ERR_CONFLICT,
+    [ERR_SQL_ERROR] = STASH_ERR_SQL_ERROR,
+    [ERR_BUSY] = STASH_ERR_BUSY,
+    [ERR_UNAVAILABLE] = STASH_ERR_UNAVAILABLE,
+    [ERR_FORBIDDEN] = STASH_ERR_FORBIDDEN,
+    [ERR_INTERNAL] = STASH_ERR_INTERNAL,
 };
 
 void
@@ -48,9 +48,9 @@ uint64_t
 stats_rss_bytes(void)
 {
 	unsigned long size, resident;
-	long page;
-	FILE *f;
-	int n;
+	long	      page;
+	FILE	     *f;
+	int	      n;
 
 	if ((f = fopen("/proc/self/statm", "re")) == NULL)
 		return 0;
@@ -90,10 +90,10 @@ void
 stats_render(const struct stats *st, struct cache *cache, struct wbuf *w)
 {
 	struct cache_stats cs;
-	struct timespec now;
-	uint64_t uptime = 0;
-	int top = 1, f;
-	size_t i;
+	struct timespec	   now;
+	uint64_t	   uptime = 0;
+	int		   top = 1, f;
+	size_t		   i;
 
 	if (clock_gettime(CLOCK_MONOTONIC, &now) == 0)
 		uptime = (uint64_t)(now.tv_sec - st->started.tv_sec);
@@ -145,8 +145,8 @@ stats_render(const struct stats *st, struct cache *cache, struct wbuf *w)
 		int g = 1;
 
 		for (i = 1; i < PROTO_OP__COUNT; i++)
-			field_u64(w, &g, proto_op_name((enum proto_op)i),
-			    st->ops[i]);
+			field_u64(
+			    w, &g, proto_op_name((enum proto_op)i), st->ops[i]);
 	}
 	wbuf_addc(w, '}');
 	object_open(w, &f, "errors");

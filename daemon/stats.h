@@ -30,34 +30,33 @@ enum stats_err {
 };
 
 struct stats {
-	struct timespec	 started;	/* CLOCK_MONOTONIC */
-	time_t		 started_wall;
+	struct timespec started; /* CLOCK_MONOTONIC */
+	time_t		started_wall;
 	/* connections */
-	uint64_t	 conn_current;
-	uint64_t	 conn_total;
-	uint64_t	 conn_rejected;	/* over max_connections */
-	uint64_t	 conn_max;
-	uint64_t	 conn_paused;	/* times reading stopped: backpressure */
-	uint64_t	 conn_too_large;/* closed for an over-long line */
-	uint64_t	 conn_idle_closed;
+	uint64_t conn_current;
+	uint64_t conn_total;
+	uint64_t conn_rejected; /* over max_connections */
+	uint64_t conn_max;
+	uint64_t conn_paused;	 /* times reading stopped: backpressure */
+	uint64_t conn_too_large; /* closed for an over-long line */
+	uint64_t conn_idle_closed;
 	/* requests */
-	uint64_t	 requests;
-	uint64_t	 ops[PROTO_OP__COUNT];
-	uint64_t	 errors[ERR__COUNT];
-	uint64_t	 bytes_in;
-	uint64_t	 bytes_out;
+	uint64_t requests;
+	uint64_t ops[PROTO_OP__COUNT];
+	uint64_t errors[ERR__COUNT];
+	uint64_t bytes_in;
+	uint64_t bytes_out;
 	/* writes */
-	uint64_t	 writes_received;
-	uint64_t	 writes_acknowledged;
-	uint64_t	 last_seq;
+	uint64_t writes_received;
+	uint64_t writes_acknowledged;
+	uint64_t last_seq;
 };
 
-void		 stats_init(struct stats *st);
-const char	*stats_err_code(enum stats_err e);
+void	    stats_init(struct stats *st);
+const char *stats_err_code(enum stats_err e);
 /* The bytes of resident memory of this process, 0 when unknown. */
-uint64_t	 stats_rss_bytes(void);
+uint64_t stats_rss_bytes(void);
 /* Append the JSON object of every counter to w. */
-void		 stats_render(const struct stats *st, struct cache *cache,
-		    struct wbuf *w);
+void stats_render(const struct stats *st, struct cache *cache, struct wbuf *w);
 
 #endif /* STASHD_STATS_H */

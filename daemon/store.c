@@ -43,7 +43,7 @@
 #include "wbuf.h"
 #include "xmalloc.h"
 
-#define STORE_SCHEMA_VERSION	1
+#define STORE_SCHEMA_VERSION 1
 
 /*
  * Client statements are kept prepared, keyed by their SQL text: workers
@@ -53,46 +53,59 @@
  * after every use; SQLite prepares it again by itself (under the
  * authorizer) when the schema changes.
  */
-#define STORE_STMT_CACHE	64
+#define STORE_STMT_CACHE 64
 
 struct stmt_slot {
-	char		*sql;
-	size_t		 len;
-	sqlite3_stmt	*st;
-	uint64_t	 used;
+	char	     *sql;
+	size_t	      len;
+	sqlite3_stmt *st;
+	uint64_t      used;
 };
 
 struct store {
-	sqlite3			*db;
-	struct store_options	 opts;
-	char			*path;
-	int			 client_sql;	/* authorizer on */
-	struct stmt_slot	 stmts[STORE_STMT_CACHE];	/* client SQL */
-	uint64_t		 stmt_tick;
-	int			 in_tx;
-	struct store_stats	 stats;
+	sqlite3		    *db;
+	struct store_options opts;
+	char		    *path;
+	int		     client_sql;	      /* authorizer on */
+	struct stmt_slot     stmts[STORE_STMT_CACHE]; /* client SQL */
+	uint64_t	     stmt_tick;
+	int		     in_tx;
+	struct store_stats   stats;
 	/* Prepared statements of our own. */
-	sqlite3_stmt		*st_begin;
-	sqlite3_stmt		*st_rbegin;	/* BEGIN (deferred), readers */
-	sqlite3_stmt		*st_commit;
-	sqlite3_stmt		*st_rollback;
-	sqlite3_stmt		*st_savepoint;
-	sqlite3_stmt		*st_release;
-	sqlite3_stmt		*st_rollback_to;
-	sqlite3_stmt		*st_kv_set;
-	sqlite3_stmt		*st_kv_del;
-	sqlite3_stmt		*st_kv_get;
-	sqlite3_stmt		*st_kv_purge;
-	sqlite3_stmt		*st_meta_set;
-	sqlite3_stmt		*st_meta_get;
+	sqlite3_stmt *st_begin;
+	sqlite3_stmt *st_rbegin; /* BEGIN (deferred), readers */
+	sqlite3_stmt *st_commit;
+	sqlite3_stmt *st_rollback;
+	sqlite3_stmt *st_savepoint;
+	sqlite3_stmt *st_release;
+	sqlite3_stmt *st_rollback_to;
+	sqlite3_stmt *st_kv_set;
+	sqlite3_stmt *st_kv_del;
+	sqlite3_stmt *st_kv_get;
+	sqlite3_stmt *st_kv_purge;
+	sqlite3_stmt *st_meta_set;
+	sqlite3_stmt *st_meta_get;
 };
 
 /* PRAGMAs a client may run: they only read. */
 static const char *const store_pragmas_ok[] = {
-	"table_info", "table_xinfo", "table_list", "index_list", "index_info",
-	"index_xinfo", "foreign_key_list", "collation_list", "function_list",
-	"pragma_list", "database_list", "compile_options", "data_version",
-	"integrity_check", "quick_check", "page_count", "freelist_count",
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "collation_list",
+    "function_list",
+    "pragma_list",
+    "database_list",
+    "compile_options",
+    "data_version",
+    "integrity_check",
+    "quick_check",
+    "page_count",
+    "freelist_count",
 };
 
 int
@@ -110,10 +123,8 @@ store_code_is_fatal(int code)
 	case SQLITE_LOCKED:
 	case SQLITE_PROTOCOL:
 	case SQLITE_INTERNAL:
-	case SQLITE_PERM:
-		return 1;
-	default:
-		return 0;
+	case SQLITE_PERM: return 1;
+	default: return 0;
 	}
 }
 
@@ -123,7 +134,7 @@ store_authorize(void *arg, int action, const char *a1, const char *a2,
     const char *dbname, const char *trigger)
 {
 	struct store *s = arg;
-	size_t i;
+	size_t	      i;
 
 	if (!s->client_sql)
 		return SQLITE_OK;
@@ -131,18 +142,18 @@ store_authorize(void *arg, int action, const char *a1, const char *a2,
 	case SQLITE_ATTACH:
 	case SQLITE_DETACH:
 	case SQLITE_TRANSACTION:
-	case SQLITE_SAVEPOINT:
-		return SQLITE_DENY;
+	case SQLITE_SAVEPOINT: return SQLITE_DENY;
 	case SQLITE_FUNCTION:
 		if (a2 != NULL && strcasecmp(a2, "load_extension") == 0)
 			return SQLITE_DENY;
 		return SQLITE_OK;
 	case SQLITE_PRAGMA:
 		/* These only read; their argument names a table or index. */
-		for (i = 0; i < sizeof(store_pragmas_ok) /
-		    sizeof(store_pragmas_ok[0]); i++)
-			if (a1 != NULL && strcasecmp(a1,
-			    store_pragmas_ok[i]) == 0)
+		for (i = 0;
+		     i < sizeof(store_pragmas_ok) / sizeof(store_pragmas_ok[0]);
+		     i++)
+			if (a1 != NULL &&
+			    strcasecmp(a1, store_pragmas_ok[i]) == 0)
 				return SQLITE_OK;
 		return SQLITE_DENY;
 	case SQLITE_INSERT:
@@ -173,8 +184,7 @@ store_authorize(void *arg, int action, const char *a1, const char *a2,
 		    (a2 != NULL && strncasecmp(a2, "stash_", 6) == 0))
 			return SQLITE_DENY;
 		return SQLITE_OK;
-	default:
-		return SQLITE_OK;
+	default: return SQLITE_OK;
 	}
 }
 
@@ -182,11 +192,11 @@ store_authorize(void *arg, int action, const char *a1, const char *a2,
 static int
 store_busy(void *arg, int count)
 {
-	struct store *s = arg;
-	unsigned ms = count < 6 ? 1u << count : 50;
+	struct store	  *s = arg;
+	unsigned	   ms = count < 6 ? 1u << count : 50;
 	unsigned long long waited = 0;
-	int i;
-	struct timespec ts;
+	int		   i;
+	struct timespec	   ts;
 
 	for (i = 0; i < count; i++)
 		waited += i < 6 ? 1u << i : 50;
@@ -203,15 +213,15 @@ static void
 set_cause(struct store *s, char **cause, const char *what)
 {
 	if (cause != NULL)
-		xasprintf(cause, "%s: %s: %s", s->path, what,
-		    sqlite3_errmsg(s->db));
+		xasprintf(
+		    cause, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
 static int
 prepare(struct store *s, const char *sql, sqlite3_stmt **st, char **cause)
 {
 	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
-	    NULL) != SQLITE_OK) {
+		NULL) != SQLITE_OK) {
 		set_cause(s, cause, sql);
 		return -1;
 	}
@@ -226,8 +236,8 @@ exec_sql(struct store *s, const char *sql, char **cause)
 
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK) {
 		if (cause != NULL)
-			xasprintf(cause, "%s: %s: %s", s->path, sql,
-			    err ? err : "?");
+			xasprintf(
+			    cause, "%s: %s: %s", s->path, sql, err ? err : "?");
 		sqlite3_free(err);
 		return -1;
 	}
@@ -244,8 +254,8 @@ step_done(struct store *s, sqlite3_stmt *st, char **cause)
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE) {
 		if (cause != NULL)
-			xasprintf(cause, "%s: %s: %s", s->path,
-			    sqlite3_sql(st), sqlite3_errstr(rc));
+			xasprintf(cause, "%s: %s: %s", s->path, sqlite3_sql(st),
+			    sqlite3_errstr(rc));
 		return -1;
 	}
 	return 0;
@@ -256,7 +266,7 @@ static int
 store_schema(struct store *s, char **cause)
 {
 	sqlite3_stmt *st;
-	int version;
+	int	      version;
 
 	if (prepare(s, "PRAGMA user_version", &st, cause) == -1)
 		return -1;
@@ -268,9 +278,10 @@ store_schema(struct store *s, char **cause)
 	version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (version > STORE_SCHEMA_VERSION) {
-		xasprintf(cause, "%s: schema version %d is newer than this "
-		    "stashd knows (%d)", s->path, version,
-		    STORE_SCHEMA_VERSION);
+		xasprintf(cause,
+		    "%s: schema version %d is newer than this "
+		    "stashd knows (%d)",
+		    s->path, version, STORE_SCHEMA_VERSION);
 		return -1;
 	}
 	if (version == STORE_SCHEMA_VERSION || s->opts.readonly)
@@ -283,7 +294,8 @@ store_schema(struct store *s, char **cause)
 	    "  version INTEGER NOT NULL,"
 	    "  expires_at INTEGER"
 	    ") WITHOUT ROWID;"
-	    "CREATE INDEX IF NOT EXISTS stash_kv_expires ON stash_kv(expires_at)"
+	    "CREATE INDEX IF NOT EXISTS stash_kv_expires ON "
+	    "stash_kv(expires_at)"
 	    "  WHERE expires_at IS NOT NULL;"
 	    "CREATE TABLE IF NOT EXISTS stash_meta ("
 	    "  name TEXT PRIMARY KEY NOT NULL,"
@@ -291,42 +303,45 @@ store_schema(struct store *s, char **cause)
 	    ") WITHOUT ROWID;"
 	    "INSERT OR IGNORE INTO stash_meta VALUES ('applied_seq', 0);"
 	    "PRAGMA user_version = 1;"
-	    "COMMIT;", cause);
+	    "COMMIT;",
+	    cause);
 }
 
 struct store *
 store_open(const struct store_options *opts, char **cause)
 {
 	struct store *s;
-	int flags;
+	int	      flags;
 
 	s = xcalloc(1, sizeof(*s));
 	s->opts = *opts;
 	s->path = xstrdup(opts->path);
 	s->opts.path = s->path;
-	flags = SQLITE_OPEN_NOMUTEX | (opts->readonly ? SQLITE_OPEN_READONLY :
-	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+	flags = SQLITE_OPEN_NOMUTEX |
+		(opts->readonly ? SQLITE_OPEN_READONLY
+				: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
 	if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK) {
-		xasprintf(cause, "%s: %s", s->path, s->db ?
-		    sqlite3_errmsg(s->db) : "cannot open");
+		xasprintf(cause, "%s: %s", s->path,
+		    s->db ? sqlite3_errmsg(s->db) : "cannot open");
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_handler(s->db, store_busy, s);
 	if (sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0,
-	    NULL) != SQLITE_OK ||
+		NULL) != SQLITE_OK ||
 	    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) !=
-	    SQLITE_OK ||
+		SQLITE_OK ||
 	    sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) !=
-	    SQLITE_OK) {
+		SQLITE_OK) {
 		set_cause(s, cause, "sqlite3_db_config");
 		goto fail;
 	}
 	if (!opts->readonly) {
 		if (exec_sql(s, "PRAGMA journal_mode=WAL", cause) == -1 ||
-		    exec_sql(s, opts->synchronous_full ?
-		    "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-		    cause) == -1 ||
+		    exec_sql(s,
+			opts->synchronous_full ? "PRAGMA synchronous=FULL"
+					       : "PRAGMA synchronous=NORMAL",
+			cause) == -1 ||
 		    exec_sql(s, "PRAGMA foreign_keys=ON", cause) == -1)
 			goto fail;
 	}
@@ -338,30 +353,39 @@ store_open(const struct store_options *opts, char **cause)
 		    prepare(s, "ROLLBACK", &s->st_rollback, cause) == -1 ||
 		    prepare(s, "SAVEPOINT r", &s->st_savepoint, cause) == -1 ||
 		    prepare(s, "RELEASE r", &s->st_release, cause) == -1 ||
-		    prepare(s, "ROLLBACK TO r", &s->st_rollback_to,
-		    cause) == -1 ||
-		    prepare(s, "INSERT INTO stash_kv(key, value, version, "
-		    "expires_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO "
-		    "UPDATE SET value = excluded.value, version = "
-		    "excluded.version, expires_at = excluded.expires_at",
-		    &s->st_kv_set, cause) == -1 ||
+		    prepare(s, "ROLLBACK TO r", &s->st_rollback_to, cause) ==
+			-1 ||
+		    prepare(s,
+			"INSERT INTO stash_kv(key, value, version, "
+			"expires_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) "
+			"DO "
+			"UPDATE SET value = excluded.value, version = "
+			"excluded.version, expires_at = excluded.expires_at",
+			&s->st_kv_set, cause) == -1 ||
 		    prepare(s, "DELETE FROM stash_kv WHERE key = ?1",
-		    &s->st_kv_del, cause) == -1 ||
-		    prepare(s, "DELETE FROM stash_kv WHERE key IN (SELECT key "
-		    "FROM stash_kv WHERE expires_at IS NOT NULL AND "
-		    "expires_at <= ?1 LIMIT ?2)", &s->st_kv_purge,
-		    cause) == -1 ||
-		    prepare(s, "UPDATE stash_meta SET value = ?1 WHERE name = "
-		    "'applied_seq'", &s->st_meta_set, cause) == -1)
+			&s->st_kv_del, cause) == -1 ||
+		    prepare(s,
+			"DELETE FROM stash_kv WHERE key IN (SELECT key "
+			"FROM stash_kv WHERE expires_at IS NOT NULL AND "
+			"expires_at <= ?1 LIMIT ?2)",
+			&s->st_kv_purge, cause) == -1 ||
+		    prepare(s,
+			"UPDATE stash_meta SET value = ?1 WHERE name = "
+			"'applied_seq'",
+			&s->st_meta_set, cause) == -1)
 			goto fail;
 	}
 	if (prepare(s, "BEGIN", &s->st_rbegin, cause) == -1 ||
-	    (s->st_commit == NULL && prepare(s, "COMMIT", &s->st_commit,
-	    cause) == -1) ||
-	    prepare(s, "SELECT value, version, expires_at FROM stash_kv "
-	    "WHERE key = ?1", &s->st_kv_get, cause) == -1 ||
-	    prepare(s, "SELECT value FROM stash_meta WHERE name = "
-	    "'applied_seq'", &s->st_meta_get, cause) == -1)
+	    (s->st_commit == NULL &&
+		prepare(s, "COMMIT", &s->st_commit, cause) == -1) ||
+	    prepare(s,
+		"SELECT value, version, expires_at FROM stash_kv "
+		"WHERE key = ?1",
+		&s->st_kv_get, cause) == -1 ||
+	    prepare(s,
+		"SELECT value FROM stash_meta WHERE name = "
+		"'applied_seq'",
+		&s->st_meta_get, cause) == -1)
 		goto fail;
 	sqlite3_set_authorizer(s->db, store_authorize, s);
 	return s;
@@ -374,11 +398,11 @@ fail:
 void
 store_close(struct store *s)
 {
-	sqlite3_stmt **sts[] = { &s->st_begin, &s->st_rbegin, &s->st_commit, &s->st_rollback,
-	    &s->st_savepoint, &s->st_release, &s->st_rollback_to,
-	    &s->st_kv_set, &s->st_kv_del, &s->st_kv_get, &s->st_kv_purge,
-	    &s->st_meta_set, &s->st_meta_get };
-	size_t i;
+	sqlite3_stmt **sts[] = {&s->st_begin, &s->st_rbegin, &s->st_commit,
+	    &s->st_rollback, &s->st_savepoint, &s->st_release,
+	    &s->st_rollback_to, &s->st_kv_set, &s->st_kv_del, &s->st_kv_get,
+	    &s->st_kv_purge, &s->st_meta_set, &s->st_meta_get};
+	size_t	       i;
 
 	if (s == NULL)
 		return;
@@ -489,12 +513,12 @@ store_kv_set(struct store *s, const char *key, size_t klen, const char *value,
 	sqlite3_stmt *st = s->st_kv_set;
 
 	if (sqlite3_bind_text(st, 1, key, (int)klen, SQLITE_STATIC) !=
-	    SQLITE_OK ||
+		SQLITE_OK ||
 	    sqlite3_bind_text(st, 2, value, (int)vlen, SQLITE_STATIC) !=
-	    SQLITE_OK ||
+		SQLITE_OK ||
 	    sqlite3_bind_int64(st, 3, (sqlite3_int64)version) != SQLITE_OK ||
-	    (expires_at > 0 ? sqlite3_bind_int64(st, 4, expires_at) :
-	    sqlite3_bind_null(st, 4)) != SQLITE_OK) {
+	    (expires_at > 0 ? sqlite3_bind_int64(st, 4, expires_at)
+			    : sqlite3_bind_null(st, 4)) != SQLITE_OK) {
 		set_cause(s, cause, "bind");
 		sqlite3_reset(st);
 		return -1;
@@ -505,8 +529,8 @@ store_kv_set(struct store *s, const char *key, size_t klen, const char *value,
 int
 store_kv_del(struct store *s, const char *key, size_t klen, char **cause)
 {
-	if (sqlite3_bind_text(s->st_kv_del, 1, key, (int)klen,
-	    SQLITE_STATIC) != SQLITE_OK) {
+	if (sqlite3_bind_text(s->st_kv_del, 1, key, (int)klen, SQLITE_STATIC) !=
+	    SQLITE_OK) {
 		set_cause(s, cause, "bind");
 		return -1;
 	}
@@ -531,9 +555,9 @@ store_kv_get(struct store *s, const char *key, size_t klen, int64_t now,
     char **value, size_t *vlen, uint64_t *version, int64_t *expires_at,
     char **cause)
 {
-	sqlite3_stmt *st = s->st_kv_get;
+	sqlite3_stmt	    *st = s->st_kv_get;
 	const unsigned char *v;
-	int rc, n, found = 0;
+	int		     rc, n, found = 0;
 
 	if (sqlite3_bind_text(st, 1, key, (int)klen, SQLITE_STATIC) !=
 	    SQLITE_OK) {
@@ -542,8 +566,9 @@ store_kv_get(struct store *s, const char *key, size_t klen, int64_t now,
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		*expires_at = sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 :
-		    sqlite3_column_int64(st, 2);
+		*expires_at = sqlite3_column_type(st, 2) == SQLITE_NULL
+				  ? 0
+				  : sqlite3_column_int64(st, 2);
 		if (*expires_at == 0 || *expires_at > now) {
 			v = sqlite3_column_text(st, 0);
 			n = sqlite3_column_bytes(st, 0);
@@ -570,7 +595,7 @@ static int
 bind_json(sqlite3_stmt *st, int i, json_t *v)
 {
 	char *text;
-	int rc;
+	int   rc;
 
 	switch (json_typeof(v)) {
 	case JSON_STRING:
@@ -578,14 +603,10 @@ bind_json(sqlite3_stmt *st, int i, json_t *v)
 		    (int)json_string_length(v), SQLITE_TRANSIENT);
 	case JSON_INTEGER:
 		return sqlite3_bind_int64(st, i, json_integer_value(v));
-	case JSON_REAL:
-		return sqlite3_bind_double(st, i, json_real_value(v));
-	case JSON_TRUE:
-		return sqlite3_bind_int(st, i, 1);
-	case JSON_FALSE:
-		return sqlite3_bind_int(st, i, 0);
-	case JSON_NULL:
-		return sqlite3_bind_null(st, i);
+	case JSON_REAL: return sqlite3_bind_double(st, i, json_real_value(v));
+	case JSON_TRUE: return sqlite3_bind_int(st, i, 1);
+	case JSON_FALSE: return sqlite3_bind_int(st, i, 0);
+	case JSON_NULL: return sqlite3_bind_null(st, i);
 	default:
 		if ((text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) ==
 		    NULL)
@@ -603,9 +624,9 @@ bind_json(sqlite3_stmt *st, int i, json_t *v)
 static enum store_status
 bind_params(sqlite3_stmt *st, json_t *params, char **message)
 {
-	int n = sqlite3_bind_parameter_count(st), i, rc;
+	int	    n = sqlite3_bind_parameter_count(st), i, rc;
 	const char *name;
-	json_t *v;
+	json_t	   *v;
 
 	if (params == NULL || json_is_array(params)) {
 		size_t given = params ? json_array_size(params) : 0;
@@ -613,22 +634,28 @@ bind_params(sqlite3_stmt *st, json_t *params, char **message)
 		for (i = 1; i <= n; i++) {
 			name = sqlite3_bind_parameter_name(st, i);
 			if (name != NULL && name[0] != '?') {
-				xasprintf(message, "parameter %s is named; "
-				    "params must then be an object", name);
+				xasprintf(message,
+				    "parameter %s is named; "
+				    "params must then be an object",
+				    name);
 				return STORE_BAD_REQUEST;
 			}
 		}
 		if ((size_t)n != given) {
-			xasprintf(message, "the statement has %d parameters "
-			    "and %zu were given", n, given);
+			xasprintf(message,
+			    "the statement has %d parameters "
+			    "and %zu were given",
+			    n, given);
 			return STORE_BAD_REQUEST;
 		}
 		for (i = 1; i <= n; i++) {
-			rc = bind_json(st, i, json_array_get(params,
-			    (size_t)i - 1));
+			rc = bind_json(
+			    st, i, json_array_get(params, (size_t)i - 1));
 			if (rc != SQLITE_OK) {
-				xasprintf(message, "cannot bind parameter %d: "
-				    "%s", i, sqlite3_errstr(rc));
+				xasprintf(message,
+				    "cannot bind parameter %d: "
+				    "%s",
+				    i, sqlite3_errstr(rc));
 				return STORE_FATAL;
 			}
 		}
@@ -637,8 +664,10 @@ bind_params(sqlite3_stmt *st, json_t *params, char **message)
 	for (i = 1; i <= n; i++) {
 		name = sqlite3_bind_parameter_name(st, i);
 		if (name == NULL || name[0] == '?') {
-			xasprintf(message, "parameter %d is positional; "
-			    "params must then be an array", i);
+			xasprintf(message,
+			    "parameter %d is positional; "
+			    "params must then be an array",
+			    i);
 			return STORE_BAD_REQUEST;
 		}
 		if ((v = json_object_get(params, name + 1)) == NULL) {
@@ -646,17 +675,18 @@ bind_params(sqlite3_stmt *st, json_t *params, char **message)
 			return STORE_BAD_REQUEST;
 		}
 		if ((rc = bind_json(st, i, v)) != SQLITE_OK) {
-			xasprintf(message, "cannot bind parameter %s: %s",
-			    name, sqlite3_errstr(rc));
+			xasprintf(message, "cannot bind parameter %s: %s", name,
+			    sqlite3_errstr(rc));
 			return STORE_FATAL;
 		}
 	}
 	if (json_object_size(params) != (size_t)n) {
 		const char *key;
 
-		json_object_foreach(params, key, v) {
+		json_object_foreach(params, key, v)
+		{
 			char buf[260];
-			int found = 0;
+			int  found = 0;
 
 			for (i = 1; i <= n && !found; i++) {
 				name = sqlite3_bind_parameter_name(st, i);
@@ -665,8 +695,10 @@ bind_params(sqlite3_stmt *st, json_t *params, char **message)
 				found = strcmp(buf, key) == 0;
 			}
 			if (!found) {
-				xasprintf(message, "params names \"%.64s\", "
-				    "which the statement does not have", key);
+				xasprintf(message,
+				    "params names \"%.64s\", "
+				    "which the statement does not have",
+				    key);
 				return STORE_BAD_REQUEST;
 			}
 		}
@@ -682,8 +714,8 @@ stmt_done(sqlite3_stmt *st)
 	sqlite3_clear_bindings(st);
 }
 
-static enum store_status prepare_client(struct store *, const char *,
-    size_t, sqlite3_stmt **, char **);
+static enum store_status prepare_client(
+    struct store *, const char *, size_t, sqlite3_stmt **, char **);
 
 /* The prepared statement of sql: a kept one, or a new one kept now. */
 static enum store_status
@@ -692,7 +724,7 @@ client_stmt(struct store *s, const char *sql, size_t len, sqlite3_stmt **st,
 {
 	struct stmt_slot *slot, *lru = &s->stmts[0];
 	enum store_status ret;
-	size_t i;
+	size_t		  i;
 
 	for (i = 0; i < STORE_STMT_CACHE; i++) {
 		slot = &s->stmts[i];
@@ -735,43 +767,45 @@ step_status(int rc, const char *message)
  * statement: trailing text other than blanks and comments is refused.
  */
 static enum store_status
-prepare_client(struct store *s, const char *sql, size_t len,
-    sqlite3_stmt **st, char **message)
+prepare_client(struct store *s, const char *sql, size_t len, sqlite3_stmt **st,
+    char **message)
 {
-	const char *tail = NULL;
+	const char   *tail = NULL;
 	sqlite3_stmt *t2 = NULL;
-	int rc;
+	int	      rc;
 
 	if (len > INT32_MAX) {
 		xasprintf(message, "SQL text too long");
 		return STORE_TOO_LARGE;
 	}
-	rc = sqlite3_prepare_v3(s->db, sql, (int)len,
-	    SQLITE_PREPARE_PERSISTENT, st, &tail);
+	rc = sqlite3_prepare_v3(
+	    s->db, sql, (int)len, SQLITE_PREPARE_PERSISTENT, st, &tail);
 	if (rc == SQLITE_OK && *st != NULL && tail != NULL &&
 	    tail < sql + len) {
 		/* Anything left must prepare to nothing. */
-		rc = sqlite3_prepare_v2(s->db, tail, (int)(sql + len - tail),
-		    &t2, NULL);
+		rc = sqlite3_prepare_v2(
+		    s->db, tail, (int)(sql + len - tail), &t2, NULL);
 		if (rc == SQLITE_OK && t2 != NULL) {
 			sqlite3_finalize(t2);
 			sqlite3_finalize(*st);
 			*st = NULL;
 			xasprintf(message, "one statement per \"sql\"; use "
-			    "\"tx\" for several");
+					   "\"tx\" for several");
 			return STORE_BAD_REQUEST;
 		}
 	}
 	if (rc != SQLITE_OK) {
 		const char *m = sqlite3_errmsg(s->db);
-		int refused = (rc & 0xff) == SQLITE_AUTH ||
-		    strncmp(m, "not authorized", 14) == 0;
+		int	    refused = (rc & 0xff) == SQLITE_AUTH ||
+			      strncmp(m, "not authorized", 14) == 0;
 
 		if (refused)
-			xasprintf(message, "%s: stashd refuses ATTACH and "
+			xasprintf(message,
+			    "%s: stashd refuses ATTACH and "
 			    "DETACH, extension loading, transaction control, "
 			    "writes to stash_ tables and PRAGMAs that change "
-			    "anything", m);
+			    "anything",
+			    m);
 		else
 			xasprintf(message, "%s", m);
 		if (*st != NULL) {
@@ -796,8 +830,8 @@ prepare_client(struct store *s, const char *sql, size_t len,
  */
 static enum store_status store_exec1(struct store *, const char *, size_t,
     json_t *, struct store_result *, char **);
-static enum store_status store_query1(struct store *, const char *, size_t,
-    json_t *, struct wbuf *, char **);
+static enum store_status store_query1(
+    struct store *, const char *, size_t, json_t *, struct wbuf *, char **);
 
 enum store_status
 store_exec(struct store *s, const char *sql, size_t len, json_t *params,
@@ -828,8 +862,8 @@ store_exec1(struct store *s, const char *sql, size_t len, json_t *params,
     struct store_result *res, char **message)
 {
 	enum store_status ret;
-	sqlite3_stmt *st = NULL;
-	int rc;
+	sqlite3_stmt	 *st = NULL;
+	int		  rc;
 
 	*message = NULL;
 	if ((ret = client_stmt(s, sql, len, &st, message)) != STORE_OK)
@@ -839,7 +873,7 @@ store_exec1(struct store *s, const char *sql, size_t len, json_t *params,
 		return ret;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		;	/* RETURNING rows and the like are not kept */
+		; /* RETURNING rows and the like are not kept */
 	if (rc != SQLITE_DONE) {
 		xasprintf(message, "%s", sqlite3_errmsg(s->db));
 		stmt_done(st);
@@ -863,8 +897,8 @@ add_base64(struct wbuf *w, const unsigned char *p, size_t n)
 	wbuf_adds(w, "{\"base64\":\"");
 	wbuf_reserve(w, (n + 2) / 3 * 4 + 3);
 	for (i = 0; i + 2 < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 |
-		    p[i + 2];
+		uint32_t v =
+		    (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
 
 		w->buf[w->len++] = b64[v >> 18];
 		w->buf[w->len++] = b64[(v >> 12) & 63];
@@ -873,7 +907,7 @@ add_base64(struct wbuf *w, const unsigned char *p, size_t n)
 	}
 	if (i < n) {
 		uint32_t v = (uint32_t)p[i] << 16 |
-		    (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+			     (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
 
 		w->buf[w->len++] = b64[v >> 18];
 		w->buf[w->len++] = b64[(v >> 12) & 63];
@@ -887,7 +921,7 @@ add_base64(struct wbuf *w, const unsigned char *p, size_t n)
 static void
 add_text(struct wbuf *w, const char *p, size_t n)
 {
-	size_t i;
+	size_t	    i;
 	struct wbuf tmp;
 
 	if (proto_utf8_valid(p, n)) {
@@ -920,9 +954,9 @@ store_query1(struct store *s, const char *sql, size_t len, json_t *params,
     struct wbuf *out, char **message)
 {
 	enum store_status ret;
-	sqlite3_stmt *st = NULL;
-	size_t start = out->len, rows = 0;
-	int rc, i, ncol;
+	sqlite3_stmt	 *st = NULL;
+	size_t		  start = out->len, rows = 0;
+	int		  rc, i, ncol;
 
 	*message = NULL;
 	if ((ret = client_stmt(s, sql, len, &st, message)) != STORE_OK)
@@ -930,7 +964,7 @@ store_query1(struct store *s, const char *sql, size_t len, json_t *params,
 	if (!sqlite3_stmt_readonly(st)) {
 		stmt_done(st);
 		xasprintf(message, "query runs read-only statements; use "
-		    "exec to write");
+				   "exec to write");
 		return STORE_BAD_REQUEST;
 	}
 	if ((ret = bind_params(st, params, message)) != STORE_OK) {
@@ -954,9 +988,10 @@ store_query1(struct store *s, const char *sql, size_t len, json_t *params,
 		    out->len - start > s->opts.query_bytes_max) {
 			out->len = start;
 			stmt_done(st);
-			xasprintf(message, "the answer has more than %zu rows "
-			    "or %zu bytes", s->opts.query_rows_max,
-			    s->opts.query_bytes_max);
+			xasprintf(message,
+			    "the answer has more than %zu rows "
+			    "or %zu bytes",
+			    s->opts.query_rows_max, s->opts.query_bytes_max);
 			return STORE_TOO_LARGE;
 		}
 		wbuf_adds(out, rows > 0 ? ",[" : "[");
@@ -968,8 +1003,8 @@ store_query1(struct store *s, const char *sql, size_t len, json_t *params,
 				wbuf_add_i64(out, sqlite3_column_int64(st, i));
 				break;
 			case SQLITE_FLOAT:
-				wbuf_add_double(out,
-				    sqlite3_column_double(st, i));
+				wbuf_add_double(
+				    out, sqlite3_column_double(st, i));
 				break;
 			case SQLITE_TEXT:
 				add_text(out,
@@ -980,9 +1015,7 @@ store_query1(struct store *s, const char *sql, size_t len, json_t *params,
 				add_base64(out, sqlite3_column_blob(st, i),
 				    (size_t)sqlite3_column_bytes(st, i));
 				break;
-			default:
-				wbuf_adds(out, "null");
-				break;
+			default: wbuf_adds(out, "null"); break;
 			}
 		}
 		wbuf_addc(out, ']');
@@ -1011,9 +1044,9 @@ store_checkpoint(struct store *s, int truncate, char **cause)
 {
 	int log = 0, ckpt = 0, rc;
 
-	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, truncate ?
-	    SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE, &log,
-	    &ckpt);
+	rc = sqlite3_wal_checkpoint_v2(s->db, NULL,
+	    truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+	    &log, &ckpt);
 	if (rc != SQLITE_OK) {
 		set_cause(s, cause, "checkpoint");
 		return -1;

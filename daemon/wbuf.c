@@ -67,7 +67,7 @@ wbuf_addc(struct wbuf *w, char c)
 void
 wbuf_add_u64(struct wbuf *w, uint64_t v)
 {
-	char tmp[20];
+	char   tmp[20];
 	size_t n = 0;
 
 	do {
@@ -94,7 +94,7 @@ void
 wbuf_add_double(struct wbuf *w, double v)
 {
 	char tmp[32];
-	int n;
+	int  n;
 
 	if (!isfinite(v)) {
 		wbuf_adds(w, "null");
@@ -115,7 +115,7 @@ void
 wbuf_add_jstr(struct wbuf *w, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t i, run = 0;
+	size_t		  i, run = 0;
 
 	/* Worst case every byte becomes \u00XX. */
 	wbuf_reserve(w, n + 2);
@@ -134,8 +134,8 @@ wbuf_add_jstr(struct wbuf *w, const char *s, size_t n)
 		case '\r': wbuf_add(w, "\\r", 2); break;
 		case '\t': wbuf_add(w, "\\t", 2); break;
 		default: {
-			char u[6] = { '\\', 'u', '0', '0', hex[c >> 4],
-			    hex[c & 15] };
+			char u[6] = {
+			    '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 
 			wbuf_add(w, u, 6);
 		}

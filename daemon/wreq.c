@@ -39,7 +39,7 @@ static uint32_t
 get_u32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
+	       (uint32_t)p[3] << 24;
 }
 
 /* A wreq with room for a payload of len bytes; p points at the payload. */
@@ -63,8 +63,8 @@ wreq_finish(struct wreq *w)
 	size_t len = w->rec_len - JOURNAL_RECORD_HEADER;
 
 	/* The CRC is computed by the journal thread (writer.c). */
-	if (wreq_decode(w, w->type, w->seq, w->rec + JOURNAL_RECORD_HEADER,
-	    len) == -1)
+	if (wreq_decode(
+		w, w->type, w->seq, w->rec + JOURNAL_RECORD_HEADER, len) == -1)
 		fatalx("wreq: cannot decode what was just encoded");
 	return w;
 }
@@ -74,8 +74,8 @@ wreq_kv_set(uint64_t seq, const char *key, size_t klen, const char *value,
     size_t vlen, int64_t expires_at)
 {
 	unsigned char *p;
-	struct wreq *w = wreq_alloc(WREQ_KV_SET, seq, 2 + klen + 4 + vlen + 8,
-	    &p);
+	struct wreq   *w =
+	    wreq_alloc(WREQ_KV_SET, seq, 2 + klen + 4 + vlen + 8, &p);
 
 	p = put_u16(p, (uint16_t)klen);
 	p = put_bytes(p, key, klen);
@@ -90,7 +90,7 @@ struct wreq *
 wreq_kv_del(uint64_t seq, const char *key, size_t klen)
 {
 	unsigned char *p;
-	struct wreq *w = wreq_alloc(WREQ_KV_DEL, seq, 2 + klen, &p);
+	struct wreq   *w = wreq_alloc(WREQ_KV_DEL, seq, 2 + klen, &p);
 
 	p = put_u16(p, (uint16_t)klen);
 	put_bytes(p, key, klen);
@@ -102,8 +102,8 @@ wreq_exec(uint64_t seq, const char *sql, size_t sql_len, const char *params,
     size_t params_len)
 {
 	unsigned char *p;
-	struct wreq *w = wreq_alloc(WREQ_EXEC, seq, 4 + sql_len + 4 +
-	    params_len, &p);
+	struct wreq   *w =
+	    wreq_alloc(WREQ_EXEC, seq, 4 + sql_len + 4 + params_len, &p);
 
 	p = put_u32(p, (uint32_t)sql_len);
 	p = put_bytes(p, sql, sql_len);
@@ -116,7 +116,7 @@ struct wreq *
 wreq_tx(uint64_t seq, const char *tx, size_t tx_len)
 {
 	unsigned char *p;
-	struct wreq *w = wreq_alloc(WREQ_TX, seq, 4 + tx_len, &p);
+	struct wreq   *w = wreq_alloc(WREQ_TX, seq, 4 + tx_len, &p);
 
 	p = put_u32(p, (uint32_t)tx_len);
 	put_bytes(p, tx, tx_len);
@@ -124,11 +124,11 @@ wreq_tx(uint64_t seq, const char *tx, size_t tx_len)
 }
 
 int
-wreq_decode(struct wreq *w, uint8_t type, uint64_t seq, const void *payload,
-    size_t len)
+wreq_decode(
+    struct wreq *w, uint8_t type, uint64_t seq, const void *payload, size_t len)
 {
 	const unsigned char *p = payload, *end = p + len;
-	uint32_t n;
+	uint32_t	     n;
 
 	w->type = type;
 	w->seq = seq;
@@ -155,7 +155,7 @@ wreq_decode(struct wreq *w, uint8_t type, uint64_t seq, const void *payload,
 		w->vlen = n;
 		p += n;
 		w->expires_at = (int64_t)((uint64_t)get_u32(p) |
-		    (uint64_t)get_u32(p + 4) << 32);
+					  (uint64_t)get_u32(p + 4) << 32);
 		return p + 8 == end ? 0 : -1;
 	case WREQ_EXEC:
 		if (end - p < 4)
@@ -184,8 +184,7 @@ wreq_decode(struct wreq *w, uint8_t type, uint64_t seq, const void *payload,
 		w->json = (const char *)p;
 		w->json_len = n;
 		return 0;
-	default:
-		return -1;
+	default: return -1;
 	}
 }
 

@@ -28,51 +28,51 @@ enum wreq_type {
 };
 
 struct wreq {
-	TAILQ_ENTRY(wreq)	 entry;
-	uint64_t		 seq;
-	uint8_t			 type;
-	uint8_t			 durability;	/* enum proto_durability */
-	unsigned char		*rec;		/* header + payload */
-	size_t			 rec_len;
+	TAILQ_ENTRY(wreq) entry;
+	uint64_t       seq;
+	uint8_t	       type;
+	uint8_t	       durability; /* enum proto_durability */
+	unsigned char *rec;	   /* header + payload */
+	size_t	       rec_len;
 	/* Views into the payload. */
-	const char		*key;
-	size_t			 klen;
-	const char		*value;
-	size_t			 vlen;
-	int64_t			 expires_at;	/* Unix seconds, 0: never */
-	const char		*sql;
-	size_t			 sql_len;
-	const char		*json;		/* params of EXEC, array of TX */
-	size_t			 json_len;
+	const char *key;
+	size_t	    klen;
+	const char *value;
+	size_t	    vlen;
+	int64_t	    expires_at; /* Unix seconds, 0: never */
+	const char *sql;
+	size_t	    sql_len;
+	const char *json; /* params of EXEC, array of TX */
+	size_t	    json_len;
 	/* Results, filled by the applier. */
-	enum store_status	 status;
-	char			*message;	/* malloc'd, on failure */
-	struct store_result	 res;		/* EXEC */
-	char			*results;	/* TX: JSON array text */
+	enum store_status   status;
+	char		   *message; /* malloc'd, on failure */
+	struct store_result res;     /* EXEC */
+	char		   *results; /* TX: JSON array text */
 	/* Loop side. */
-	void			*owner;		/* the waiting answer, or NULL */
-	size_t			 reserved;	/* cache bytes held for it */
-	uint32_t		 ttl;		/* seconds, for the cache */
-	int			 acked;
-	int			 pinned;	/* in the cache, pinned */
-	char			*id;		/* the request's id, JSON */
-	size_t			 id_len;
-	int			 deleted;	/* KV_DEL: the key existed */
+	void	*owner;	   /* the waiting answer, or NULL */
+	size_t	 reserved; /* cache bytes held for it */
+	uint32_t ttl;	   /* seconds, for the cache */
+	int	 acked;
+	int	 pinned; /* in the cache, pinned */
+	char	*id;	 /* the request's id, JSON */
+	size_t	 id_len;
+	int	 deleted; /* KV_DEL: the key existed */
 };
 TAILQ_HEAD(wreq_list, wreq);
 
-struct wreq	*wreq_kv_set(uint64_t seq, const char *key, size_t klen,
-		    const char *value, size_t vlen, int64_t expires_at);
-struct wreq	*wreq_kv_del(uint64_t seq, const char *key, size_t klen);
-struct wreq	*wreq_exec(uint64_t seq, const char *sql, size_t sql_len,
-		    const char *params, size_t params_len);
-struct wreq	*wreq_tx(uint64_t seq, const char *tx, size_t tx_len);
+struct wreq *wreq_kv_set(uint64_t seq, const char *key, size_t klen,
+    const char *value, size_t vlen, int64_t expires_at);
+struct wreq *wreq_kv_del(uint64_t seq, const char *key, size_t klen);
+struct wreq *wreq_exec(uint64_t seq, const char *sql, size_t sql_len,
+    const char *params, size_t params_len);
+struct wreq *wreq_tx(uint64_t seq, const char *tx, size_t tx_len);
 /*
  * Fill w's views from a payload read back from the journal (w->rec stays
  * NULL: the views point into payload). -1 when the payload is malformed.
  */
-int		 wreq_decode(struct wreq *w, uint8_t type, uint64_t seq,
-		    const void *payload, size_t len);
-void		 wreq_free(struct wreq *w);
+int wreq_decode(struct wreq *w, uint8_t type, uint64_t seq, const void *payload,
+    size_t len);
+void wreq_free(struct wreq *w);
 
 #endif /* STASHD_WREQ_H */

@@ -53,24 +53,24 @@
 TAILQ_HEAD(wgroup_list, wgroup);
 
 struct writer {
-	struct writer_options	 opts;
-	struct writer_callbacks	 cb;
-	struct journal		*journal;
-	struct store		*store;
-	struct mailbox		*mb;
+	struct writer_options	opts;
+	struct writer_callbacks cb;
+	struct journal	       *journal;
+	struct store	       *store;
+	struct mailbox	       *mb;
 
-	pthread_mutex_t		 lock;
-	pthread_cond_t		 jcond;		/* work for the journal thread */
-	pthread_cond_t		 acond;		/* work for the apply thread */
-	struct wreq_list	 incoming;
-	struct wgroup_list	 journaled;	/* waiting to be applied */
-	int			 stopping;
-	int			 journal_done;	/* journal thread has exited */
-	int			 broken;	/* the journal failed */
-	struct writer_stats	 stats;
+	pthread_mutex_t	    lock;
+	pthread_cond_t	    jcond; /* work for the journal thread */
+	pthread_cond_t	    acond; /* work for the apply thread */
+	struct wreq_list    incoming;
+	struct wgroup_list  journaled; /* waiting to be applied */
+	int		    stopping;
+	int		    journal_done; /* journal thread has exited */
+	int		    broken;	  /* the journal failed */
+	struct writer_stats stats;
 
-	pthread_t		 jthread;
-	pthread_t		 athread;
+	pthread_t jthread;
+	pthread_t athread;
 };
 
 /*
@@ -79,9 +79,9 @@ struct writer {
  */
 struct wmsg {
 	struct writer_callbacks cb;
-	struct wgroup	*g;
-	int		 on;
-	char		*why;
+	struct wgroup	       *g;
+	int			on;
+	char		       *why;
 };
 
 static uint64_t
@@ -96,7 +96,7 @@ now_ms(void)
 static void
 sleep_ms(unsigned ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
@@ -154,8 +154,8 @@ msg_fatal(void *arg)
 }
 
 static void
-post(struct writer *wr, mailbox_fn fn, struct wgroup *g, int on,
-    const char *why)
+post(
+    struct writer *wr, mailbox_fn fn, struct wgroup *g, int on, const char *why)
 {
 	struct wmsg *m = xcalloc(1, sizeof(*m));
 
@@ -170,15 +170,15 @@ post(struct writer *wr, mailbox_fn fn, struct wgroup *g, int on,
 static void *
 journal_main(void *arg)
 {
-	struct writer *wr = arg;
-	struct wbuf buf;
-	struct wgroup *g;
-	struct wreq *w;
+	struct writer  *wr = arg;
+	struct wbuf	buf;
+	struct wgroup  *g;
+	struct wreq    *w;
 	struct timespec until;
-	uint64_t last_sync = now_ms();
-	int unsynced = 0, need_sync;
-	size_t bytes;
-	char *cause = NULL;
+	uint64_t	last_sync = now_ms();
+	int		unsynced = 0, need_sync;
+	size_t		bytes;
+	char	       *cause = NULL;
 
 	wbuf_init(&buf);
 	pthread_mutex_lock(&wr->lock);
@@ -191,14 +191,16 @@ journal_main(void *arg)
 			/* Async writes wait at most fsync_interval. */
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += wr->opts.fsync_interval_ms / 1000;
-			until.tv_nsec += (long)(wr->opts.fsync_interval_ms %
-			    1000) * 1000000L;
+			until.tv_nsec +=
+			    (long)(wr->opts.fsync_interval_ms % 1000) *
+			    1000000L;
 			if (until.tv_nsec >= 1000000000L) {
 				until.tv_sec++;
 				until.tv_nsec -= 1000000000L;
 			}
-			if (pthread_cond_timedwait(&wr->jcond, &wr->lock,
-			    &until) == ETIMEDOUT && TAILQ_EMPTY(&wr->incoming))
+			if (pthread_cond_timedwait(
+				&wr->jcond, &wr->lock, &until) == ETIMEDOUT &&
+			    TAILQ_EMPTY(&wr->incoming))
 				break;
 		}
 		if (TAILQ_EMPTY(&wr->incoming)) {
@@ -218,8 +220,8 @@ journal_main(void *arg)
 		    wr->stats.queue_ops < wr->opts.group_max_ops) {
 			pthread_mutex_unlock(&wr->lock);
 			{
-				struct timespec ts = { 0,
-				    (long)wr->opts.group_delay_us * 1000L };
+				struct timespec ts = {
+				    0, (long)wr->opts.group_delay_us * 1000L};
 
 				nanosleep(&ts, NULL);
 			}
@@ -230,8 +232,9 @@ journal_main(void *arg)
 		bytes = 0;
 		need_sync = 0;
 		while ((w = TAILQ_FIRST(&wr->incoming)) != NULL &&
-		    (g->n == 0 || (g->n < wr->opts.group_max_ops &&
-		    bytes + w->rec_len <= wr->opts.group_max_bytes))) {
+		       (g->n == 0 || (g->n < wr->opts.group_max_ops &&
+					 bytes + w->rec_len <=
+					     wr->opts.group_max_bytes))) {
 			TAILQ_REMOVE(&wr->incoming, w, entry);
 			TAILQ_INSERT_TAIL(&g->reqs, w, entry);
 			if (g->n++ == 0)
@@ -248,19 +251,22 @@ journal_main(void *arg)
 		/* Seal each record here, off the loop; mark the group's end. */
 		wbuf_reset(&buf);
 		wbuf_reserve(&buf, bytes);
-		TAILQ_FOREACH(w, &g->reqs, entry) {
-			journal_record_seal(w->rec, w->type |
-			    (TAILQ_NEXT(w, entry) == NULL ? JOURNAL_GROUP_END :
-			    0), w->seq, w->rec_len - JOURNAL_RECORD_HEADER);
+		TAILQ_FOREACH(w, &g->reqs, entry)
+		{
+			journal_record_seal(w->rec,
+			    w->type | (TAILQ_NEXT(w, entry) == NULL
+					      ? JOURNAL_GROUP_END
+					      : 0),
+			    w->seq, w->rec_len - JOURNAL_RECORD_HEADER);
 			wbuf_add(&buf, w->rec, w->rec_len);
 		}
 		if (journal_write(wr->journal, buf.buf, buf.len, g->first_seq,
-		    g->last_seq, &cause) == -1) {
+			g->last_seq, &cause) == -1) {
 			writer_group_free(g);
 			goto broken;
 		}
-		if (need_sync || now_ms() - last_sync >=
-		    wr->opts.fsync_interval_ms) {
+		if (need_sync ||
+		    now_ms() - last_sync >= wr->opts.fsync_interval_ms) {
 			if (journal_sync(wr->journal, &cause) == -1) {
 				writer_group_free(g);
 				goto broken;
@@ -310,12 +316,12 @@ static int
 apply_tx(struct store *s, struct wreq *w)
 {
 	struct store_result res;
-	struct wbuf out;
-	json_error_t jerr;
-	json_t *tx, *st, *sql;
-	size_t i;
-	char *msg = NULL, *cause = NULL;
-	enum store_status rc = STORE_OK;
+	struct wbuf	    out;
+	json_error_t	    jerr;
+	json_t		   *tx, *st, *sql;
+	size_t		    i;
+	char		   *msg = NULL, *cause = NULL;
+	enum store_status   rc = STORE_OK;
 
 	tx = json_loadb(w->json, w->json_len, JSON_DISABLE_EOF_CHECK, &jerr);
 	if (tx == NULL || !json_is_array(tx)) {
@@ -328,7 +334,8 @@ apply_tx(struct store *s, struct wreq *w)
 		goto fatal;
 	wbuf_init(&out);
 	wbuf_addc(&out, '[');
-	json_array_foreach(tx, i, st) {
+	json_array_foreach(tx, i, st)
+	{
 		sql = json_object_get(st, "sql");
 		if (!json_is_string(sql)) {
 			rc = STORE_BAD_REQUEST;
@@ -388,9 +395,9 @@ fatal:
 int
 writer_apply(struct store *s, struct wreq *w)
 {
-	json_error_t jerr;
-	json_t *params = NULL;
-	char *cause = NULL;
+	json_error_t	  jerr;
+	json_t		 *params = NULL;
+	char		 *cause = NULL;
 	enum store_status rc;
 
 	free(w->message);
@@ -401,24 +408,22 @@ writer_apply(struct store *s, struct wreq *w)
 	switch (w->type) {
 	case WREQ_KV_SET:
 		if (store_kv_set(s, w->key, w->klen, w->value, w->vlen, w->seq,
-		    w->expires_at, &cause) == -1)
+			w->expires_at, &cause) == -1)
 			goto fatal;
 		return 0;
 	case WREQ_KV_DEL:
 		if (store_kv_del(s, w->key, w->klen, &cause) == -1)
 			goto fatal;
 		return 0;
-	case WREQ_TX:
-		return apply_tx(s, w);
-	case WREQ_EXEC:
-		break;
+	case WREQ_TX: return apply_tx(s, w);
+	case WREQ_EXEC: break;
 	default:
 		w->status = STORE_BAD_REQUEST;
 		xasprintf(&w->message, "unknown record type %u", w->type);
 		return 0;
 	}
-	if (w->json != NULL && (params = json_loadb(w->json, w->json_len, 0,
-	    &jerr)) == NULL) {
+	if (w->json != NULL &&
+	    (params = json_loadb(w->json, w->json_len, 0, &jerr)) == NULL) {
 		w->status = STORE_BAD_REQUEST;
 		xasprintf(&w->message, "params: %s", jerr.text);
 		return 0;
@@ -455,16 +460,20 @@ apply_batch(struct writer *wr, struct wgroup_list *batch, uint64_t *last,
     uint64_t *errors, char **cause)
 {
 	struct wgroup *g;
-	struct wreq *w;
+	struct wreq   *w;
 
 	*errors = 0;
 	if (store_begin(wr->store, cause) == -1)
 		return -1;
-	TAILQ_FOREACH(g, batch, entry) {
-		TAILQ_FOREACH(w, &g->reqs, entry) {
+	TAILQ_FOREACH(g, batch, entry)
+	{
+		TAILQ_FOREACH(w, &g->reqs, entry)
+		{
 			if (writer_apply(wr->store, w) == -1) {
-				xasprintf(cause, "the database failed applying "
-				    "seq %" PRIu64, w->seq);
+				xasprintf(cause,
+				    "the database failed applying "
+				    "seq %" PRIu64,
+				    w->seq);
 				store_rollback(wr->store);
 				return -1;
 			}
@@ -472,7 +481,8 @@ apply_batch(struct writer *wr, struct wgroup_list *batch, uint64_t *last,
 				(*errors)++;
 				if (w->durability != PROTO_DUR_COMMIT)
 					log_warnx("apply: seq %" PRIu64
-					    " failed: %s", w->seq, w->message);
+						  " failed: %s",
+					    w->seq, w->message);
 			}
 			*last = w->seq;
 		}
@@ -488,14 +498,14 @@ apply_batch(struct writer *wr, struct wgroup_list *batch, uint64_t *last,
 static void *
 apply_main(void *arg)
 {
-	struct writer *wr = arg;
+	struct writer	  *wr = arg;
 	struct wgroup_list batch;
-	struct wgroup *g;
-	uint64_t last = 0, errors, ops, last_purge = now_ms();
-	uint64_t last_ckpt = now_ms(), durable = 0;
-	unsigned backoff = 0;
-	int down = 0, n;
-	char *cause = NULL;
+	struct wgroup	  *g;
+	uint64_t	   last = 0, errors, ops, last_purge = now_ms();
+	uint64_t	   last_ckpt = now_ms(), durable = 0;
+	unsigned	   backoff = 0;
+	int		   down = 0, n;
+	char		  *cause = NULL;
 
 	TAILQ_INIT(&batch);
 	pthread_mutex_lock(&wr->lock);
@@ -505,8 +515,8 @@ apply_main(void *arg)
 
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += 1;
-			if (pthread_cond_timedwait(&wr->acond, &wr->lock,
-			    &until) == ETIMEDOUT)
+			if (pthread_cond_timedwait(
+				&wr->acond, &wr->lock, &until) == ETIMEDOUT)
 				break;
 		}
 		if (TAILQ_EMPTY(&wr->journaled)) {
@@ -529,9 +539,10 @@ apply_main(void *arg)
 				last_purge = now_ms();
 				if (store_begin(wr->store, &cause) == 0 &&
 				    (n = store_kv_purge(wr->store,
-				    (int64_t)time(NULL), 10000, &cause)) >= 0 &&
-				    store_commit(wr->store, wr->stats.applied_seq,
-				    &cause) == 0) {
+					 (int64_t)time(NULL), 10000, &cause)) >=
+					0 &&
+				    store_commit(wr->store,
+					wr->stats.applied_seq, &cause) == 0) {
 					pthread_mutex_lock(&wr->lock);
 					wr->stats.purged += (uint64_t)n;
 					pthread_mutex_unlock(&wr->lock);
@@ -547,7 +558,7 @@ apply_main(void *arg)
 		}
 		ops = 0;
 		while ((g = TAILQ_FIRST(&wr->journaled)) != NULL &&
-		    (ops == 0 || ops + g->n <= wr->opts.group_max_ops * 4)) {
+		       (ops == 0 || ops + g->n <= wr->opts.group_max_ops * 4)) {
 			TAILQ_REMOVE(&wr->journaled, g, entry);
 			TAILQ_INSERT_TAIL(&batch, g, entry);
 			ops += g->n;
@@ -581,7 +592,8 @@ apply_main(void *arg)
 		 */
 		if (!wr->opts.sync_normal)
 			durable = last;
-		else if (now_ms() - last_ckpt >= wr->opts.checkpoint_interval_ms) {
+		else if (now_ms() - last_ckpt >=
+			 wr->opts.checkpoint_interval_ms) {
 			last_ckpt = now_ms();
 			if (store_checkpoint(wr->store, 0, &cause) == 0)
 				durable = last;
@@ -679,26 +691,26 @@ writer_get_stats(struct writer *wr, struct writer_stats *st)
 
 /* Replay state: the open transaction and its size. */
 struct replay {
-	struct store	*store;
-	size_t		 batch;
-	size_t		 in_tx;
-	uint64_t	 last;
-	uint64_t	 count;
-	uint64_t	 errors;
-	char		*cause;
+	struct store *store;
+	size_t	      batch;
+	size_t	      in_tx;
+	uint64_t      last;
+	uint64_t      count;
+	uint64_t      errors;
+	char	     *cause;
 };
 
 static int
-replay_record(void *arg, uint8_t type, uint64_t seq, const void *payload,
-    size_t len)
+replay_record(
+    void *arg, uint8_t type, uint64_t seq, const void *payload, size_t len)
 {
 	struct replay *r = arg;
-	struct wreq w;
+	struct wreq    w;
 
 	memset(&w, 0, sizeof(w));
 	if (wreq_decode(&w, type, seq, payload, len) == -1) {
-		xasprintf(&r->cause, "journal record %" PRIu64 " is malformed",
-		    seq);
+		xasprintf(
+		    &r->cause, "journal record %" PRIu64 " is malformed", seq);
 		return -1;
 	}
 	if (r->in_tx == 0 && store_begin(r->store, &r->cause) == -1)
@@ -706,8 +718,8 @@ replay_record(void *arg, uint8_t type, uint64_t seq, const void *payload,
 	if (writer_apply(r->store, &w) == -1) {
 		free(w.message);
 		free(w.results);
-		xasprintf(&r->cause, "the database failed replaying record %"
-		    PRIu64, seq);
+		xasprintf(&r->cause,
+		    "the database failed replaying record %" PRIu64, seq);
 		store_rollback(r->store);
 		return -1;
 	}
@@ -735,7 +747,7 @@ writer_replay(struct journal *j, struct store *s, uint64_t applied,
     size_t batch, uint64_t *replayed, uint64_t *last, char **cause)
 {
 	struct replay r;
-	char *jcause = NULL;
+	char	     *jcause = NULL;
 
 	memset(&r, 0, sizeof(r));
 	r.store = s;

@@ -23,80 +23,79 @@ struct writer;
 
 /* A group: the writes of one journal write + fdatasync. */
 struct wgroup {
-	struct wreq_list	 reqs;
-	size_t			 n;
-	uint64_t		 first_seq;
-	uint64_t		 last_seq;
-	int			 synced;
-	TAILQ_ENTRY(wgroup)	 entry;
+	struct wreq_list reqs;
+	size_t		 n;
+	uint64_t	 first_seq;
+	uint64_t	 last_seq;
+	int		 synced;
+	TAILQ_ENTRY(wgroup) entry;
 };
 
 struct writer_callbacks {
 	/* The group is in the journal (fsync'd when g->synced). */
-	void	(*journaled)(void *arg, struct wgroup *g);
+	void (*journaled)(void *arg, struct wgroup *g);
 	/* The group is applied; the loop frees it (writer_group_free). */
-	void	(*applied)(void *arg, struct wgroup *g);
+	void (*applied)(void *arg, struct wgroup *g);
 	/* SQLite cannot take writes now (1) or can again (0). */
-	void	(*unavailable)(void *arg, int on, const char *why);
+	void (*unavailable)(void *arg, int on, const char *why);
 	/* The journal failed: nothing more will be acknowledged. */
-	void	(*fatal)(void *arg, const char *why);
-	void	*arg;
+	void (*fatal)(void *arg, const char *why);
+	void *arg;
 };
 
 struct writer_options {
-	size_t		 group_max_ops;
-	size_t		 group_max_bytes;
-	unsigned	 group_delay_us;
-	unsigned	 fsync_interval_ms;	/* for async-only groups */
-	unsigned	 purge_interval_ms;	/* expired rows */
+	size_t	 group_max_ops;
+	size_t	 group_max_bytes;
+	unsigned group_delay_us;
+	unsigned fsync_interval_ms; /* for async-only groups */
+	unsigned purge_interval_ms; /* expired rows */
 	/*
 	 * SQLite runs with synchronous=NORMAL: a commit is durable only once
 	 * a checkpoint has completed, so journal segments are released after
 	 * one, taken at least this often while writes come.
 	 */
-	int		 sync_normal;
-	unsigned	 checkpoint_interval_ms;
+	int	 sync_normal;
+	unsigned checkpoint_interval_ms;
 };
 
 struct writer_stats {
-	uint64_t	 groups;
-	uint64_t	 group_ops;		/* sum of group sizes */
-	uint64_t	 group_max;
-	uint64_t	 transactions;
-	uint64_t	 applied_seq;
-	uint64_t	 journaled_seq;
-	uint64_t	 apply_errors;		/* statements that failed */
-	uint64_t	 apply_retries;		/* SQLite unavailable */
-	uint64_t	 queue_ops;		/* waiting for the journal */
-	uint64_t	 queue_bytes;
-	uint64_t	 apply_backlog;		/* journaled, not applied */
-	uint64_t	 purged;
+	uint64_t	   groups;
+	uint64_t	   group_ops; /* sum of group sizes */
+	uint64_t	   group_max;
+	uint64_t	   transactions;
+	uint64_t	   applied_seq;
+	uint64_t	   journaled_seq;
+	uint64_t	   apply_errors;  /* statements that failed */
+	uint64_t	   apply_retries; /* SQLite unavailable */
+	uint64_t	   queue_ops;	  /* waiting for the journal */
+	uint64_t	   queue_bytes;
+	uint64_t	   apply_backlog; /* journaled, not applied */
+	uint64_t	   purged;
 	struct store_stats sqlite;
 };
 
-struct writer	*writer_start(const struct writer_options *opts,
-		    struct journal *j, struct store *s, struct mailbox *mb,
-		    const struct writer_callbacks *cb);
+struct writer *writer_start(const struct writer_options *opts,
+    struct journal *j, struct store *s, struct mailbox *mb,
+    const struct writer_callbacks *cb);
 /* Queue w (the loop thread; seqs strictly increasing). */
-void		 writer_submit(struct writer *wr, struct wreq *w);
+void writer_submit(struct writer *wr, struct wreq *w);
 /* Finish everything queued, then stop the threads. */
-void		 writer_stop(struct writer *wr);
-void		 writer_get_stats(struct writer *wr, struct writer_stats *st);
-void		 writer_group_free(struct wgroup *g);
+void writer_stop(struct writer *wr);
+void writer_get_stats(struct writer *wr, struct writer_stats *st);
+void writer_group_free(struct wgroup *g);
 
 /*
  * Apply one write to the store inside an open transaction (the apply
  * thread, and replay at start). Fills w->status and friends; returns -1
  * only when the database itself failed (the transaction must go).
  */
-int		 writer_apply(struct store *s, struct wreq *w);
+int writer_apply(struct store *s, struct wreq *w);
 
 /*
  * Replay the journal records after the store's applied seq, in
  * transactions of up to batch records. *last gets the last seq seen.
  */
-int		 writer_replay(struct journal *j, struct store *s,
-		    uint64_t applied, size_t batch, uint64_t *replayed,
-		    uint64_t *last, char **cause);
+int writer_replay(struct journal *j, struct store *s, uint64_t applied,
+    size_t batch, uint64_t *replayed, uint64_t *last, char **cause);
 
 #endif /* STASHD_WRITER_H */

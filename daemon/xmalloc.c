@@ -63,7 +63,7 @@ int
 xasprintf(char **ret, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
+	int	n;
 
 	va_start(ap, fmt);
 	n = vasprintf(ret, fmt, ap);

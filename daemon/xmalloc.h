@@ -10,11 +10,11 @@
 
 #include <stddef.h>
 
-void	*xmalloc(size_t size);
-void	*xcalloc(size_t nmemb, size_t size);
-void	*xreallocarray(void *ptr, size_t nmemb, size_t size);
-char	*xstrdup(const char *s);
-int	 xasprintf(char **ret, const char *fmt, ...)
-	     __attribute__((format(printf, 2, 3)));
+void *xmalloc(size_t size);
+void *xcalloc(size_t nmemb, size_t size);
+void *xreallocarray(void *ptr, size_t nmemb, size_t size);
+char *xstrdup(const char *s);
+int   xasprintf(char **ret, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif /* STASHD_XMALLOC_H */

@@ -23,12 +23,12 @@
 
 #include "harness.h"
 
-#define RB_FDS	4096
+#define RB_FDS 4096
 
 struct rbuf {
-	char	*buf;
-	size_t	 len;
-	size_t	 cap;
+	char  *buf;
+	size_t len;
+	size_t cap;
 };
 
 static struct rbuf rbufs[RB_FDS];
@@ -46,9 +46,9 @@ now_ms(void)
 static void
 daemon_fail_start(struct daemon_proc *d)
 {
-	char buf[4096];
+	char   buf[4096];
 	size_t n;
-	FILE *f;
+	FILE  *f;
 
 	d->pid = 0;
 	if ((f = fopen(d->log, "r")) != NULL) {
@@ -65,8 +65,8 @@ daemon_start(struct daemon_proc *d, const char *const *args)
 	const char *bin = getenv("STASHD");
 	const char *tmp = getenv("TESTS_TMPDIR");
 	const char *argv[64];
-	long long deadline;
-	int fd, n = 0, i;
+	long long   deadline;
+	int	    fd, n = 0, i;
 
 	memset(d, 0, sizeof(*d));
 	if (bin == NULL)
@@ -87,7 +87,7 @@ daemon_start(struct daemon_proc *d, const char *const *args)
 	argv[n++] = d->sock;
 	argv[n++] = "-d";
 	argv[n++] = d->db;
-	argv[n++] = "-c";	/* no system configuration file */
+	argv[n++] = "-c"; /* no system configuration file */
 	argv[n++] = "/dev/null";
 	for (i = 0; args != NULL && args[i] != NULL && n < 62; i++)
 		argv[n++] = args[i];
@@ -106,7 +106,7 @@ daemon_start(struct daemon_proc *d, const char *const *args)
 		}
 		if (getenv("STASHD_WRAPPER") != NULL) {
 			/* e.g. valgrind: run through sh to split words */
-			char cmd[4096];
+			char   cmd[4096];
 			size_t off;
 
 			off = (size_t)snprintf(cmd, sizeof(cmd), "exec %s",
@@ -190,7 +190,7 @@ int
 raw_connect(const char *path)
 {
 	struct sockaddr_un sun;
-	int fd;
+	int		   fd;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -212,7 +212,7 @@ int
 raw_send(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
-	ssize_t n;
+	ssize_t	    n;
 
 	while (len > 0) {
 		n = send(fd, p, len, MSG_NOSIGNAL);
@@ -236,12 +236,12 @@ raw_sends(int fd, const char *s)
 char *
 raw_readline(int fd, int timeout_ms)
 {
-	struct rbuf *rb;
+	struct rbuf  *rb;
 	struct pollfd pfd;
-	long long deadline = now_ms() + timeout_ms;
-	char *nl, *line;
-	ssize_t n;
-	size_t l;
+	long long     deadline = now_ms() + timeout_ms;
+	char	     *nl, *line;
+	ssize_t	      n;
+	size_t	      l;
 
 	if (fd < 0 || fd >= RB_FDS)
 		return NULL;
@@ -267,8 +267,9 @@ raw_readline(int fd, int timeout_ms)
 		}
 		pfd.fd = fd;
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, (int)(deadline - now_ms() > 0 ?
-		    deadline - now_ms() : 0)) <= 0)
+		if (poll(&pfd, 1,
+			(int)(deadline - now_ms() > 0 ? deadline - now_ms()
+						      : 0)) <= 0)
 			return NULL;
 		n = recv(fd, rb->buf + rb->len, rb->cap - rb->len, 0);
 		if (n <= 0)
@@ -286,7 +287,7 @@ char *
 raw_roundtrip(int fd, const char *line)
 {
 	size_t n = strlen(line);
-	char *buf = malloc(n + 1);
+	char  *buf = malloc(n + 1);
 
 	if (buf == NULL)
 		return NULL;
@@ -300,10 +301,10 @@ raw_roundtrip(int fd, const char *line)
 int
 raw_closed(int fd, int timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
-	char buf[4096];
+	long long     deadline = now_ms() + timeout_ms;
+	char	      buf[4096];
 	struct pollfd pfd;
-	ssize_t n;
+	ssize_t	      n;
 
 	if (fd >= 0 && fd < RB_FDS)
 		rbufs[fd].len = 0;

@@ -22,32 +22,32 @@
 
 #include "cache.h"
 
-#define NKEYS		256
-#define BUCKET_BYTES	sizeof(void *)
+#define NKEYS	     256
+#define BUCKET_BYTES sizeof(void *)
 
 /* A counting allocator that can fail the N-th call, or every call from N. */
 struct talloc {
-	unsigned long	calls;
-	unsigned long	fail_at;	/* 0: never fail */
-	int		fail_after;	/* and every call after it */
-	unsigned long	failures;
-	size_t		failed_size;
-	size_t		live;
-	size_t		live_bytes;
+	unsigned long calls;
+	unsigned long fail_at;	  /* 0: never fail */
+	int	      fail_after; /* and every call after it */
+	unsigned long failures;
+	size_t	      failed_size;
+	size_t	      live;
+	size_t	      live_bytes;
 };
 
 /* A clock the tests move by hand. */
 struct fclock {
-	uint64_t	now;
+	uint64_t now;
 };
 
 /* What the cache should hold, per key id. */
 struct model {
-	int		present[NKEYS];
-	uint64_t	version[NKEYS];
-	unsigned	flags[NKEYS];
-	size_t		vlen[NKEYS];
-	uint64_t	evictions;	/* keys found gone */
+	int	 present[NKEYS];
+	uint64_t version[NKEYS];
+	unsigned flags[NKEYS];
+	size_t	 vlen[NKEYS];
+	uint64_t evictions; /* keys found gone */
 };
 
 /* Allocate through the counter; the size is kept in front of the block. */
@@ -59,7 +59,7 @@ talloc_alloc(size_t size, void *arg)
 
 	t->calls++;
 	if (t->fail_at != 0 && (t->calls == t->fail_at ||
-	    (t->fail_after && t->calls > t->fail_at))) {
+				   (t->fail_after && t->calls > t->fail_at))) {
 		t->failures++;
 		t->failed_size = size;
 		return NULL;
@@ -78,7 +78,7 @@ talloc_free(void *ptr, void *arg)
 {
 	struct talloc *t = arg;
 	unsigned char *p = ptr;
-	size_t size;
+	size_t	       size;
 
 	assert_non_null(ptr);
 	p -= 16;
@@ -102,7 +102,7 @@ fclock_now(void *arg)
 static size_t
 key_of(char *buf, size_t cap, unsigned id)
 {
-	int n;
+	int    n;
 	size_t len, pad;
 
 	n = snprintf(buf, cap, "k%u:", id);
@@ -128,8 +128,8 @@ value_of(unsigned char *buf, size_t vlen, unsigned id, uint64_t version)
 
 /* A cache with the given limit, allocator and clock (both optional). */
 static struct cache *
-new_cache(size_t max_memory, uint64_t seed, struct talloc *ta,
-    struct fclock *fc)
+new_cache(
+    size_t max_memory, uint64_t seed, struct talloc *ta, struct fclock *fc)
 {
 	struct cache_config cfg;
 
@@ -153,10 +153,10 @@ static int
 mset(struct cache *c, struct model *m, unsigned id, size_t vlen,
     uint64_t version, unsigned flags)
 {
-	char key[64];
+	char	      key[64];
 	unsigned char val[4096];
-	size_t klen;
-	int rc;
+	size_t	      klen;
+	int	      rc;
 
 	assert_true(id < NKEYS && vlen <= sizeof(val));
 	klen = key_of(key, sizeof(key), id);
@@ -176,9 +176,9 @@ mset(struct cache *c, struct model *m, unsigned id, size_t vlen,
 static int
 mdel(struct cache *c, struct model *m, unsigned id)
 {
-	char key[64];
+	char   key[64];
 	size_t klen;
-	int rc;
+	int    rc;
 
 	klen = key_of(key, sizeof(key), id);
 	rc = cache_del(c, key, klen);
@@ -191,9 +191,9 @@ mdel(struct cache *c, struct model *m, unsigned id)
 static int
 munpin(struct cache *c, struct model *m, unsigned id, uint64_t version)
 {
-	char key[64];
+	char   key[64];
 	size_t klen;
-	int rc;
+	int    rc;
 
 	klen = key_of(key, sizeof(key), id);
 	rc = cache_unpin(c, key, klen, version);
@@ -224,17 +224,17 @@ stats(const struct cache *c)
  * model set no TTL, so a key that went missing was evicted.
  */
 static void
-model_check(struct cache *c, struct model *m, const struct talloc *ta,
-    size_t base)
+model_check(
+    struct cache *c, struct model *m, const struct talloc *ta, size_t base)
 {
-	struct cache_stats st;
+	struct cache_stats  st;
 	struct cache_entry *e;
-	char key[64];
-	unsigned char val[4096];
-	const void *p;
-	size_t klen, len;
-	uint64_t n = 0, np = 0, bytes = 0;
-	unsigned id;
+	char		    key[64];
+	unsigned char	    val[4096];
+	const void	   *p;
+	size_t		    klen, len;
+	uint64_t	    n = 0, np = 0, bytes = 0;
+	unsigned	    id;
 
 	for (id = 0; id < NKEYS; id++) {
 		klen = key_of(key, sizeof(key), id);
@@ -271,8 +271,8 @@ model_check(struct cache *c, struct model *m, const struct talloc *ta,
 	assert_int_equal(st.pinned, np);
 	assert_int_equal(st.evictions, m->evictions);
 	assert_int_equal(st.bytes, bytes + st.table_buckets * BUCKET_BYTES);
-	assert_true(st.max_memory == 0 || st.bytes <= st.max_memory ||
-	    st.pinned > 0);
+	assert_true(
+	    st.max_memory == 0 || st.bytes <= st.max_memory || st.pinned > 0);
 	if (ta != NULL)
 		assert_int_equal(ta->live_bytes, base + st.bytes);
 }
@@ -286,8 +286,8 @@ has(struct cache *c, const char *s)
 
 /* Set the key "s" with a value of vlen bytes. */
 static int
-put(struct cache *c, const char *s, size_t vlen, uint64_t version,
-    uint32_t ttl, unsigned flags)
+put(struct cache *c, const char *s, size_t vlen, uint64_t version, uint32_t ttl,
+    unsigned flags)
 {
 	static const char zero[8192];
 
@@ -301,12 +301,12 @@ put(struct cache *c, const char *s, size_t vlen, uint64_t version,
 static void
 test_basic(void **state)
 {
-	struct cache *c;
+	struct cache	   *c;
 	struct cache_entry *e;
-	struct cache_stats st;
-	static char big[CACHE_KEY_MAX + 1];
-	const void *p;
-	size_t len;
+	struct cache_stats  st;
+	static char	    big[CACHE_KEY_MAX + 1];
+	const void	   *p;
+	size_t		    len;
 
 	(void)state;
 	assert_non_null(c = cache_create(NULL));
@@ -329,20 +329,19 @@ test_basic(void **state)
 	/* Bad arguments. */
 	assert_int_equal(cache_set(c, "", 0, "x", 1, 1, 0, 0), CACHE_EINVAL);
 	memset(big, 'k', sizeof(big));
-	assert_int_equal(cache_set(c, big, sizeof(big), "x", 1, 1, 0, 0),
+	assert_int_equal(
+	    cache_set(c, big, sizeof(big), "x", 1, 1, 0, 0), CACHE_EINVAL);
+	assert_int_equal(cache_set(c, "a", 1, NULL, 3, 1, 0, 0), CACHE_EINVAL);
+	assert_int_equal(
+	    cache_set(c, "a", 1, "x", 1, 1, 0, 0x80), CACHE_EINVAL);
+	assert_int_equal(cache_set(c, "a", 1, "x", 1, 1, 0, CACHE_F_TOMBSTONE),
 	    CACHE_EINVAL);
-	assert_int_equal(cache_set(c, "a", 1, NULL, 3, 1, 0, 0),
-	    CACHE_EINVAL);
-	assert_int_equal(cache_set(c, "a", 1, "x", 1, 1, 0, 0x80),
-	    CACHE_EINVAL);
-	assert_int_equal(cache_set(c, "a", 1, "x", 1, 1, 0,
-	    CACHE_F_TOMBSTONE), CACHE_EINVAL);
 	assert_null(cache_get(c, "", 0));
 	assert_int_equal(cache_del(c, big, sizeof(big)), CACHE_ENOENT);
 
 	/* The longest key works, and an empty value. */
-	assert_int_equal(cache_set(c, big, CACHE_KEY_MAX, NULL, 0, 2, 0, 0),
-	    CACHE_OK);
+	assert_int_equal(
+	    cache_set(c, big, CACHE_KEY_MAX, NULL, 0, 2, 0, 0), CACHE_OK);
 	assert_non_null(e = cache_get(c, big, CACHE_KEY_MAX));
 	cache_entry_value(e, &len);
 	assert_int_equal(len, 0);
@@ -356,8 +355,8 @@ test_basic(void **state)
 	assert_int_equal(st.pinned, 0);
 	assert_int_equal(st.max_memory, 0);
 	assert_int_equal(st.bytes, cache_entry_size(1, 5) +
-	    cache_entry_size(CACHE_KEY_MAX, 0) +
-	    st.table_buckets * BUCKET_BYTES);
+				       cache_entry_size(CACHE_KEY_MAX, 0) +
+				       st.table_buckets * BUCKET_BYTES);
 	assert_true(cache_entry_size(16, 100) <= 48 + 16 + 100);
 	cache_destroy(c);
 
@@ -383,7 +382,7 @@ static void
 test_lru_order(void **state)
 {
 	struct cache *c;
-	size_t sz = cache_entry_size(2, 10);
+	size_t	      sz = cache_entry_size(2, 10);
 
 	(void)state;
 	assert_non_null(c = new_cache(room_for(4, sz), 1, NULL, NULL));
@@ -399,8 +398,8 @@ test_lru_order(void **state)
 	assert_non_null(cache_peek(c, "k1", 2));
 	assert_int_equal(put(c, "k4", 10, 1, 0, 0), CACHE_OK);
 	assert_false(has(c, "k1"));
-	assert_true(has(c, "k0") && has(c, "k2") && has(c, "k3") &&
-	    has(c, "k4"));
+	assert_true(
+	    has(c, "k0") && has(c, "k2") && has(c, "k3") && has(c, "k4"));
 	assert_int_equal(stats(c).evictions, 1);
 
 	/* k4 k0 k3 k2 -> overwrite k2 -> k2 k4 k0 k3; no eviction. */
@@ -410,8 +409,8 @@ test_lru_order(void **state)
 	assert_false(has(c, "k3"));
 	assert_int_equal(put(c, "k6", 10, 1, 0, 0), CACHE_OK);
 	assert_false(has(c, "k0"));
-	assert_true(has(c, "k2") && has(c, "k4") && has(c, "k5") &&
-	    has(c, "k6"));
+	assert_true(
+	    has(c, "k2") && has(c, "k4") && has(c, "k5") && has(c, "k6"));
 
 	/* k6 k5 k2 k4: an entry as big as two evicts the two oldest. */
 	assert_int_equal(put(c, "k7", sz + 10, 1, 0, 0), CACHE_OK);
@@ -428,13 +427,13 @@ test_lru_order(void **state)
 static void
 test_lru_random(void **state)
 {
-	struct cache *c;
+	struct cache	  *c;
 	struct cache_stats st;
-	size_t sz = cache_entry_size(3, 8);
-	unsigned order[8], n = 0, i, j, k, op;
-	uint64_t hits = 0, misses = 0, evictions = 0;
-	char key[4];
-	int at;
+	size_t		   sz = cache_entry_size(3, 8);
+	unsigned	   order[8], n = 0, i, j, k, op;
+	uint64_t	   hits = 0, misses = 0, evictions = 0;
+	char		   key[4];
+	int		   at;
 
 	(void)state;
 	srand(12345);
@@ -446,7 +445,7 @@ test_lru_random(void **state)
 		for (at = -1, j = 0; j < n; j++)
 			if (order[j] == k)
 				at = (int)j;
-		if (op < 4) {				/* get */
+		if (op < 4) { /* get */
 			if (at < 0) {
 				assert_null(cache_get(c, key, 3));
 				misses++;
@@ -454,20 +453,21 @@ test_lru_random(void **state)
 			}
 			assert_non_null(cache_get(c, key, 3));
 			hits++;
-		} else if (op < 5) {			/* peek */
-			assert_true((cache_peek(c, key, 3) != NULL) ==
-			    (at >= 0));
+		} else if (op < 5) { /* peek */
+			assert_true(
+			    (cache_peek(c, key, 3) != NULL) == (at >= 0));
 			continue;
-		} else if (op < 9) {			/* set */
-			assert_int_equal(cache_set(c, key, 3, "12345678", 8,
-			    i, 0, 0), CACHE_OK);
+		} else if (op < 9) { /* set */
+			assert_int_equal(
+			    cache_set(c, key, 3, "12345678", 8, i, 0, 0),
+			    CACHE_OK);
 			if (at < 0 && n == 8) {
 				n--;
 				evictions++;
 			}
 			if (at < 0)
 				at = (int)n++;
-		} else {				/* delete */
+		} else { /* delete */
 			assert_int_equal(cache_del(c, key, 3),
 			    at < 0 ? CACHE_ENOENT : CACHE_OK);
 			if (at >= 0) {
@@ -486,8 +486,8 @@ test_lru_random(void **state)
 			for (at = -1, k = 0; k < n; k++)
 				if (order[k] == j)
 					at = 0;
-			assert_true((cache_peek(c, key, 3) != NULL) ==
-			    (at == 0));
+			assert_true(
+			    (cache_peek(c, key, 3) != NULL) == (at == 0));
 		}
 	}
 	cache_get_stats(c, &st);
@@ -502,14 +502,14 @@ test_lru_random(void **state)
 static void
 test_byte_limit_random(void **state)
 {
-	struct talloc ta;
-	struct model m;
-	struct cache *c;
+	struct talloc	   ta;
+	struct model	   m;
+	struct cache	  *c;
 	struct cache_stats before, after;
-	size_t base, max = 30000;
-	unsigned i, id, op, nfull = 0, nset = 0;
-	uint64_t ver = 0;
-	int rc, was;
+	size_t		   base, max = 30000;
+	unsigned	   i, id, op, nfull = 0, nset = 0;
+	uint64_t	   ver = 0;
+	int		   rc, was;
 
 	(void)state;
 	memset(&ta, 0, sizeof(ta));
@@ -523,13 +523,14 @@ test_byte_limit_random(void **state)
 		ver++;
 		if (op < 70) {
 			cache_get_stats(c, &before);
-			rc = mset(c, &m, id, (size_t)rand() % (rand() % 8 == 0 ?
-			    4000 : 300), ver, (op < 3) ? CACHE_F_PINNED : 0);
+			rc = mset(c, &m, id,
+			    (size_t)rand() % (rand() % 8 == 0 ? 4000 : 300),
+			    ver, (op < 3) ? CACHE_F_PINNED : 0);
 			if (rc == CACHE_EFULL) {
 				nfull++;
 				cache_get_stats(c, &after);
-				assert_memory_equal(&before, &after,
-				    sizeof(before));
+				assert_memory_equal(
+				    &before, &after, sizeof(before));
 			} else {
 				assert_int_equal(rc, CACHE_OK);
 				nset++;
@@ -540,11 +541,11 @@ test_byte_limit_random(void **state)
 			assert_true(rc == CACHE_OK || rc == CACHE_EFULL);
 		} else if (op < 85) {
 			if (m.present[id])
-				assert_int_equal(munpin(c, &m, id,
-				    m.version[id]), CACHE_OK);
+				assert_int_equal(
+				    munpin(c, &m, id, m.version[id]), CACHE_OK);
 			else
-				assert_int_equal(munpin(c, &m, id, 1),
-				    CACHE_ENOENT);
+				assert_int_equal(
+				    munpin(c, &m, id, 1), CACHE_ENOENT);
 		} else {
 			/* Learn the evictions first. */
 			model_check(c, &m, &ta, base);
@@ -567,10 +568,10 @@ test_byte_limit_random(void **state)
 static void
 test_ttl(void **state)
 {
-	struct fclock fc = { 1000000 };
-	struct cache *c;
+	struct fclock	    fc = {1000000};
+	struct cache	   *c;
 	struct cache_entry *e;
-	struct cache_stats st;
+	struct cache_stats  st;
 
 	(void)state;
 	assert_non_null(c = new_cache(0, 3, NULL, &fc));
@@ -604,8 +605,8 @@ test_ttl(void **state)
 	cache_get_stats(c, &st);
 	assert_int_equal(st.entries, 1);
 	assert_int_equal(st.expirations, 3);
-	assert_int_equal(st.bytes, cache_entry_size(1, 5) +
-	    st.table_buckets * BUCKET_BYTES);
+	assert_int_equal(
+	    st.bytes, cache_entry_size(1, 5) + st.table_buckets * BUCKET_BYTES);
 
 	/* Setting it again brings it back with a fresh TTL. */
 	assert_int_equal(put(c, "a", 5, 2, 100, 0), CACHE_OK);
@@ -622,8 +623,8 @@ test_ttl(void **state)
 static void
 test_ttl_pinned(void **state)
 {
-	struct fclock fc = { 5 };
-	struct cache *c;
+	struct fclock	    fc = {5};
+	struct cache	   *c;
 	struct cache_entry *e;
 
 	(void)state;
@@ -646,15 +647,15 @@ test_ttl_pinned(void **state)
 static void
 test_sweep(void **state)
 {
-	struct fclock fc = { 42 };
-	struct talloc ta;
-	struct cache *c;
+	struct fclock	   fc = {42};
+	struct talloc	   ta;
+	struct cache	  *c;
 	struct cache_stats st;
-	char key[32];
-	size_t total = 0, n, calls = 0, expected = 0, kbytes = 0, left = 0;
-	size_t kept = 0;
+	char		   key[32];
+	size_t	 total = 0, n, calls = 0, expected = 0, kbytes = 0, left = 0;
+	size_t	 kept = 0;
 	unsigned i, ttl;
-	int len;
+	int	 len;
 
 	(void)state;
 	memset(&ta, 0, sizeof(ta));
@@ -666,20 +667,21 @@ test_sweep(void **state)
 		ttl = i % 3 == 0 ? 0 : i % 3 == 1 ? 5 : 50;
 		if (ttl == 5)
 			expected++;
-		assert_int_equal(cache_set(c, key, (size_t)len, "v", 1, i,
-		    ttl, i % 17 == 0 ? CACHE_F_PINNED : 0), CACHE_OK);
+		assert_int_equal(cache_set(c, key, (size_t)len, "v", 1, i, ttl,
+				     i % 17 == 0 ? CACHE_F_PINNED : 0),
+		    CACHE_OK);
 		if (ttl == 5 && i % 17 == 0)
 			expected--;
 		if (ttl == 50 && i % 17 != 0)
-			left++;		/* expires in the second round */
+			left++; /* expires in the second round */
 		if (ttl == 0 || i % 17 == 0) {
-			kept++;			/* never expires */
+			kept++; /* never expires */
 			kbytes += cache_entry_size((size_t)len, 1);
 		}
 	}
 	cache_get_stats(c, &st);
-	assert_true(st.table_buckets % 3 == 0);		/* mid-rehash */
-	assert_int_equal(cache_sweep(c, 1000), 0);	/* nothing expired */
+	assert_true(st.table_buckets % 3 == 0);	   /* mid-rehash */
+	assert_int_equal(cache_sweep(c, 1000), 0); /* nothing expired */
 
 	fc.now += 5;
 	while (total < expected) {
@@ -698,7 +700,7 @@ test_sweep(void **state)
 	for (i = 0; i < 5000; i++) {
 		len = snprintf(key, sizeof(key), "key-%u", i);
 		assert_true((cache_peek(c, key, (size_t)len) != NULL) ==
-		    (i % 3 != 1 || i % 17 == 0));
+			    (i % 3 != 1 || i % 17 == 0));
 	}
 
 	/* Everything with a TTL expires; big sweeps take it all. */
@@ -733,10 +735,10 @@ pin_setup(size_t sz)
 static void
 test_pinning(void **state)
 {
-	struct cache *c;
+	struct cache	   *c;
 	struct cache_entry *e;
-	struct cache_stats before, after;
-	size_t sz = cache_entry_size(2, 10);
+	struct cache_stats  before, after;
+	size_t		    sz = cache_entry_size(2, 10);
 
 	(void)state;
 	c = pin_setup(sz);
@@ -756,8 +758,7 @@ test_pinning(void **state)
 	cache_get_stats(c, &before);
 	assert_int_equal(put(c, "x", 1, 9, 0, 0), CACHE_EFULL);
 	assert_int_equal(put(c, "y", 1, 9, 0, CACHE_F_PINNED), CACHE_EFULL);
-	assert_int_equal(put(c, "p1", 11, 9, 0, CACHE_F_PINNED),
-	    CACHE_EFULL);
+	assert_int_equal(put(c, "p1", 11, 9, 0, CACHE_F_PINNED), CACHE_EFULL);
 	cache_get_stats(c, &after);
 	assert_memory_equal(&before, &after, sizeof(before));
 	assert_non_null(e = cache_peek(c, "p1", 2));
@@ -782,8 +783,8 @@ test_pinning(void **state)
 	/* Now p1 is the only evictable entry. */
 	assert_int_equal(put(c, "x", 10, 11, 0, 0), CACHE_OK);
 	assert_false(has(c, "p1"));
-	assert_true(has(c, "p2") && has(c, "p3") && has(c, "p4") &&
-	    has(c, "x"));
+	assert_true(
+	    has(c, "p2") && has(c, "p3") && has(c, "p4") && has(c, "x"));
 	assert_int_equal(stats(c).evictions, 5);
 	cache_destroy(c);
 }
@@ -796,12 +797,12 @@ test_pinning(void **state)
 static void
 test_reserve(void **state)
 {
-	struct cache *c;
+	struct cache	  *c;
 	struct cache_stats before, after;
-	size_t sz = cache_entry_size(2, 10);
+	size_t		   sz = cache_entry_size(2, 10);
 
 	(void)state;
-	c = pin_setup(sz);		/* room for 4: p1 p2 pinned, u1 u2 */
+	c = pin_setup(sz); /* room for 4: p1 p2 pinned, u1 u2 */
 	/* Reserving one entry's room evicts the oldest unpinned one. */
 	assert_int_equal(cache_reserve(c, sz), CACHE_OK);
 	assert_false(has(c, "u1"));
@@ -813,8 +814,8 @@ test_reserve(void **state)
 	assert_false(has(c, "u2"));
 	cache_get_stats(c, &before);
 	assert_int_equal(cache_reserve(c, sz), CACHE_EFULL);
-	assert_int_equal(cache_reserve(c, stats(c).max_memory + 1),
-	    CACHE_EFULL);
+	assert_int_equal(
+	    cache_reserve(c, stats(c).max_memory + 1), CACHE_EFULL);
 	cache_get_stats(c, &after);
 	assert_memory_equal(&before, &after, sizeof(before));
 	/* Reserved room is not taken by unpinned entries. */
@@ -841,19 +842,20 @@ test_reserve(void **state)
 static void
 test_tombstones(void **state)
 {
-	struct cache *c;
+	struct cache	   *c;
 	struct cache_entry *e;
-	struct cache_stats st;
-	size_t vlen;
+	struct cache_stats  st;
+	size_t		    vlen;
 
 	(void)state;
 	assert_non_null(c = new_cache(0, 8, NULL, NULL));
 	assert_int_equal(put(c, "t", 5, 1, 0, 0), CACHE_OK);
 	assert_int_equal(cache_set(c, "t", 1, NULL, 0, 9, 0,
-	    CACHE_F_TOMBSTONE | CACHE_F_PINNED), CACHE_OK);
+			     CACHE_F_TOMBSTONE | CACHE_F_PINNED),
+	    CACHE_OK);
 	assert_non_null(e = cache_get(c, "t", 1));
-	assert_int_equal(cache_entry_flags(e),
-	    CACHE_F_TOMBSTONE | CACHE_F_PINNED);
+	assert_int_equal(
+	    cache_entry_flags(e), CACHE_F_TOMBSTONE | CACHE_F_PINNED);
 	assert_int_equal(cache_entry_version(e), 9);
 	cache_entry_value(e, &vlen);
 	assert_int_equal(vlen, 0);
@@ -861,8 +863,8 @@ test_tombstones(void **state)
 	assert_int_equal(st.hits, 1);
 	assert_int_equal(st.misses, 0);
 	assert_int_equal(st.pinned, 1);
-	assert_int_equal(st.bytes, cache_entry_size(1, 0) +
-	    st.table_buckets * BUCKET_BYTES);
+	assert_int_equal(
+	    st.bytes, cache_entry_size(1, 0) + st.table_buckets * BUCKET_BYTES);
 
 	assert_int_equal(cache_unpin(c, "t", 1, 8), CACHE_ENOENT);
 	assert_true(has(c, "t"));
@@ -886,7 +888,7 @@ test_tombstones(void **state)
 static void
 test_delete(void **state)
 {
-	struct cache *c;
+	struct cache	  *c;
 	struct cache_stats st;
 
 	(void)state;
@@ -899,8 +901,8 @@ test_delete(void **state)
 	assert_null(cache_get(c, "a", 1));
 	cache_get_stats(c, &st);
 	assert_int_equal(st.entries, 1);
-	assert_int_equal(st.bytes, cache_entry_size(1, 60) +
-	    st.table_buckets * BUCKET_BYTES);
+	assert_int_equal(st.bytes,
+	    cache_entry_size(1, 60) + st.table_buckets * BUCKET_BYTES);
 	assert_int_equal(cache_del(c, "b", 1), CACHE_OK);
 	cache_get_stats(c, &st);
 	assert_int_equal(st.entries, 0);
@@ -914,12 +916,12 @@ test_delete(void **state)
 static void
 test_overwrite(void **state)
 {
-	struct talloc ta;
-	struct model m;
-	struct cache *c;
+	struct talloc	    ta;
+	struct model	    m;
+	struct cache	   *c;
 	struct cache_entry *e;
-	struct cache_stats before, after;
-	size_t base, sz = cache_entry_size(2, 100);
+	struct cache_stats  before, after;
+	size_t		    base, sz = cache_entry_size(2, 100);
 
 	(void)state;
 	memset(&ta, 0, sizeof(ta));
@@ -953,8 +955,7 @@ test_overwrite(void **state)
 	assert_int_equal(stats(c).bytes, room_for(4, sz));
 	/* Larger than all that can be freed: EFULL, the old one stays. */
 	cache_get_stats(c, &before);
-	assert_int_equal(put(c, "k0", 100 + 2 * sz + 1, 3, 0, 0),
-	    CACHE_EFULL);
+	assert_int_equal(put(c, "k0", 100 + 2 * sz + 1, 3, 0, 0), CACHE_EFULL);
 	cache_get_stats(c, &after);
 	assert_memory_equal(&before, &after, sizeof(before));
 	assert_non_null(e = cache_peek(c, "k0", 2));
@@ -966,8 +967,8 @@ test_overwrite(void **state)
 	/* Smaller again. */
 	assert_int_equal(put(c, "k0", 1, 4, 0, 0), CACHE_OK);
 	cache_get_stats(c, &after);
-	assert_int_equal(after.bytes, 8 * BUCKET_BYTES + sz +
-	    cache_entry_size(2, 1));
+	assert_int_equal(
+	    after.bytes, 8 * BUCKET_BYTES + sz + cache_entry_size(2, 1));
 	assert_int_equal(after.entries, 2);
 
 	/* Too large for the cache at all: EINVAL, not EFULL. */
@@ -984,16 +985,16 @@ static void
 test_no_growth(void **state)
 {
 	struct cache *c;
-	size_t sz = cache_entry_size(3, 1);
-	char key[4];
-	unsigned i;
+	size_t	      sz = cache_entry_size(3, 1);
+	char	      key[4];
+	unsigned      i;
 
 	(void)state;
 	assert_non_null(c = new_cache(room_for(18, sz), 4, NULL, NULL));
 	for (i = 0; i < 18; i++) {
 		snprintf(key, sizeof(key), "k%02u", i);
-		assert_int_equal(cache_set(c, key, 3, "v", 1, i, 0, 0),
-		    CACHE_OK);
+		assert_int_equal(
+		    cache_set(c, key, 3, "v", 1, i, 0, 0), CACHE_OK);
 	}
 	assert_int_equal(stats(c).table_buckets, 8);
 	assert_int_equal(stats(c).entries, 18);
@@ -1028,10 +1029,10 @@ static void
 million_check(struct cache *c, unsigned n)
 {
 	struct cache_entry *e;
-	char key[16];
-	const void *v;
-	size_t vlen;
-	unsigned i, got;
+	char		    key[16];
+	const void	   *v;
+	size_t		    vlen;
+	unsigned	    i, got;
 
 	for (i = 0; i < n; i++) {
 		mkey(key, i);
@@ -1048,19 +1049,19 @@ million_check(struct cache *c, unsigned n)
 static void
 test_million(void **state)
 {
-	struct cache *c;
+	struct cache	  *c;
 	struct cache_stats st;
-	char key[16];
-	unsigned i, n = 1000000, mid = 0;
-	uint64_t checked = 0, buckets;
-	double overhead;
+	char		   key[16];
+	unsigned	   i, n = 1000000, mid = 0;
+	uint64_t	   checked = 0, buckets;
+	double		   overhead;
 
 	(void)state;
 	assert_non_null(c = new_cache(0, 0x1234, NULL, NULL));
 	for (i = 0; i < n; i++) {
 		mkey(key, i);
-		assert_int_equal(cache_set(c, key, 16, &i, sizeof(i), i, 0, 0),
-		    CACHE_OK);
+		assert_int_equal(
+		    cache_set(c, key, 16, &i, sizeof(i), i, 0, 0), CACHE_OK);
 		buckets = stats(c).table_buckets;
 		if (buckets % 3 == 0 && buckets != checked &&
 		    buckets >= 3 * 64) {
@@ -1095,24 +1096,26 @@ test_million(void **state)
  * of calls that answered CACHE_ENOMEM.
  */
 static int
-script(struct cache *c, struct model *m, const struct talloc *ta,
-    size_t base)
+script(struct cache *c, struct model *m, const struct talloc *ta, size_t base)
 {
-	char key[64];
-	size_t klen, v;
+	char	 key[64];
+	size_t	 klen, v;
 	unsigned i, id, ntomb = 0;
-	int rc, nomem = 0;
+	int	 rc, nomem = 0;
 	uint64_t ver = 0;
 
-#define STEP(call) do {							\
-	rc = (call);							\
-	assert_true(rc == CACHE_OK || rc == CACHE_ENOMEM);		\
-	if (rc == CACHE_ENOMEM)						\
-		nomem++;						\
-	model_check(c, m, ta, base);					\
-} while (0)
-#define ODD(id, len) ((cache_entry_size(key_of(key, sizeof(key), (id)),	\
-	(len)) & 1) ? (len) : (len) + 1)
+#define STEP(call)                                                             \
+	do {                                                                   \
+		rc = (call);                                                   \
+		assert_true(rc == CACHE_OK || rc == CACHE_ENOMEM);             \
+		if (rc == CACHE_ENOMEM)                                        \
+			nomem++;                                               \
+		model_check(c, m, ta, base);                                   \
+	} while (0)
+#define ODD(id, len)                                                           \
+	((cache_entry_size(key_of(key, sizeof(key), (id)), (len)) & 1)         \
+		? (len)                                                        \
+		: (len) + 1)
 
 	for (i = 0; i < 40; i++)
 		STEP(mset(c, m, i, ODD(i, 10 + (i * 13) % 300), ++ver,
@@ -1125,8 +1128,8 @@ script(struct cache *c, struct model *m, const struct talloc *ta,
 		klen = key_of(key, sizeof(key), id);
 		if ((cache_entry_size(klen, 0) & 1) == 0)
 			continue;
-		STEP(mset(c, m, id, 0, ++ver,
-		    CACHE_F_TOMBSTONE | CACHE_F_PINNED));
+		STEP(mset(
+		    c, m, id, 0, ++ver, CACHE_F_TOMBSTONE | CACHE_F_PINNED));
 		ntomb++;
 	}
 	for (id = 0; id < 120; id++) {
@@ -1136,8 +1139,8 @@ script(struct cache *c, struct model *m, const struct talloc *ta,
 			rc = munpin(c, m, id, m->version[id]);
 			assert_int_equal(rc, CACHE_OK);
 		} else if (id % 4 == 1) {
-			assert_int_equal(munpin(c, m, id, m->version[id] + 1),
-			    CACHE_ENOENT);
+			assert_int_equal(
+			    munpin(c, m, id, m->version[id] + 1), CACHE_ENOENT);
 		} else if (id % 4 == 2) {
 			assert_int_equal(mdel(c, m, id), CACHE_OK);
 		} else {
@@ -1156,8 +1159,8 @@ script(struct cache *c, struct model *m, const struct talloc *ta,
 	model_check(c, m, ta, base);
 	for (i = 0; i < 60; i++) {
 		v = ODD(120 + i, 50 + (i * 37) % 400);
-		STEP(mset(c, m, 120 + i, v, ++ver,
-		    i % 9 == 0 ? CACHE_F_PINNED : 0));
+		STEP(mset(
+		    c, m, 120 + i, v, ++ver, i % 9 == 0 ? CACHE_F_PINNED : 0));
 	}
 	for (i = 0; i < 60; i += 2)
 		STEP(mset(c, m, 120 + i, ODD(120 + i, 700), ++ver, 0));
@@ -1175,11 +1178,11 @@ static void
 test_alloc_failure(void **state)
 {
 	struct talloc ta;
-	struct model m;
+	struct model  m;
 	struct cache *c;
 	unsigned long k, n;
-	size_t base;
-	int mode, nomem, surfaced = 0;
+	size_t	      base;
+	int	      mode, nomem, surfaced = 0;
 
 	(void)state;
 	/* A run without failures counts the allocations. */
@@ -1234,21 +1237,22 @@ test_alloc_failure(void **state)
 static void
 test_shrink(void **state)
 {
-	struct cache *c;
+	struct cache	  *c;
 	struct cache_stats st;
-	size_t sz = cache_entry_size(3, 20), tbytes;
-	char key[4];
-	unsigned i;
+	size_t		   sz = cache_entry_size(3, 20), tbytes;
+	char		   key[4];
+	unsigned	   i;
 
 	(void)state;
 	assert_non_null(c = new_cache(0, 6, NULL, NULL));
 	for (i = 0; i < 100; i++) {
 		snprintf(key, sizeof(key), "k%02u", i);
-		assert_int_equal(put(c, key, 20, i + 1, 0,
-		    i < 3 ? CACHE_F_PINNED : 0), CACHE_OK);
+		assert_int_equal(
+		    put(c, key, 20, i + 1, 0, i < 3 ? CACHE_F_PINNED : 0),
+		    CACHE_OK);
 	}
 	for (i = 0; i < 200; i++)
-		cache_sweep(c, 64);		/* finish any rehash */
+		cache_sweep(c, 64); /* finish any rehash */
 	cache_get_stats(c, &st);
 	tbytes = st.table_buckets * BUCKET_BYTES;
 	assert_int_equal(st.table_buckets, 64);
@@ -1297,14 +1301,13 @@ test_shrink(void **state)
 static void
 test_seeds(void **state)
 {
-	static const uint64_t seeds[] = { 0, 1, 2, 0xdeadbeefULL,
-	    UINT64_MAX };
-	struct cache *c;
-	struct cache_entry *e;
-	unsigned char key[200];
-	size_t s, len, vlen;
-	unsigned i;
-	const void *v;
+	static const uint64_t seeds[] = {0, 1, 2, 0xdeadbeefULL, UINT64_MAX};
+	struct cache	     *c;
+	struct cache_entry   *e;
+	unsigned char	      key[200];
+	size_t		      s, len, vlen;
+	unsigned	      i;
+	const void	     *v;
 
 	(void)state;
 	for (s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
@@ -1314,8 +1317,9 @@ test_seeds(void **state)
 			len = 1 + i % 199;
 			memset(key, 'a', len);
 			key[(i / 199) % len] = (unsigned char)(i / 199);
-			assert_int_equal(cache_set(c, key, len, &i, sizeof(i),
-			    i, 0, 0), CACHE_OK);
+			assert_int_equal(
+			    cache_set(c, key, len, &i, sizeof(i), i, 0, 0),
+			    CACHE_OK);
 		}
 		assert_int_equal(stats(c).entries, 4000);
 		for (i = 0; i < 4000; i++) {
@@ -1327,15 +1331,15 @@ test_seeds(void **state)
 			assert_int_equal(vlen, sizeof(i));
 			assert_memory_equal(v, &i, sizeof(i));
 			if (i % 2 == 0)
-				assert_int_equal(cache_del(c, key, len),
-				    CACHE_OK);
+				assert_int_equal(
+				    cache_del(c, key, len), CACHE_OK);
 		}
 		for (i = 0; i < 4000; i++) {
 			len = 1 + i % 199;
 			memset(key, 'a', len);
 			key[(i / 199) % len] = (unsigned char)(i / 199);
-			assert_true((cache_peek(c, key, len) != NULL) ==
-			    (i % 2 == 1));
+			assert_true(
+			    (cache_peek(c, key, len) != NULL) == (i % 2 == 1));
 		}
 		assert_int_equal(stats(c).entries, 2000);
 		cache_destroy(c);
@@ -1346,23 +1350,23 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_basic),
-		cmocka_unit_test(test_lru_order),
-		cmocka_unit_test(test_lru_random),
-		cmocka_unit_test(test_byte_limit_random),
-		cmocka_unit_test(test_ttl),
-		cmocka_unit_test(test_ttl_pinned),
-		cmocka_unit_test(test_sweep),
-		cmocka_unit_test(test_pinning),
-		cmocka_unit_test(test_reserve),
-		cmocka_unit_test(test_tombstones),
-		cmocka_unit_test(test_delete),
-		cmocka_unit_test(test_overwrite),
-		cmocka_unit_test(test_no_growth),
-		cmocka_unit_test(test_million),
-		cmocka_unit_test(test_alloc_failure),
-		cmocka_unit_test(test_shrink),
-		cmocka_unit_test(test_seeds),
+	    cmocka_unit_test(test_basic),
+	    cmocka_unit_test(test_lru_order),
+	    cmocka_unit_test(test_lru_random),
+	    cmocka_unit_test(test_byte_limit_random),
+	    cmocka_unit_test(test_ttl),
+	    cmocka_unit_test(test_ttl_pinned),
+	    cmocka_unit_test(test_sweep),
+	    cmocka_unit_test(test_pinning),
+	    cmocka_unit_test(test_reserve),
+	    cmocka_unit_test(test_tombstones),
+	    cmocka_unit_test(test_delete),
+	    cmocka_unit_test(test_overwrite),
+	    cmocka_unit_test(test_no_growth),
+	    cmocka_unit_test(test_million),
+	    cmocka_unit_test(test_alloc_failure),
+	    cmocka_unit_test(test_shrink),
+	    cmocka_unit_test(test_seeds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -87,156 +87,155 @@
 #include "harness.h"
 #include "stash.h"
 
-#define CLIENTS_MAX		512
-#define WINDOW_MAX		16	/* requests in flight per client */
-#define DAEMON_ARGS_MAX		16
-#define BATCH			1000	/* keys per mget */
-#define ROW_SPAN		20000	/* n per rows query */
-#define FULL_LIMIT		200000	/* below this many items, check all */
-#define FULL_EVERY		20	/* otherwise all every this many cycles */
-#define SAMPLE			1000	/* older keys checked in other cycles */
-#define CLIENT_TIMEOUT_MS	30000
-#define VERIFY_TIMEOUT_MS	120000
-#define START_TIMEOUT_MS	60000
-#define STOP_TIMEOUT_MS		60000
-#define MSGS_MAX		20	/* failures printed per kind */
-#define GET_EVERY		4	/* get the counter after every 4th set */
+#define CLIENTS_MAX	  512
+#define WINDOW_MAX	  16 /* requests in flight per client */
+#define DAEMON_ARGS_MAX	  16
+#define BATCH		  1000	 /* keys per mget */
+#define ROW_SPAN	  20000	 /* n per rows query */
+#define FULL_LIMIT	  200000 /* below this many items, check all */
+#define FULL_EVERY	  20	 /* otherwise all every this many cycles */
+#define SAMPLE		  1000	 /* older keys checked in other cycles */
+#define CLIENT_TIMEOUT_MS 30000
+#define VERIFY_TIMEOUT_MS 120000
+#define START_TIMEOUT_MS  60000
+#define STOP_TIMEOUT_MS	  60000
+#define MSGS_MAX	  20 /* failures printed per kind */
+#define GET_EVERY	  4  /* get the counter after every 4th set */
 
-#define COUNTER_N		UINT64_MAX	/* kbatch: the counter key */
+#define COUNTER_N UINT64_MAX /* kbatch: the counter key */
 
 /* Kinds of failure, counted apart in the summary. */
 enum fail_kind {
-	F_LOST,		/* an acknowledged write is missing */
-	F_DUP,		/* a write applied twice */
-	F_STALE,	/* a read older than an acknowledged write */
-	F_DAEMON,	/* the daemon died, did not start, exited badly */
-	F_OTHER,	/* anything else: wrong value, order of seqs... */
+	F_LOST,	  /* an acknowledged write is missing */
+	F_DUP,	  /* a write applied twice */
+	F_STALE,  /* a read older than an acknowledged write */
+	F_DAEMON, /* the daemon died, did not start, exited badly */
+	F_OTHER,  /* anything else: wrong value, order of seqs... */
 	F_KINDS
 };
 
 static const char *const fail_names[F_KINDS] = {
-	"lost", "duplicated", "stale", "daemon", "other"
-};
+    "lost", "duplicated", "stale", "daemon", "other"};
 
 /* A growable bitmap, indexed by n. */
 struct bits {
-	uint64_t	*w;
-	size_t		 nw;
+	uint64_t *w;
+	size_t	  nw;
 };
 
 struct crash;
 
 /* One client: its thread's state during a cycle, its ledger across all. */
 struct client {
-	struct crash	*cx;
-	int		 id;
-	pthread_t	 thread;
+	struct crash *cx;
+	int	      id;
+	pthread_t     thread;
 
 	/* Unique keys c<id>:k<n>: n < k_next were sent (or queued). */
-	uint64_t	 k_next;
-	uint64_t	 k_checked;	/* n below this were checked */
-	struct bits	 k_acked;
-	struct bits	 k_gone;
+	uint64_t    k_next;
+	uint64_t    k_checked; /* n below this were checked */
+	struct bits k_acked;
+	struct bits k_gone;
 
 	/* The counter c<id>:counter: values < cnt_next were sent. */
-	uint64_t	 cnt_next;
-	uint64_t	 cnt_floor;	/* last acknowledged or seen; 0 none */
-	unsigned	 cnt_sets;
+	uint64_t cnt_next;
+	uint64_t cnt_floor; /* last acknowledged or seen; 0 none */
+	unsigned cnt_sets;
 
 	/* Rows (id, n): n < r_next were sent. */
-	uint64_t	 r_next;
-	uint64_t	 r_checked;
-	struct bits	 r_acked;
-	struct bits	 r_gone;
-	struct bits	 r_dup;		/* duplicates already reported */
+	uint64_t    r_next;
+	uint64_t    r_checked;
+	struct bits r_acked;
+	struct bits r_gone;
+	struct bits r_dup; /* duplicates already reported */
 
 	/* The next request of the round: key, counter, get, row. */
-	int		 slot;
+	int slot;
 
 	/* This cycle: the connection broke before the kill. */
-	int		 lost_early;
-	char		 lost_msg[160];
+	int  lost_early;
+	char lost_msg[160];
 
 	/* Totals. */
-	uint64_t	 acks;		/* acknowledged writes */
-	uint64_t	 acks_key, acks_cnt, acks_row;
-	uint64_t	 gets;		/* in-run counter reads checked */
-	uint64_t	 busy;		/* writes answered busy */
-	uint64_t	 max_seq;	/* highest acknowledged seq */
+	uint64_t acks; /* acknowledged writes */
+	uint64_t acks_key, acks_cnt, acks_row;
+	uint64_t gets;	  /* in-run counter reads checked */
+	uint64_t busy;	  /* writes answered busy */
+	uint64_t max_seq; /* highest acknowledged seq */
 };
 
 /* A batch of keys for one mget (or its direct SQLite equivalent). */
 struct kbatch {
-	size_t		 len;
-	struct client	*client[BATCH];
-	uint64_t	 n[BATCH];	/* COUNTER_N for the counter */
-	char		 buf[BATCH][48];
-	const char	*keys[BATCH];
-	char		*values[BATCH];
+	size_t	       len;
+	struct client *client[BATCH];
+	uint64_t       n[BATCH]; /* COUNTER_N for the counter */
+	char	       buf[BATCH][48];
+	const char    *keys[BATCH];
+	char	      *values[BATCH];
 };
 
 /* The whole run. */
 struct crash {
 	/* Options. */
-	int		 soak;
-	int		 nclients;
-	int		 cycles;
-	int		 window;
-	uint64_t	 seed;
-	int		 min_ms, max_ms;
-	int		 keep;
-	const char	*daemon_args[DAEMON_ARGS_MAX + 1];
-	int		 ndaemon_args;
+	int	    soak;
+	int	    nclients;
+	int	    cycles;
+	int	    window;
+	uint64_t    seed;
+	int	    min_ms, max_ms;
+	int	    keep;
+	const char *daemon_args[DAEMON_ARGS_MAX + 1];
+	int	    ndaemon_args;
 
 	/* The daemon and its files. */
-	const char	*bin;
-	char		 dir[256];
-	char		 sock[320];
-	char		 db[320];
-	char		 log[320];
-	pid_t		 pid;
-	off_t		 log_off;	/* where this start's log begins */
+	const char *bin;
+	char	    dir[256];
+	char	    sock[320];
+	char	    db[320];
+	char	    log[320];
+	pid_t	    pid;
+	off_t	    log_off; /* where this start's log begins */
 
 	/* Shared with the client threads. */
-	int		 killed;	/* atomic: the kill was sent */
-	uint64_t	 seq_floor;	/* every new seq must be above */
-	pthread_mutex_t	 lock;
-	unsigned long	 fails[F_KINDS];
-	unsigned long	 printed[F_KINDS];
+	int		killed;	   /* atomic: the kill was sent */
+	uint64_t	seq_floor; /* every new seq must be above */
+	pthread_mutex_t lock;
+	unsigned long	fails[F_KINDS];
+	unsigned long	printed[F_KINDS];
 
 	/* Checking. */
-	char		 where[64];	/* "after cycle 3", ... */
-	stash_t		*vh;		/* the daemon, or */
-	sqlite3		*sq;		/* the database itself */
-	uint32_t	*counts;	/* ROW_SPAN row counts */
-	struct kbatch	*kb;
-	uint64_t	 rng;
+	char	       where[64]; /* "after cycle 3", ... */
+	stash_t	      *vh;	  /* the daemon, or */
+	sqlite3	      *sq;	  /* the database itself */
+	uint32_t      *counts;	  /* ROW_SPAN row counts */
+	struct kbatch *kb;
+	uint64_t       rng;
 
-	struct client	*clients;
+	struct client *clients;
 
 	/* Results. */
-	double		*ready_ms;	/* per restart */
-	int		 nready;
-	uint64_t	 replayed_total;
-	double		 replay_max_s;
-	double		 replay_best_rate;
-	uint64_t	 observed;	/* unknown writes found present */
-	uint64_t	 vanished;	/* unknown writes found absent */
-	char		 integrity[256];
-	uint64_t	 applied_seq;
-	int		 stop_status;
+	double	*ready_ms; /* per restart */
+	int	 nready;
+	uint64_t replayed_total;
+	double	 replay_max_s;
+	double	 replay_best_rate;
+	uint64_t observed; /* unknown writes found present */
+	uint64_t vanished; /* unknown writes found absent */
+	char	 integrity[256];
+	uint64_t applied_seq;
+	int	 stop_status;
 };
 
 /*
  * The daemon's pid for on_signal(): a test interrupted (^C, a make check
  * timeout) must not leave a daemon behind.
  */
-static volatile sig_atomic_t	 running_pid;
+static volatile sig_atomic_t running_pid;
 
-static void	 fail(struct crash *, enum fail_kind, const char *, ...)
-		     __attribute__((format(printf, 3, 4)));
-static void	 die(const char *, ...)
-		     __attribute__((format(printf, 1, 2), noreturn));
+static void fail(struct crash *, enum fail_kind, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+static void die(const char *, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 /* --- small helpers ------------------------------------------------------- */
 
@@ -274,7 +273,8 @@ fail(struct crash *cx, enum fail_kind kind, const char *fmt, ...)
 		va_end(ap);
 		fprintf(stderr, "\n");
 		if (cx->printed[kind] == MSGS_MAX && kind != F_DAEMON)
-			fprintf(stderr, "FAIL (%s) further failures of this "
+			fprintf(stderr,
+			    "FAIL (%s) further failures of this "
 			    "kind are counted, not printed\n",
 			    fail_names[kind]);
 	}
@@ -286,7 +286,7 @@ static unsigned long
 fail_total(struct crash *cx)
 {
 	unsigned long t = 0;
-	int k;
+	int	      k;
 
 	pthread_mutex_lock(&cx->lock);
 	for (k = 0; k < F_KINDS; k++)
@@ -336,9 +336,9 @@ bits_get(const struct bits *b, uint64_t i)
 static void
 bits_set(struct bits *b, uint64_t i)
 {
-	uint64_t k = i / 64;
+	uint64_t  k = i / 64;
 	uint64_t *nw;
-	size_t n;
+	size_t	  n;
 
 	if (k >= b->nw) {
 		n = b->nw * 2 > k + 1 ? b->nw * 2 : k + 1024;
@@ -415,7 +415,8 @@ parse_u64(const char *s, uint64_t *v)
 	return errno != 0 || *end != '\0' ? -1 : 0;
 }
 
-/* --- the daemon ------------------------------------------------------------ */
+/* --- the daemon ------------------------------------------------------------
+ */
 
 /* SIGINT, SIGTERM, SIGHUP: kill the daemon, then die of the signal. */
 static void
@@ -439,9 +440,9 @@ daemon_gone(struct crash *cx)
 static void
 log_tail(struct crash *cx)
 {
-	char line[1024];
+	char  line[1024];
 	FILE *f;
-	int n = 0;
+	int   n = 0;
 
 	if ((f = fopen(cx->log, "r")) == NULL)
 		return;
@@ -458,12 +459,12 @@ log_tail(struct crash *cx)
 static int
 log_replay(struct crash *cx, uint64_t *records, double *secs)
 {
-	char line[1024];
-	const char *p;
+	char		   line[1024];
+	const char	  *p;
 	unsigned long long r;
-	double s;
-	FILE *f;
-	int found = 0;
+	double		   s;
+	FILE		  *f;
+	int		   found = 0;
 
 	if ((f = fopen(cx->log, "r")) == NULL)
 		return 0;
@@ -471,7 +472,7 @@ log_replay(struct crash *cx, uint64_t *records, double *secs)
 		while (!found && fgets(line, sizeof(line), f) != NULL) {
 			if ((p = strstr(line, "replayed ")) != NULL &&
 			    sscanf(p, "replayed %llu journal records in %lf s",
-			    &r, &s) == 2) {
+				&r, &s) == 2) {
 				*records = r;
 				*secs = s;
 				found = 1;
@@ -506,15 +507,15 @@ daemon_up(struct crash *cx)
 {
 	const char *argv[8 + DAEMON_ARGS_MAX];
 	struct stat st;
-	double t0;
-	int n = 0, i, fd, status;
+	double	    t0;
+	int	    n = 0, i, fd, status;
 
 	argv[n++] = cx->bin;
 	argv[n++] = "-s";
 	argv[n++] = cx->sock;
 	argv[n++] = "-d";
 	argv[n++] = cx->db;
-	argv[n++] = "-c";		/* no system configuration file */
+	argv[n++] = "-c"; /* no system configuration file */
 	argv[n++] = "/dev/null";
 	for (i = 0; i < cx->ndaemon_args; i++)
 		argv[n++] = cx->daemon_args[i];
@@ -536,7 +537,7 @@ daemon_up(struct crash *cx)
 		}
 		if (getenv("STASHD_WRAPPER") != NULL) {
 			/* e.g. valgrind: through sh to split its words */
-			char cmd[4096];
+			char   cmd[4096];
 			size_t off;
 
 			off = (size_t)snprintf(cmd, sizeof(cmd), "exec %s",
@@ -567,8 +568,8 @@ daemon_up(struct crash *cx)
 		}
 		sleep_ms(1);
 	}
-	fail(cx, F_DAEMON, "%s: stashd did not accept within %d s",
-	    cx->where, START_TIMEOUT_MS / 1000);
+	fail(cx, F_DAEMON, "%s: stashd did not accept within %d s", cx->where,
+	    START_TIMEOUT_MS / 1000);
 	log_tail(cx);
 	kill(cx->pid, SIGKILL);
 	waitpid(cx->pid, &status, 0);
@@ -584,12 +585,14 @@ static void
 daemon_sigkill(struct crash *cx, int cycle)
 {
 	char st_text[64];
-	int status;
+	int  status;
 
 	if (waitpid(cx->pid, &status, WNOHANG) == cx->pid) {
 		status_text(status, st_text, sizeof(st_text));
-		fail(cx, F_DAEMON, "cycle %d: stashd died on its own before "
-		    "the kill: %s", cycle, st_text);
+		fail(cx, F_DAEMON,
+		    "cycle %d: stashd died on its own before "
+		    "the kill: %s",
+		    cycle, st_text);
 		log_tail(cx);
 		__atomic_store_n(&cx->killed, 1, __ATOMIC_SEQ_CST);
 		daemon_gone(cx);
@@ -603,8 +606,10 @@ daemon_sigkill(struct crash *cx, int cycle)
 			die("waitpid: %s", strerror(errno));
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
 		status_text(status, st_text, sizeof(st_text));
-		fail(cx, F_DAEMON, "cycle %d: stashd ended by itself just "
-		    "before the kill: %s", cycle, st_text);
+		fail(cx, F_DAEMON,
+		    "cycle %d: stashd ended by itself just "
+		    "before the kill: %s",
+		    cycle, st_text);
 		log_tail(cx);
 	}
 	daemon_gone(cx);
@@ -615,7 +620,7 @@ static int
 daemon_term(struct crash *cx)
 {
 	double t0 = now_s();
-	int status;
+	int    status;
 
 	if (kill(cx->pid, SIGTERM) == -1)
 		die("kill: %s", strerror(errno));
@@ -638,19 +643,19 @@ daemon_term(struct crash *cx)
 enum req_kind { R_KEY, R_COUNTER, R_GET, R_ROW };
 
 struct req {
-	enum req_kind	 kind;
-	uint64_t	 n;	/* key or row number, counter value */
+	enum req_kind kind;
+	uint64_t      n; /* key or row number, counter value */
 };
 
 /* Queue the next request of the round; -1 on a local failure. */
 static int
 client_queue(struct client *c, stash_t *h, struct req *r)
 {
-	struct crash *cx = c->cx;
+	struct crash	     *cx = c->cx;
 	struct stash_set_opts so;
-	char key[48], val[64];
-	json_t *q;
-	int rc;
+	char		      key[48], val[64];
+	json_t		     *q;
+	int		      rc;
 
 	memset(&so, 0, sizeof(so));
 	switch (c->slot) {
@@ -682,10 +687,10 @@ client_queue(struct client *c, stash_t *h, struct req *r)
 	default:
 		r->kind = R_ROW;
 		r->n = c->r_next++;
-		q = json_pack("{s:s, s:s, s:[i, I], s:s}", "op", "exec",
-		    "sql", "INSERT INTO rows(client, n) VALUES (?, ?)",
-		    "params", c->id, (json_int_t)r->n,
-		    "durability", durability_name(row_durability(r->n)));
+		q = json_pack("{s:s, s:s, s:[i, I], s:s}", "op", "exec", "sql",
+		    "INSERT INTO rows(client, n) VALUES (?, ?)", "params",
+		    c->id, (json_int_t)r->n, "durability",
+		    durability_name(row_durability(r->n)));
 		if (q == NULL)
 			die("out of memory");
 		rc = stash_queue(h, q);
@@ -703,20 +708,22 @@ client_queue(struct client *c, stash_t *h, struct req *r)
 
 /* Check the seq of an acknowledged write against what came before. */
 static void
-client_seq(struct client *c, uint64_t *conn_seq, uint64_t seq,
-    const char *what)
+client_seq(struct client *c, uint64_t *conn_seq, uint64_t seq, const char *what)
 {
 	struct crash *cx = c->cx;
 
 	if (seq <= cx->seq_floor)
-		fail(cx, F_OTHER, "client %d: %s acknowledged with seq %" PRIu64
+		fail(cx, F_OTHER,
+		    "client %d: %s acknowledged with seq %" PRIu64
 		    ", not above %" PRIu64 ", the highest seq acknowledged "
-		    "before the last restart", c->id, what, seq,
-		    cx->seq_floor);
+		    "before the last restart",
+		    c->id, what, seq, cx->seq_floor);
 	else if (seq <= *conn_seq)
-		fail(cx, F_OTHER, "client %d: %s acknowledged with seq %" PRIu64
+		fail(cx, F_OTHER,
+		    "client %d: %s acknowledged with seq %" PRIu64
 		    ", not above %" PRIu64 " of an earlier write on the same "
-		    "connection", c->id, what, seq, *conn_seq);
+		    "connection",
+		    c->id, what, seq, *conn_seq);
 	if (seq > *conn_seq)
 		*conn_seq = seq;
 	if (seq > c->max_seq)
@@ -728,26 +735,20 @@ client_seq(struct client *c, uint64_t *conn_seq, uint64_t seq,
  * gone: r and every request after it stay unknown.
  */
 static int
-client_answer(struct client *c, stash_t *h, const struct req *r,
-    uint64_t *conn_seq)
+client_answer(
+    struct client *c, stash_t *h, const struct req *r, uint64_t *conn_seq)
 {
 	struct crash *cx = c->cx;
-	char what[96], *value = NULL;
-	json_t *reply = NULL, *j;
-	uint64_t version = 0, v;
-	int rc;
+	char	      what[96], *value = NULL;
+	json_t	     *reply = NULL, *j;
+	uint64_t      version = 0, v;
+	int	      rc;
 
 	switch (r->kind) {
 	case R_KEY:
-	case R_COUNTER:
-		rc = stash_read_set(h, &version);
-		break;
-	case R_GET:
-		rc = stash_read_get(h, &value, &version);
-		break;
-	default:
-		rc = stash_read_reply(h, &reply);
-		break;
+	case R_COUNTER: rc = stash_read_set(h, &version); break;
+	case R_GET: rc = stash_read_get(h, &value, &version); break;
+	default: rc = stash_read_reply(h, &reply); break;
 	}
 	if (r->kind == R_KEY)
 		snprintf(what, sizeof(what), "set c%d:k%" PRIu64 " (%s)", c->id,
@@ -758,14 +759,17 @@ client_answer(struct client *c, stash_t *h, const struct req *r,
 	else if (r->kind == R_GET)
 		snprintf(what, sizeof(what), "get c%d:counter", c->id);
 	else
-		snprintf(what, sizeof(what), "insert row (%d, %" PRIu64 ") (%s)",
-		    c->id, r->n, durability_name(row_durability(r->n)));
+		snprintf(what, sizeof(what),
+		    "insert row (%d, %" PRIu64 ") (%s)", c->id, r->n,
+		    durability_name(row_durability(r->n)));
 
 	if (rc == STASH_EIO) {
 		if (!__atomic_load_n(&cx->killed, __ATOMIC_SEQ_CST)) {
 			c->lost_early = 1;
-			snprintf(c->lost_msg, sizeof(c->lost_msg), "client "
-			    "%d at %s: %s", c->id, what, stash_errmsg(h));
+			snprintf(c->lost_msg, sizeof(c->lost_msg),
+			    "client "
+			    "%d at %s: %s",
+			    c->id, what, stash_errmsg(h));
 		}
 		json_decref(reply);
 		return -1;
@@ -777,9 +781,11 @@ client_answer(struct client *c, stash_t *h, const struct req *r,
 	}
 	if (rc == STASH_ENOTFOUND && r->kind == R_GET) {
 		if (c->cnt_floor > 0)
-			fail(cx, F_STALE, "client %d: get c%d:counter found "
+			fail(cx, F_STALE,
+			    "client %d: get c%d:counter found "
 			    "nothing after the set of %" PRIu64 " was "
-			    "acknowledged", c->id, c->id, c->cnt_floor);
+			    "acknowledged",
+			    c->id, c->id, c->cnt_floor);
 		c->gets++;
 		return 0;
 	}
@@ -805,17 +811,22 @@ client_answer(struct client *c, stash_t *h, const struct req *r,
 	case R_GET:
 		c->gets++;
 		if (parse_u64(value, &v) == -1)
-			fail(cx, F_OTHER, "client %d: get c%d:counter returned "
-			    "%s, not a counter value", c->id, c->id, value);
+			fail(cx, F_OTHER,
+			    "client %d: get c%d:counter returned "
+			    "%s, not a counter value",
+			    c->id, c->id, value);
 		else if (v < c->cnt_floor)
-			fail(cx, F_STALE, "client %d: get c%d:counter returned "
+			fail(cx, F_STALE,
+			    "client %d: get c%d:counter returned "
 			    "%" PRIu64 " (version %" PRIu64 ") after the set "
-			    "of %" PRIu64 " was acknowledged", c->id, c->id, v,
-			    version, c->cnt_floor);
+			    "of %" PRIu64 " was acknowledged",
+			    c->id, c->id, v, version, c->cnt_floor);
 		else if (v >= c->cnt_next)
-			fail(cx, F_OTHER, "client %d: get c%d:counter returned "
+			fail(cx, F_OTHER,
+			    "client %d: get c%d:counter returned "
 			    "%" PRIu64 ", never written (last sent %" PRIu64
-			    ")", c->id, c->id, v, c->cnt_next - 1);
+			    ")",
+			    c->id, c->id, v, c->cnt_next - 1);
 		free(value);
 		break;
 	default:
@@ -826,8 +837,8 @@ client_answer(struct client *c, stash_t *h, const struct req *r,
 			fail(cx, F_OTHER, "client %d: %s: answer without a seq",
 			    c->id, what);
 		else
-			client_seq(c, conn_seq,
-			    (uint64_t)json_integer_value(j), what);
+			client_seq(
+			    c, conn_seq, (uint64_t)json_integer_value(j), what);
 		j = json_object_get(reply, "changes");
 		if (row_durability(r->n) == STASH_DURABILITY_COMMIT &&
 		    (!json_is_integer(j) || json_integer_value(j) != 1))
@@ -849,25 +860,27 @@ static void *
 client_main(void *arg)
 {
 	struct client *c = arg;
-	struct crash *cx = c->cx;
-	struct req ring[WINDOW_MAX];
-	size_t head = 0, count = 0;
-	uint64_t conn_seq = 0;
-	stash_t *h;
+	struct crash  *cx = c->cx;
+	struct req     ring[WINDOW_MAX];
+	size_t	       head = 0, count = 0;
+	uint64_t       conn_seq = 0;
+	stash_t	      *h;
 
 	if ((h = stash_connect(cx->sock)) == NULL) {
 		if (!__atomic_load_n(&cx->killed, __ATOMIC_SEQ_CST)) {
 			c->lost_early = 1;
-			snprintf(c->lost_msg, sizeof(c->lost_msg), "client "
-			    "%d cannot connect: %s", c->id, strerror(errno));
+			snprintf(c->lost_msg, sizeof(c->lost_msg),
+			    "client "
+			    "%d cannot connect: %s",
+			    c->id, strerror(errno));
 		}
 		return NULL;
 	}
 	stash_set_timeout(h, CLIENT_TIMEOUT_MS);
 	for (;;) {
 		while (count < (size_t)cx->window) {
-			if (client_queue(c, h,
-			    &ring[(head + count) % WINDOW_MAX]) == -1)
+			if (client_queue(
+				c, h, &ring[(head + count) % WINDOW_MAX]) == -1)
 				goto out;
 			count++;
 		}
@@ -887,10 +900,10 @@ out:
 static int
 fetch_values(struct crash *cx, struct kbatch *b)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt	    *st = NULL;
 	const unsigned char *t;
-	size_t i;
-	int rc;
+	size_t		     i;
+	int		     rc;
 
 	if (cx->sq == NULL) {
 		rc = stash_mget(cx->vh, b->keys, b->len, b->values);
@@ -901,8 +914,10 @@ fetch_values(struct crash *cx, struct kbatch *b)
 		}
 		return 0;
 	}
-	if (sqlite3_prepare_v2(cx->sq, "SELECT value FROM stash_kv WHERE "
-	    "key = ?", -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(cx->sq,
+		"SELECT value FROM stash_kv WHERE "
+		"key = ?",
+		-1, &st, NULL) != SQLITE_OK) {
 		fail(cx, F_OTHER, "%s: %s", cx->where, sqlite3_errmsg(cx->sq));
 		return -1;
 	}
@@ -916,8 +931,8 @@ fetch_values(struct crash *cx, struct kbatch *b)
 			    (b->values[i] = strdup((const char *)t)) == NULL)
 				die("out of memory");
 		} else if (rc != SQLITE_DONE) {
-			fail(cx, F_OTHER, "%s: reading stash_kv: %s",
-			    cx->where, sqlite3_errmsg(cx->sq));
+			fail(cx, F_OTHER, "%s: reading stash_kv: %s", cx->where,
+			    sqlite3_errmsg(cx->sq));
 			while (i-- > 0)
 				free(b->values[i]);
 			sqlite3_finalize(st);
@@ -938,7 +953,8 @@ check_key(struct crash *cx, struct client *c, uint64_t n, const char *v)
 	key_value(want, sizeof(want), c->id, n);
 	if (v == NULL) {
 		if (bits_get(&c->k_acked, n)) {
-			fail(cx, F_LOST, "%s: key c%d:k%" PRIu64 " is missing; "
+			fail(cx, F_LOST,
+			    "%s: key c%d:k%" PRIu64 " is missing; "
 			    "its set (durability %s) was acknowledged",
 			    cx->where, c->id, n,
 			    durability_name(key_durability(n)));
@@ -947,12 +963,16 @@ check_key(struct crash *cx, struct client *c, uint64_t n, const char *v)
 			cx->vanished++;
 		bits_set(&c->k_gone, n);
 	} else if (strcmp(v, want) != 0)
-		fail(cx, F_OTHER, "%s: key c%d:k%" PRIu64 " holds %s, "
-		    "expected %s", cx->where, c->id, n, v, want);
+		fail(cx, F_OTHER,
+		    "%s: key c%d:k%" PRIu64 " holds %s, "
+		    "expected %s",
+		    cx->where, c->id, n, v, want);
 	else if (bits_get(&c->k_gone, n)) {
-		fail(cx, F_OTHER, "%s: key c%d:k%" PRIu64 " came back: its set "
+		fail(cx, F_OTHER,
+		    "%s: key c%d:k%" PRIu64 " came back: its set "
 		    "was never acknowledged and it was absent after an "
-		    "earlier restart", cx->where, c->id, n);
+		    "earlier restart",
+		    cx->where, c->id, n);
 		bits_clear(&c->k_gone, n);
 		bits_set(&c->k_acked, n);
 	} else if (!bits_get(&c->k_acked, n)) {
@@ -970,7 +990,8 @@ check_counter(struct crash *cx, struct client *c, const char *v)
 
 	if (v == NULL) {
 		if (c->cnt_floor > 0) {
-			fail(cx, F_LOST, "%s: counter c%d:counter is missing; "
+			fail(cx, F_LOST,
+			    "%s: counter c%d:counter is missing; "
 			    "its set of %" PRIu64 " was acknowledged",
 			    cx->where, c->id, c->cnt_floor);
 			c->cnt_floor = 0;
@@ -978,20 +999,25 @@ check_counter(struct crash *cx, struct client *c, const char *v)
 		return;
 	}
 	if (parse_u64(v, &val) == -1 || val == 0) {
-		fail(cx, F_OTHER, "%s: counter c%d:counter holds %s, not a "
-		    "counter value", cx->where, c->id, v);
+		fail(cx, F_OTHER,
+		    "%s: counter c%d:counter holds %s, not a "
+		    "counter value",
+		    cx->where, c->id, v);
 		return;
 	}
 	if (val >= c->cnt_next) {
-		fail(cx, F_OTHER, "%s: counter c%d:counter holds %" PRIu64
-		    ", never written (last sent %" PRIu64 ")", cx->where,
-		    c->id, val, c->cnt_next - 1);
+		fail(cx, F_OTHER,
+		    "%s: counter c%d:counter holds %" PRIu64
+		    ", never written (last sent %" PRIu64 ")",
+		    cx->where, c->id, val, c->cnt_next - 1);
 		return;
 	}
 	if (val < c->cnt_floor)
-		fail(cx, F_LOST, "%s: counter c%d:counter went back in time: "
+		fail(cx, F_LOST,
+		    "%s: counter c%d:counter went back in time: "
 		    "holds %" PRIu64 ", but the set of %" PRIu64 " was "
-		    "acknowledged", cx->where, c->id, val, c->cnt_floor);
+		    "acknowledged",
+		    cx->where, c->id, val, c->cnt_floor);
 	else if (val > c->cnt_floor)
 		cx->observed++;
 	c->cnt_floor = val;
@@ -1002,7 +1028,7 @@ static int
 kbatch_flush(struct crash *cx, struct kbatch *b)
 {
 	size_t i;
-	int rc = 0;
+	int    rc = 0;
 
 	if (b->len == 0)
 		return 0;
@@ -1013,8 +1039,8 @@ kbatch_flush(struct crash *cx, struct kbatch *b)
 			if (b->n[i] == COUNTER_N)
 				check_counter(cx, b->client[i], b->values[i]);
 			else
-				check_key(cx, b->client[i], b->n[i],
-				    b->values[i]);
+				check_key(
+				    cx, b->client[i], b->n[i], b->values[i]);
 			free(b->values[i]);
 		}
 	}
@@ -1041,9 +1067,9 @@ static json_t *
 run_query(struct crash *cx, const char *sql, json_t *params)
 {
 	sqlite3_stmt *st = NULL;
-	json_t *q, *reply = NULL, *rows, *row;
-	size_t i;
-	int rc, k, ncol;
+	json_t	     *q, *reply = NULL, *rows, *row;
+	size_t	      i;
+	int	      rc, k, ncol;
 
 	if (cx->sq == NULL) {
 		q = json_pack("{s:s, s:s, s:o}", "op", "query", "sql", sql,
@@ -1055,8 +1081,9 @@ run_query(struct crash *cx, const char *sql, json_t *params)
 		rows = json_object_get(reply, "rows");
 		if (rc != STASH_OK || !json_is_array(rows)) {
 			fail(cx, F_OTHER, "%s: query %s failed: %s", cx->where,
-			    sql, rc != STASH_OK ? stash_errmsg(cx->vh) :
-			    "no rows in the answer");
+			    sql,
+			    rc != STASH_OK ? stash_errmsg(cx->vh)
+					   : "no rows in the answer");
 			json_decref(reply);
 			return NULL;
 		}
@@ -1081,8 +1108,8 @@ run_query(struct crash *cx, const char *sql, json_t *params)
 		if ((row = json_array()) == NULL)
 			die("out of memory");
 		for (k = 0; k < ncol; k++)
-			json_array_append_new(row,
-			    json_integer(sqlite3_column_int64(st, k)));
+			json_array_append_new(
+			    row, json_integer(sqlite3_column_int64(st, k)));
 		json_array_append_new(rows, row);
 	}
 	if (rc != SQLITE_DONE) {
@@ -1107,17 +1134,18 @@ cell(json_t *rows, size_t i, size_t j)
 static int
 check_rows(struct crash *cx, struct client *c, uint64_t lo, uint64_t hi)
 {
-	json_t *rows;
+	json_t	*rows;
 	uint64_t n, cnt;
-	size_t i;
+	size_t	 i;
 
 	for (; lo < hi; lo += ROW_SPAN) {
 		uint64_t top = hi - lo > ROW_SPAN ? lo + ROW_SPAN : hi;
 
-		rows = run_query(cx, "SELECT n, count(*) FROM rows WHERE "
+		rows = run_query(cx,
+		    "SELECT n, count(*) FROM rows WHERE "
 		    "client = ? AND n >= ? AND n < ? GROUP BY n",
-		    json_pack("[i, I, I]", c->id, (json_int_t)lo,
-		    (json_int_t)top));
+		    json_pack(
+			"[i, I, I]", c->id, (json_int_t)lo, (json_int_t)top));
 		if (rows == NULL)
 			return -1;
 		memset(cx->counts, 0, ROW_SPAN * sizeof(*cx->counts));
@@ -1125,10 +1153,11 @@ check_rows(struct crash *cx, struct client *c, uint64_t lo, uint64_t hi)
 			n = cell(rows, i, 0);
 			cnt = cell(rows, i, 1);
 			if (n < lo || n >= top) {
-				fail(cx, F_OTHER, "%s: row query for client "
+				fail(cx, F_OTHER,
+				    "%s: row query for client "
 				    "%d, n in [%" PRIu64 ", %" PRIu64 ") "
-				    "answered n %" PRIu64, cx->where, c->id,
-				    lo, top, n);
+				    "answered n %" PRIu64,
+				    cx->where, c->id, lo, top, n);
 				continue;
 			}
 			cx->counts[n - lo] = (uint32_t)cnt;
@@ -1138,21 +1167,24 @@ check_rows(struct crash *cx, struct client *c, uint64_t lo, uint64_t hi)
 			cnt = cx->counts[n - lo];
 			if (cnt == 0) {
 				if (bits_get(&c->r_acked, n)) {
-					fail(cx, F_LOST, "%s: row (client %d, "
+					fail(cx, F_LOST,
+					    "%s: row (client %d, "
 					    "n %" PRIu64 ") is missing; its "
 					    "insert (durability %s) was "
-					    "acknowledged", cx->where, c->id,
-					    n, durability_name(
-					    row_durability(n)));
+					    "acknowledged",
+					    cx->where, c->id, n,
+					    durability_name(row_durability(n)));
 					bits_clear(&c->r_acked, n);
 				} else if (!bits_get(&c->r_gone, n))
 					cx->vanished++;
 				bits_set(&c->r_gone, n);
 			} else if (bits_get(&c->r_gone, n)) {
-				fail(cx, F_OTHER, "%s: row (client %d, n %"
-				    PRIu64 ") came back: its insert was never "
+				fail(cx, F_OTHER,
+				    "%s: row (client %d, n %" PRIu64
+				    ") came back: its insert was never "
 				    "acknowledged and it was absent after an "
-				    "earlier restart", cx->where, c->id, n);
+				    "earlier restart",
+				    cx->where, c->id, n);
 				bits_clear(&c->r_gone, n);
 				bits_set(&c->r_acked, n);
 			} else if (!bits_get(&c->r_acked, n)) {
@@ -1170,12 +1202,14 @@ static int
 check_dups(struct crash *cx)
 {
 	struct client *c;
-	json_t *rows;
-	uint64_t id, n, cnt;
-	size_t i;
+	json_t	      *rows;
+	uint64_t       id, n, cnt;
+	size_t	       i;
 
-	rows = run_query(cx, "SELECT client, n, count(*) c FROM rows "
-	    "GROUP BY client, n HAVING c > 1", json_array());
+	rows = run_query(cx,
+	    "SELECT client, n, count(*) c FROM rows "
+	    "GROUP BY client, n HAVING c > 1",
+	    json_array());
 	if (rows == NULL)
 		return -1;
 	for (i = 0; i < json_array_size(rows); i++) {
@@ -1183,35 +1217,41 @@ check_dups(struct crash *cx)
 		n = cell(rows, i, 1);
 		cnt = cell(rows, i, 2);
 		if (id >= (uint64_t)cx->nclients) {
-			fail(cx, F_DUP, "%s: row (client %" PRIu64 ", n %"
-			    PRIu64 ") is there %" PRIu64 " times, and no "
-			    "such client ever wrote", cx->where, id, n, cnt);
+			fail(cx, F_DUP,
+			    "%s: row (client %" PRIu64 ", n %" PRIu64
+			    ") is there %" PRIu64 " times, and no "
+			    "such client ever wrote",
+			    cx->where, id, n, cnt);
 			continue;
 		}
 		c = &cx->clients[id];
 		if (bits_get(&c->r_dup, n))
 			continue;
 		bits_set(&c->r_dup, n);
-		fail(cx, F_DUP, "%s: row (client %" PRIu64 ", n %" PRIu64
+		fail(cx, F_DUP,
+		    "%s: row (client %" PRIu64 ", n %" PRIu64
 		    ") is there %" PRIu64 " times; it was inserted once "
-		    "(durability %s, %s)", cx->where, id, n, cnt,
-		    durability_name(row_durability(n)),
-		    bits_get(&c->r_acked, n) ? "acknowledged" :
-		    "answer never received");
+		    "(durability %s, %s)",
+		    cx->where, id, n, cnt, durability_name(row_durability(n)),
+		    bits_get(&c->r_acked, n) ? "acknowledged"
+					     : "answer never received");
 	}
 	json_decref(rows);
 
-	rows = run_query(cx, "SELECT client, max(n) FROM rows GROUP BY "
-	    "client", json_array());
+	rows = run_query(cx,
+	    "SELECT client, max(n) FROM rows GROUP BY "
+	    "client",
+	    json_array());
 	if (rows == NULL)
 		return -1;
 	for (i = 0; i < json_array_size(rows); i++) {
 		id = cell(rows, i, 0);
 		n = cell(rows, i, 1);
-		if (id >= (uint64_t)cx->nclients ||
-		    n >= cx->clients[id].r_next)
-			fail(cx, F_OTHER, "%s: row (client %" PRIu64 ", n %"
-			    PRIu64 ") was never inserted", cx->where, id, n);
+		if (id >= (uint64_t)cx->nclients || n >= cx->clients[id].r_next)
+			fail(cx, F_OTHER,
+			    "%s: row (client %" PRIu64 ", n %" PRIu64
+			    ") was never inserted",
+			    cx->where, id, n);
 	}
 	json_decref(rows);
 	return 0;
@@ -1226,8 +1266,8 @@ check_all(struct crash *cx, int full)
 {
 	struct kbatch *b = cx->kb;
 	struct client *c;
-	uint64_t n, k;
-	int i;
+	uint64_t       n, k;
+	int	       i;
 
 	b->len = 0;
 	for (i = 0; i < cx->nclients; i++)
@@ -1244,8 +1284,8 @@ check_all(struct crash *cx, int full)
 			c = &cx->clients[rng_next(cx) % (uint64_t)cx->nclients];
 			if (c->k_checked == 0)
 				continue;
-			if (kbatch_add(cx, b, c, rng_next(cx) %
-			    c->k_checked) == -1)
+			if (kbatch_add(cx, b, c, rng_next(cx) % c->k_checked) ==
+			    -1)
 				return -1;
 		}
 	}
@@ -1266,7 +1306,7 @@ static int
 check_daemon(struct crash *cx, int full)
 {
 	json_t *q, *reply = NULL, *j;
-	int rc;
+	int	rc;
 
 	if ((cx->vh = stash_connect(cx->sock)) == NULL) {
 		fail(cx, F_OTHER, "%s: cannot connect: %s", cx->where,
@@ -1283,10 +1323,11 @@ check_daemon(struct crash *cx, int full)
 		fail(cx, F_OTHER, "%s: sync failed: %s", cx->where,
 		    rc != STASH_OK ? stash_errmsg(cx->vh) : "no applied_seq");
 	else if ((uint64_t)json_integer_value(j) < cx->seq_floor)
-		fail(cx, F_LOST, "%s: sync answers applied_seq %" JSON_INTEGER_FORMAT
+		fail(cx, F_LOST,
+		    "%s: sync answers applied_seq %" JSON_INTEGER_FORMAT
 		    ", below %" PRIu64 ", the highest seq acknowledged before "
-		    "the kill", cx->where, json_integer_value(j),
-		    cx->seq_floor);
+		    "the kill",
+		    cx->where, json_integer_value(j), cx->seq_floor);
 	json_decref(reply);
 	rc = check_all(cx, full);
 	stash_close(cx->vh);
@@ -1299,8 +1340,8 @@ static void
 check_database(struct crash *cx)
 {
 	sqlite3_stmt *st;
-	uint64_t maxv = 0;
-	int rc;
+	uint64_t      maxv = 0;
+	int	      rc;
 
 	snprintf(cx->where, sizeof(cx->where), "in the database after SIGTERM");
 	if (sqlite3_open_v2(cx->db, &cx->sq, SQLITE_OPEN_READWRITE, NULL) !=
@@ -1314,13 +1355,13 @@ check_database(struct crash *cx)
 	sqlite3_busy_timeout(cx->sq, 10000);
 
 	snprintf(cx->integrity, sizeof(cx->integrity), "not run");
-	if (sqlite3_prepare_v2(cx->sq, "PRAGMA integrity_check", -1, &st,
-	    NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		cx->sq, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK) {
 		size_t off = 0;
 
 		cx->integrity[0] = '\0';
 		while (sqlite3_step(st) == SQLITE_ROW &&
-		    off < sizeof(cx->integrity) - 1)
+		       off < sizeof(cx->integrity) - 1)
 			off += (size_t)snprintf(cx->integrity + off,
 			    sizeof(cx->integrity) - off, "%s%s",
 			    off > 0 ? "; " : "",
@@ -1330,25 +1371,29 @@ check_database(struct crash *cx)
 	if (strcmp(cx->integrity, "ok") != 0)
 		fail(cx, F_DAEMON, "PRAGMA integrity_check: %s", cx->integrity);
 
-	rc = sqlite3_prepare_v2(cx->sq, "SELECT value FROM stash_meta WHERE "
-	    "name = 'applied_seq'", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(cx->sq,
+	    "SELECT value FROM stash_meta WHERE "
+	    "name = 'applied_seq'",
+	    -1, &st, NULL);
 	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		cx->applied_seq = (uint64_t)sqlite3_column_int64(st, 0);
 	else
 		fail(cx, F_OTHER, "no applied_seq in stash_meta: %s",
 		    sqlite3_errmsg(cx->sq));
 	sqlite3_finalize(st);
-	rc = sqlite3_prepare_v2(cx->sq, "SELECT max(version) FROM stash_kv",
-	    -1, &st, NULL);
+	rc = sqlite3_prepare_v2(
+	    cx->sq, "SELECT max(version) FROM stash_kv", -1, &st, NULL);
 	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		maxv = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	if (cx->applied_seq < cx->seq_floor)
-		fail(cx, F_LOST, "stash_meta applied_seq is %" PRIu64 ", below "
-		    "%" PRIu64 ", the highest seq acknowledged", cx->applied_seq,
-		    cx->seq_floor);
+		fail(cx, F_LOST,
+		    "stash_meta applied_seq is %" PRIu64 ", below "
+		    "%" PRIu64 ", the highest seq acknowledged",
+		    cx->applied_seq, cx->seq_floor);
 	if (cx->applied_seq < maxv)
-		fail(cx, F_OTHER, "stash_meta applied_seq is %" PRIu64 ", below "
+		fail(cx, F_OTHER,
+		    "stash_meta applied_seq is %" PRIu64 ", below "
 		    "the highest version in stash_kv, %" PRIu64,
 		    cx->applied_seq, maxv);
 
@@ -1363,32 +1408,41 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: test_crash [options]\n"
-"\n"
-"The kill test of stashd: clients write, stashd is SIGKILLed at a random\n"
-"moment, restarted on the same database and journal, and every write\n"
-"acknowledged before the kill is checked: none lost, none applied twice,\n"
-"no read older than an acknowledged write. At the end stashd must exit 0\n"
-"on SIGTERM and the database must pass PRAGMA integrity_check.\n"
-"\n"
-"Without options: the short run of make check (16 clients, 20 cycles,\n"
-"kills 100..700 ms apart). With any option: the soak, whose defaults are\n"
-"the values in brackets.\n"
-"\n"
-"  --clients N       concurrent clients, one connection each [64]\n"
-"  --cycles N        kill and restart cycles [300]\n"
-"  --seed S          seed of the delays and samples [time]\n"
-"  --min-ms MS       shortest run before a kill [20]\n"
-"  --max-ms MS       longest run before a kill [800]\n"
-"  --window N        requests in flight per client, 1..%d [4]\n"
-"  --daemon-arg ARG  pass ARG to stashd (repeat for several)\n"
-"  --keep            keep the folder (database, journal, log)\n"
-"  -h, --help        this help\n"
-"\n"
-"Environment: STASHD (the daemon, ./stashd), TESTS_TMPDIR (where the\n"
-"folder goes, /tmp), STASHD_WRAPPER (run the daemon through it).\n"
-"Prints a line per cycle, a summary, then \"N passed, M failed\" (cycles\n"
-"plus the final checks); exits 0 when nothing failed, 1 otherwise.\n",
+	    "usage: test_crash [options]\n"
+	    "\n"
+	    "The kill test of stashd: clients write, stashd is SIGKILLed at a "
+	    "random\n"
+	    "moment, restarted on the same database and journal, and every "
+	    "write\n"
+	    "acknowledged before the kill is checked: none lost, none applied "
+	    "twice,\n"
+	    "no read older than an acknowledged write. At the end stashd must "
+	    "exit 0\n"
+	    "on SIGTERM and the database must pass PRAGMA integrity_check.\n"
+	    "\n"
+	    "Without options: the short run of make check (16 clients, 20 "
+	    "cycles,\n"
+	    "kills 100..700 ms apart). With any option: the soak, whose "
+	    "defaults are\n"
+	    "the values in brackets.\n"
+	    "\n"
+	    "  --clients N       concurrent clients, one connection each [64]\n"
+	    "  --cycles N        kill and restart cycles [300]\n"
+	    "  --seed S          seed of the delays and samples [time]\n"
+	    "  --min-ms MS       shortest run before a kill [20]\n"
+	    "  --max-ms MS       longest run before a kill [800]\n"
+	    "  --window N        requests in flight per client, 1..%d [4]\n"
+	    "  --daemon-arg ARG  pass ARG to stashd (repeat for several)\n"
+	    "  --keep            keep the folder (database, journal, log)\n"
+	    "  -h, --help        this help\n"
+	    "\n"
+	    "Environment: STASHD (the daemon, ./stashd), TESTS_TMPDIR (where "
+	    "the\n"
+	    "folder goes, /tmp), STASHD_WRAPPER (run the daemon through it).\n"
+	    "Prints a line per cycle, a summary, then \"N passed, M failed\" "
+	    "(cycles\n"
+	    "plus the final checks); exits 0 when nothing failed, 1 "
+	    "otherwise.\n",
 	    WINDOW_MAX);
 }
 
@@ -1396,7 +1450,7 @@ static int
 parse_int(const char *name, const char *s, int lo, int hi)
 {
 	char *end;
-	long v;
+	long  v;
 
 	errno = 0;
 	v = strtol(s, &end, 10);
@@ -1410,19 +1464,17 @@ static void
 options(struct crash *cx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "clients", required_argument, NULL, 'c' },
-		{ "cycles", required_argument, NULL, 'n' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "min-ms", required_argument, NULL, 'a' },
-		{ "max-ms", required_argument, NULL, 'b' },
-		{ "window", required_argument, NULL, 'w' },
-		{ "daemon-arg", required_argument, NULL, 'D' },
-		{ "keep", no_argument, NULL, 'k' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
+	    {"clients", required_argument, NULL, 'c'},
+	    {"cycles", required_argument, NULL, 'n'},
+	    {"seed", required_argument, NULL, 'S'},
+	    {"min-ms", required_argument, NULL, 'a'},
+	    {"max-ms", required_argument, NULL, 'b'},
+	    {"window", required_argument, NULL, 'w'},
+	    {"daemon-arg", required_argument, NULL, 'D'},
+	    {"keep", no_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
 	char *end;
-	int ch, seeded = 0;
+	int   ch, seeded = 0;
 
 	cx->soak = argc > 1;
 	cx->nclients = cx->soak ? 64 : 16;
@@ -1433,8 +1485,8 @@ options(struct crash *cx, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			cx->nclients = parse_int("--clients", optarg, 1,
-			    CLIENTS_MAX);
+			cx->nclients =
+			    parse_int("--clients", optarg, 1, CLIENTS_MAX);
 			break;
 		case 'n':
 			cx->cycles = parse_int("--cycles", optarg, 1, 1000000);
@@ -1453,23 +1505,17 @@ options(struct crash *cx, int argc, char **argv)
 			cx->max_ms = parse_int("--max-ms", optarg, 0, 3600000);
 			break;
 		case 'w':
-			cx->window = parse_int("--window", optarg, 1,
-			    WINDOW_MAX);
+			cx->window =
+			    parse_int("--window", optarg, 1, WINDOW_MAX);
 			break;
 		case 'D':
 			if (cx->ndaemon_args == DAEMON_ARGS_MAX)
 				die("at most %d --daemon-arg", DAEMON_ARGS_MAX);
 			cx->daemon_args[cx->ndaemon_args++] = optarg;
 			break;
-		case 'k':
-			cx->keep = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			exit(2);
+		case 'k': cx->keep = 1; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
 		}
 	}
 	if (optind < argc)
@@ -1481,7 +1527,7 @@ options(struct crash *cx, int argc, char **argv)
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		cx->seed = (uint64_t)ts.tv_sec * 1000003u ^
-		    (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32;
+			   (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32;
 	}
 	cx->rng = cx->seed * 0x9E3779B97F4A7C15ULL | 1;
 }
@@ -1490,15 +1536,15 @@ options(struct crash *cx, int argc, char **argv)
 static void
 setup(struct crash *cx)
 {
-	const char *tmp = getenv("TESTS_TMPDIR");
-	json_t *q, *reply = NULL;
-	stash_t *h;
-	int i, rc;
+	const char		*tmp = getenv("TESTS_TMPDIR");
+	json_t			*q, *reply = NULL;
+	stash_t			*h;
+	int			 i, rc;
 	static const char *const ddl[] = {
-		"CREATE TABLE IF NOT EXISTS rows(client INTEGER NOT NULL, "
-		    "n INTEGER NOT NULL)",
-		/* Not unique: a twice applied insert must show as two rows. */
-		"CREATE INDEX IF NOT EXISTS rows_client_n ON rows(client, n)",
+	    "CREATE TABLE IF NOT EXISTS rows(client INTEGER NOT NULL, "
+	    "n INTEGER NOT NULL)",
+	    /* Not unique: a twice applied insert must show as two rows. */
+	    "CREATE INDEX IF NOT EXISTS rows_client_n ON rows(client, n)",
 	};
 
 	if ((cx->bin = getenv("STASHD")) == NULL)
@@ -1513,10 +1559,10 @@ setup(struct crash *cx)
 	snprintf(cx->db, sizeof(cx->db), "%s/stash.db", cx->dir);
 	snprintf(cx->log, sizeof(cx->log), "%s/stashd.log", cx->dir);
 
-	if ((cx->clients = calloc((size_t)cx->nclients,
-	    sizeof(*cx->clients))) == NULL ||
-	    (cx->ready_ms = calloc((size_t)cx->cycles,
-	    sizeof(*cx->ready_ms))) == NULL ||
+	if ((cx->clients = calloc(
+		 (size_t)cx->nclients, sizeof(*cx->clients))) == NULL ||
+	    (cx->ready_ms = calloc(
+		 (size_t)cx->cycles, sizeof(*cx->ready_ms))) == NULL ||
 	    (cx->counts = calloc(ROW_SPAN, sizeof(*cx->counts))) == NULL ||
 	    (cx->kb = calloc(1, sizeof(*cx->kb))) == NULL)
 		die("out of memory");
@@ -1554,20 +1600,20 @@ static int
 cycle_run(struct crash *cx, int cycle, uint64_t *acked_before)
 {
 	struct client *c, *first = NULL;
-	uint64_t acked = 0, records = 0, seq = cx->seq_floor;
-	unsigned long fails0 = fail_total(cx);
-	double ready, secs = 0;
-	int i, delay, full, replayed, nlost = 0;
+	uint64_t       acked = 0, records = 0, seq = cx->seq_floor;
+	unsigned long  fails0 = fail_total(cx);
+	double	       ready, secs = 0;
+	int	       i, delay, full, replayed, nlost = 0;
 
 	__atomic_store_n(&cx->killed, 0, __ATOMIC_SEQ_CST);
 	for (i = 0; i < cx->nclients; i++)
 		cx->clients[i].lost_early = 0;
 	for (i = 0; i < cx->nclients; i++)
 		if ((errno = pthread_create(&cx->clients[i].thread, NULL,
-		    client_main, &cx->clients[i])) != 0)
+			 client_main, &cx->clients[i])) != 0)
 			die("pthread_create: %s", strerror(errno));
-	delay = cx->min_ms + (int)(rng_next(cx) %
-	    (uint64_t)(cx->max_ms - cx->min_ms + 1));
+	delay = cx->min_ms +
+		(int)(rng_next(cx) % (uint64_t)(cx->max_ms - cx->min_ms + 1));
 	sleep_ms(delay);
 	daemon_sigkill(cx, cycle);
 	for (i = 0; i < cx->nclients; i++)
@@ -1583,9 +1629,10 @@ cycle_run(struct crash *cx, int cycle, uint64_t *acked_before)
 	}
 	cx->seq_floor = seq;
 	if (nlost > 0)
-		fail(cx, F_DAEMON, "cycle %d: %d of %d clients lost their "
-		    "connection while stashd was running; first: %s", cycle,
-		    nlost, cx->nclients, first->lost_msg);
+		fail(cx, F_DAEMON,
+		    "cycle %d: %d of %d clients lost their "
+		    "connection while stashd was running; first: %s",
+		    cycle, nlost, cx->nclients, first->lost_msg);
 
 	snprintf(cx->where, sizeof(cx->where), "after cycle %d", cycle);
 	if ((ready = daemon_up(cx)) < 0)
@@ -1600,22 +1647,22 @@ cycle_run(struct crash *cx, int cycle, uint64_t *acked_before)
 	}
 
 	full = cycle == cx->cycles || cycle % FULL_EVERY == 0 ||
-	    acked < FULL_LIMIT;
+	       acked < FULL_LIMIT;
 	if (check_daemon(cx, full) == -1)
 		return -1;
 
 	pthread_mutex_lock(&cx->lock);
 	printf("cycle %d/%d: killed after %d ms, %" PRIu64 " acknowledged "
-	    "writes so far (+%" PRIu64 "), lost %lu, duplicates %lu, "
-	    "stale %lu, daemon %lu, other %lu; ready in %.1f ms", cycle,
-	    cx->cycles, delay, acked, acked - *acked_before, cx->fails[F_LOST],
-	    cx->fails[F_DUP], cx->fails[F_STALE], cx->fails[F_DAEMON],
-	    cx->fails[F_OTHER], ready);
+	       "writes so far (+%" PRIu64 "), lost %lu, duplicates %lu, "
+	       "stale %lu, daemon %lu, other %lu; ready in %.1f ms",
+	    cycle, cx->cycles, delay, acked, acked - *acked_before,
+	    cx->fails[F_LOST], cx->fails[F_DUP], cx->fails[F_STALE],
+	    cx->fails[F_DAEMON], cx->fails[F_OTHER], ready);
 	pthread_mutex_unlock(&cx->lock);
 	if (replayed)
 		printf(", replayed %" PRIu64 " records in %.3f s (%.0f "
-		    "records/s)", records, secs, secs > 0 ? records / secs :
-		    0.0);
+		       "records/s)",
+		    records, secs, secs > 0 ? records / secs : 0.0);
 	else
 		printf(", nothing replayed");
 	printf("%s%s\n", full ? ", checked in full" : "",
@@ -1637,7 +1684,7 @@ static void
 summary(struct crash *cx, int cycles_done)
 {
 	uint64_t acks = 0, k = 0, cnt = 0, rows = 0, gets = 0, busy = 0;
-	int i;
+	int	 i;
 
 	for (i = 0; i < cx->nclients; i++) {
 		acks += cx->clients[i].acks;
@@ -1649,12 +1696,12 @@ summary(struct crash *cx, int cycles_done)
 	}
 	qsort(cx->ready_ms, (size_t)cx->nready, sizeof(double), cmp_double);
 	printf("\nsummary (seed %" PRIu64 ", %d clients, window %d, kills "
-	    "%d..%d ms)\n", cx->seed, cx->nclients, cx->window, cx->min_ms,
-	    cx->max_ms);
+	       "%d..%d ms)\n",
+	    cx->seed, cx->nclients, cx->window, cx->min_ms, cx->max_ms);
 	printf("  %-28s %d of %d\n", "cycles", cycles_done, cx->cycles);
 	printf("  %-28s %" PRIu64 " (keys %" PRIu64 ", counters %" PRIu64
-	    ", rows %" PRIu64 ")\n", "acknowledged writes", acks, k, cnt,
-	    rows);
+	       ", rows %" PRIu64 ")\n",
+	    "acknowledged writes", acks, k, cnt, rows);
 	printf("  %-28s %" PRIu64 " present, %" PRIu64 " absent\n",
 	    "unanswered writes found", cx->observed, cx->vanished);
 	printf("  %-28s %" PRIu64 "\n", "in-run counter gets checked", gets);
@@ -1664,28 +1711,29 @@ summary(struct crash *cx, int cycles_done)
 	printf("  %-28s %lu\n", "stale", cx->fails[F_STALE]);
 	printf("  %-28s %lu\n", "daemon failures", cx->fails[F_DAEMON]);
 	printf("  %-28s %lu\n", "other failures", cx->fails[F_OTHER]);
-	printf("  %-28s %s\n", "integrity_check", cx->integrity[0] != '\0' ?
-	    cx->integrity : "not run");
-	printf("  %-28s %" PRIu64 " (highest acknowledged seq %" PRIu64
-	    ")\n", "applied_seq at the end", cx->applied_seq, cx->seq_floor);
-	printf("  %-28s %s\n", "exit on SIGTERM", cx->stop_status == 0 ?
-	    "0" : "FAILED");
+	printf("  %-28s %s\n", "integrity_check",
+	    cx->integrity[0] != '\0' ? cx->integrity : "not run");
+	printf("  %-28s %" PRIu64 " (highest acknowledged seq %" PRIu64 ")\n",
+	    "applied_seq at the end", cx->applied_seq, cx->seq_floor);
+	printf("  %-28s %s\n", "exit on SIGTERM",
+	    cx->stop_status == 0 ? "0" : "FAILED");
 	if (cx->nready > 0)
 		printf("  %-28s min %.1f, median %.1f, max %.1f\n",
 		    "restart-to-ready (ms)", cx->ready_ms[0],
 		    cx->ready_ms[cx->nready / 2], cx->ready_ms[cx->nready - 1]);
 	printf("  %-28s %" PRIu64 " records, longest %.3f s, best %.0f "
-	    "records/s\n", "journal replay", cx->replayed_total,
-	    cx->replay_max_s, cx->replay_best_rate);
+	       "records/s\n",
+	    "journal replay", cx->replayed_total, cx->replay_max_s,
+	    cx->replay_best_rate);
 }
 
 int
 main(int argc, char **argv)
 {
-	struct crash cx;
-	char st_text[64];
-	uint64_t acked = 0;
-	int cycle, done = 0, passed = 0, failed = 0, i;
+	struct crash  cx;
+	char	      st_text[64];
+	uint64_t      acked = 0;
+	int	      cycle, done = 0, passed = 0, failed = 0, i;
 	unsigned long f0;
 
 	memset(&cx, 0, sizeof(cx));
@@ -1698,8 +1746,9 @@ main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	setup(&cx);
 	printf("test_crash: %s run, seed %" PRIu64 ", %d clients, %d cycles, "
-	    "folder %s\n", cx.soak ? "soak" : "short", cx.seed, cx.nclients,
-	    cx.cycles, cx.dir);
+	       "folder %s\n",
+	    cx.soak ? "soak" : "short", cx.seed, cx.nclients, cx.cycles,
+	    cx.dir);
 
 	for (cycle = 1; cycle <= cx.cycles; cycle++) {
 		f0 = fail_total(&cx);
@@ -1723,13 +1772,15 @@ main(int argc, char **argv)
 		if (cx.stop_status != 0) {
 			if (cx.stop_status == -1)
 				snprintf(st_text, sizeof(st_text),
-				    "no exit within %d s", STOP_TIMEOUT_MS /
-				    1000);
+				    "no exit within %d s",
+				    STOP_TIMEOUT_MS / 1000);
 			else
-				status_text(cx.stop_status, st_text,
-				    sizeof(st_text));
-			fail(&cx, F_DAEMON, "stashd on SIGTERM: %s, expected "
-			    "exit 0", st_text);
+				status_text(
+				    cx.stop_status, st_text, sizeof(st_text));
+			fail(&cx, F_DAEMON,
+			    "stashd on SIGTERM: %s, expected "
+			    "exit 0",
+			    st_text);
 			log_tail(&cx);
 		}
 		check_database(&cx);
@@ -1762,7 +1813,8 @@ main(int argc, char **argv)
 	free(cx.kb);
 	pthread_mutex_destroy(&cx.lock);
 	if (failed > 0)
-		fprintf(stderr, "test_crash: FAILED: %lu lost, %lu duplicated, "
+		fprintf(stderr,
+		    "test_crash: FAILED: %lu lost, %lu duplicated, "
 		    "%lu stale, %lu daemon, %lu other; seed %" PRIu64 "\n",
 		    cx.fails[F_LOST], cx.fails[F_DUP], cx.fails[F_STALE],
 		    cx.fails[F_DAEMON], cx.fails[F_OTHER], cx.seed);

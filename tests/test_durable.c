@@ -49,9 +49,9 @@ now_ms(void)
 
 /* A growing string of requests. */
 struct sbuf {
-	char	*p;
-	size_t	 len;
-	size_t	 cap;
+	char  *p;
+	size_t len;
+	size_t cap;
 };
 
 static void sb_printf(struct sbuf *, const char *, ...)
@@ -61,7 +61,7 @@ static void
 sb_printf(struct sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
+	int	n;
 
 	for (;;) {
 		va_start(ap, fmt);
@@ -90,7 +90,7 @@ static json_t *
 parse_answer(const char *line)
 {
 	json_error_t err;
-	json_t *j;
+	json_t	    *j;
 
 	assert_non_null(line);
 	j = json_loads(line, 0, &err);
@@ -104,7 +104,7 @@ parse_answer(const char *line)
 static json_t *
 ask(int fd, const char *request)
 {
-	char *line = raw_roundtrip(fd, request);
+	char   *line = raw_roundtrip(fd, request);
 	json_t *j;
 
 	if (line == NULL)
@@ -121,10 +121,10 @@ static json_t *askf(int, const char *, ...)
 static json_t *
 askf(int fd, const char *fmt, ...)
 {
-	char *req = NULL;
+	char   *req = NULL;
 	va_list ap;
 	json_t *j;
-	int n;
+	int	n;
 
 	va_start(ap, fmt);
 	n = vasprintf(&req, fmt, ap);
@@ -150,7 +150,7 @@ assert_ok(json_t *j)
 static void
 assert_error(json_t *j, const char *code)
 {
-	json_t *e = json_object_get(j, "error");
+	json_t	   *e = json_object_get(j, "error");
 	const char *c;
 
 	if (!json_is_false(json_object_get(j, "ok"))) {
@@ -171,8 +171,8 @@ assert_error(json_t *j, const char *code)
 static const char *
 error_message(json_t *j)
 {
-	const char *m = json_string_value(json_object_get(json_object_get(j,
-	    "error"), "message"));
+	const char *m = json_string_value(
+	    json_object_get(json_object_get(j, "error"), "message"));
 
 	assert_non_null(m);
 	return m;
@@ -230,7 +230,7 @@ connect_shared(void)
 static json_t *
 stats_of(const char *sock)
 {
-	int fd = raw_connect(sock);
+	int	fd = raw_connect(sock);
 	json_t *j;
 
 	assert_true(fd >= 0);
@@ -244,8 +244,8 @@ stats_of(const char *sock)
 static double
 stat_num(json_t *ans, const char *section, const char *field)
 {
-	json_t *v = json_object_get(json_object_get(json_object_get(ans,
-	    "stats"), section), field);
+	json_t *v = json_object_get(
+	    json_object_get(json_object_get(ans, "stats"), section), field);
 
 	if (!json_is_number(v))
 		fail_msg("stats %s.%s is not a number", section, field);
@@ -262,7 +262,7 @@ stat_int(json_t *ans, const char *section, const char *field)
 static long long
 query_int(int fd, const char *sql)
 {
-	json_t *j, *row;
+	json_t	 *j, *row;
 	long long v;
 
 	j = askf(fd, "{\"op\":\"query\",\"sql\":\"%s\"}", sql);
@@ -293,7 +293,7 @@ query_rows(int fd, const char *sql, json_t **answer)
 static long long
 sync_on(int fd)
 {
-	json_t *j = ask(fd, "{\"op\":\"sync\"}");
+	json_t	 *j = ask(fd, "{\"op\":\"sync\"}");
 	long long s;
 
 	assert_ok(j);
@@ -310,16 +310,15 @@ typedef void (*tick_fn)(void *);
  * runs every 20 ms meanwhile. Returns n parsed answers (answers_free).
  */
 static json_t **
-pipeline(int fd, const char *buf, size_t len, size_t n, tick_fn tick,
-    void *arg)
+pipeline(int fd, const char *buf, size_t len, size_t n, tick_fn tick, void *arg)
 {
-	json_t **ans = calloc(n > 0 ? n : 1, sizeof(*ans));
-	char *in = NULL, *nl;
-	size_t inlen = 0, incap = 0, sent = 0, got = 0, start;
-	long long deadline = now_ms() + 60000, last_tick = now_ms();
+	json_t	    **ans = calloc(n > 0 ? n : 1, sizeof(*ans));
+	char	     *in = NULL, *nl;
+	size_t	      inlen = 0, incap = 0, sent = 0, got = 0, start;
+	long long     deadline = now_ms() + 60000, last_tick = now_ms();
 	struct pollfd pfd;
-	ssize_t r;
-	int flags = fcntl(fd, F_GETFL);
+	ssize_t	      r;
+	int	      flags = fcntl(fd, F_GETFL);
 
 	assert_non_null(ans);
 	assert_true(flags != -1);
@@ -327,7 +326,8 @@ pipeline(int fd, const char *buf, size_t len, size_t n, tick_fn tick,
 	while (got < n) {
 		if (now_ms() > deadline)
 			fail_msg("pipeline: %zu of %zu answers after 60 s "
-			    "(%zu of %zu bytes sent)", got, n, sent, len);
+				 "(%zu of %zu bytes sent)",
+			    got, n, sent, len);
 		pfd.fd = fd;
 		pfd.events = POLLIN | (sent < len ? POLLOUT : 0);
 		pfd.revents = 0;
@@ -338,7 +338,7 @@ pipeline(int fd, const char *buf, size_t len, size_t n, tick_fn tick,
 			if (r > 0)
 				sent += (size_t)r;
 			else if (r == -1 && errno != EAGAIN &&
-			    errno != EWOULDBLOCK && errno != EINTR)
+				 errno != EWOULDBLOCK && errno != EINTR)
 				fail_msg("send: %s", strerror(errno));
 		}
 		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -350,19 +350,21 @@ pipeline(int fd, const char *buf, size_t len, size_t n, tick_fn tick,
 			r = recv(fd, in + inlen, incap - inlen - 1, 0);
 			if (r == 0)
 				fail_msg("pipeline: closed after %zu of %zu "
-				    "answers", got, n);
+					 "answers",
+				    got, n);
 			if (r == -1 && errno != EAGAIN &&
 			    errno != EWOULDBLOCK && errno != EINTR)
 				fail_msg("recv: %s", strerror(errno));
 			if (r > 0) {
 				inlen += (size_t)r;
 				start = 0;
-				while (start < inlen && (nl = memchr(in + start,
-				    '\n', inlen - start)) != NULL) {
+				while (start < inlen &&
+				       (nl = memchr(in + start, '\n',
+					    inlen - start)) != NULL) {
 					*nl = '\0';
 					if (got >= n)
 						fail_msg("pipeline: too many "
-						    "answers");
+							 "answers");
 					ans[got++] = parse_answer(in + start);
 					start = (size_t)(nl - in) + 1;
 				}
@@ -406,7 +408,7 @@ big_value(char *buf, size_t size, const char *tag, int i)
 static void
 restart_on(struct daemon_proc *d2, const struct daemon_proc *d1)
 {
-	const char *args[] = { "-d", d1->db, NULL };
+	const char *args[] = {"-d", d1->db, NULL};
 
 	assert_int_equal(daemon_start(d2, args), 0);
 }
@@ -437,66 +439,67 @@ static void
 test_exec_param_types(void **state)
 {
 	static const struct {
-		const char	*param;
-		const char	*type;
-		const char	*expect;	/* NULL: JSON text of param */
+		const char *param;
+		const char *type;
+		const char *expect; /* NULL: JSON text of param */
 	} cases[] = {
-		{ "\"s\"", "text", "\"s\"" },
-		{ "42", "integer", "42" },
-		{ "1.5", "real", "1.5" },
-		{ "null", "null", "null" },
-		{ "true", "integer", "1" },
-		{ "false", "integer", "0" },
-		{ "9007199254740993", "integer", "9007199254740993" },
-		{ "-7", "integer", "-7" },
-		{ "\"h\\u00e9 \\\"q\\\"\"", "text", "\"h\\u00e9 \\\"q\\\"\"" },
-		{ "{\"a\": [1, 2], \"b\": {\"c\": null}}", "text", NULL },
-		{ "[1, \"x\", []]", "text", NULL },
+	    {"\"s\"", "text", "\"s\""},
+	    {"42", "integer", "42"},
+	    {"1.5", "real", "1.5"},
+	    {"null", "null", "null"},
+	    {"true", "integer", "1"},
+	    {"false", "integer", "0"},
+	    {"9007199254740993", "integer", "9007199254740993"},
+	    {"-7", "integer", "-7"},
+	    {"\"h\\u00e9 \\\"q\\\"\"", "text", "\"h\\u00e9 \\\"q\\\"\""},
+	    {"{\"a\": [1, 2], \"b\": {\"c\": null}}", "text", NULL},
+	    {"[1, \"x\", []]", "text", NULL},
 	};
-	int fd = connect_shared();
-	json_t *j, *rows, *row, *want, *text;
+	int	     fd = connect_shared();
+	json_t	    *j, *rows, *row, *want, *text;
 	json_error_t err;
-	size_t i;
+	size_t	     i;
 
 	(void)state;
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE pt(id INTEGER "
-	    "PRIMARY KEY, v)\"}");
+		   "PRIMARY KEY, v)\"}");
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		j = askf(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO pt(id, v) "
-		    "VALUES (?, ?)\",\"params\":[%zu,%s]}", i + 1,
-		    cases[i].param);
+		j = askf(fd,
+		    "{\"op\":\"exec\",\"sql\":\"INSERT INTO pt(id, v) "
+		    "VALUES (?, ?)\",\"params\":[%zu,%s]}",
+		    i + 1, cases[i].param);
 		assert_ok(j);
 		assert_int_equal(int_of(j, "changes"), 1);
 		assert_int_equal(int_of(j, "last_insert_rowid"), i + 1);
 		json_decref(j);
 	}
-	rows = query_rows(fd, "SELECT id, typeof(v), v FROM pt ORDER BY id",
-	    &j);
-	assert_int_equal(json_array_size(rows), sizeof(cases) /
-	    sizeof(cases[0]));
+	rows =
+	    query_rows(fd, "SELECT id, typeof(v), v FROM pt ORDER BY id", &j);
+	assert_int_equal(
+	    json_array_size(rows), sizeof(cases) / sizeof(cases[0]));
 	for (i = 0; i < json_array_size(rows); i++) {
 		row = json_array_get(rows, i);
-		assert_int_equal(json_integer_value(json_array_get(row, 0)),
-		    i + 1);
+		assert_int_equal(
+		    json_integer_value(json_array_get(row, 0)), i + 1);
 		if (strcmp(json_string_value(json_array_get(row, 1)),
-		    cases[i].type) != 0)
+			cases[i].type) != 0)
 			fail_msg("param %s bound as %s, not %s", cases[i].param,
 			    json_string_value(json_array_get(row, 1)),
 			    cases[i].type);
 		if (cases[i].expect != NULL) {
-			want = json_loads(cases[i].expect, JSON_DECODE_ANY,
-			    &err);
+			want =
+			    json_loads(cases[i].expect, JSON_DECODE_ANY, &err);
 			assert_non_null(want);
 			if (!json_equal(want, json_array_get(row, 2)))
-				fail_msg("param %s came back wrong",
-				    cases[i].param);
+				fail_msg(
+				    "param %s came back wrong", cases[i].param);
 			json_decref(want);
 			continue;
 		}
 		/* An object or array is stored as its JSON text. */
 		assert_true(json_is_string(json_array_get(row, 2)));
-		text = json_loads(json_string_value(json_array_get(row, 2)), 0,
-		    &err);
+		text = json_loads(
+		    json_string_value(json_array_get(row, 2)), 0, &err);
 		want = json_loads(cases[i].param, 0, &err);
 		assert_non_null(text);
 		assert_non_null(want);
@@ -508,13 +511,14 @@ test_exec_param_types(void **state)
 
 	/* ?NNN: numbered positions, in any order, used twice. */
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO pt(id, v) VALUES "
-	    "(?2, ?1)\",\"params\":[\"nnn\",100]}");
+		   "(?2, ?1)\",\"params\":[\"nnn\",100]}");
 	rows = query_rows(fd, "SELECT v FROM pt WHERE id = 100", &j);
-	assert_string_equal(json_string_value(json_array_get(json_array_get(
-	    rows, 0), 0)), "nnn");
+	assert_string_equal(
+	    json_string_value(json_array_get(json_array_get(rows, 0), 0)),
+	    "nnn");
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"query\",\"sql\":\"SELECT ?1 || ?1, ?2\","
-	    "\"params\":[\"ab\",7]}");
+		    "\"params\":[\"ab\",7]}");
 	assert_ok(j);
 	row = json_array_get(json_object_get(j, "rows"), 0);
 	assert_string_equal(json_string_value(json_array_get(row, 0)), "abab");
@@ -523,17 +527,18 @@ test_exec_param_types(void **state)
 
 	/* Named parameters with every prefix, from an object. */
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO pt(id, v) VALUES "
-	    "(:id, :v)\",\"params\":{\"v\":\"colon\",\"id\":201}}");
+		   "(:id, :v)\",\"params\":{\"v\":\"colon\",\"id\":201}}");
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO pt(id, v) VALUES "
-	    "(@id, @v)\",\"params\":{\"id\":202,\"v\":\"at\"}}");
+		   "(@id, @v)\",\"params\":{\"id\":202,\"v\":\"at\"}}");
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO pt(id, v) VALUES "
-	    "($id, $v)\",\"params\":{\"id\":203,\"v\":\"dollar\"}}");
-	j = ask(fd, "{\"op\":\"query\",\"sql\":\"SELECT id, v FROM pt WHERE "
+		   "($id, $v)\",\"params\":{\"id\":203,\"v\":\"dollar\"}}");
+	j = ask(fd,
+	    "{\"op\":\"query\",\"sql\":\"SELECT id, v FROM pt WHERE "
 	    "id BETWEEN :lo AND :hi ORDER BY id\",\"params\":{\"lo\":201,"
 	    "\"hi\":203}}");
 	assert_ok(j);
-	want = json_loads("[[201,\"colon\"],[202,\"at\"],[203,\"dollar\"]]", 0,
-	    &err);
+	want = json_loads(
+	    "[[201,\"colon\"],[202,\"at\"],[203,\"dollar\"]]", 0, &err);
 	assert_non_null(want);
 	assert_true(json_equal(want, json_object_get(j, "rows")));
 	json_decref(want);
@@ -546,35 +551,35 @@ static void
 test_exec_param_errors(void **state)
 {
 	static const char *bad[] = {
-		/* :v is left unbound. */
-		"\"sql\":\"INSERT INTO pe(id, v) VALUES (:id, :v)\","
-		    "\"params\":{\"id\":1}",
-		/* Too few positional, and none at all. */
-		"\"sql\":\"INSERT INTO pe(id, v) VALUES (?, ?)\","
-		    "\"params\":[2]",
-		"\"sql\":\"INSERT INTO pe(id, v) VALUES (?, ?)\"",
-		/* Too many positional. */
-		"\"sql\":\"INSERT INTO pe(id, v) VALUES (?, ?)\","
-		    "\"params\":[3,1,2]",
-		"\"sql\":\"INSERT INTO pe(id, v) VALUES (4, 4)\","
-		    "\"params\":[1]",
-		/* Positional parameters with an object. */
-		"\"sql\":\"INSERT INTO pe(id, v) VALUES (?, ?)\","
-		    "\"params\":{\"1\":5,\"2\":5}",
-		/* An extra name the statement does not have. */
-		"\"sql\":\"INSERT INTO pe(id, v) VALUES (:id, :v)\","
-		    "\"params\":{\"id\":6,\"v\":1,\"zz\":2}",
-		/* Named parameters with an array. */
-		"\"sql\":\"INSERT INTO pe(id, v) VALUES (:id, :v)\","
-		    "\"params\":[7,\"arr\"]",
+	    /* :v is left unbound. */
+	    "\"sql\":\"INSERT INTO pe(id, v) VALUES (:id, :v)\","
+	    "\"params\":{\"id\":1}",
+	    /* Too few positional, and none at all. */
+	    "\"sql\":\"INSERT INTO pe(id, v) VALUES (?, ?)\","
+	    "\"params\":[2]",
+	    "\"sql\":\"INSERT INTO pe(id, v) VALUES (?, ?)\"",
+	    /* Too many positional. */
+	    "\"sql\":\"INSERT INTO pe(id, v) VALUES (?, ?)\","
+	    "\"params\":[3,1,2]",
+	    "\"sql\":\"INSERT INTO pe(id, v) VALUES (4, 4)\","
+	    "\"params\":[1]",
+	    /* Positional parameters with an object. */
+	    "\"sql\":\"INSERT INTO pe(id, v) VALUES (?, ?)\","
+	    "\"params\":{\"1\":5,\"2\":5}",
+	    /* An extra name the statement does not have. */
+	    "\"sql\":\"INSERT INTO pe(id, v) VALUES (:id, :v)\","
+	    "\"params\":{\"id\":6,\"v\":1,\"zz\":2}",
+	    /* Named parameters with an array. */
+	    "\"sql\":\"INSERT INTO pe(id, v) VALUES (:id, :v)\","
+	    "\"params\":[7,\"arr\"]",
 	};
-	int fd = connect_shared();
+	int	fd = connect_shared();
 	json_t *j;
-	size_t i;
+	size_t	i;
 
 	(void)state;
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE pe(id INTEGER "
-	    "PRIMARY KEY, v)\"}");
+		   "PRIMARY KEY, v)\"}");
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		j = askf(fd, "{\"op\":\"exec\",%s}", bad[i]);
 		if (!json_is_false(json_object_get(j, "ok"))) {
@@ -598,17 +603,17 @@ test_exec_param_errors(void **state)
 static void
 test_exec_results(void **state)
 {
-	int fd = connect_shared();
+	int	   fd = connect_shared();
 	json_int_t s1, s2, s3;
-	long long errors0, errors1;
-	json_t *j;
+	long long  errors0, errors1;
+	json_t	  *j;
 
 	(void)state;
 	/* No UNIQUE here: see test_constraint_tables. */
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE er(id INTEGER "
-	    "PRIMARY KEY, u TEXT NOT NULL)\"}");
+		   "PRIMARY KEY, u TEXT NOT NULL)\"}");
 	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO er(u) VALUES "
-	    "('a')\"}");
+		    "('a')\"}");
 	assert_ok(j);
 	assert_int_equal(int_of(j, "changes"), 1);
 	assert_int_equal(int_of(j, "last_insert_rowid"), 1);
@@ -616,7 +621,7 @@ test_exec_results(void **state)
 	assert_true(s1 > 0);
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO er(id, u) VALUES "
-	    "(57, 'b')\",\"durability\":\"commit\",\"id\":\"x\"}");
+		    "(57, 'b')\",\"durability\":\"commit\",\"id\":\"x\"}");
 	assert_ok(j);
 	assert_string_equal(json_string_value(json_object_get(j, "id")), "x");
 	assert_int_equal(int_of(j, "changes"), 1);
@@ -629,14 +634,14 @@ test_exec_results(void **state)
 	assert_int_equal(int_of(j, "changes"), 2);
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"DELETE FROM er WHERE id = 999"
-	    "\"}");
+		    "\"}");
 	assert_ok(j);
 	assert_int_equal(int_of(j, "changes"), 0);
 	json_decref(j);
 
 	/* journal and async: only the sequence number. */
 	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO er(u) VALUES "
-	    "('j')\",\"durability\":\"journal\"}");
+		    "('j')\",\"durability\":\"journal\"}");
 	assert_ok(j);
 	s3 = int_of(j, "seq");
 	assert_true(s3 > s2);
@@ -644,7 +649,7 @@ test_exec_results(void **state)
 	assert_null(json_object_get(j, "last_insert_rowid"));
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO er(u) VALUES "
-	    "('as')\",\"durability\":\"async\"}");
+		    "('as')\",\"durability\":\"async\"}");
 	assert_ok(j);
 	assert_true(int_of(j, "seq") > s3);
 	assert_null(json_object_get(j, "changes"));
@@ -652,21 +657,22 @@ test_exec_results(void **state)
 	json_decref(j);
 	sync_on(fd);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM er WHERE u IN "
-	    "('j', 'as')"), 2);
+				       "('j', 'as')"),
+	    2);
 
 	/* commit: SQLite's error in the answer. */
 	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO er(id, u) VALUES "
-	    "(57, 'dup')\"}");
+		    "(57, 'dup')\"}");
 	assert_error(j, "sql_error");
 	assert_non_null(strstr(error_message(j), "UNIQUE constraint failed"));
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO no_such_table "
-	    "VALUES (1)\"}");
+		    "VALUES (1)\"}");
 	assert_error(j, "sql_error");
 	assert_non_null(strstr(error_message(j), "no such table"));
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO er(id) VALUES "
-	    "(58)\"}");
+		    "(58)\"}");
 	assert_error(j, "sql_error");
 	assert_non_null(strstr(error_message(j), "NOT NULL constraint failed"));
 	json_decref(j);
@@ -680,7 +686,7 @@ test_exec_results(void **state)
 	errors0 = stat_int(j, "write_queue", "apply_errors");
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO er(id, u) VALUES "
-	    "(57, 'dup2')\",\"durability\":\"journal\"}");
+		    "(57, 'dup2')\",\"durability\":\"journal\"}");
 	assert_ok(j);
 	assert_true(int_of(j, "seq") > 0);
 	json_decref(j);
@@ -690,7 +696,8 @@ test_exec_results(void **state)
 	json_decref(j);
 	assert_true(errors1 >= errors0 + 1);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM er WHERE u LIKE "
-	    "'dup%'"), 0);
+				       "'dup%'"),
+	    0);
 	close(fd);
 }
 
@@ -704,16 +711,16 @@ static void
 test_constraint_tables(void **state)
 {
 	static const char *creates[] = {
-		"CREATE TABLE ct1(a INTEGER PRIMARY KEY, u TEXT UNIQUE)",
-		"CREATE TABLE ct2(name TEXT PRIMARY KEY, v)",
-		"CREATE TABLE ct3(a, b, UNIQUE (a, b))",
-		"CREATE TABLE ct4(k TEXT PRIMARY KEY, v) WITHOUT ROWID",
-		"CREATE UNIQUE INDEX ct1_u2 ON ct1(u, a)",
+	    "CREATE TABLE ct1(a INTEGER PRIMARY KEY, u TEXT UNIQUE)",
+	    "CREATE TABLE ct2(name TEXT PRIMARY KEY, v)",
+	    "CREATE TABLE ct3(a, b, UNIQUE (a, b))",
+	    "CREATE TABLE ct4(k TEXT PRIMARY KEY, v) WITHOUT ROWID",
+	    "CREATE UNIQUE INDEX ct1_u2 ON ct1(u, a)",
 	};
-	int fd = connect_shared(), ok;
-	char why[512];
+	int	fd = connect_shared(), ok;
+	char	why[512];
 	json_t *j;
-	size_t i;
+	size_t	i;
 
 	(void)state;
 	for (i = 0; i < sizeof(creates) / sizeof(creates[0]); i++) {
@@ -728,14 +735,14 @@ test_constraint_tables(void **state)
 		}
 	}
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO ct2 VALUES "
-	    "('a', 1)\"}");
+		   "('a', 1)\"}");
 	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO ct2 VALUES "
-	    "('a', 2)\"}");
+		    "('a', 2)\"}");
 	assert_error(j, "sql_error");
 	assert_non_null(strstr(error_message(j), "UNIQUE constraint failed"));
 	json_decref(j);
-	assert_int_equal(query_int(fd, "SELECT v FROM ct2 WHERE name = 'a'"),
-	    1);
+	assert_int_equal(
+	    query_int(fd, "SELECT v FROM ct2 WHERE name = 'a'"), 1);
 	close(fd);
 }
 
@@ -744,23 +751,24 @@ static void
 test_tx(void **state)
 {
 	static const char *malformed[] = {
-		"[]",
-		"[1]",
-		"[\"INSERT INTO tx1 VALUES (90, 'x')\"]",
-		"[{\"params\":[1]}]",
-		"[{\"sql\":\"\"}]",
-		"[{\"sql\":5}]",
-		"[{\"sql\":\"INSERT INTO tx1 VALUES (91, 'x')\",\"extra\":1}]",
-		"[{\"sql\":\"INSERT INTO tx1 VALUES (92, ?)\",\"params\":3}]",
-		"{\"sql\":\"INSERT INTO tx1 VALUES (93, 'x')\"}",
-		"\"INSERT INTO tx1 VALUES (94, 'x')\"",
+	    "[]",
+	    "[1]",
+	    "[\"INSERT INTO tx1 VALUES (90, 'x')\"]",
+	    "[{\"params\":[1]}]",
+	    "[{\"sql\":\"\"}]",
+	    "[{\"sql\":5}]",
+	    "[{\"sql\":\"INSERT INTO tx1 VALUES (91, 'x')\",\"extra\":1}]",
+	    "[{\"sql\":\"INSERT INTO tx1 VALUES (92, ?)\",\"params\":3}]",
+	    "{\"sql\":\"INSERT INTO tx1 VALUES (93, 'x')\"}",
+	    "\"INSERT INTO tx1 VALUES (94, 'x')\"",
 	};
-	int fd = connect_shared();
+	int	fd = connect_shared();
 	json_t *j, *res;
-	size_t i;
+	size_t	i;
 
 	(void)state;
-	j = ask(fd, "{\"op\":\"exec\",\"tx\":["
+	j = ask(fd,
+	    "{\"op\":\"exec\",\"tx\":["
 	    "{\"sql\":\"CREATE TABLE tx1(a INTEGER PRIMARY KEY, b)\"},"
 	    "{\"sql\":\"INSERT INTO tx1 VALUES (?, ?)\",\"params\":[1,\"a\"]},"
 	    "{\"sql\":\"INSERT INTO tx1(b) VALUES (:b)\",\"params\":{\"b\":"
@@ -772,55 +780,59 @@ test_tx(void **state)
 	assert_true(json_is_array(res));
 	assert_int_equal(json_array_size(res), 4);
 	assert_int_equal(int_of(json_array_get(res, 1), "changes"), 1);
-	assert_int_equal(int_of(json_array_get(res, 1), "last_insert_rowid"),
-	    1);
+	assert_int_equal(
+	    int_of(json_array_get(res, 1), "last_insert_rowid"), 1);
 	assert_int_equal(int_of(json_array_get(res, 2), "changes"), 1);
-	assert_int_equal(int_of(json_array_get(res, 2), "last_insert_rowid"),
-	    2);
+	assert_int_equal(
+	    int_of(json_array_get(res, 2), "last_insert_rowid"), 2);
 	assert_int_equal(int_of(json_array_get(res, 3), "changes"), 2);
 	json_decref(j);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM tx1 WHERE b IN "
-	    "('a!', 'x!')"), 2);
+				       "('a!', 'x!')"),
+	    2);
 
 	/* The third statement fails: the first two are rolled back. */
 	j = ask(fd, "{\"op\":\"exec\",\"tx\":["
-	    "{\"sql\":\"INSERT INTO tx1 VALUES (10, 'p')\"},"
-	    "{\"sql\":\"INSERT INTO tx1 VALUES (11, 'q')\"},"
-	    "{\"sql\":\"INSERT INTO tx1 VALUES (10, 'dup')\"},"
-	    "{\"sql\":\"INSERT INTO tx1 VALUES (12, 'r')\"}]}");
+		    "{\"sql\":\"INSERT INTO tx1 VALUES (10, 'p')\"},"
+		    "{\"sql\":\"INSERT INTO tx1 VALUES (11, 'q')\"},"
+		    "{\"sql\":\"INSERT INTO tx1 VALUES (10, 'dup')\"},"
+		    "{\"sql\":\"INSERT INTO tx1 VALUES (12, 'r')\"}]}");
 	assert_error(j, "sql_error");
 	assert_non_null(strstr(error_message(j), "statement 2"));
 	json_decref(j);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM tx1 WHERE a >= "
-	    "10"), 0);
+				       "10"),
+	    0);
 
 	/* Also when the failure is a parameter or the authorizer. */
 	j = ask(fd, "{\"op\":\"exec\",\"tx\":["
-	    "{\"sql\":\"INSERT INTO tx1 VALUES (20, 'p')\"},"
-	    "{\"sql\":\"INSERT INTO tx1 VALUES (:a, :b)\",\"params\":"
-	    "{\"a\":21}}]}");
+		    "{\"sql\":\"INSERT INTO tx1 VALUES (20, 'p')\"},"
+		    "{\"sql\":\"INSERT INTO tx1 VALUES (:a, :b)\",\"params\":"
+		    "{\"a\":21}}]}");
 	assert_error(j, "bad_request");
 	assert_non_null(strstr(error_message(j), "statement 1"));
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"exec\",\"tx\":["
-	    "{\"sql\":\"INSERT INTO tx1 VALUES (30, 'p')\"},"
-	    "{\"sql\":\"DELETE FROM stash_kv\"}]}");
+		    "{\"sql\":\"INSERT INTO tx1 VALUES (30, 'p')\"},"
+		    "{\"sql\":\"DELETE FROM stash_kv\"}]}");
 	assert_error(j, "forbidden");
 	json_decref(j);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM tx1 WHERE a >= "
-	    "10"), 0);
+				       "10"),
+	    0);
 
 	/* journal durability: only the sequence number. */
 	j = ask(fd, "{\"op\":\"exec\",\"durability\":\"journal\",\"tx\":["
-	    "{\"sql\":\"INSERT INTO tx1 VALUES (40, 'j')\"},"
-	    "{\"sql\":\"INSERT INTO tx1 VALUES (41, 'j')\"}]}");
+		    "{\"sql\":\"INSERT INTO tx1 VALUES (40, 'j')\"},"
+		    "{\"sql\":\"INSERT INTO tx1 VALUES (41, 'j')\"}]}");
 	assert_ok(j);
 	assert_true(int_of(j, "seq") > 0);
 	assert_null(json_object_get(j, "results"));
 	json_decref(j);
 	sync_on(fd);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM tx1 WHERE b = "
-	    "'j'"), 2);
+				       "'j'"),
+	    2);
 
 	for (i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
 		j = askf(fd, "{\"op\":\"exec\",\"tx\":%s}", malformed[i]);
@@ -830,12 +842,17 @@ test_tx(void **state)
 		json_decref(j);
 	}
 	/* sql and tx together, or params beside tx. */
-	ask_error(fd, "{\"op\":\"exec\",\"sql\":\"SELECT 1\",\"tx\":[{\"sql\":"
-	    "\"SELECT 1\"}]}", "bad_request");
-	ask_error(fd, "{\"op\":\"exec\",\"params\":[1],\"tx\":[{\"sql\":"
-	    "\"SELECT ?\"}]}", "bad_request");
+	ask_error(fd,
+	    "{\"op\":\"exec\",\"sql\":\"SELECT 1\",\"tx\":[{\"sql\":"
+	    "\"SELECT 1\"}]}",
+	    "bad_request");
+	ask_error(fd,
+	    "{\"op\":\"exec\",\"params\":[1],\"tx\":[{\"sql\":"
+	    "\"SELECT ?\"}]}",
+	    "bad_request");
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM tx1 WHERE a >= "
-	    "90"), 0);
+				       "90"),
+	    0);
 	close(fd);
 }
 
@@ -846,29 +863,30 @@ test_tx(void **state)
 static void
 test_bad_statement_alone(void **state)
 {
-	struct sbuf b = { NULL, 0, 0 };
-	long long groups0, groups1;
-	json_t **ans, *j, *rows;
-	int fd = connect_shared(), i;
+	struct sbuf b = {NULL, 0, 0};
+	long long   groups0, groups1;
+	json_t	  **ans, *j, *rows;
+	int	    fd = connect_shared(), i;
 
 	(void)state;
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE b5(id INTEGER "
-	    "PRIMARY KEY, v TEXT)\"}");
+		   "PRIMARY KEY, v TEXT)\"}");
 	j = stats_of(shared.sock);
 	groups0 = stat_int(j, "groups", "count");
 	json_decref(j);
 	for (i = 0; i < 200; i++)
-		sb_printf(&b, "{\"op\":\"exec\",\"id\":%d,\"durability\":"
+		sb_printf(&b,
+		    "{\"op\":\"exec\",\"id\":%d,\"durability\":"
 		    "\"commit\",\"sql\":\"INSERT INTO b5(id, v) VALUES "
-		    "(?, ?)\",\"params\":[%d,\"%s\"]}\n", i, i == 100 ? 50 : i,
-		    i == 100 ? "dup" : "v");
+		    "(?, ?)\",\"params\":[%d,\"%s\"]}\n",
+		    i, i == 100 ? 50 : i, i == 100 ? "dup" : "v");
 	ans = pipeline(fd, b.p, b.len, 200, NULL, NULL);
 	for (i = 0; i < 200; i++) {
 		assert_int_equal(int_of(ans[i], "id"), i);
 		if (i == 100) {
 			assert_error(ans[i], "sql_error");
-			assert_non_null(strstr(error_message(ans[i]),
-			    "UNIQUE"));
+			assert_non_null(
+			    strstr(error_message(ans[i]), "UNIQUE"));
 			continue;
 		}
 		assert_ok(ans[i]);
@@ -878,11 +896,13 @@ test_bad_statement_alone(void **state)
 	answers_free(ans, 200);
 	sb_free(&b);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM b5"), 199);
-	rows = query_rows(fd, "SELECT v FROM b5 WHERE id IN (50, 99, 101) "
-	    "ORDER BY id", &j);
+	rows = query_rows(fd,
+	    "SELECT v FROM b5 WHERE id IN (50, 99, 101) "
+	    "ORDER BY id",
+	    &j);
 	assert_int_equal(json_array_size(rows), 3);
-	assert_string_equal(json_string_value(json_array_get(json_array_get(
-	    rows, 0), 0)), "v");
+	assert_string_equal(
+	    json_string_value(json_array_get(json_array_get(rows, 0), 0)), "v");
 	json_decref(j);
 	/* They were batched: fewer groups than writes. */
 	j = stats_of(shared.sock);
@@ -896,26 +916,27 @@ test_bad_statement_alone(void **state)
 static void
 test_query(void **state)
 {
-	int fd = connect_shared();
-	json_t *j, *want;
+	int	     fd = connect_shared();
+	json_t	    *j, *want;
 	json_error_t err;
 
 	(void)state;
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE q5(i INTEGER, "
-	    "r REAL, t TEXT, n, b BLOB)\"}");
+		   "r REAL, t TEXT, n, b BLOB)\"}");
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO q5 VALUES (1, 2.5, "
-	    "'h\\u00e9', NULL, x'0102')\"}");
+		   "'h\\u00e9', NULL, x'0102')\"}");
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO q5 VALUES (-3, "
-	    "-0.25, '', NULL, x'')\"}");
+		   "-0.25, '', NULL, x'')\"}");
 
 	j = ask(fd, "{\"op\":\"query\",\"sql\":\"SELECT i, r, t, n, b FROM q5 "
-	    "ORDER BY i DESC\"}");
+		    "ORDER BY i DESC\"}");
 	assert_ok(j);
 	want = json_loads("[\"i\",\"r\",\"t\",\"n\",\"b\"]", 0, &err);
 	assert_true(json_equal(want, json_object_get(j, "columns")));
 	json_decref(want);
 	want = json_loads("[[1,2.5,\"h\\u00e9\",null,{\"base64\":\"AQI=\"}],"
-	    "[-3,-0.25,\"\",null,{\"base64\":\"\"}]]", 0, &err);
+			  "[-3,-0.25,\"\",null,{\"base64\":\"\"}]]",
+	    0, &err);
 	assert_non_null(want);
 	if (!json_equal(want, json_object_get(j, "rows"))) {
 		char *s = json_dumps(j, 0);
@@ -927,46 +948,56 @@ test_query(void **state)
 
 	/* base64 padding of each length; aliases name the columns. */
 	j = ask(fd, "{\"op\":\"query\",\"sql\":\"SELECT x'01' AS one, "
-	    "x'010203' AS three, x'01020304' AS four\"}");
+		    "x'010203' AS three, x'01020304' AS four\"}");
 	assert_ok(j);
-	want = json_loads("{\"columns\":[\"one\",\"three\",\"four\"],\"rows\":"
+	want = json_loads(
+	    "{\"columns\":[\"one\",\"three\",\"four\"],\"rows\":"
 	    "[[{\"base64\":\"AQ==\"},{\"base64\":\"AQID\"},{\"base64\":"
-	    "\"AQIDBA==\"}]]}", 0, &err);
-	assert_true(json_equal(json_object_get(want, "columns"),
-	    json_object_get(j, "columns")));
-	assert_true(json_equal(json_object_get(want, "rows"),
-	    json_object_get(j, "rows")));
+	    "\"AQIDBA==\"}]]}",
+	    0, &err);
+	assert_true(json_equal(
+	    json_object_get(want, "columns"), json_object_get(j, "columns")));
+	assert_true(json_equal(
+	    json_object_get(want, "rows"), json_object_get(j, "rows")));
 	json_decref(want);
 	json_decref(j);
 
 	/* Params, and an empty answer. */
 	j = ask(fd, "{\"op\":\"query\",\"sql\":\"SELECT t FROM q5 WHERE i = "
-	    "?\",\"params\":[1]}");
+		    "?\",\"params\":[1]}");
 	assert_ok(j);
-	assert_string_equal(json_string_value(json_array_get(json_array_get(
-	    json_object_get(j, "rows"), 0), 0)), "h\xc3\xa9");
+	assert_string_equal(
+	    json_string_value(json_array_get(
+		json_array_get(json_object_get(j, "rows"), 0), 0)),
+	    "h\xc3\xa9");
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"query\",\"sql\":\"SELECT t FROM q5 WHERE i = "
-	    ":i\",\"params\":{\"i\":12345}}");
+		    ":i\",\"params\":{\"i\":12345}}");
 	assert_ok(j);
 	assert_int_equal(json_array_size(json_object_get(j, "rows")), 0);
 	assert_int_equal(json_array_size(json_object_get(j, "columns")), 1);
 	json_decref(j);
 
 	/* Writes go through exec. */
-	ask_error(fd, "{\"op\":\"query\",\"sql\":\"INSERT INTO q5(i) VALUES "
-	    "(5)\"}", "bad_request");
-	ask_error(fd, "{\"op\":\"query\",\"sql\":\"DELETE FROM q5\"}",
+	ask_error(fd,
+	    "{\"op\":\"query\",\"sql\":\"INSERT INTO q5(i) VALUES "
+	    "(5)\"}",
 	    "bad_request");
+	ask_error(
+	    fd, "{\"op\":\"query\",\"sql\":\"DELETE FROM q5\"}", "bad_request");
 	ask_error(fd, "{\"op\":\"query\",\"sql\":\"CREATE TABLE q5b(a)\"}",
 	    "bad_request");
-	ask_error(fd, "{\"op\":\"query\",\"sql\":\"UPDATE q5 SET i = 0 "
-	    "RETURNING i\"}", "bad_request");
+	ask_error(fd,
+	    "{\"op\":\"query\",\"sql\":\"UPDATE q5 SET i = 0 "
+	    "RETURNING i\"}",
+	    "bad_request");
 	/* One statement per sql. */
 	ask_error(fd, "{\"op\":\"query\",\"sql\":\"SELECT 1; SELECT 2\"}",
 	    "bad_request");
-	ask_error(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO q5(i) VALUES "
-	    "(6); DELETE FROM q5\"}", "bad_request");
+	ask_error(fd,
+	    "{\"op\":\"exec\",\"sql\":\"INSERT INTO q5(i) VALUES "
+	    "(6); DELETE FROM q5\"}",
+	    "bad_request");
 	/* A trailing semicolon or comment is fine. */
 	assert_int_equal(query_int(fd, "SELECT 1; -- done"), 1);
 	/* SQLite's errors. */
@@ -982,35 +1013,44 @@ test_query(void **state)
 static void
 test_query_limits(void **state)
 {
-	static const char *args[] = { "--query-rows-max", "10",
-	    "--query-bytes-max", "1KB", NULL };
+	static const char *args[] = {
+	    "--query-rows-max", "10", "--query-bytes-max", "1KB", NULL};
 	struct daemon_proc d;
-	json_t *j;
-	int fd;
+	json_t		  *j;
+	int		   fd;
 
 	(void)state;
 	assert_int_equal(daemon_start(&d, args), 0);
 	fd = connect_to(&d);
-	j = ask(fd, "{\"op\":\"query\",\"sql\":\"WITH RECURSIVE c(x) AS "
+	j = ask(fd,
+	    "{\"op\":\"query\",\"sql\":\"WITH RECURSIVE c(x) AS "
 	    "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10) SELECT x "
 	    "FROM c\"}");
 	assert_ok(j);
 	assert_int_equal(json_array_size(json_object_get(j, "rows")), 10);
 	json_decref(j);
-	ask_error(fd, "{\"op\":\"query\",\"sql\":\"WITH RECURSIVE c(x) AS "
+	ask_error(fd,
+	    "{\"op\":\"query\",\"sql\":\"WITH RECURSIVE c(x) AS "
 	    "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 11) SELECT x "
-	    "FROM c\"}", "too_large");
+	    "FROM c\"}",
+	    "too_large");
 	ask_ok(fd, "{\"op\":\"ping\"}");
 	/* Bytes: one big row, and a few medium ones. */
-	ask_error(fd, "{\"op\":\"query\",\"sql\":\"SELECT hex(zeroblob(1000))"
-	    "\"}", "too_large");
-	ask_error(fd, "{\"op\":\"query\",\"sql\":\"WITH RECURSIVE c(x) AS "
+	ask_error(fd,
+	    "{\"op\":\"query\",\"sql\":\"SELECT hex(zeroblob(1000))"
+	    "\"}",
+	    "too_large");
+	ask_error(fd,
+	    "{\"op\":\"query\",\"sql\":\"WITH RECURSIVE c(x) AS "
 	    "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 8) SELECT x, "
-	    "hex(zeroblob(200)) FROM c\"}", "too_large");
+	    "hex(zeroblob(200)) FROM c\"}",
+	    "too_large");
 	j = ask(fd, "{\"op\":\"query\",\"sql\":\"SELECT hex(zeroblob(100))\"}");
 	assert_ok(j);
-	assert_int_equal(strlen(json_string_value(json_array_get(
-	    json_array_get(json_object_get(j, "rows"), 0), 0))), 200);
+	assert_int_equal(
+	    strlen(json_string_value(json_array_get(
+		json_array_get(json_object_get(j, "rows"), 0), 0))),
+	    200);
 	json_decref(j);
 	close(fd);
 	assert_int_equal(daemon_stop(&d), 0);
@@ -1022,57 +1062,57 @@ static void
 test_authorizer(void **state)
 {
 	static const char *refused[] = {
-		"ATTACH DATABASE ':memory:' AS other",
-		"DETACH DATABASE other",
-		"SELECT load_extension('x')",
-		"INSERT INTO stash_kv(key, value, version) VALUES ('auth:x', "
-		    "'1', 1)",
-		"INSERT INTO main.stash_kv(key, value, version) VALUES "
-		    "('auth:x', '1', 1)",
-		"REPLACE INTO STASH_KV(key, value, version) VALUES ('auth:x', "
-		    "'1', 1)",
-		"UPDATE stash_kv SET value = '0'",
-		"DELETE FROM stash_kv",
-		"INSERT INTO stash_meta VALUES ('x', 1)",
-		"UPDATE stash_meta SET value = 0",
-		"DELETE FROM stash_meta",
-		"DROP TABLE stash_kv",
-		"DROP TABLE stash_meta",
-		"ALTER TABLE stash_kv ADD COLUMN z",
-		"ALTER TABLE stash_kv RENAME TO hacked",
-		"CREATE INDEX auth_i ON stash_kv(value)",
-		"CREATE TRIGGER auth_t AFTER INSERT ON stash_kv BEGIN "
-		    "SELECT 1; END",
-		"PRAGMA journal_mode=DELETE",
-		"PRAGMA user_version=5",
-		"PRAGMA main.user_version=5",
-		"PRAGMA synchronous=OFF",
-		"PRAGMA writable_schema=ON",
-		"PRAGMA foreign_keys=OFF",
-		"BEGIN",
-		"BEGIN IMMEDIATE",
-		"COMMIT",
-		"ROLLBACK",
-		"SAVEPOINT x",
-		"RELEASE x",
+	    "ATTACH DATABASE ':memory:' AS other",
+	    "DETACH DATABASE other",
+	    "SELECT load_extension('x')",
+	    "INSERT INTO stash_kv(key, value, version) VALUES ('auth:x', "
+	    "'1', 1)",
+	    "INSERT INTO main.stash_kv(key, value, version) VALUES "
+	    "('auth:x', '1', 1)",
+	    "REPLACE INTO STASH_KV(key, value, version) VALUES ('auth:x', "
+	    "'1', 1)",
+	    "UPDATE stash_kv SET value = '0'",
+	    "DELETE FROM stash_kv",
+	    "INSERT INTO stash_meta VALUES ('x', 1)",
+	    "UPDATE stash_meta SET value = 0",
+	    "DELETE FROM stash_meta",
+	    "DROP TABLE stash_kv",
+	    "DROP TABLE stash_meta",
+	    "ALTER TABLE stash_kv ADD COLUMN z",
+	    "ALTER TABLE stash_kv RENAME TO hacked",
+	    "CREATE INDEX auth_i ON stash_kv(value)",
+	    "CREATE TRIGGER auth_t AFTER INSERT ON stash_kv BEGIN "
+	    "SELECT 1; END",
+	    "PRAGMA journal_mode=DELETE",
+	    "PRAGMA user_version=5",
+	    "PRAGMA main.user_version=5",
+	    "PRAGMA synchronous=OFF",
+	    "PRAGMA writable_schema=ON",
+	    "PRAGMA foreign_keys=OFF",
+	    "BEGIN",
+	    "BEGIN IMMEDIATE",
+	    "COMMIT",
+	    "ROLLBACK",
+	    "SAVEPOINT x",
+	    "RELEASE x",
 	};
 	static const char *refused_query[] = {
-		"ATTACH DATABASE ':memory:' AS other",
-		"SELECT load_extension('x')",
-		"PRAGMA journal_mode",
-		"PRAGMA user_version=5",
+	    "ATTACH DATABASE ':memory:' AS other",
+	    "SELECT load_extension('x')",
+	    "PRAGMA journal_mode",
+	    "PRAGMA user_version=5",
 	};
-	int fd = connect_shared();
-	json_t *j, *rows, *want;
-	json_error_t err;
-	long long kv_rows, kv_sum;
-	sqlite3 *db;
+	int	      fd = connect_shared();
+	json_t	     *j, *rows, *want;
+	json_error_t  err;
+	long long     kv_rows, kv_sum;
+	sqlite3	     *db;
 	sqlite3_stmt *st;
-	size_t i;
+	size_t	      i;
 
 	(void)state;
 	ask_ok(fd, "{\"op\":\"set\",\"key\":\"auth:victim\",\"value\":"
-	    "\"safe\",\"durability\":\"commit\"}");
+		   "\"safe\",\"durability\":\"commit\"}");
 	sync_on(fd);
 	kv_rows = query_int(fd, "SELECT count(*) FROM stash_kv");
 	kv_sum = query_int(fd, "SELECT sum(version) FROM stash_kv");
@@ -1084,10 +1124,9 @@ test_authorizer(void **state)
 		assert_error(j, "forbidden");
 		json_decref(j);
 	}
-	for (i = 0; i < sizeof(refused_query) / sizeof(refused_query[0]);
-	    i++) {
-		j = askf(fd, "{\"op\":\"query\",\"sql\":\"%s\"}",
-		    refused_query[i]);
+	for (i = 0; i < sizeof(refused_query) / sizeof(refused_query[0]); i++) {
+		j = askf(
+		    fd, "{\"op\":\"query\",\"sql\":\"%s\"}", refused_query[i]);
 		if (!json_is_false(json_object_get(j, "ok")))
 			fail_msg("query %s was accepted", refused_query[i]);
 		assert_error(j, "forbidden");
@@ -1099,77 +1138,94 @@ test_authorizer(void **state)
 	 * be created, but firing it is refused.
 	 */
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE auth_src(a)\"}");
-	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TRIGGER auth_evil AFTER "
+	j = ask(fd,
+	    "{\"op\":\"exec\",\"sql\":\"CREATE TRIGGER auth_evil AFTER "
 	    "INSERT ON auth_src BEGIN UPDATE stash_kv SET value = '1' WHERE "
 	    "key = 'auth:victim'; INSERT INTO stash_kv(key, value, version) "
 	    "VALUES ('auth:planted', '1', 1); END\"}");
 	if (json_is_true(json_object_get(j, "ok")))
-		ask_error(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO auth_src "
-		    "VALUES (1)\"}", "forbidden");
+		ask_error(fd,
+		    "{\"op\":\"exec\",\"sql\":\"INSERT INTO auth_src "
+		    "VALUES (1)\"}",
+		    "forbidden");
 	else
 		assert_error(j, "forbidden");
 	json_decref(j);
-	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TRIGGER auth_evil2 "
+	j = ask(fd,
+	    "{\"op\":\"exec\",\"sql\":\"CREATE TRIGGER auth_evil2 "
 	    "AFTER DELETE ON auth_src BEGIN DELETE FROM stash_meta; END\"}");
 	if (json_is_true(json_object_get(j, "ok")))
-		ask_error(fd, "{\"op\":\"exec\",\"sql\":\"DELETE FROM auth_src"
-		    "\"}", "forbidden");
+		ask_error(fd,
+		    "{\"op\":\"exec\",\"sql\":\"DELETE FROM auth_src"
+		    "\"}",
+		    "forbidden");
 	else
 		assert_error(j, "forbidden");
 	json_decref(j);
 	/* The same through a tx. */
-	ask_error(fd, "{\"op\":\"exec\",\"tx\":[{\"sql\":\"INSERT INTO "
-	    "auth_src VALUES (2)\"}]}", "forbidden");
+	ask_error(fd,
+	    "{\"op\":\"exec\",\"tx\":[{\"sql\":\"INSERT INTO "
+	    "auth_src VALUES (2)\"}]}",
+	    "forbidden");
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM auth_src"), 0);
 	sync_on(fd);
-	assert_int_equal(query_int(fd, "SELECT count(*) FROM stash_kv"),
-	    kv_rows);
-	assert_int_equal(query_int(fd, "SELECT sum(version) FROM stash_kv"),
-	    kv_sum);
+	assert_int_equal(
+	    query_int(fd, "SELECT count(*) FROM stash_kv"), kv_rows);
+	assert_int_equal(
+	    query_int(fd, "SELECT sum(version) FROM stash_kv"), kv_sum);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM stash_kv WHERE "
-	    "key = 'auth:planted'"), 0);
+				       "key = 'auth:planted'"),
+	    0);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM stash_meta WHERE "
-	    "name = 'applied_seq'"), 1);
-	rows = query_rows(fd, "SELECT value FROM stash_kv WHERE key = "
-	    "'auth:victim'", &j);
-	assert_string_equal(json_string_value(json_array_get(json_array_get(
-	    rows, 0), 0)), "\"safe\"");
+				       "name = 'applied_seq'"),
+	    1);
+	rows = query_rows(fd,
+	    "SELECT value FROM stash_kv WHERE key = "
+	    "'auth:victim'",
+	    &j);
+	assert_string_equal(
+	    json_string_value(json_array_get(json_array_get(rows, 0), 0)),
+	    "\"safe\"");
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"get\",\"key\":\"auth:victim\"}");
 	assert_ok(j);
-	assert_string_equal(json_string_value(json_object_get(j, "value")),
-	    "safe");
+	assert_string_equal(
+	    json_string_value(json_object_get(j, "value")), "safe");
 	json_decref(j);
 
 	/* Read-only PRAGMAs and reading stash_kv are fine. */
 	rows = query_rows(fd, "PRAGMA table_info(auth_src)", &j);
 	assert_int_equal(json_array_size(rows), 1);
-	assert_string_equal(json_string_value(json_array_get(json_array_get(
-	    rows, 0), 1)), "a");
+	assert_string_equal(
+	    json_string_value(json_array_get(json_array_get(rows, 0), 1)), "a");
 	json_decref(j);
 	rows = query_rows(fd, "PRAGMA integrity_check", &j);
-	assert_string_equal(json_string_value(json_array_get(json_array_get(
-	    rows, 0), 0)), "ok");
+	assert_string_equal(
+	    json_string_value(json_array_get(json_array_get(rows, 0), 0)),
+	    "ok");
 	json_decref(j);
 	rows = query_rows(fd, "SELECT * FROM stash_kv", &j);
-	want = json_loads("[\"key\",\"value\",\"version\",\"expires_at\"]", 0,
-	    &err);
+	want = json_loads(
+	    "[\"key\",\"value\",\"version\",\"expires_at\"]", 0, &err);
 	assert_true(json_equal(want, json_object_get(j, "columns")));
 	assert_true(json_array_size(rows) >= 1);
 	json_decref(want);
 	json_decref(j);
 
 	/* The database itself: still WAL, still schema version 1. */
-	assert_int_equal(sqlite3_open_v2(shared.db, &db, SQLITE_OPEN_READONLY,
-	    NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_open_v2(shared.db, &db, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st,
-	    NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
+	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
 	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st,
-	    NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
+	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 1);
 	sqlite3_finalize(st);
@@ -1181,28 +1237,33 @@ test_authorizer(void **state)
 static void
 test_sql_off(void **state)
 {
-	static const char *args[] = { "--sql", "off", NULL };
+	static const char *args[] = {"--sql", "off", NULL};
 	struct daemon_proc d;
-	json_t *j;
-	int fd;
+	json_t		  *j;
+	int		   fd;
 
 	(void)state;
 	assert_int_equal(daemon_start(&d, args), 0);
 	fd = connect_to(&d);
-	ask_error(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE t(a)\"}",
+	ask_error(
+	    fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE t(a)\"}", "forbidden");
+	ask_error(fd,
+	    "{\"op\":\"exec\",\"sql\":\"CREATE TABLE t(a)\","
+	    "\"durability\":\"async\"}",
 	    "forbidden");
-	ask_error(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE t(a)\","
-	    "\"durability\":\"async\"}", "forbidden");
-	ask_error(fd, "{\"op\":\"exec\",\"tx\":[{\"sql\":\"CREATE TABLE t(a)"
-	    "\"}]}", "forbidden");
+	ask_error(fd,
+	    "{\"op\":\"exec\",\"tx\":[{\"sql\":\"CREATE TABLE t(a)"
+	    "\"}]}",
+	    "forbidden");
 	ask_error(fd, "{\"op\":\"query\",\"sql\":\"SELECT 1\"}", "forbidden");
 	ask_error(fd, "{\"op\":\"query\",\"sql\":\"SELECT * FROM stash_kv\"}",
 	    "forbidden");
 	ask_ok(fd, "{\"op\":\"set\",\"key\":\"k\",\"value\":[1]}");
 	j = ask(fd, "{\"op\":\"get\",\"key\":\"k\"}");
 	assert_ok(j);
-	assert_int_equal(json_integer_value(json_array_get(json_object_get(j,
-	    "value"), 0)), 1);
+	assert_int_equal(
+	    json_integer_value(json_array_get(json_object_get(j, "value"), 0)),
+	    1);
 	json_decref(j);
 	ask_ok(fd, "{\"op\":\"del\",\"key\":\"k\"}");
 	ask_error(fd, "{\"op\":\"get\",\"key\":\"k\"}", "not_found");
@@ -1218,7 +1279,7 @@ static void
 assert_get(int fd, const char *key, const char *value, json_int_t version)
 {
 	json_error_t err;
-	json_t *j, *want;
+	json_t	    *j, *want;
 
 	j = askf(fd, "{\"op\":\"get\",\"key\":\"%s\"}", key);
 	if (!json_is_true(json_object_get(j, "ok")))
@@ -1238,8 +1299,10 @@ assert_get(int fd, const char *key, const char *value, json_int_t version)
 static json_int_t
 set_dur(int fd, const char *key, const char *value, const char *dur)
 {
-	json_t *j = askf(fd, "{\"op\":\"set\",\"key\":\"%s\",\"value\":%s,"
-	    "\"durability\":\"%s\"}", key, value, dur);
+	json_t	  *j = askf(fd,
+	       "{\"op\":\"set\",\"key\":\"%s\",\"value\":%s,"
+		  "\"durability\":\"%s\"}",
+	       key, value, dur);
 	json_int_t v;
 
 	assert_ok(j);
@@ -1268,8 +1331,8 @@ static int
 gone_within(int fd, const char *key, long long ms)
 {
 	long long deadline = now_ms() + ms;
-	json_t *g;
-	int gone = 0;
+	json_t	 *g;
+	int	  gone = 0;
 
 	for (;;) {
 		g = askf(fd, "{\"op\":\"get\",\"key\":\"%s\"}", key);
@@ -1288,10 +1351,10 @@ static void
 test_persist_sigterm(void **state)
 {
 	struct daemon_proc d1, d2;
-	json_int_t vj, vc, va, vt, vt2, vmax = 0, v;
-	time_t t0, tset;
-	json_t *j;
-	int fd;
+	json_int_t	   vj, vc, va, vt, vt2, vmax = 0, v;
+	time_t		   t0, tset;
+	json_t		  *j;
+	int		   fd;
 
 	(void)state;
 	assert_int_equal(daemon_start(&d1, NULL), 0);
@@ -1303,15 +1366,15 @@ test_persist_sigterm(void **state)
 	vmax = max_ver(vmax, set_dur(fd, "p:dj", "1", "journal"));
 	vmax = max_ver(vmax, set_dur(fd, "p:dc", "1", "journal"));
 	ask_ok(fd, "{\"op\":\"del\",\"key\":\"p:dj\",\"durability\":"
-	    "\"journal\"}");
+		   "\"journal\"}");
 	ask_ok(fd, "{\"op\":\"del\",\"key\":\"p:dc\",\"durability\":"
-	    "\"commit\"}");
+		   "\"commit\"}");
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE pers(a)\"}");
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO pers VALUES (1)\"}");
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO pers VALUES (2)\","
-	    "\"durability\":\"journal\"}");
+		   "\"durability\":\"journal\"}");
 	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO pers VALUES (3)\","
-	    "\"durability\":\"async\"}");
+		    "\"durability\":\"async\"}");
 	assert_ok(j);
 	vmax = max_ver(vmax, int_of(j, "seq"));
 	json_decref(j);
@@ -1324,7 +1387,7 @@ test_persist_sigterm(void **state)
 	vt = int_of(j, "version");
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"set\",\"key\":\"p:ttl2\",\"value\":1,\"ttl\":2,"
-	    "\"durability\":\"async\"}");
+		    "\"durability\":\"async\"}");
 	assert_ok(j);
 	vt2 = int_of(j, "version");
 	json_decref(j);
@@ -1345,13 +1408,15 @@ test_persist_sigterm(void **state)
 	ask_error(fd, "{\"op\":\"get\",\"key\":\"p:dj\"}", "not_found");
 	ask_error(fd, "{\"op\":\"get\",\"key\":\"p:dc\"}", "not_found");
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM pers"), 3);
-	assert_int_equal(query_int(fd, "SELECT count(*) FROM stash_kv WHERE "
-	    "key = 'p:ttl' AND expires_at IS NOT NULL"), 1);
+	assert_int_equal(
+	    query_int(fd, "SELECT count(*) FROM stash_kv WHERE "
+			  "key = 'p:ttl' AND expires_at IS NOT NULL"),
+	    1);
 	/* Versions only grow, across the restart too. */
 	v = set_dur(fd, "p:new", "1", "journal");
 	assert_true(v > vmax);
 	j = ask(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO pers VALUES "
-	    "(4)\"}");
+		    "(4)\"}");
 	assert_ok(j);
 	assert_true(int_of(j, "seq") > v);
 	json_decref(j);
@@ -1371,27 +1436,30 @@ static void
 test_persist_sigkill(void **state)
 {
 	struct daemon_proc d1, d2;
-	struct sbuf b = { NULL, 0, 0 };
-	json_int_t versions[150];
-	json_t **ans;
-	char key[32], val[32];
-	int fd, i, n;
+	struct sbuf	   b = {NULL, 0, 0};
+	json_int_t	   versions[150];
+	json_t		 **ans;
+	char		   key[32], val[32];
+	int		   fd, i, n;
 
 	(void)state;
 	assert_int_equal(daemon_start(&d1, NULL), 0);
 	fd = connect_to(&d1);
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE k9(a INTEGER "
-	    "PRIMARY KEY, d TEXT)\"}");
+		   "PRIMARY KEY, d TEXT)\"}");
 	/* 100 journal sets, 50 commit sets, 50 + 50 inserts. */
 	for (i = 0; i < 150; i++)
-		sb_printf(&b, "{\"op\":\"set\",\"key\":\"k:%d\",\"value\":"
-		    "{\"i\":%d},\"durability\":\"%s\",\"id\":%d}\n", i, i,
-		    i < 100 ? "journal" : "commit", i);
+		sb_printf(&b,
+		    "{\"op\":\"set\",\"key\":\"k:%d\",\"value\":"
+		    "{\"i\":%d},\"durability\":\"%s\",\"id\":%d}\n",
+		    i, i, i < 100 ? "journal" : "commit", i);
 	for (i = 0; i < 100; i++)
-		sb_printf(&b, "{\"op\":\"exec\",\"sql\":\"INSERT INTO k9 "
+		sb_printf(&b,
+		    "{\"op\":\"exec\",\"sql\":\"INSERT INTO k9 "
 		    "VALUES (?, ?)\",\"params\":[%d,\"%s\"],\"durability\":"
-		    "\"%s\",\"id\":%d}\n", i, i < 50 ? "c" : "j",
-		    i < 50 ? "commit" : "journal", 150 + i);
+		    "\"%s\",\"id\":%d}\n",
+		    i, i < 50 ? "c" : "j", i < 50 ? "commit" : "journal",
+		    150 + i);
 	n = 250;
 	ans = pipeline(fd, b.p, b.len, (size_t)n, NULL, NULL);
 	/* Killed the moment the last answer is in. */
@@ -1415,10 +1483,11 @@ test_persist_sigkill(void **state)
 	}
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM k9"), 100);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM k9 WHERE d = "
-	    "'j'"), 50);
+				       "'j'"),
+	    50);
 	/* Applied exactly once: no duplicate could have been inserted. */
-	assert_int_equal(query_int(fd, "SELECT count(DISTINCT a) FROM k9"),
-	    100);
+	assert_int_equal(
+	    query_int(fd, "SELECT count(DISTINCT a) FROM k9"), 100);
 	close(fd);
 	assert_int_equal(daemon_stop(&d2), 0);
 	daemon_cleanup(&d2);
@@ -1433,9 +1502,9 @@ static void
 test_cas_del_after_restart(void **state)
 {
 	struct daemon_proc d1, d2;
-	json_int_t va, vb, vc, v;
-	json_t *j;
-	int fd;
+	json_int_t	   va, vb, vc, v;
+	json_t		  *j;
+	int		   fd;
 
 	(void)state;
 	assert_int_equal(daemon_start(&d1, NULL), 0);
@@ -1451,28 +1520,36 @@ test_cas_del_after_restart(void **state)
 	restart_on(&d2, &d1);
 	fd = connect_to(&d2);
 	/* The right version: ok. */
-	j = askf(fd, "{\"op\":\"set\",\"key\":\"r:a\",\"value\":\"a2\","
-	    "\"if_version\":%lld}", (long long)va);
+	j = askf(fd,
+	    "{\"op\":\"set\",\"key\":\"r:a\",\"value\":\"a2\","
+	    "\"if_version\":%lld}",
+	    (long long)va);
 	assert_ok(j);
 	v = int_of(j, "version");
 	assert_true(v > va);
 	json_decref(j);
 	assert_get(fd, "r:a", "\"a2\"", v);
 	/* A wrong one: conflict, nothing changes. */
-	j = askf(fd, "{\"op\":\"set\",\"key\":\"r:b\",\"value\":\"b2\","
-	    "\"if_version\":%lld}", (long long)vb + 1000);
+	j = askf(fd,
+	    "{\"op\":\"set\",\"key\":\"r:b\",\"value\":\"b2\","
+	    "\"if_version\":%lld}",
+	    (long long)vb + 1000);
 	assert_error(j, "conflict");
 	json_decref(j);
 	assert_get(fd, "r:b", "\"b1\"", vb);
 	/* 0 on a key that exists: conflict. */
-	ask_error(fd, "{\"op\":\"set\",\"key\":\"r:c\",\"value\":\"c2\","
-	    "\"if_version\":0}", "conflict");
+	ask_error(fd,
+	    "{\"op\":\"set\",\"key\":\"r:c\",\"value\":\"c2\","
+	    "\"if_version\":0}",
+	    "conflict");
 	assert_get(fd, "r:c", "\"c1\"", vc);
 	/* 0 on a key that does not, ok; another version on it, conflict. */
 	ask_ok(fd, "{\"op\":\"set\",\"key\":\"r:new\",\"value\":1,"
-	    "\"if_version\":0}");
-	ask_error(fd, "{\"op\":\"set\",\"key\":\"r:none\",\"value\":1,"
-	    "\"if_version\":5}", "conflict");
+		   "\"if_version\":0}");
+	ask_error(fd,
+	    "{\"op\":\"set\",\"key\":\"r:none\",\"value\":1,"
+	    "\"if_version\":5}",
+	    "conflict");
 	/* del of a key only in SQLite. */
 	j = ask(fd, "{\"op\":\"del\",\"key\":\"r:d\"}");
 	assert_ok(j);
@@ -1489,7 +1566,8 @@ test_cas_del_after_restart(void **state)
 	json_decref(j);
 	/* Pipelined: a commit del and a get right behind it. */
 	assert_int_equal(raw_sends(fd, "{\"op\":\"del\",\"key\":\"r:e\","
-	    "\"durability\":\"commit\"}\n{\"op\":\"get\",\"key\":\"r:e\"}\n"),
+				       "\"durability\":\"commit\"}\n{\"op\":"
+				       "\"get\",\"key\":\"r:e\"}\n"),
 	    0);
 	{
 		char *line = raw_readline(fd, 10000);
@@ -1507,7 +1585,8 @@ test_cas_del_after_restart(void **state)
 	}
 	sync_on(fd);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM stash_kv WHERE "
-	    "key IN ('r:d', 'r:e')"), 0);
+				       "key IN ('r:d', 'r:e')"),
+	    0);
 	close(fd);
 	assert_int_equal(daemon_stop(&d2), 0);
 	daemon_cleanup(&d2);
@@ -1518,15 +1597,17 @@ test_cas_del_after_restart(void **state)
 static void
 ryw_kv(const char *dur)
 {
-	struct sbuf b = { NULL, 0, 0 };
-	json_int_t v = 0;
-	json_t **ans;
-	int fd = connect_shared(), i;
+	struct sbuf b = {NULL, 0, 0};
+	json_int_t  v = 0;
+	json_t	  **ans;
+	int	    fd = connect_shared(), i;
 
 	for (i = 1; i <= 100; i++)
-		sb_printf(&b, "{\"op\":\"set\",\"key\":\"ryw:%s\",\"value\":%d,"
+		sb_printf(&b,
+		    "{\"op\":\"set\",\"key\":\"ryw:%s\",\"value\":%d,"
 		    "\"durability\":\"%s\"}\n{\"op\":\"get\",\"key\":"
-		    "\"ryw:%s\"}\n", dur, i, dur, dur);
+		    "\"ryw:%s\"}\n",
+		    dur, i, dur, dur);
 	ans = pipeline(fd, b.p, b.len, 200, NULL, NULL);
 	for (i = 0; i < 200; i += 2) {
 		assert_ok(ans[i]);
@@ -1544,8 +1625,9 @@ ryw_kv(const char *dur)
 }
 
 /* One slow query: a few hundred milliseconds of a reader thread. */
-#define SLOW_QUERY "{\"op\":\"query\",\"sql\":\"WITH RECURSIVE c(x) AS " \
-	"(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) " \
+#define SLOW_QUERY                                                             \
+	"{\"op\":\"query\",\"sql\":\"WITH RECURSIVE c(x) AS "                  \
+	"(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) "          \
 	"SELECT count(*) FROM c\"}\n"
 
 /*
@@ -1567,9 +1649,9 @@ readers_busy(const char *sock)
 static void
 readers_free(int fd)
 {
-	char *line;
+	char   *line;
 	json_t *j;
-	int i;
+	int	i;
 
 	for (i = 0; i < 4; i++) {
 		line = raw_readline(fd, 20000);
@@ -1585,16 +1667,18 @@ readers_free(int fd)
 static void
 ryw_exec(const char *dur)
 {
-	struct sbuf b = { NULL, 0, 0 };
-	json_t **ans, *row;
-	long long counts[100];
-	int fd = connect_shared(), i;
+	struct sbuf b = {NULL, 0, 0};
+	json_t	  **ans, *row;
+	long long   counts[100];
+	int	    fd = connect_shared(), i;
 
 	for (i = 1; i <= 100; i++)
-		sb_printf(&b, "{\"op\":\"exec\",\"sql\":\"INSERT INTO ryw_%s "
+		sb_printf(&b,
+		    "{\"op\":\"exec\",\"sql\":\"INSERT INTO ryw_%s "
 		    "VALUES (?)\",\"params\":[%d],\"durability\":\"%s\"}\n"
 		    "{\"op\":\"query\",\"sql\":\"SELECT count(*) FROM ryw_%s\"}"
-		    "\n", dur, i, dur, dur);
+		    "\n",
+		    dur, i, dur, dur);
 	ans = pipeline(fd, b.p, b.len, 200, NULL, NULL);
 	sb_free(&b);
 	close(fd);
@@ -1633,9 +1717,9 @@ test_read_your_writes_exec_commit(void **state)
 {
 	int fd = connect_shared();
 
-	json_t **ans, *row;
-	long long count;
-	int busy;
+	json_t		**ans, *row;
+	long long	  count;
+	int		  busy;
 	static const char probe[] =
 	    "{\"op\":\"exec\",\"sql\":\"INSERT INTO ryw_probe VALUES (1)\"}\n"
 	    "{\"op\":\"query\",\"sql\":\"SELECT count(*) FROM ryw_probe\"}\n"
@@ -1678,7 +1762,7 @@ test_read_your_writes_exec_journal(void **state)
 
 	(void)state;
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE ryw_journal(a)"
-	    "\"}");
+		   "\"}");
 	close(fd);
 	ryw_exec("journal");
 }
@@ -1704,16 +1788,18 @@ test_read_your_writes_exec_async(void **state)
 static void
 test_read_before_write(void **state)
 {
-	struct sbuf b = { NULL, 0, 0 };
-	json_t **ans;
-	int fd = connect_shared(), i, seen = 0;
+	struct sbuf b = {NULL, 0, 0};
+	json_t	  **ans;
+	int	    fd = connect_shared(), i, seen = 0;
 
 	(void)state;
 	for (i = 0; i < 50; i++)
-		sb_printf(&b, "{\"op\":\"get\",\"key\":\"rbw:%d\"}\n"
+		sb_printf(&b,
+		    "{\"op\":\"get\",\"key\":\"rbw:%d\"}\n"
 		    "{\"op\":\"mget\",\"keys\":[\"rbw:%d\"]}\n"
 		    "{\"op\":\"set\",\"key\":\"rbw:%d\",\"value\":%d,"
-		    "\"durability\":\"async\"}\n", i, i, i, i);
+		    "\"durability\":\"async\"}\n",
+		    i, i, i, i);
 	ans = pipeline(fd, b.p, b.len, 150, NULL, NULL);
 	for (i = 0; i < 150; i += 3) {
 		if (json_is_true(json_object_get(ans[i], "ok")))
@@ -1721,16 +1807,16 @@ test_read_before_write(void **state)
 		else
 			assert_error(ans[i], "not_found");
 		assert_ok(ans[i + 1]);
-		if (!json_is_null(json_array_get(json_object_get(ans[i + 1],
-		    "values"), 0)))
+		if (!json_is_null(json_array_get(
+			json_object_get(ans[i + 1], "values"), 0)))
 			seen++;
 		assert_ok(ans[i + 2]);
 	}
 	answers_free(ans, 150);
 	sb_free(&b);
 	if (seen > 0)
-		fail_msg("%d of 100 reads saw the async set sent after them",
-		    seen);
+		fail_msg(
+		    "%d of 100 reads saw the async set sent after them", seen);
 	close(fd);
 }
 
@@ -1741,13 +1827,14 @@ test_read_before_write(void **state)
 static void
 test_read_before_write_busy(void **state)
 {
-	struct sbuf b = { NULL, 0, 0 };
-	json_t **ans;
-	int fd = connect_shared(), busy, saw_j, saw_c;
+	struct sbuf b = {NULL, 0, 0};
+	json_t	  **ans;
+	int	    fd = connect_shared(), busy, saw_j, saw_c;
 
 	(void)state;
 	busy = readers_busy(shared.sock);
-	sb_printf(&b, "{\"op\":\"get\",\"key\":\"rbw:j\"}\n"
+	sb_printf(&b,
+	    "{\"op\":\"get\",\"key\":\"rbw:j\"}\n"
 	    "{\"op\":\"set\",\"key\":\"rbw:j\",\"value\":1,\"durability\":"
 	    "\"journal\"}\n"
 	    "{\"op\":\"get\",\"key\":\"rbw:c\"}\n"
@@ -1781,23 +1868,24 @@ static void
 test_refusal_code(void **state)
 {
 	static const char *reqs[] = {
-		"{\"op\":\"query\",\"sql\":\"SELECT * FROM "
-		    "pragma_journal_mode\"}",
-		"{\"op\":\"exec\",\"sql\":\"SELECT * FROM "
-		    "pragma_journal_mode\"}",
+	    "{\"op\":\"query\",\"sql\":\"SELECT * FROM "
+	    "pragma_journal_mode\"}",
+	    "{\"op\":\"exec\",\"sql\":\"SELECT * FROM "
+	    "pragma_journal_mode\"}",
 	};
-	int fd = connect_shared();
-	char code[64];
+	int	fd = connect_shared();
+	char	code[64];
 	json_t *j;
-	size_t i;
+	size_t	i;
 
 	(void)state;
 	for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
 		j = ask(fd, reqs[i]);
 		snprintf(code, sizeof(code), "%s",
-		    json_is_true(json_object_get(j, "ok")) ? "ok" :
-		    json_string_value(json_object_get(json_object_get(j,
-		    "error"), "code")));
+		    json_is_true(json_object_get(j, "ok"))
+			? "ok"
+			: json_string_value(json_object_get(
+			      json_object_get(j, "error"), "code")));
 		json_decref(j);
 		if (strcmp(code, "ok") != 0 && strcmp(code, "forbidden") != 0) {
 			close(fd);
@@ -1811,27 +1899,31 @@ test_refusal_code(void **state)
 static void
 test_sync(void **state)
 {
-	struct sbuf b = { NULL, 0, 0 };
-	json_int_t last = 0;
-	json_t **ans;
-	int fd = connect_shared(), other = connect_shared(), i;
+	struct sbuf b = {NULL, 0, 0};
+	json_int_t  last = 0;
+	json_t	  **ans;
+	int	    fd = connect_shared(), other = connect_shared(), i;
 
 	(void)state;
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE sy(a)\"}");
 	for (i = 0; i < 500; i++) {
 		if (i % 5 == 0)
-			sb_printf(&b, "{\"op\":\"exec\",\"sql\":\"INSERT "
+			sb_printf(&b,
+			    "{\"op\":\"exec\",\"sql\":\"INSERT "
 			    "INTO sy VALUES (?)\",\"params\":[%d],"
-			    "\"durability\":\"journal\"}\n", i);
+			    "\"durability\":\"journal\"}\n",
+			    i);
 		else
-			sb_printf(&b, "{\"op\":\"set\",\"key\":\"sy:%d\","
-			    "\"value\":%d,\"durability\":\"journal\"}\n", i, i);
+			sb_printf(&b,
+			    "{\"op\":\"set\",\"key\":\"sy:%d\","
+			    "\"value\":%d,\"durability\":\"journal\"}\n",
+			    i, i);
 	}
 	ans = pipeline(fd, b.p, b.len, 500, NULL, NULL);
 	for (i = 0; i < 500; i++) {
 		assert_ok(ans[i]);
-		last = max_ver(last, int_of(ans[i], i % 5 == 0 ? "seq" :
-		    "version"));
+		last = max_ver(
+		    last, int_of(ans[i], i % 5 == 0 ? "seq" : "version"));
 	}
 	answers_free(ans, 500);
 	sb_free(&b);
@@ -1839,7 +1931,8 @@ test_sync(void **state)
 	assert_true(sync_on(other) >= last);
 	assert_int_equal(query_int(other, "SELECT count(*) FROM sy"), 100);
 	assert_int_equal(query_int(other, "SELECT count(*) FROM stash_kv "
-	    "WHERE key LIKE 'sy:%'"), 400);
+					  "WHERE key LIKE 'sy:%'"),
+	    400);
 	assert_true(sync_on(fd) >= last);
 	close(fd);
 	close(other);
@@ -1850,25 +1943,27 @@ static void
 test_group_commit(void **state)
 {
 	struct daemon_proc d;
-	struct sbuf b = { NULL, 0, 0 };
-	long long groups, fsyncs;
-	double mean;
-	json_t **ans, *j;
-	int fd, i;
+	struct sbuf	   b = {NULL, 0, 0};
+	long long	   groups, fsyncs;
+	double		   mean;
+	json_t		 **ans, *j;
+	int		   fd, i;
 
 	(void)state;
 	assert_int_equal(daemon_start(&d, NULL), 0);
 	fd = connect_to(&d);
 	for (i = 0; i < 2000; i++)
-		sb_printf(&b, "{\"op\":\"set\",\"key\":\"g:%d\",\"value\":%d,"
-		    "\"durability\":\"journal\",\"id\":%d}\n", i % 500, i, i);
+		sb_printf(&b,
+		    "{\"op\":\"set\",\"key\":\"g:%d\",\"value\":%d,"
+		    "\"durability\":\"journal\",\"id\":%d}\n",
+		    i % 500, i, i);
 	ans = pipeline(fd, b.p, b.len, 2000, NULL, NULL);
 	for (i = 0; i < 2000; i++) {
 		assert_ok(ans[i]);
 		assert_int_equal(int_of(ans[i], "id"), i);
 		if (i > 0)
 			assert_true(int_of(ans[i], "version") >
-			    int_of(ans[i - 1], "version"));
+				    int_of(ans[i - 1], "version"));
 	}
 	answers_free(ans, 2000);
 	sb_free(&b);
@@ -1895,11 +1990,11 @@ static void
 test_sqlite_busy(void **state)
 {
 	struct daemon_proc d;
-	sqlite3 *db;
-	long long t_lock, t0, dt, worst = 0;
-	char *line;
-	json_t *j;
-	int a, b, c, i;
+	sqlite3		  *db;
+	long long	   t_lock, t0, dt, worst = 0;
+	char		  *line;
+	json_t		  *j;
+	int		   a, b, c, i;
 
 	(void)state;
 	assert_int_equal(daemon_start(&d, NULL), 0);
@@ -1909,22 +2004,27 @@ test_sqlite_busy(void **state)
 	ask_ok(a, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE busy(x)\"}");
 	sync_on(a);
 
-	assert_int_equal(sqlite3_open_v2(d.db, &db, SQLITE_OPEN_READWRITE,
-	    NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_open_v2(d.db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+	assert_int_equal(
+	    sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "INSERT INTO busy VALUES (-1)", NULL, NULL, NULL),
 	    SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "INSERT INTO busy VALUES (-1)", NULL,
-	    NULL, NULL), SQLITE_OK);
 	t_lock = now_ms();
 
 	/* The commit write waits for the lock. */
-	assert_int_equal(raw_sends(b, "{\"op\":\"exec\",\"sql\":\"INSERT INTO "
-	    "busy VALUES (1)\",\"durability\":\"commit\"}\n"), 0);
+	assert_int_equal(
+	    raw_sends(b, "{\"op\":\"exec\",\"sql\":\"INSERT INTO "
+			 "busy VALUES (1)\",\"durability\":\"commit\"}\n"),
+	    0);
 	for (i = 0; now_ms() - t_lock < 1500; i++) {
 		t0 = now_ms();
-		j = askf(a, "{\"op\":\"set\",\"key\":\"busy:%d\",\"value\":%d,"
-		    "\"durability\":\"journal\"}", i, i);
+		j = askf(a,
+		    "{\"op\":\"set\",\"key\":\"busy:%d\",\"value\":%d,"
+		    "\"durability\":\"journal\"}",
+		    i, i);
 		dt = now_ms() - t0;
 		assert_ok(j);
 		json_decref(j);
@@ -1950,8 +2050,8 @@ test_sqlite_busy(void **state)
 	if (line != NULL)
 		fail_msg("commit write answered under the lock: %s", line);
 
-	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
-	    SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
 	line = raw_readline(b, 10000);
 	j = parse_answer(line);
 	free(line);
@@ -1963,10 +2063,11 @@ test_sqlite_busy(void **state)
 	sync_on(a);
 	assert_int_equal(query_int(c, "SELECT count(*) FROM busy"), 2);
 	j = askf(c, "{\"op\":\"query\",\"sql\":\"SELECT count(*) FROM stash_kv "
-	    "WHERE key LIKE 'busy:%%'\"}");
+		    "WHERE key LIKE 'busy:%%'\"}");
 	assert_ok(j);
-	assert_int_equal(json_integer_value(json_array_get(json_array_get(
-	    json_object_get(j, "rows"), 0), 0)), i);
+	assert_int_equal(json_integer_value(json_array_get(
+			     json_array_get(json_object_get(j, "rows"), 0), 0)),
+	    i);
 	json_decref(j);
 	j = stats_of(d.sock);
 	assert_true(stat_int(j, "sqlite", "busy_retries") > 0);
@@ -1980,27 +2081,27 @@ test_sqlite_busy(void **state)
 
 /* What the other clients of the backpressure test do meanwhile. */
 struct bp_state {
-	const char	*sock;
-	int		 getter;
-	int		 stats_fd;
-	int		 gets;
-	int		 misses;
-	long long	 worst_ms;
-	long long	 max_unapplied;
-	long long	 limit;
+	const char *sock;
+	int	    getter;
+	int	    stats_fd;
+	int	    gets;
+	int	    misses;
+	long long   worst_ms;
+	long long   max_unapplied;
+	long long   limit;
 };
 
 static void
 bp_tick(void *arg)
 {
 	struct bp_state *s = arg;
-	long long t0 = now_ms(), dt, u;
-	json_t *j;
+	long long	 t0 = now_ms(), dt, u;
+	json_t		*j;
 
 	j = ask(s->getter, "{\"op\":\"get\",\"key\":\"bp:fixed\"}");
 	assert_ok(j);
-	assert_string_equal(json_string_value(json_object_get(j, "value")),
-	    "fixed");
+	assert_string_equal(
+	    json_string_value(json_object_get(j, "value")), "fixed");
 	json_decref(j);
 	/* A miss goes to a reader thread. */
 	j = askf(s->getter, "{\"op\":\"get\",\"key\":\"bp:absent:%d\"}",
@@ -2027,16 +2128,16 @@ bp_tick(void *arg)
 static void
 test_backpressure(void **state)
 {
-	static const char *args[] = { "--write-queue-max", "64KB",
-	    "--max-memory", "64MB", NULL };
-	static const int samples[] = { 0, 1, 63, 64, 65, 1000, 2500, 4095,
-	    4998, 4999 };
+	static const char *args[] = {
+	    "--write-queue-max", "64KB", "--max-memory", "64MB", NULL};
+	static const int samples[] = {
+	    0, 1, 63, 64, 65, 1000, 2500, 4095, 4998, 4999};
 	struct daemon_proc d;
-	struct sbuf b = { NULL, 0, 0 };
-	struct bp_state s;
-	char val[1100], key[32];
-	json_t **ans, *j;
-	int fd, i;
+	struct sbuf	   b = {NULL, 0, 0};
+	struct bp_state	   s;
+	char		   val[1100], key[32];
+	json_t		 **ans, *j;
+	int		   fd, i;
 
 	(void)state;
 	assert_int_equal(daemon_start(&d, args), 0);
@@ -2046,11 +2147,13 @@ test_backpressure(void **state)
 	s.getter = connect_to(&d);
 	s.stats_fd = connect_to(&d);
 	ask_ok(s.getter, "{\"op\":\"set\",\"key\":\"bp:fixed\",\"value\":"
-	    "\"fixed\",\"durability\":\"commit\"}");
+			 "\"fixed\",\"durability\":\"commit\"}");
 	for (i = 0; i < 5000; i++) {
 		big_value(val, sizeof(val), "bp", i);
-		sb_printf(&b, "{\"op\":\"set\",\"key\":\"bp:%d\",\"value\":"
-		    "\"%s\",\"id\":%d}\n", i, val, i);
+		sb_printf(&b,
+		    "{\"op\":\"set\",\"key\":\"bp:%d\",\"value\":"
+		    "\"%s\",\"id\":%d}\n",
+		    i, val, i);
 	}
 	ans = pipeline(fd, b.p, b.len, 5000, bp_tick, &s);
 	for (i = 0; i < 5000; i++) {
@@ -2075,13 +2178,14 @@ test_backpressure(void **state)
 		big_value(val, sizeof(val), "bp", samples[i]);
 		j = askf(fd, "{\"op\":\"get\",\"key\":\"%s\"}", key);
 		assert_ok(j);
-		assert_string_equal(json_string_value(json_object_get(j,
-		    "value")), val);
+		assert_string_equal(
+		    json_string_value(json_object_get(j, "value")), val);
 		json_decref(j);
 	}
 	sync_on(fd);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM stash_kv WHERE "
-	    "key LIKE 'bp:%' AND key <> 'bp:fixed'"), 5000);
+				       "key LIKE 'bp:%' AND key <> 'bp:fixed'"),
+	    5000);
 	close(fd);
 	close(s.getter);
 	close(s.stats_fd);
@@ -2094,15 +2198,15 @@ static void
 test_mixed_durability(void **state)
 {
 	static const char *orders[][2] = {
-		{ "commit", "journal" },
-		{ "journal", "commit" },
-		{ "commit", "async" },
-		{ "async", "commit" },
+	    {"commit", "journal"},
+	    {"journal", "commit"},
+	    {"commit", "async"},
+	    {"async", "commit"},
 	};
-	int fd = connect_shared(), round, o;
-	char req[600], key[32], *line;
+	int	   fd = connect_shared(), round, o;
+	char	   req[600], key[32], *line;
 	json_int_t v2;
-	json_t *j;
+	json_t	  *j;
 
 	(void)state;
 	for (round = 0; round < 10; round++) {
@@ -2144,8 +2248,8 @@ test_mixed_durability(void **state)
 		    "\"durability\":\"%s\"}\n"
 		    "{\"op\":\"del\",\"key\":\"mixd:%d\",\"durability\":"
 		    "\"%s\"}\n"
-		    "{\"op\":\"get\",\"key\":\"mixd:%d\"}\n", round,
-		    round % 2 ? "commit" : "journal", round,
+		    "{\"op\":\"get\",\"key\":\"mixd:%d\"}\n",
+		    round, round % 2 ? "commit" : "journal", round,
 		    round % 2 ? "journal" : "commit", round);
 		assert_int_equal(raw_sends(fd, req), 0);
 		line = raw_readline(fd, 10000);
@@ -2168,11 +2272,14 @@ test_mixed_durability(void **state)
 	/* Once applied, SQLite holds the newer values too. */
 	sync_on(fd);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM stash_kv WHERE "
-	    "key LIKE 'mix:%' AND value = '2'"), 40);
+				       "key LIKE 'mix:%' AND value = '2'"),
+	    40);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM stash_kv WHERE "
-	    "key LIKE 'mix:%'"), 40);
+				       "key LIKE 'mix:%'"),
+	    40);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM stash_kv WHERE "
-	    "key LIKE 'mixd:%'"), 0);
+				       "key LIKE 'mixd:%'"),
+	    0);
 	for (round = 0; round < 10; round++) {
 		snprintf(key, sizeof(key), "mix:%d:1", round);
 		assert_get(fd, key, "2", 0);
@@ -2185,26 +2292,33 @@ static void
 test_stats_sections(void **state)
 {
 	static const char *fields[][2] = {
-		{ "groups", "count" }, { "groups", "ops" },
-		{ "groups", "mean_size" }, { "groups", "max_size" },
-		{ "write_queue", "journal_ops" },
-		{ "write_queue", "journal_bytes" },
-		{ "write_queue", "apply_backlog" },
-		{ "write_queue", "unapplied_bytes" },
-		{ "write_queue", "limit_bytes" },
-		{ "write_queue", "applied_seq" },
-		{ "write_queue", "apply_errors" },
-		{ "journal", "segments" }, { "journal", "bytes" },
-		{ "journal", "fsyncs" }, { "journal", "fsync_us_mean" },
-		{ "journal", "fsync_us_max" },
-		{ "sqlite", "commits" }, { "sqlite", "rollbacks" },
-		{ "sqlite", "busy_retries" }, { "sqlite", "checkpoints" },
-		{ "writes", "received" }, { "writes", "acknowledged" },
+	    {"groups", "count"},
+	    {"groups", "ops"},
+	    {"groups", "mean_size"},
+	    {"groups", "max_size"},
+	    {"write_queue", "journal_ops"},
+	    {"write_queue", "journal_bytes"},
+	    {"write_queue", "apply_backlog"},
+	    {"write_queue", "unapplied_bytes"},
+	    {"write_queue", "limit_bytes"},
+	    {"write_queue", "applied_seq"},
+	    {"write_queue", "apply_errors"},
+	    {"journal", "segments"},
+	    {"journal", "bytes"},
+	    {"journal", "fsyncs"},
+	    {"journal", "fsync_us_mean"},
+	    {"journal", "fsync_us_max"},
+	    {"sqlite", "commits"},
+	    {"sqlite", "rollbacks"},
+	    {"sqlite", "busy_retries"},
+	    {"sqlite", "checkpoints"},
+	    {"writes", "received"},
+	    {"writes", "acknowledged"},
 	};
-	int fd = connect_shared();
+	int	  fd = connect_shared();
 	long long ack0, ack1, rcv0, rcv1, groups0, groups1, commits0, commits1;
-	json_t *j;
-	size_t i;
+	json_t	 *j;
+	size_t	  i;
 
 	(void)state;
 	j = stats_of(shared.sock);
@@ -2234,7 +2348,7 @@ test_stats_sections(void **state)
 	assert_true(stat_int(j, "journal", "fsyncs") >= 1);
 	assert_true(stat_int(j, "journal", "bytes") > 0);
 	assert_true(stat_int(j, "write_queue", "applied_seq") >=
-	    stat_int(j, "writes", "last_seq"));
+		    stat_int(j, "writes", "last_seq"));
 	assert_true(stat_int(j, "groups", "max_size") >= 1);
 	json_decref(j);
 	close(fd);
@@ -2247,20 +2361,22 @@ test_stats_sections(void **state)
 static void
 test_cache_miss_from_sqlite(void **state)
 {
-	static const char *args[] = { "--max-memory", "1MB", NULL };
+	static const char *args[] = {"--max-memory", "1MB", NULL};
 	struct daemon_proc d;
-	struct sbuf b = { NULL, 0, 0 };
-	char val[1100];
-	json_t **ans, *j;
-	int fd, i;
+	struct sbuf	   b = {NULL, 0, 0};
+	char		   val[1100];
+	json_t		 **ans, *j;
+	int		   fd, i;
 
 	(void)state;
 	assert_int_equal(daemon_start(&d, args), 0);
 	fd = connect_to(&d);
 	for (i = 0; i < 5000; i++) {
 		big_value(val, sizeof(val), "cm", i);
-		sb_printf(&b, "{\"op\":\"set\",\"key\":\"cm:%d\",\"value\":"
-		    "\"%s\",\"id\":%d}\n", i, val, i);
+		sb_printf(&b,
+		    "{\"op\":\"set\",\"key\":\"cm:%d\",\"value\":"
+		    "\"%s\",\"id\":%d}\n",
+		    i, val, i);
 	}
 	ans = pipeline(fd, b.p, b.len, 5000, NULL, NULL);
 	for (i = 0; i < 5000; i++) {
@@ -2270,8 +2386,8 @@ test_cache_miss_from_sqlite(void **state)
 	answers_free(ans, 5000);
 	b.len = 0;
 	for (i = 0; i < 5000; i++)
-		sb_printf(&b, "{\"op\":\"get\",\"key\":\"cm:%d\",\"id\":%d}\n",
-		    i, i);
+		sb_printf(
+		    &b, "{\"op\":\"get\",\"key\":\"cm:%d\",\"id\":%d}\n", i, i);
 	ans = pipeline(fd, b.p, b.len, 5000, NULL, NULL);
 	for (i = 0; i < 5000; i++) {
 		if (!json_is_true(json_object_get(ans[i], "ok")))
@@ -2279,7 +2395,7 @@ test_cache_miss_from_sqlite(void **state)
 		assert_int_equal(int_of(ans[i], "id"), i);
 		big_value(val, sizeof(val), "cm", i);
 		if (strcmp(json_string_value(json_object_get(ans[i], "value")),
-		    val) != 0)
+			val) != 0)
 			fail_msg("get cm:%d: wrong value", i);
 	}
 	answers_free(ans, 5000);
@@ -2298,43 +2414,43 @@ int
 main(void)
 {
 	const struct CMUnitTest shared_tests[] = {
-		cmocka_unit_test(test_exec_param_types),
-		cmocka_unit_test(test_exec_param_errors),
-		cmocka_unit_test(test_exec_results),
-		cmocka_unit_test(test_constraint_tables),
-		cmocka_unit_test(test_tx),
-		cmocka_unit_test(test_bad_statement_alone),
-		cmocka_unit_test(test_query),
-		cmocka_unit_test(test_authorizer),
-		cmocka_unit_test(test_read_your_writes),
-		cmocka_unit_test(test_read_your_writes_exec_commit),
-		cmocka_unit_test(test_read_your_writes_exec_journal),
-		cmocka_unit_test(test_read_your_writes_exec_async),
-		cmocka_unit_test(test_read_before_write),
-		cmocka_unit_test(test_read_before_write_busy),
-		cmocka_unit_test(test_refusal_code),
-		cmocka_unit_test(test_sync),
-		cmocka_unit_test(test_mixed_durability),
-		cmocka_unit_test(test_stats_sections),
+	    cmocka_unit_test(test_exec_param_types),
+	    cmocka_unit_test(test_exec_param_errors),
+	    cmocka_unit_test(test_exec_results),
+	    cmocka_unit_test(test_constraint_tables),
+	    cmocka_unit_test(test_tx),
+	    cmocka_unit_test(test_bad_statement_alone),
+	    cmocka_unit_test(test_query),
+	    cmocka_unit_test(test_authorizer),
+	    cmocka_unit_test(test_read_your_writes),
+	    cmocka_unit_test(test_read_your_writes_exec_commit),
+	    cmocka_unit_test(test_read_your_writes_exec_journal),
+	    cmocka_unit_test(test_read_your_writes_exec_async),
+	    cmocka_unit_test(test_read_before_write),
+	    cmocka_unit_test(test_read_before_write_busy),
+	    cmocka_unit_test(test_refusal_code),
+	    cmocka_unit_test(test_sync),
+	    cmocka_unit_test(test_mixed_durability),
+	    cmocka_unit_test(test_stats_sections),
 	};
 	const struct CMUnitTest own_tests[] = {
-		cmocka_unit_test(test_query_limits),
-		cmocka_unit_test(test_sql_off),
-		cmocka_unit_test(test_persist_sigterm),
-		cmocka_unit_test(test_persist_sigkill),
-		cmocka_unit_test(test_cas_del_after_restart),
-		cmocka_unit_test(test_group_commit),
-		cmocka_unit_test(test_sqlite_busy),
-		cmocka_unit_test(test_backpressure),
-		cmocka_unit_test(test_cache_miss_from_sqlite),
+	    cmocka_unit_test(test_query_limits),
+	    cmocka_unit_test(test_sql_off),
+	    cmocka_unit_test(test_persist_sigterm),
+	    cmocka_unit_test(test_persist_sigkill),
+	    cmocka_unit_test(test_cas_del_after_restart),
+	    cmocka_unit_test(test_group_commit),
+	    cmocka_unit_test(test_sqlite_busy),
+	    cmocka_unit_test(test_backpressure),
+	    cmocka_unit_test(test_cache_miss_from_sqlite),
 	};
 	int failed;
 
 	signal(SIGPIPE, SIG_IGN);
-	failed = cmocka_run_group_tests_name("durable", shared_tests,
-	    group_setup, group_teardown);
-	failed += cmocka_run_group_tests_name("durable-options", own_tests,
-	    NULL, NULL);
+	failed = cmocka_run_group_tests_name(
+	    "durable", shared_tests, group_setup, group_teardown);
+	failed += cmocka_run_group_tests_name(
+	    "durable-options", own_tests, NULL, NULL);
 	sqlite3_shutdown();
 	return failed;
 }

@@ -40,37 +40,37 @@
 #include "daemon/journal.h"
 #include "daemon/log.h"
 
-#define BIG_SEGMENT	(1u << 20)
-#define RECORD_MAX	(64u * 1024)
+#define BIG_SEGMENT (1u << 20)
+#define RECORD_MAX  (64u * 1024)
 
 /* The folder of one test: base is removed at teardown. */
 struct tmp {
-	char	base[512];
-	char	dir[600];		/* the journal: base/j */
-	char	work[600];		/* a second folder: base/w */
+	char base[512];
+	char dir[600];	/* the journal: base/j */
+	char work[600]; /* a second folder: base/w */
 };
 
 /* One record as written, to compare replay with. */
 struct item {
-	uint8_t		 type;
-	uint64_t	 seq;
-	size_t		 len;
-	unsigned char	*data;
+	uint8_t	       type;
+	uint64_t       seq;
+	size_t	       len;
+	unsigned char *data;
 };
 
 struct items {
-	struct item	*v;
-	size_t		 n;
-	size_t		 cap;
+	struct item *v;
+	size_t	     n;
+	size_t	     cap;
 };
 
 /* A segment file as this test's own decoder sees it. */
 struct segscan {
-	uint64_t	 name_seq;
-	uint64_t	 size;		/* of the file */
-	size_t		 n;		/* whole records with a good CRC */
-	uint64_t	*off;		/* n + 1 entries: starts, then the end */
-	uint64_t	*seq;		/* n entries */
+	uint64_t  name_seq;
+	uint64_t  size; /* of the file */
+	size_t	  n;	/* whole records with a good CRC */
+	uint64_t *off;	/* n + 1 entries: starts, then the end */
+	uint64_t *seq;	/* n entries */
 };
 
 /* Pre-zeroing chunk of the journals the tests open (0: off). */
@@ -94,7 +94,7 @@ static uint32_t
 le32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
+	       (uint32_t)p[3] << 24;
 }
 
 static uint64_t
@@ -212,10 +212,10 @@ static unsigned char *
 read_all(const char *path, size_t *size)
 {
 	unsigned char *buf;
-	struct stat sb;
-	ssize_t n;
-	size_t got = 0;
-	int fd;
+	struct stat    sb;
+	ssize_t	       n;
+	size_t	       got = 0;
+	int	       fd;
 
 	fd = open(path, O_RDONLY);
 	assert_true(fd != -1);
@@ -236,8 +236,8 @@ static void
 write_all(const char *path, const void *buf, size_t size)
 {
 	const unsigned char *p = buf;
-	ssize_t n;
-	int fd;
+	ssize_t		     n;
+	int		     fd;
 
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd != -1);
@@ -254,7 +254,7 @@ static void
 flip_bit(const char *path, uint64_t off, int bit)
 {
 	unsigned char c;
-	int fd;
+	int	      fd;
 
 	fd = open(path, O_RDWR);
 	assert_true(fd != -1);
@@ -268,7 +268,7 @@ static void
 append_zeros(const char *path, size_t n)
 {
 	unsigned char *z;
-	int fd;
+	int	       fd;
 
 	z = calloc(1, n);
 	assert_non_null(z);
@@ -307,9 +307,9 @@ static size_t
 list_dir(const char *dir, char ***names, size_t *nseg)
 {
 	struct dirent *de;
-	char **v = NULL;
-	size_t n = 0;
-	DIR *d;
+	char	     **v = NULL;
+	size_t	       n = 0;
+	DIR	      *d;
 
 	*nseg = 0;
 	d = opendir(dir);
@@ -362,9 +362,9 @@ count_segments(const char *dir)
 static int
 contains_number(const char *s, uint64_t v)
 {
-	char num[32];
+	char	    num[32];
 	const char *p = s;
-	size_t n;
+	size_t	    n;
 
 	snprintf(num, sizeof(num), "%" PRIu64, v);
 	n = strlen(num);
@@ -387,7 +387,8 @@ assert_cause_names(const char *cause, uint64_t name_seq, uint64_t off)
 	snprintf(base, sizeof(base), "%020" PRIu64 ".seg", name_seq);
 	if (strstr(cause, base) == NULL || !contains_number(cause, off)) {
 		print_error("cause \"%s\" should name %s and offset %" PRIu64
-		    "\n", cause, base, off);
+			    "\n",
+		    cause, base, off);
 		fail();
 	}
 }
@@ -399,9 +400,9 @@ assert_cause_names(const char *cause, uint64_t name_seq, uint64_t off)
 static void
 seg_scan(const char *dir, uint64_t name_seq, struct segscan *ss)
 {
-	char path[PATH_MAX];
+	char	       path[PATH_MAX];
 	unsigned char *buf;
-	size_t size, off, len, cap = 16;
+	size_t	       size, off, len, cap = 16;
 
 	seg_path(path, sizeof(path), dir, name_seq);
 	buf = read_all(path, &size);
@@ -423,12 +424,14 @@ seg_scan(const char *dir, uint64_t name_seq, struct segscan *ss)
 		if (size - off - JOURNAL_RECORD_HEADER < len)
 			break;
 		if (le32(buf + off) == 0 && len == 0)
-			break;		/* pre-zeroed space after the records */
-		assert_int_equal(le32(buf + off), crc32c_mask(crc32c_ref(0,
-		    buf + off + 4, JOURNAL_RECORD_HEADER - 4 + len)));
+			break; /* pre-zeroed space after the records */
+		assert_int_equal(
+		    le32(buf + off), crc32c_mask(crc32c_ref(0, buf + off + 4,
+					 JOURNAL_RECORD_HEADER - 4 + len)));
 		if (ss->n == cap) {
 			cap *= 2;
-			ss->off = realloc(ss->off, (cap + 1) * sizeof(*ss->off));
+			ss->off =
+			    realloc(ss->off, (cap + 1) * sizeof(*ss->off));
 			ss->seq = realloc(ss->seq, cap * sizeof(*ss->seq));
 			assert_true(ss->off != NULL && ss->seq != NULL);
 		}
@@ -469,8 +472,8 @@ segment_seqs(const char *dir, uint64_t **seqs)
 /* Expected records. */
 
 static void
-items_add(struct items *l, uint8_t type, uint64_t seq, const void *data,
-    size_t len)
+items_add(
+    struct items *l, uint8_t type, uint64_t seq, const void *data, size_t len)
 {
 	struct item *it;
 
@@ -523,7 +526,7 @@ static void
 fill_payload(unsigned char *p, uint64_t seq, size_t len)
 {
 	uint64_t x = seq * 0x9e3779b97f4a7c15ull + 1;
-	size_t i;
+	size_t	 i;
 
 	for (i = 0; i < len; i++) {
 		x ^= x << 13;
@@ -539,7 +542,7 @@ encode_group(struct items *exp, const uint64_t *seqs, const size_t *lens,
     size_t n, size_t *total)
 {
 	unsigned char *buf, *payload;
-	size_t i, off = 0;
+	size_t	       i, off = 0;
 
 	*total = 0;
 	for (i = 0; i < n; i++)
@@ -551,12 +554,12 @@ encode_group(struct items *exp, const uint64_t *seqs, const size_t *lens,
 		assert_non_null(payload);
 		fill_payload(payload, seqs[i], lens[i]);
 		/* The last record of a group carries the group-end flag. */
-		journal_record_encode(buf + off, type_of(seqs[i]) |
-		    (i == n - 1 ? JOURNAL_GROUP_END : 0), seqs[i], payload,
-		    lens[i]);
+		journal_record_encode(buf + off,
+		    type_of(seqs[i]) | (i == n - 1 ? JOURNAL_GROUP_END : 0),
+		    seqs[i], payload, lens[i]);
 		if (exp != NULL)
-			items_add(exp, type_of(seqs[i]), seqs[i], payload,
-			    lens[i]);
+			items_add(
+			    exp, type_of(seqs[i]), seqs[i], payload, lens[i]);
 		free(payload);
 		off += journal_record_size(lens[i]);
 	}
@@ -569,9 +572,9 @@ write_seqs(struct journal *j, struct items *exp, const uint64_t *seqs,
     const size_t *lens, size_t n)
 {
 	unsigned char *buf;
-	char *cause = NULL;
-	size_t total;
-	int rc;
+	char	      *cause = NULL;
+	size_t	       total;
+	int	       rc;
 
 	buf = encode_group(exp, seqs, lens, n, &total);
 	rc = journal_write(j, buf, total, seqs[0], seqs[n - 1], &cause);
@@ -591,7 +594,7 @@ write_group(struct journal *j, struct items *exp, uint64_t first,
     const size_t *lens, size_t n)
 {
 	uint64_t *seqs;
-	size_t *l, i;
+	size_t	 *l, i;
 
 	seqs = malloc(n * sizeof(*seqs));
 	l = malloc(n * sizeof(*l));
@@ -607,8 +610,8 @@ write_group(struct journal *j, struct items *exp, uint64_t first,
 
 /* Records first..first+n-1, all with payloads of len bytes. */
 static void
-write_uniform(struct journal *j, struct items *exp, uint64_t first, size_t n,
-    size_t len)
+write_uniform(
+    struct journal *j, struct items *exp, uint64_t first, size_t n, size_t len)
 {
 	size_t *lens, i;
 
@@ -642,7 +645,7 @@ jopen_ok(const char *dir, size_t segment_max, size_t record_max, int salvage,
     struct journal_recovery *rec)
 {
 	struct journal *j;
-	char *cause;
+	char	       *cause;
 
 	j = jopen(dir, segment_max, record_max, salvage, rec, &cause);
 	if (j == NULL)
@@ -657,15 +660,15 @@ static char *
 jopen_fail(const char *dir, size_t segment_max, size_t record_max)
 {
 	struct journal_recovery rec;
-	struct journal *j;
-	char *cause;
+	struct journal	       *j;
+	char		       *cause;
 
 	j = jopen(dir, segment_max, record_max, 0, &rec, &cause);
 	if (j != NULL) {
 		journal_close(j);
 		print_error("journal_open %s succeeded: %" PRIu64 " records, "
-		    "%" PRIu64 " bytes cut\n", dir, rec.records,
-		    rec.truncated_bytes);
+			    "%" PRIu64 " bytes cut\n",
+		    dir, rec.records, rec.truncated_bytes);
 		fail();
 	}
 	assert_non_null(cause);
@@ -673,13 +676,13 @@ jopen_fail(const char *dir, size_t segment_max, size_t record_max)
 }
 
 struct collect {
-	struct items	 got;
-	uint64_t	 fail_at;	/* return -1 at this seq; 0: never */
+	struct items got;
+	uint64_t     fail_at; /* return -1 at this seq; 0: never */
 };
 
 static int
-collect_cb(void *arg, uint8_t type, uint64_t seq, const void *payload,
-    size_t len)
+collect_cb(
+    void *arg, uint8_t type, uint64_t seq, const void *payload, size_t len)
 {
 	struct collect *c = arg;
 
@@ -693,11 +696,11 @@ collect_cb(void *arg, uint8_t type, uint64_t seq, const void *payload,
 static void
 check_replay(struct journal *j, uint64_t after, const struct items *exp)
 {
-	struct collect c;
+	struct collect	   c;
 	const struct item *e, *g;
-	char *cause = NULL;
-	size_t i, k = 0;
-	int rc;
+	char		  *cause = NULL;
+	size_t		   i, k = 0;
+	int		   rc;
 
 	memset(&c, 0, sizeof(c));
 	rc = journal_replay(j, after, collect_cb, &c, &cause);
@@ -710,7 +713,8 @@ check_replay(struct journal *j, uint64_t after, const struct items *exp)
 			continue;
 		if (k >= c.got.n) {
 			print_error("replay after %" PRIu64 " stopped before "
-			    "seq %" PRIu64 "\n", after, e->seq);
+				    "seq %" PRIu64 "\n",
+			    after, e->seq);
 			fail();
 		}
 		g = &c.got.v[k++];
@@ -762,8 +766,8 @@ test_crc32c_check_value(void **state)
 	static const char check[] = "123456789";
 
 	(void)state;
-	assert_int_equal(crc32c_ref(0, (const unsigned char *)check, 9),
-	    0xe3069283u);
+	assert_int_equal(
+	    crc32c_ref(0, (const unsigned char *)check, 9), 0xe3069283u);
 	assert_int_equal(crc32c_sw(0, check, 9), 0xe3069283u);
 	assert_int_equal(crc32c_extend(0, check, 9), 0xe3069283u);
 	if (crc32c_hw_available())
@@ -782,8 +786,7 @@ test_crc32c_check_value(void **state)
 		assert_int_equal(crc32c_sw(0, z, sizeof(z)), 0x8a9136aau);
 		assert_int_equal(crc32c_extend(0, z, sizeof(z)), 0x8a9136aau);
 		assert_int_equal(crc32c_sw(0, ff, sizeof(ff)), 0x62a8ab43u);
-		assert_int_equal(crc32c_extend(0, ff, sizeof(ff)),
-		    0x62a8ab43u);
+		assert_int_equal(crc32c_extend(0, ff, sizeof(ff)), 0x62a8ab43u);
 	}
 }
 
@@ -791,9 +794,9 @@ static void
 test_crc32c_sw_hw_agree(void **state)
 {
 	unsigned char *buf;
-	size_t len, start, i;
-	uint32_t sw, hw;
-	int have_hw = crc32c_hw_available();
+	size_t	       len, start, i;
+	uint32_t       sw, hw;
+	int	       have_hw = crc32c_hw_available();
 
 	(void)state;
 	buf = malloc(4096 + 16);
@@ -806,8 +809,8 @@ test_crc32c_sw_hw_agree(void **state)
 		sw = crc32c_sw(0, buf + start, len);
 		hw = crc_hw(0, buf + start, len);
 		if (sw != hw) {
-			print_error("len %zu start %zu: sw %08x hw %08x\n",
-			    len, start, sw, hw);
+			print_error("len %zu start %zu: sw %08x hw %08x\n", len,
+			    start, sw, hw);
 			fail();
 		}
 		assert_int_equal(crc32c_extend(0, buf + start, len), sw);
@@ -835,8 +838,8 @@ static void
 test_crc32c_extend_parts(void **state)
 {
 	unsigned char buf[1031];
-	uint32_t whole, a;
-	size_t cut;
+	uint32_t      whole, a;
+	size_t	      cut;
 
 	(void)state;
 	for (cut = 0; cut < sizeof(buf); cut++)
@@ -845,14 +848,14 @@ test_crc32c_extend_parts(void **state)
 	assert_int_equal(crc32c_extend(0, buf, sizeof(buf)), whole);
 	for (cut = 0; cut <= sizeof(buf); cut++) {
 		a = crc32c_extend(0, buf, cut);
-		assert_int_equal(crc32c_extend(a, buf + cut,
-		    sizeof(buf) - cut), whole);
+		assert_int_equal(
+		    crc32c_extend(a, buf + cut, sizeof(buf) - cut), whole);
 		a = crc32c_sw(0, buf, cut);
-		assert_int_equal(crc32c_sw(a, buf + cut, sizeof(buf) - cut),
-		    whole);
+		assert_int_equal(
+		    crc32c_sw(a, buf + cut, sizeof(buf) - cut), whole);
 		a = crc_hw(0, buf, cut);
-		assert_int_equal(crc_hw(a, buf + cut, sizeof(buf) - cut),
-		    whole);
+		assert_int_equal(
+		    crc_hw(a, buf + cut, sizeof(buf) - cut), whole);
 	}
 	/* Three parts, hardware and software mixed. */
 	a = crc32c_sw(0, buf, 5);
@@ -864,19 +867,20 @@ test_crc32c_extend_parts(void **state)
 static void
 test_crc32c_mask(void **state)
 {
-	static const uint32_t edge[] = { 0, 1, 0x7fffffffu, 0x80000000u,
-	    0xffffffffu, 0xa282ead8u, 0xe3069283u };
-	uint32_t crc;
-	size_t i;
+	static const uint32_t edge[] = {0, 1, 0x7fffffffu, 0x80000000u,
+	    0xffffffffu, 0xa282ead8u, 0xe3069283u};
+	uint32_t	      crc;
+	size_t		      i;
 
 	(void)state;
 	for (i = 0; i < sizeof(edge) / sizeof(edge[0]) + 10000; i++) {
-		crc = i < sizeof(edge) / sizeof(edge[0]) ? edge[i] :
-		    (uint32_t)rng();
+		crc = i < sizeof(edge) / sizeof(edge[0]) ? edge[i]
+							 : (uint32_t)rng();
 		assert_int_equal(crc32c_unmask(crc32c_mask(crc)), crc);
 		assert_int_equal(crc32c_mask(crc32c_unmask(crc)), crc);
-		assert_int_equal(crc32c_unmask(crc32c_unmask(
-		    crc32c_mask(crc32c_mask(crc)))), crc);
+		assert_int_equal(
+		    crc32c_unmask(crc32c_unmask(crc32c_mask(crc32c_mask(crc)))),
+		    crc);
 	}
 	/* The LevelDB mask: rotate right by 15, add the delta. */
 	assert_int_equal(crc32c_mask(0), 0xa282ead8u);
@@ -894,7 +898,7 @@ test_record_format(void **state)
 	unsigned char payload[100], a[JOURNAL_RECORD_HEADER + 100];
 	unsigned char b[JOURNAL_RECORD_HEADER + 100];
 	unsigned char e[JOURNAL_RECORD_HEADER];
-	uint64_t seq = 0x0102030405060708ull;
+	uint64_t      seq = 0x0102030405060708ull;
 
 	(void)state;
 	assert_int_equal(journal_record_size(0), JOURNAL_RECORD_HEADER);
@@ -906,8 +910,8 @@ test_record_format(void **state)
 	assert_int_equal(a[8], 0xab);
 	assert_int_equal(le64(a + 9), seq);
 	assert_memory_equal(a + JOURNAL_RECORD_HEADER, payload, 100);
-	assert_int_equal(le32(a), crc32c_mask(crc32c_ref(0, a + 4,
-	    JOURNAL_RECORD_HEADER - 4 + 100)));
+	assert_int_equal(le32(a),
+	    crc32c_mask(crc32c_ref(0, a + 4, JOURNAL_RECORD_HEADER - 4 + 100)));
 	/* Sealing a payload already in place gives the same bytes. */
 	memcpy(b + JOURNAL_RECORD_HEADER, payload, sizeof(payload));
 	journal_record_seal(b, 0xab, seq, sizeof(payload));
@@ -925,13 +929,13 @@ test_record_format(void **state)
 static void
 test_empty_journal(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct journal_stats st;
-	struct items none;
-	struct journal *j;
-	char *cause = NULL;
-	struct stat sb;
+	struct journal_stats	st;
+	struct items		none;
+	struct journal	       *j;
+	char		       *cause = NULL;
+	struct stat		sb;
 
 	memset(&none, 0, sizeof(none));
 	/* The folder does not exist yet: open makes it. */
@@ -967,13 +971,13 @@ test_empty_journal(void **state)
 static void
 test_round_trip(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct journal_stats st;
-	struct items exp;
-	struct journal *j;
-	uint64_t seq = 1, after;
-	size_t i, lens[8];
+	struct journal_stats	st;
+	struct items		exp;
+	struct journal	       *j;
+	uint64_t		seq = 1, after;
+	size_t			i, lens[8];
 
 	memset(&exp, 0, sizeof(exp));
 	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
@@ -986,13 +990,13 @@ test_round_trip(void **state)
 		if (i == 3)
 			lens[0] = 0;
 		if (i == 7)
-			lens[n - 1] = RECORD_MAX;	/* exactly the limit */
+			lens[n - 1] = RECORD_MAX; /* exactly the limit */
 		if (i == 11)
 			lens[0] = RECORD_MAX - 1;
 		write_group(j, &exp, seq, lens, n);
 		seq += n;
 	}
-	write_uniform(j, &exp, seq, 5, 0);		/* all empty */
+	write_uniform(j, &exp, seq, 5, 0); /* all empty */
 	seq += 5;
 	assert_int_equal(exp.n, seq - 1);
 	/* Before closing, the journal replays what it has. */
@@ -1009,7 +1013,7 @@ test_round_trip(void **state)
 	for (after = 1; after <= seq; after += 7)
 		check_replay(j, after, &exp);
 	check_replay(j, seq - 2, &exp);
-	check_replay(j, seq - 1, &exp);		/* nothing */
+	check_replay(j, seq - 1, &exp); /* nothing */
 	check_replay(j, UINT64_MAX, &exp);
 	/* Appending after a reopen continues the same log. */
 	write_group(j, &exp, seq, NULL, 3);
@@ -1023,12 +1027,12 @@ test_round_trip(void **state)
 static void
 test_replay_callback_error(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct collect c;
-	struct items exp;
-	struct journal *j;
-	char *cause = NULL;
+	struct collect		c;
+	struct items		exp;
+	struct journal	       *j;
+	char		       *cause = NULL;
 
 	memset(&exp, 0, sizeof(exp));
 	memset(&c, 0, sizeof(c));
@@ -1056,16 +1060,16 @@ test_replay_callback_error(void **state)
 static void
 test_replay_error_keeps_segments(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct segscan s0;
-	struct collect c;
-	struct items exp;
-	struct journal *j;
-	uint64_t seq = 1, *seqs, last0;
-	char *cause = NULL;
-	size_t nseg, f0, f1 = 0, f2 = 0;
-	int rc0, rc1 = 0, n0, n1 = -1, n2 = -1;
+	struct segscan		s0;
+	struct collect		c;
+	struct items		exp;
+	struct journal	       *j;
+	uint64_t		seq = 1, *seqs, last0;
+	char		       *cause = NULL;
+	size_t			nseg, f0, f1 = 0, f2 = 0;
+	int			rc0, rc1 = 0, n0, n1 = -1, n2 = -1;
 
 	memset(&exp, 0, sizeof(exp));
 	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
@@ -1100,7 +1104,8 @@ test_replay_error_keeps_segments(void **state)
 		free(cause);
 		cause = NULL;
 		items_free(&c.got);
-		/* Only records before s0.seq[1] are durable: segment 0 stays. */
+		/* Only records before s0.seq[1] are durable: segment 0 stays.
+		 */
 		n1 = journal_release(j, s0.seq[0]);
 		f1 = count_segments(t->dir);
 		if (n1 == 0) {
@@ -1119,7 +1124,8 @@ test_replay_error_keeps_segments(void **state)
 	assert_int_equal(rc0, -1);
 	if (n0 != 0)
 		print_error("replay failed at seq 1, then journal_release(0) "
-		    "deleted %d segment(s) holding seqs up to %" PRIu64 "\n",
+			    "deleted %d segment(s) holding seqs up to %" PRIu64
+			    "\n",
 		    n0, last0);
 	assert_int_equal(n0, 0);
 	assert_int_equal(f0, nseg);
@@ -1136,14 +1142,14 @@ test_replay_error_keeps_segments(void **state)
 static void
 test_record_max(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct segscan ss;
-	struct items exp;
-	struct journal *j;
-	char path[PATH_MAX], *cause;
-	unsigned char *orig;
-	size_t size;
+	struct segscan		ss;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX], *cause;
+	unsigned char	       *orig;
+	size_t			size;
 
 	memset(&exp, 0, sizeof(exp));
 	seg_path(path, sizeof(path), t->dir, 1);
@@ -1200,11 +1206,10 @@ test_record_max(void **state)
 
 /* Make dst a copy of the segments read into bufs, the last cut to len. */
 static void
-copy_truncated(const char *dst, const uint64_t *seqs,
-    size_t nseg, unsigned char *const *bufs, const size_t *sizes,
-    size_t len)
+copy_truncated(const char *dst, const uint64_t *seqs, size_t nseg,
+    unsigned char *const *bufs, const size_t *sizes, size_t len)
 {
-	char path[PATH_MAX];
+	char   path[PATH_MAX];
 	size_t i;
 
 	rm_rf(dst);
@@ -1218,16 +1223,16 @@ copy_truncated(const char *dst, const uint64_t *seqs,
 static void
 test_truncate_every_byte(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct journal_stats st;
-	struct segscan last;
-	struct items exp, want;
-	struct journal *j;
-	unsigned char **bufs;
-	char path[PATH_MAX];
-	uint64_t seq = 1, *seqs, before, len, cut;
-	size_t nseg, *sizes, i, whole, lens[3] = { 33, 0, 41 };
+	struct journal_stats	st;
+	struct segscan		last;
+	struct items		exp, want;
+	struct journal	       *j;
+	unsigned char	      **bufs;
+	char			path[PATH_MAX];
+	uint64_t		seq = 1, *seqs, before, len, cut;
+	size_t			nseg, *sizes, i, whole, lens[3] = {33, 0, 41};
 
 	memset(&exp, 0, sizeof(exp));
 	/* Several segments, the last with a few records. */
@@ -1236,7 +1241,7 @@ test_truncate_every_byte(void **state)
 		write_group(j, &exp, seq, NULL, 3);
 		seq += 3;
 	}
-	write_group(j, &exp, seq, lens, 3);	/* 33, then 0 and 41 last */
+	write_group(j, &exp, seq, lens, 3); /* 33, then 0 and 41 last */
 	seq += 3;
 	journal_close(j);
 
@@ -1252,15 +1257,14 @@ test_truncate_every_byte(void **state)
 		seg_path(path, sizeof(path), t->dir, seqs[i]);
 		bufs[i] = read_all(path, &sizes[i]);
 	}
-	before = exp.n - last.n;	/* records in earlier segments */
+	before = exp.n - last.n; /* records in earlier segments */
 	seg_path(path, sizeof(path), t->work, seqs[nseg - 1]);
 
 	for (len = last.off[last.n - 2]; len < last.size; len++) {
-		copy_truncated(t->work, seqs, nseg, bufs, sizes,
-		    (size_t)len);
+		copy_truncated(t->work, seqs, nseg, bufs, sizes, (size_t)len);
 		/* The records wholly present survive. */
-		for (whole = 0; whole < last.n &&
-		    last.off[whole + 1] <= len; whole++)
+		for (whole = 0; whole < last.n && last.off[whole + 1] <= len;
+		     whole++)
 			;
 		cut = last.off[whole];
 		memset(&want, 0, sizeof(want));
@@ -1297,12 +1301,12 @@ test_truncate_every_byte(void **state)
 static void
 test_zero_tail(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct items exp;
-	struct journal *j;
-	char path[PATH_MAX];
-	uint64_t size;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX];
+	uint64_t		size;
 
 	memset(&exp, 0, sizeof(exp));
 	seg_path(path, sizeof(path), t->dir, 1);
@@ -1346,14 +1350,14 @@ test_zero_tail(void **state)
 static void
 test_prezero(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct segscan ss;
-	struct items exp;
-	struct journal *j;
-	char path[PATH_MAX];
-	uint64_t seq = 1, size;
-	int i;
+	struct segscan		ss;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX];
+	uint64_t		seq = 1, size;
+	int			i;
 
 	memset(&exp, 0, sizeof(exp));
 	jopen_prezero = 4096;
@@ -1375,18 +1379,18 @@ test_prezero(void **state)
 
 	/* Damage the last record's last byte, as a torn write would. */
 	{
-		uint64_t *seqs;
-		size_t nseg = segment_seqs(t->dir, &seqs);
+		uint64_t     *seqs;
+		size_t	      nseg = segment_seqs(t->dir, &seqs);
 		unsigned char z = 0xff;
-		int fd;
+		int	      fd;
 
 		seg_path(path, sizeof(path), t->dir, seqs[nseg - 1]);
 		seg_scan(t->dir, seqs[nseg - 1], &ss);
 		free(seqs);
 		size = ss.off[ss.n - 1];
 		assert_true((fd = open(path, O_WRONLY)) >= 0);
-		assert_int_equal(pwrite(fd, &z, 1, (off_t)(ss.off[ss.n] - 1)),
-		    1);
+		assert_int_equal(
+		    pwrite(fd, &z, 1, (off_t)(ss.off[ss.n] - 1)), 1);
 		close(fd);
 	}
 	seg_free(&ss);
@@ -1432,16 +1436,16 @@ damage_points(uint64_t off, size_t len, uint64_t *where, int *bit)
 static void
 test_flip_middle_last_segment(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct segscan ss;
-	struct items exp;
-	struct journal *j;
-	char path[PATH_MAX], *cause;
-	unsigned char *orig, *now;
-	uint64_t where[32], bad;
-	size_t size, size2, npt, k, victim;
-	int bit[32];
+	struct segscan		ss;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX], *cause;
+	unsigned char	       *orig, *now;
+	uint64_t		where[32], bad;
+	size_t			size, size2, npt, k, victim;
+	int			bit[32];
 
 	memset(&exp, 0, sizeof(exp));
 	seg_path(path, sizeof(path), t->dir, 1);
@@ -1454,7 +1458,7 @@ test_flip_middle_last_segment(void **state)
 	assert_int_equal(ss.n, 11);
 	orig = read_all(path, &size);
 
-	victim = 5;			/* seq 6, with five good records after */
+	victim = 5; /* seq 6, with five good records after */
 	bad = ss.off[victim];
 	npt = damage_points(bad, 120, where, bit);
 	for (k = 0; k < npt; k++) {
@@ -1492,15 +1496,15 @@ test_flip_middle_last_segment(void **state)
 static void
 test_flip_middle_earlier_segment(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct segscan s0, s1;
-	struct items exp;
-	struct journal *j;
-	char path[PATH_MAX], *cause;
-	unsigned char *orig;
-	uint64_t seq = 1, *seqs, bad;
-	size_t size, nseg, victim, before, i;
+	struct segscan		s0, s1;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX], *cause;
+	unsigned char	       *orig;
+	uint64_t		seq = 1, *seqs, bad;
+	size_t			size, nseg, victim, before, i;
 
 	memset(&exp, 0, sizeof(exp));
 	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
@@ -1525,7 +1529,7 @@ test_flip_middle_earlier_segment(void **state)
 		victim = i == 0 ? s0.n / 2 : s0.n - 1;
 		bad = s0.off[victim];
 		write_all(path, orig, size);
-		flip_bit(path, bad + 11, 2);	/* in the seq */
+		flip_bit(path, bad + 11, 2); /* in the seq */
 		cause = jopen_fail(t->dir, 1024, RECORD_MAX);
 		assert_cause_names(cause, seqs[0], bad);
 		free(cause);
@@ -1537,7 +1541,7 @@ test_flip_middle_earlier_segment(void **state)
 	victim = s0.n / 2;
 	bad = s0.off[victim];
 	write_all(path, orig, size);
-	flip_bit(path, s0.off[victim + 1] - 1, 6);	/* its last byte */
+	flip_bit(path, s0.off[victim + 1] - 1, 6); /* its last byte */
 	j = jopen_ok(t->dir, 1024, RECORD_MAX, 1, &rec);
 	before = victim;
 	items_cut(&exp, before);
@@ -1561,16 +1565,16 @@ test_flip_middle_earlier_segment(void **state)
 static void
 test_flip_last_record(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct segscan ss;
-	struct items exp, want;
-	struct journal *j;
-	char path[PATH_MAX];
-	unsigned char *orig;
-	uint64_t where[32], bad;
-	size_t size, npt, k, i;
-	int bit[32];
+	struct segscan		ss;
+	struct items		exp, want;
+	struct journal	       *j;
+	char			path[PATH_MAX];
+	unsigned char	       *orig;
+	uint64_t		where[32], bad;
+	size_t			size, npt, k, i;
+	int			bit[32];
 
 	memset(&exp, 0, sizeof(exp));
 	seg_path(path, sizeof(path), t->dir, 1);
@@ -1610,14 +1614,14 @@ test_flip_last_record(void **state)
 static void
 test_rotation(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct journal_stats st;
-	struct segscan ss;
-	struct items exp;
-	struct journal *j;
-	uint64_t seq = 1, *seqs, bytes, big_first;
-	size_t nseg, nseg2, i, n, lens[3] = { 2000, 2000, 2000 };
+	struct journal_stats	st;
+	struct segscan		ss;
+	struct items		exp;
+	struct journal	       *j;
+	uint64_t		seq = 1, *seqs, bytes, big_first;
+	size_t			nseg, nseg2, i, n, lens[3] = {2000, 2000, 2000};
 
 	memset(&exp, 0, sizeof(exp));
 	j = jopen_ok(t->dir, 4096, RECORD_MAX, 0, &rec);
@@ -1688,15 +1692,15 @@ test_rotation(void **state)
 static void
 test_release(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct journal_stats st;
-	struct segscan *ss;
-	struct items exp, left;
-	struct journal *j;
-	char path[PATH_MAX];
-	uint64_t seq = 1, *seqs, bytes, deleted = 0;
-	size_t nseg, i, k, gone = 0;
+	struct journal_stats	st;
+	struct segscan	       *ss;
+	struct items		exp, left;
+	struct journal	       *j;
+	char			path[PATH_MAX];
+	uint64_t		seq = 1, *seqs, bytes, deleted = 0;
+	size_t			nseg, i, k, gone = 0;
 
 	memset(&exp, 0, sizeof(exp));
 	memset(&left, 0, sizeof(left));
@@ -1741,7 +1745,8 @@ test_release(void **state)
 	assert_int_equal(st.bytes, bytes);
 
 	/* Everything durable: all but the segment being written. */
-	assert_int_equal(journal_release(j, UINT64_MAX), (int)(nseg - 1 - gone));
+	assert_int_equal(
+	    journal_release(j, UINT64_MAX), (int)(nseg - 1 - gone));
 	deleted += nseg - 1 - gone;
 	gone = nseg - 1;
 	assert_int_equal(count_segments(t->dir), 1);
@@ -1785,15 +1790,15 @@ test_release(void **state)
 static void
 test_torn_header(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct journal_stats st;
-	struct items exp;
-	struct journal *j;
-	char path[PATH_MAX];
-	unsigned char *hdr;
-	uint64_t seq = 1, *seqs;
-	size_t size, nseg, nseg2;
+	struct journal_stats	st;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX];
+	unsigned char	       *hdr;
+	uint64_t		seq = 1, *seqs;
+	size_t			size, nseg, nseg2;
 
 	memset(&exp, 0, sizeof(exp));
 	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
@@ -1857,19 +1862,19 @@ test_torn_header(void **state)
 static void
 test_header_only_segment(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct segscan ss;
-	struct items exp;
-	struct journal *j;
-	char path[PATH_MAX];
-	unsigned char *buf;
-	size_t size;
+	struct segscan		ss;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX];
+	unsigned char	       *buf;
+	size_t			size;
 
 	memset(&exp, 0, sizeof(exp));
 	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
 	write_uniform(j, &exp, 1, 3, 300);
-	write_uniform(j, &exp, 4, 3, 300);	/* rotates: segment 4 */
+	write_uniform(j, &exp, 4, 3, 300); /* rotates: segment 4 */
 	journal_close(j);
 	assert_int_equal(count_segments(t->dir), 2);
 	/* Cut segment 4 back to its header, as if its records never came. */
@@ -1903,8 +1908,7 @@ test_header_only_segment(void **state)
 	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
 	write_uniform(j, &exp, 4, 4, 300);
 	assert_int_equal(count_segments(t->dir), 2);
-	assert_int_equal(file_size(path),
-	    JOURNAL_HEADER_SIZE + 4 * (17 + 300));
+	assert_int_equal(file_size(path), JOURNAL_HEADER_SIZE + 4 * (17 + 300));
 	j = reopen_check(j, t->dir, 1024, &exp);
 	journal_close(j);
 	items_free(&exp);
@@ -1913,15 +1917,15 @@ test_header_only_segment(void **state)
 static void
 test_bad_header_not_last(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct items exp;
-	struct journal *j;
-	char path[PATH_MAX], *cause;
-	unsigned char *orig;
-	uint64_t seq = 1, *seqs;
-	size_t size, nseg, k;
-	static const size_t where[] = { 0, 7, 9, 13, 17, 25, 33 };
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX], *cause;
+	unsigned char	       *orig;
+	uint64_t		seq = 1, *seqs;
+	size_t			size, nseg, k;
+	static const size_t	where[] = {0, 7, 9, 13, 17, 25, 33};
 
 	memset(&exp, 0, sizeof(exp));
 	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
@@ -1980,14 +1984,14 @@ test_bad_header_not_last(void **state)
 static void
 test_bad_header_last_with_records(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct items exp;
-	struct journal *j;
-	char path[PATH_MAX], *cause;
-	uint64_t seq = 1, *seqs;
-	size_t nseg, size;
-	int opened, named, exists;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX], *cause;
+	uint64_t		seq = 1, *seqs;
+	size_t			nseg, size;
+	int			opened, named, exists;
 
 	memset(&exp, 0, sizeof(exp));
 	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
@@ -2002,12 +2006,12 @@ test_bad_header_last_with_records(void **state)
 	size = (size_t)file_size(path);
 	assert_true(size > JOURNAL_HEADER_SIZE);
 
-	flip_bit(path, 26, 1);			/* in the salt */
+	flip_bit(path, 26, 1); /* in the salt */
 	j = jopen(t->dir, 1024, RECORD_MAX, 0, &rec, &cause);
 	opened = j != NULL;
 	journal_close(j);
-	named = cause != NULL &&
-	    strstr(cause, path + strlen(t->dir) + 1) != NULL;
+	named =
+	    cause != NULL && strstr(cause, path + strlen(t->dir) + 1) != NULL;
 	free(cause);
 	exists = file_exists(path);
 	free(seqs);
@@ -2015,8 +2019,8 @@ test_bad_header_last_with_records(void **state)
 
 	if (opened)
 		print_error("journal_open succeeded with %" PRIu64 " of the "
-		    "records; %s was %s\n", rec.records, path,
-		    exists ? "kept" : "deleted");
+			    "records; %s was %s\n",
+		    rec.records, path, exists ? "kept" : "deleted");
 	assert_false(opened);
 	assert_true(named);
 	assert_true(exists);
@@ -2029,15 +2033,15 @@ test_bad_header_last_with_records(void **state)
 static void
 test_seq_backwards(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct segscan ss;
-	struct items exp;
-	struct journal *j;
-	char path[PATH_MAX], *cause;
-	unsigned char *buf, pl[40];
-	uint64_t seqs[3];
-	size_t size, lens[3] = { 40, 40, 40 };
+	struct segscan		ss;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX], *cause;
+	unsigned char	       *buf, pl[40];
+	uint64_t		seqs[3];
+	size_t			size, lens[3] = {40, 40, 40};
 
 	memset(&exp, 0, sizeof(exp));
 	/* Within a segment: 1..5, then 3, then 6..8. */
@@ -2047,7 +2051,7 @@ test_seq_backwards(void **state)
 	write_seqs(j, NULL, seqs, lens, 1);
 	write_group(j, NULL, 6, NULL, 3);
 	journal_close(j);
-	seg_scan(t->dir, 1, &ss);	/* record 5 is the seq 3 */
+	seg_scan(t->dir, 1, &ss); /* record 5 is the seq 3 */
 	cause = jopen_fail(t->dir, BIG_SEGMENT, RECORD_MAX);
 	assert_cause_names(cause, 1, ss.off[5]);
 	free(cause);
@@ -2076,11 +2080,11 @@ test_seq_backwards(void **state)
 	 */
 	rm_rf(t->dir);
 	j = jopen_ok(t->dir, 200, RECORD_MAX, 0, &rec);
-	write_group(j, NULL, 10, lens, 3);	/* segment 10: 10..12 */
+	write_group(j, NULL, 10, lens, 3); /* segment 10: 10..12 */
 	seqs[0] = 5;
 	seqs[1] = 6;
-	write_seqs(j, NULL, seqs, lens, 2);	/* segment 5: 5, 6 */
-	write_group(j, NULL, 20, lens, 2);	/* segment 20: 20, 21 */
+	write_seqs(j, NULL, seqs, lens, 2); /* segment 5: 5, 6 */
+	write_group(j, NULL, 20, lens, 2);  /* segment 20: 20, 21 */
 	journal_close(j);
 	assert_int_equal(count_segments(t->dir), 3);
 	j = jopen_ok(t->dir, 200, RECORD_MAX, 0, &rec);
@@ -2106,8 +2110,8 @@ test_seq_backwards(void **state)
 	assert_int_equal(size, JOURNAL_HEADER_SIZE + 2 * (17 + 40));
 	fill_payload(pl, 7, sizeof(pl));
 	journal_record_encode(buf + JOURNAL_HEADER_SIZE, 1, 7, pl, sizeof(pl));
-	journal_record_encode(buf + JOURNAL_HEADER_SIZE + 17 + 40, 1, 8, pl,
-	    sizeof(pl));
+	journal_record_encode(
+	    buf + JOURNAL_HEADER_SIZE + 17 + 40, 1, 8, pl, sizeof(pl));
 	write_all(path, buf, size);
 	free(buf);
 	cause = jopen_fail(t->dir, 200, RECORD_MAX);
@@ -2122,15 +2126,15 @@ test_seq_backwards(void **state)
 static void
 test_stats(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct journal_stats st;
-	struct items exp;
-	struct journal *j;
-	unsigned char *buf;
-	char path[PATH_MAX], *cause = NULL;
-	uint64_t seqs[1] = { 100 };
-	size_t total, lens[1] = { 10 }, i;
+	struct journal_stats	st;
+	struct items		exp;
+	struct journal	       *j;
+	unsigned char	       *buf;
+	char			path[PATH_MAX], *cause = NULL;
+	uint64_t		seqs[1] = {100};
+	size_t			total, lens[1] = {10}, i;
 
 	memset(&exp, 0, sizeof(exp));
 	seg_path(path, sizeof(path), t->dir, 1);
@@ -2144,8 +2148,8 @@ test_stats(void **state)
 	for (i = 0; i < 5; i++) {
 		seqs[0] = 1 + i;
 		buf = encode_group(&exp, seqs, lens, 1, &total);
-		assert_int_equal(journal_write(j, buf, total, seqs[0], seqs[0],
-		    &cause), 0);
+		assert_int_equal(
+		    journal_write(j, buf, total, seqs[0], seqs[0], &cause), 0);
 		free(buf);
 		if (i % 2 == 0)
 			assert_int_equal(journal_sync(j, &cause), 0);
@@ -2155,8 +2159,8 @@ test_stats(void **state)
 	assert_int_equal(st.fsyncs, 3);
 	assert_int_equal(st.segments, 1);
 	assert_int_equal(st.bytes, file_size(path));
-	assert_int_equal(st.bytes,
-	    JOURNAL_HEADER_SIZE + 5 * journal_record_size(10));
+	assert_int_equal(
+	    st.bytes, JOURNAL_HEADER_SIZE + 5 * journal_record_size(10));
 	assert_true(st.fsync_ns_max >= st.fsync_ns_last);
 	assert_true(st.fsync_ns_total >= st.fsync_ns_max);
 	assert_true(st.fsync_ns_total > 0);
@@ -2183,18 +2187,18 @@ test_stats(void **state)
 static void
 test_write_failure_cuts_back(void **state)
 {
-	struct tmp *t = *state;
+	struct tmp	       *t = *state;
 	struct journal_recovery rec;
-	struct journal_stats st0, st1;
-	struct sigaction sa, old_sa;
-	struct rlimit old, lim;
-	struct items exp;
-	struct journal *j;
-	unsigned char *buf;
-	char path[PATH_MAX], *cause = NULL;
-	uint64_t size0, size1, seqs[4] = { 11, 12, 13, 14 };
-	size_t total, lens[4] = { 300, 300, 300, 300 };
-	int rc, lim_rc;
+	struct journal_stats	st0, st1;
+	struct sigaction	sa, old_sa;
+	struct rlimit		old, lim;
+	struct items		exp;
+	struct journal	       *j;
+	unsigned char	       *buf;
+	char			path[PATH_MAX], *cause = NULL;
+	uint64_t		size0, size1, seqs[4] = {11, 12, 13, 14};
+	size_t			total, lens[4] = {300, 300, 300, 300};
+	int			rc, lim_rc;
 
 	memset(&exp, 0, sizeof(exp));
 	seg_path(path, sizeof(path), t->dir, 1);
@@ -2288,50 +2292,43 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_crc32c_check_value),
-		cmocka_unit_test(test_crc32c_sw_hw_agree),
-		cmocka_unit_test(test_crc32c_extend_parts),
-		cmocka_unit_test(test_crc32c_mask),
-		cmocka_unit_test(test_record_format),
-		cmocka_unit_test_setup_teardown(test_empty_journal, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_round_trip, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_replay_callback_error,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_replay_error_keeps_segments, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_record_max, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_truncate_every_byte,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_prezero, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_zero_tail, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_flip_middle_last_segment,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_flip_middle_earlier_segment, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flip_last_record, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_rotation, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_release, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_torn_header, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_header_only_segment,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_header_not_last,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_bad_header_last_with_records, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_seq_backwards, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_failure_cuts_back,
-		    setup, teardown),
+	    cmocka_unit_test(test_crc32c_check_value),
+	    cmocka_unit_test(test_crc32c_sw_hw_agree),
+	    cmocka_unit_test(test_crc32c_extend_parts),
+	    cmocka_unit_test(test_crc32c_mask),
+	    cmocka_unit_test(test_record_format),
+	    cmocka_unit_test_setup_teardown(
+		test_empty_journal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_replay_callback_error, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_replay_error_keeps_segments, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_record_max, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_truncate_every_byte, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_prezero, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_zero_tail, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_flip_middle_last_segment, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_flip_middle_earlier_segment, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_flip_last_record, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_torn_header, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_header_only_segment, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_bad_header_not_last, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_bad_header_last_with_records, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_seq_backwards, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_write_failure_cuts_back, setup, teardown),
 	};
 
 	/* Quiet: the journal's warnings about cut tails are expected. */

@@ -35,7 +35,7 @@ static json_t *
 parse_answer(const char *line)
 {
 	json_error_t err;
-	json_t *j;
+	json_t	    *j;
 
 	assert_non_null(line);
 	j = json_loads(line, 0, &err);
@@ -49,7 +49,7 @@ parse_answer(const char *line)
 static json_t *
 ask(int fd, const char *request)
 {
-	char *line = raw_roundtrip(fd, request);
+	char   *line = raw_roundtrip(fd, request);
 	json_t *j;
 
 	if (line == NULL)
@@ -74,7 +74,7 @@ assert_ok(json_t *j)
 static void
 assert_error(json_t *j, const char *code)
 {
-	json_t *e = json_object_get(j, "error");
+	json_t	   *e = json_object_get(j, "error");
 	const char *c;
 
 	assert_true(json_is_false(json_object_get(j, "ok")));
@@ -123,7 +123,7 @@ group_teardown(void **state)
 static void
 test_ping_and_id(void **state)
 {
-	int fd = connect_shared();
+	int	fd = connect_shared();
 	json_t *j;
 
 	j = ask(fd, "{\"op\":\"ping\"}");
@@ -151,12 +151,12 @@ test_ping_and_id(void **state)
 static void
 test_set_get_del(void **state)
 {
-	int fd = connect_shared();
+	int	   fd = connect_shared();
 	json_int_t v1, v2;
-	json_t *j, *val;
+	json_t	  *j, *val;
 
 	j = ask(fd, "{\"op\":\"set\",\"key\":\"t:a\",\"value\":{\"x\": [1, 2, "
-	    "\"three\"]}}");
+		    "\"three\"]}}");
 	assert_ok(j);
 	v1 = json_integer_value(json_object_get(j, "version"));
 	assert_true(v1 > 0);
@@ -172,10 +172,11 @@ test_set_get_del(void **state)
 
 	/* The value is stored compact. */
 	{
-		char *line = raw_roundtrip(fd, "{\"op\":\"get\",\"key\":\"t:a\"}");
+		char *line =
+		    raw_roundtrip(fd, "{\"op\":\"get\",\"key\":\"t:a\"}");
 
-		assert_non_null(strstr(line,
-		    "\"value\":{\"x\":[1,2,\"three\"]}"));
+		assert_non_null(
+		    strstr(line, "\"value\":{\"x\":[1,2,\"three\"]}"));
 		free(line);
 	}
 
@@ -200,22 +201,24 @@ test_set_get_del(void **state)
 static void
 test_every_value_type(void **state)
 {
-	static const char *values[] = { "null", "true", "false", "0", "-1.5e3",
+	static const char *values[] = {"null", "true", "false", "0", "-1.5e3",
 	    "\"\"", "\"h\\u00e9\\n\"", "[]", "{}", "[[[]]]",
-	    "{\"a\":{\"b\":null}}", "12345678901234567890" };
-	char req[256], *line, *p;
-	size_t i;
-	int fd = connect_shared();
-	json_t *j;
+	    "{\"a\":{\"b\":null}}", "12345678901234567890"};
+	char		   req[256], *line, *p;
+	size_t		   i;
+	int		   fd = connect_shared();
+	json_t		  *j;
 
 	for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-		snprintf(req, sizeof(req), "{\"op\":\"set\",\"key\":\"t:v%zu\","
-		    "\"value\":%s}", i, values[i]);
+		snprintf(req, sizeof(req),
+		    "{\"op\":\"set\",\"key\":\"t:v%zu\","
+		    "\"value\":%s}",
+		    i, values[i]);
 		j = ask(fd, req);
 		assert_ok(j);
 		json_decref(j);
-		snprintf(req, sizeof(req), "{\"op\":\"get\",\"key\":\"t:v%zu\"}",
-		    i);
+		snprintf(
+		    req, sizeof(req), "{\"op\":\"get\",\"key\":\"t:v%zu\"}", i);
 		line = raw_roundtrip(fd, req);
 		assert_non_null(line);
 		p = strstr(line, "\"value\":");
@@ -231,7 +234,7 @@ test_every_value_type(void **state)
 static void
 test_mget(void **state)
 {
-	int fd = connect_shared();
+	int	fd = connect_shared();
 	json_t *j, *vals;
 
 	j = ask(fd, "{\"op\":\"set\",\"key\":\"m:1\",\"value\":1}");
@@ -259,26 +262,32 @@ test_mget(void **state)
 static void
 test_if_version(void **state)
 {
-	int fd = connect_shared();
-	char req[256];
+	int	   fd = connect_shared();
+	char	   req[256];
 	json_int_t v;
-	json_t *j;
+	json_t	  *j;
 
 	/* 0: must not exist. */
 	j = ask(fd, "{\"op\":\"set\",\"key\":\"cas\",\"value\":1,"
-	    "\"if_version\":0}");
+		    "\"if_version\":0}");
 	assert_ok(j);
 	v = json_integer_value(json_object_get(j, "version"));
 	json_decref(j);
-	ask_error(fd, "{\"op\":\"set\",\"key\":\"cas\",\"value\":2,"
-	    "\"if_version\":0}", "conflict");
+	ask_error(fd,
+	    "{\"op\":\"set\",\"key\":\"cas\",\"value\":2,"
+	    "\"if_version\":0}",
+	    "conflict");
 
-	snprintf(req, sizeof(req), "{\"op\":\"set\",\"key\":\"cas\","
-	    "\"value\":2,\"if_version\":%lld}", (long long)v + 1000);
+	snprintf(req, sizeof(req),
+	    "{\"op\":\"set\",\"key\":\"cas\","
+	    "\"value\":2,\"if_version\":%lld}",
+	    (long long)v + 1000);
 	ask_error(fd, req, "conflict");
 
-	snprintf(req, sizeof(req), "{\"op\":\"set\",\"key\":\"cas\","
-	    "\"value\":2,\"if_version\":%lld}", (long long)v);
+	snprintf(req, sizeof(req),
+	    "{\"op\":\"set\",\"key\":\"cas\","
+	    "\"value\":2,\"if_version\":%lld}",
+	    (long long)v);
 	j = ask(fd, req);
 	assert_ok(j);
 	json_decref(j);
@@ -294,14 +303,14 @@ test_if_version(void **state)
 static void
 test_ttl(void **state)
 {
-	int fd = connect_shared();
+	int	fd = connect_shared();
 	json_t *j;
 
 	j = ask(fd, "{\"op\":\"set\",\"key\":\"ttl:1\",\"value\":1,\"ttl\":1}");
 	assert_ok(j);
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"set\",\"key\":\"ttl:long\",\"value\":1,"
-	    "\"ttl\":3600}");
+		    "\"ttl\":3600}");
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"get\",\"key\":\"ttl:1\"}");
 	assert_ok(j);
@@ -322,25 +331,27 @@ test_ttl(void **state)
 static void
 test_durability_validated(void **state)
 {
-	int fd = connect_shared();
+	int	fd = connect_shared();
 	json_t *j;
 
 	j = ask(fd, "{\"op\":\"set\",\"key\":\"d\",\"value\":1,"
-	    "\"durability\":\"async\"}");
+		    "\"durability\":\"async\"}");
 	assert_ok(j);
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"del\",\"key\":\"d\",\"durability\":\"commit\"}");
 	assert_ok(j);
 	json_decref(j);
-	ask_error(fd, "{\"op\":\"set\",\"key\":\"d\",\"value\":1,"
-	    "\"durability\":\"fast\"}", "bad_request");
+	ask_error(fd,
+	    "{\"op\":\"set\",\"key\":\"d\",\"value\":1,"
+	    "\"durability\":\"fast\"}",
+	    "bad_request");
 	close(fd);
 }
 
 static void
 test_sync_and_stats(void **state)
 {
-	int fd = connect_shared();
+	int	fd = connect_shared();
 	json_t *j, *st;
 
 	j = ask(fd, "{\"op\":\"set\",\"key\":\"s\",\"value\":1}");
@@ -354,16 +365,16 @@ test_sync_and_stats(void **state)
 	assert_ok(j);
 	st = json_object_get(j, "stats");
 	assert_true(json_is_object(st));
-	assert_true(json_integer_value(json_object_get(json_object_get(st,
-	    "connections"), "current")) >= 1);
-	assert_true(json_integer_value(json_object_get(json_object_get(st,
-	    "cache"), "entries")) >= 1);
-	assert_true(json_integer_value(json_object_get(json_object_get(st,
-	    "cache"), "limit")) > 0);
-	assert_true(json_integer_value(json_object_get(json_object_get(st,
-	    "process"), "rss_bytes")) > 0);
-	assert_true(json_integer_value(json_object_get(json_object_get(st,
-	    "writes"), "acknowledged")) >= 1);
+	assert_true(json_integer_value(json_object_get(
+			json_object_get(st, "connections"), "current")) >= 1);
+	assert_true(json_integer_value(json_object_get(
+			json_object_get(st, "cache"), "entries")) >= 1);
+	assert_true(json_integer_value(json_object_get(
+			json_object_get(st, "cache"), "limit")) > 0);
+	assert_true(json_integer_value(json_object_get(
+			json_object_get(st, "process"), "rss_bytes")) > 0);
+	assert_true(json_integer_value(json_object_get(
+			json_object_get(st, "writes"), "acknowledged")) >= 1);
 	json_decref(j);
 	close(fd);
 }
@@ -372,18 +383,19 @@ test_sync_and_stats(void **state)
 static void
 test_pipeline_1000(void **state)
 {
-	int fd = connect_shared();
-	size_t cap = 1000 * 80, len = 0;
-	char *buf = malloc(cap), *line;
+	int	fd = connect_shared();
+	size_t	cap = 1000 * 80, len = 0;
+	char   *buf = malloc(cap), *line;
 	json_t *j;
-	int i;
+	int	i;
 
 	assert_non_null(buf);
 	for (i = 0; i < 1000; i++) {
 		if (i % 2 == 0)
 			len += (size_t)snprintf(buf + len, cap - len,
 			    "{\"op\":\"set\",\"key\":\"p:%d\",\"value\":%d,"
-			    "\"id\":%d}\n", i, i, i);
+			    "\"id\":%d}\n",
+			    i, i, i);
 		else
 			len += (size_t)snprintf(buf + len, cap - len,
 			    "{\"op\":\"get\",\"key\":\"p:%d\",\"id\":%d}\n",
@@ -395,11 +407,12 @@ test_pipeline_1000(void **state)
 		j = parse_answer(line);
 		free(line);
 		assert_ok(j);
-		assert_int_equal(json_integer_value(json_object_get(j, "id")),
-		    i);
+		assert_int_equal(
+		    json_integer_value(json_object_get(j, "id")), i);
 		if (i % 2 == 1)
-			assert_int_equal(json_integer_value(json_object_get(j,
-			    "value")), i - 1);
+			assert_int_equal(
+			    json_integer_value(json_object_get(j, "value")),
+			    i - 1);
 		json_decref(j);
 	}
 	free(buf);
@@ -410,28 +423,28 @@ static void
 test_bad_requests_keep_connection(void **state)
 {
 	static const char *bad[] = {
-		"not json",
-		"{",
-		"{\"op\":\"get\"",
-		"[1,2]",
-		"\"just a string\"",
-		"",
-		"{}",
-		"{\"op\":1}",
-		"{\"op\":\"launch\"}",
-		"{\"op\":\"get\"}",
-		"{\"op\":\"get\",\"key\":\"\"}",
-		"{\"op\":\"get\",\"key\":5}",
-		"{\"op\":\"get\",\"key\":\"a\",\"extra\":1}",
-		"{\"op\":\"get\",\"key\":\"a\",\"key\":\"b\"}",
-		"{\"op\":\"set\",\"key\":\"a\"}",
-		"{\"op\":\"set\",\"key\":\"a\",\"value\":1,\"if_version\":-1}",
-		"{\"op\":\"ping\"} trailing",
-		"{\"op\":\"get\",\"key\":\"\\ud800\"}",
-		"{\"op\":\"ping\",\"id\":[1]}",
+	    "not json",
+	    "{",
+	    "{\"op\":\"get\"",
+	    "[1,2]",
+	    "\"just a string\"",
+	    "",
+	    "{}",
+	    "{\"op\":1}",
+	    "{\"op\":\"launch\"}",
+	    "{\"op\":\"get\"}",
+	    "{\"op\":\"get\",\"key\":\"\"}",
+	    "{\"op\":\"get\",\"key\":5}",
+	    "{\"op\":\"get\",\"key\":\"a\",\"extra\":1}",
+	    "{\"op\":\"get\",\"key\":\"a\",\"key\":\"b\"}",
+	    "{\"op\":\"set\",\"key\":\"a\"}",
+	    "{\"op\":\"set\",\"key\":\"a\",\"value\":1,\"if_version\":-1}",
+	    "{\"op\":\"ping\"} trailing",
+	    "{\"op\":\"get\",\"key\":\"\\ud800\"}",
+	    "{\"op\":\"ping\",\"id\":[1]}",
 	};
-	int fd = connect_shared();
-	size_t i;
+	int	fd = connect_shared();
+	size_t	i;
 	json_t *j;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -447,24 +460,25 @@ test_bad_requests_keep_connection(void **state)
 static void
 test_invalid_utf8(void **state)
 {
-	int fd = connect_shared();
+	int	fd = connect_shared();
 	json_t *j;
 
 	/* Raw invalid bytes inside a key and inside a value. */
 	ask_error(fd, "{\"op\":\"get\",\"key\":\"a\xff\"}", "bad_request");
 	ask_error(fd, "{\"op\":\"set\",\"key\":\"a\",\"value\":[\"\xc0\x80\"]}",
 	    "bad_request");
-	ask_error(fd, "{\"op\":\"set\",\"key\":\"a\",\"value\":\"\xed\xa0\x80\"}",
+	ask_error(fd,
+	    "{\"op\":\"set\",\"key\":\"a\",\"value\":\"\xed\xa0\x80\"}",
 	    "bad_request");
 	/* Valid multi-byte UTF-8 is fine. */
 	j = ask(fd, "{\"op\":\"set\",\"key\":\"\xc3\xa9t\xc3\xa9\",\"value\":"
-	    "\"\xe2\x82\xac\"}");
+		    "\"\xe2\x82\xac\"}");
 	assert_ok(j);
 	json_decref(j);
 	j = ask(fd, "{\"op\":\"get\",\"key\":\"\\u00e9t\\u00e9\"}");
 	assert_ok(j);
-	assert_string_equal(json_string_value(json_object_get(j, "value")),
-	    "\xe2\x82\xac");
+	assert_string_equal(
+	    json_string_value(json_object_get(j, "value")), "\xe2\x82\xac");
 	json_decref(j);
 	close(fd);
 }
@@ -472,21 +486,21 @@ test_invalid_utf8(void **state)
 static void
 test_key_limit(void **state)
 {
-	char req[2200], key[1100];
-	int fd = connect_shared();
+	char	req[2200], key[1100];
+	int	fd = connect_shared();
 	json_t *j;
 
 	memset(key, 'k', 1024);
 	key[1024] = '\0';
-	snprintf(req, sizeof(req), "{\"op\":\"set\",\"key\":\"%s\",\"value\":1}",
-	    key);
+	snprintf(req, sizeof(req),
+	    "{\"op\":\"set\",\"key\":\"%s\",\"value\":1}", key);
 	j = ask(fd, req);
 	assert_ok(j);
 	json_decref(j);
 	key[1024] = 'k';
 	key[1025] = '\0';
-	snprintf(req, sizeof(req), "{\"op\":\"set\",\"key\":\"%s\",\"value\":1}",
-	    key);
+	snprintf(req, sizeof(req),
+	    "{\"op\":\"set\",\"key\":\"%s\",\"value\":1}", key);
 	ask_error(fd, req, "bad_request");
 	close(fd);
 }
@@ -494,13 +508,14 @@ test_key_limit(void **state)
 static void
 test_deep_nesting(void **state)
 {
-	size_t n = 100000, i, len = 0;
-	char *req = malloc(n * 2 + 100);
+	size_t	n = 100000, i, len = 0;
+	char   *req = malloc(n * 2 + 100);
 	json_t *j;
-	int fd = connect_shared();
+	int	fd = connect_shared();
 
 	assert_non_null(req);
-	len += (size_t)sprintf(req, "{\"op\":\"set\",\"key\":\"deep\",\"value\":");
+	len +=
+	    (size_t)sprintf(req, "{\"op\":\"set\",\"key\":\"deep\",\"value\":");
 	for (i = 0; i < n; i++)
 		req[len++] = '[';
 	for (i = 0; i < n; i++)
@@ -519,11 +534,11 @@ test_deep_nesting(void **state)
 static void
 test_line_too_large(void **state)
 {
-	size_t n = 1024 * 1024 + 10;
-	char *big = malloc(n + 1);
-	char *line;
+	size_t	n = 1024 * 1024 + 10;
+	char   *big = malloc(n + 1);
+	char   *line;
 	json_t *j;
-	int fd = connect_shared(), fd2;
+	int	fd = connect_shared(), fd2;
 
 	assert_non_null(big);
 	memset(big, ' ', n);
@@ -562,17 +577,17 @@ test_line_too_large(void **state)
 static void
 test_line_limit_exact(void **state)
 {
-	static const char *args[] = { "--max-line", "4096", NULL };
+	static const char *args[] = {"--max-line", "4096", NULL};
 	struct daemon_proc d;
-	char req[4200], *line;
-	size_t pre, i;
-	json_t *j;
-	int fd;
+	char		   req[4200], *line;
+	size_t		   pre, i;
+	json_t		  *j;
+	int		   fd;
 
 	assert_int_equal(daemon_start(&d, args), 0);
 	fd = raw_connect(d.sock);
-	pre = (size_t)snprintf(req, sizeof(req),
-	    "{\"op\":\"set\",\"key\":\"x\",\"value\":\"");
+	pre = (size_t)snprintf(
+	    req, sizeof(req), "{\"op\":\"set\",\"key\":\"x\",\"value\":\"");
 	for (i = pre; i < 4096 - 2; i++)
 		req[i] = 'v';
 	memcpy(req + 4094, "\"}", 2);
@@ -598,10 +613,10 @@ test_line_limit_exact(void **state)
 static void
 test_mget_limit(void **state)
 {
-	static const char *args[] = { "--mget-max", "3", NULL };
+	static const char *args[] = {"--mget-max", "3", NULL};
 	struct daemon_proc d;
-	json_t *j;
-	int fd;
+	json_t		  *j;
+	int		   fd;
 
 	assert_int_equal(daemon_start(&d, args), 0);
 	fd = raw_connect(d.sock);
@@ -623,11 +638,13 @@ test_mget_limit(void **state)
 static void
 test_partial_line_disconnect(void **state)
 {
-	int fd = connect_shared();
+	int	fd = connect_shared();
 	json_t *j;
 
-	assert_int_equal(raw_sends(fd, "{\"op\":\"set\",\"key\":\"partial\","
-	    "\"value\":1}\n{\"op\":\"set\",\"key\":\"par"), 0);
+	assert_int_equal(
+	    raw_sends(fd, "{\"op\":\"set\",\"key\":\"partial\","
+			  "\"value\":1}\n{\"op\":\"set\",\"key\":\"par"),
+	    0);
 	free(raw_readline(fd, 5000));
 	close(fd);
 
@@ -642,11 +659,13 @@ test_partial_line_disconnect(void **state)
 static void
 test_half_close(void **state)
 {
-	int fd = connect_shared();
+	int   fd = connect_shared();
 	char *line;
 
-	assert_int_equal(raw_sends(fd, "{\"op\":\"ping\",\"id\":1}\n"
-	    "{\"op\":\"ping\",\"id\":2}\n{\"op\":\"pi"), 0);
+	assert_int_equal(
+	    raw_sends(fd, "{\"op\":\"ping\",\"id\":1}\n"
+			  "{\"op\":\"ping\",\"id\":2}\n{\"op\":\"pi"),
+	    0);
 	assert_int_equal(shutdown(fd, SHUT_WR), 0);
 	line = raw_readline(fd, 5000);
 	assert_non_null(strstr(line, "\"id\":1"));
@@ -677,7 +696,7 @@ raise_nofile(rlim_t want)
 static void
 test_1000_connections(void **state)
 {
-	int fds[1000], i;
+	int   fds[1000], i;
 	char *line;
 
 	raise_nofile(4096);
@@ -686,8 +705,8 @@ test_1000_connections(void **state)
 		assert_true(fds[i] >= 0);
 	}
 	for (i = 0; i < 1000; i++)
-		assert_int_equal(raw_sends(fds[i],
-		    "{\"op\":\"ping\",\"id\":1}\n"), 0);
+		assert_int_equal(
+		    raw_sends(fds[i], "{\"op\":\"ping\",\"id\":1}\n"), 0);
 	for (i = 0; i < 1000; i++) {
 		line = raw_readline(fds[i], 10000);
 		assert_non_null(line);
@@ -701,11 +720,11 @@ test_1000_connections(void **state)
 static void
 test_max_connections(void **state)
 {
-	static const char *args[] = { "--max-connections", "5", NULL };
+	static const char *args[] = {"--max-connections", "5", NULL};
 	struct daemon_proc d;
-	int fds[5], fd, i;
-	char *line;
-	json_t *j;
+	int		   fds[5], fd, i;
+	char		  *line;
+	json_t		  *j;
 
 	assert_int_equal(daemon_start(&d, args), 0);
 	/* The start probe's connection may still be counted: settle. */
@@ -742,7 +761,7 @@ test_max_connections(void **state)
 static json_t *
 stats_of(const char *sock)
 {
-	int fd = raw_connect(sock);
+	int	fd = raw_connect(sock);
 	json_t *j;
 
 	assert_true(fd >= 0);
@@ -758,13 +777,13 @@ stats_of(const char *sock)
 static void
 test_client_never_reads(void **state)
 {
-	static const char *args[] = { "--max-output", "256KB", NULL };
+	static const char *args[] = {"--max-output", "256KB", NULL};
 	struct daemon_proc d;
-	char *value, *req, *line;
-	size_t vlen = 64 * 1024, i;
-	int hog, fd, sent = 0;
-	long long rss_before, rss_after;
-	json_t *j, *st;
+	char		  *value, *req, *line;
+	size_t		   vlen = 64 * 1024, i;
+	int		   hog, fd, sent = 0;
+	long long	   rss_before, rss_after;
+	json_t		  *j, *st;
 
 	assert_int_equal(daemon_start(&d, args), 0);
 	fd = raw_connect(d.sock);
@@ -772,15 +791,18 @@ test_client_never_reads(void **state)
 	assert_non_null(value);
 	memset(value, 'x', vlen);
 	req = malloc(vlen + 128);
-	snprintf(req, vlen + 128, "{\"op\":\"set\",\"key\":\"big\",\"value\":"
-	    "\"%.*s\"}", (int)vlen, value);
+	snprintf(req, vlen + 128,
+	    "{\"op\":\"set\",\"key\":\"big\",\"value\":"
+	    "\"%.*s\"}",
+	    (int)vlen, value);
 	j = ask(fd, req);
 	assert_ok(j);
 	json_decref(j);
 
 	j = stats_of(d.sock);
-	rss_before = json_integer_value(json_object_get(json_object_get(
-	    json_object_get(j, "stats"), "process"), "rss_bytes"));
+	rss_before = json_integer_value(json_object_get(
+	    json_object_get(json_object_get(j, "stats"), "process"),
+	    "rss_bytes"));
 	json_decref(j);
 
 	/* The hog asks for the 64 KB value over and over, never reading. */
@@ -806,10 +828,10 @@ test_client_never_reads(void **state)
 	}
 	j = stats_of(d.sock);
 	st = json_object_get(j, "stats");
-	assert_true(json_integer_value(json_object_get(json_object_get(st,
-	    "connections"), "paused")) >= 1);
-	rss_after = json_integer_value(json_object_get(json_object_get(st,
-	    "process"), "rss_bytes"));
+	assert_true(json_integer_value(json_object_get(
+			json_object_get(st, "connections"), "paused")) >= 1);
+	rss_after = json_integer_value(
+	    json_object_get(json_object_get(st, "process"), "rss_bytes"));
 	json_decref(j);
 	/*
 	 * Unbounded, the hog's answers would be sent * 64 KB (gigabytes);
@@ -827,10 +849,10 @@ test_client_never_reads(void **state)
 static void
 test_idle_timeout(void **state)
 {
-	static const char *args[] = { "--idle-timeout", "300ms", NULL };
+	static const char *args[] = {"--idle-timeout", "300ms", NULL};
 	struct daemon_proc d;
-	json_t *j;
-	int fd;
+	json_t		  *j;
+	int		   fd;
 
 	assert_int_equal(daemon_start(&d, args), 0);
 	fd = raw_connect(d.sock);
@@ -848,14 +870,15 @@ static void
 test_sigterm(void **state)
 {
 	struct daemon_proc d;
-	struct stat sb;
-	char *line;
-	int fd, i;
+	struct stat	   sb;
+	char		  *line;
+	int		   fd, i;
 
 	assert_int_equal(daemon_start(&d, NULL), 0);
 	fd = raw_connect(d.sock);
 	assert_int_equal(raw_sends(fd, "{\"op\":\"ping\",\"id\":1}\n"
-	    "{\"op\":\"ping\",\"id\":2}\n"), 0);
+				       "{\"op\":\"ping\",\"id\":2}\n"),
+	    0);
 	line = raw_readline(fd, 5000);
 	free(line);
 	assert_int_equal(daemon_stop(&d), 0);
@@ -877,9 +900,9 @@ static void
 test_stale_socket(void **state)
 {
 	struct daemon_proc d;
-	char path[400];
-	json_t *j;
-	int fd;
+	char		   path[400];
+	json_t		  *j;
+	int		   fd;
 
 	assert_int_equal(daemon_start(&d, NULL), 0);
 	/* Kill it hard: the socket file stays behind. */
@@ -926,9 +949,9 @@ test_stale_socket(void **state)
 
 	/* A regular file in the way: refuse and leave it. */
 	{
-		char cmd[1400];
+		char	    cmd[1400];
 		struct stat sb;
-		int f = open(path, O_WRONLY | O_CREAT, 0600);
+		int	    f = open(path, O_WRONLY | O_CREAT, 0600);
 
 		assert_true(f >= 0);
 		close(f);
@@ -957,40 +980,40 @@ int
 main(void)
 {
 	const struct CMUnitTest shared_tests[] = {
-		cmocka_unit_test(test_ping_and_id),
-		cmocka_unit_test(test_set_get_del),
-		cmocka_unit_test(test_every_value_type),
-		cmocka_unit_test(test_mget),
-		cmocka_unit_test(test_if_version),
-		cmocka_unit_test(test_ttl),
-		cmocka_unit_test(test_durability_validated),
-		cmocka_unit_test(test_sync_and_stats),
-		cmocka_unit_test(test_pipeline_1000),
-		cmocka_unit_test(test_bad_requests_keep_connection),
-		cmocka_unit_test(test_invalid_utf8),
-		cmocka_unit_test(test_key_limit),
-		cmocka_unit_test(test_deep_nesting),
-		cmocka_unit_test(test_line_too_large),
-		cmocka_unit_test(test_partial_line_disconnect),
-		cmocka_unit_test(test_half_close),
-		cmocka_unit_test(test_1000_connections),
-		cmocka_unit_test(test_socket_mode),
+	    cmocka_unit_test(test_ping_and_id),
+	    cmocka_unit_test(test_set_get_del),
+	    cmocka_unit_test(test_every_value_type),
+	    cmocka_unit_test(test_mget),
+	    cmocka_unit_test(test_if_version),
+	    cmocka_unit_test(test_ttl),
+	    cmocka_unit_test(test_durability_validated),
+	    cmocka_unit_test(test_sync_and_stats),
+	    cmocka_unit_test(test_pipeline_1000),
+	    cmocka_unit_test(test_bad_requests_keep_connection),
+	    cmocka_unit_test(test_invalid_utf8),
+	    cmocka_unit_test(test_key_limit),
+	    cmocka_unit_test(test_deep_nesting),
+	    cmocka_unit_test(test_line_too_large),
+	    cmocka_unit_test(test_partial_line_disconnect),
+	    cmocka_unit_test(test_half_close),
+	    cmocka_unit_test(test_1000_connections),
+	    cmocka_unit_test(test_socket_mode),
 	};
 	const struct CMUnitTest own_tests[] = {
-		cmocka_unit_test(test_line_limit_exact),
-		cmocka_unit_test(test_mget_limit),
-		cmocka_unit_test(test_max_connections),
-		cmocka_unit_test(test_client_never_reads),
-		cmocka_unit_test(test_idle_timeout),
-		cmocka_unit_test(test_sigterm),
-		cmocka_unit_test(test_stale_socket),
+	    cmocka_unit_test(test_line_limit_exact),
+	    cmocka_unit_test(test_mget_limit),
+	    cmocka_unit_test(test_max_connections),
+	    cmocka_unit_test(test_client_never_reads),
+	    cmocka_unit_test(test_idle_timeout),
+	    cmocka_unit_test(test_sigterm),
+	    cmocka_unit_test(test_stale_socket),
 	};
 	int failed;
 
 	signal(SIGPIPE, SIG_IGN);
-	failed = cmocka_run_group_tests_name("server", shared_tests,
-	    group_setup, group_teardown);
-	failed += cmocka_run_group_tests_name("server-options", own_tests,
-	    NULL, NULL);
+	failed = cmocka_run_group_tests_name(
+	    "server", shared_tests, group_setup, group_teardown);
+	failed += cmocka_run_group_tests_name(
+	    "server-options", own_tests, NULL, NULL);
 	return failed;
 }

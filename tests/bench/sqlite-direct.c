@@ -53,50 +53,50 @@
 
 #include <sqlite3.h>
 
-#define DIRECT_EXIT_OK		0
-#define DIRECT_EXIT_USAGE	1
-#define DIRECT_EXIT_FAILED	2
+#define DIRECT_EXIT_OK	   0
+#define DIRECT_EXIT_USAGE  1
+#define DIRECT_EXIT_FAILED 2
 
-#define DIRECT_PROCS_MAX	1024
-#define DIRECT_SIZE_MAX		(64 * 1024 * 1024)
-#define DIRECT_BUSY_TIMEOUT_MS	5000
-#define DIRECT_FILE_DEFAULT	"sqlite-direct.db"
+#define DIRECT_PROCS_MAX       1024
+#define DIRECT_SIZE_MAX	       (64 * 1024 * 1024)
+#define DIRECT_BUSY_TIMEOUT_MS 5000
+#define DIRECT_FILE_DEFAULT    "sqlite-direct.db"
 
 /* Latency histogram in nanoseconds: see the top of the file. */
-#define HIST_SUB_BITS		4
-#define HIST_SUB		(1U << HIST_SUB_BITS)
-#define HIST_MAX_EXP		40
-#define HIST_BUCKETS		((HIST_MAX_EXP - HIST_SUB_BITS + 2) * HIST_SUB)
+#define HIST_SUB_BITS 4
+#define HIST_SUB      (1U << HIST_SUB_BITS)
+#define HIST_MAX_EXP  40
+#define HIST_BUCKETS  ((HIST_MAX_EXP - HIST_SUB_BITS + 2) * HIST_SUB)
 
 struct direct_config {
-	unsigned	 procs;
-	double		 duration;
-	size_t		 size;
-	const char	*file;
-	int		 csv;
+	unsigned    procs;
+	double	    duration;
+	size_t	    size;
+	const char *file;
+	int	    csv;
 };
 
 struct hist {
-	uint64_t	 count[HIST_BUCKETS];
-	uint64_t	 total;
-	uint64_t	 max;
+	uint64_t count[HIST_BUCKETS];
+	uint64_t total;
+	uint64_t max;
 };
 
 /* One child's results; only that child writes its slot. */
 struct direct_slot {
-	uint64_t	 rows;		/* committed within the window */
-	uint64_t	 late;		/* committed after it */
-	uint64_t	 busy;
-	uint64_t	 t_start;	/* ns, monotonic */
-	uint64_t	 t_end;
-	int		 failed;
-	char		 cause[256];
-	struct hist	 hist;
+	uint64_t    rows; /* committed within the window */
+	uint64_t    late; /* committed after it */
+	uint64_t    busy;
+	uint64_t    t_start; /* ns, monotonic */
+	uint64_t    t_end;
+	int	    failed;
+	char	    cause[256];
+	struct hist hist;
 };
 
-static void	usage(FILE *, int) __attribute__((noreturn));
-static void	die(const char *, ...)
-		    __attribute__((format(printf, 1, 2), noreturn));
+static void usage(FILE *, int) __attribute__((noreturn));
+static void die(const char *, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 static const char *direct_progname = "sqlite-direct";
 
@@ -127,29 +127,40 @@ static void
 usage(FILE *f, int status)
 {
 	fprintf(f,
-"Usage: %s [options]\n"
-"The baseline for stashd: PROCS processes insert straight into one SQLite\n"
-"file, each with its own connection (WAL, synchronous=FULL,\n"
-"busy_timeout=%d), one transaction per INSERT of a BYTES blob.\n"
-"\n"
-"  -p, --procs PROCS      writer processes (default 8)\n"
-"      --duration SECS    seconds each process inserts (default 10;\n"
-"                         decimals allowed)\n"
-"  -d, --size BYTES       bytes of each row's blob (default 100)\n"
-"  -f, --file FILE        database file, created when missing, kept\n"
-"                         afterwards (default " DIRECT_FILE_DEFAULT ")\n"
-"      --csv              print a CSV header line and one result line\n"
-"  -h, --help             show this help and exit\n"
-"\n"
-"Prints the rows each process committed within its SECS from its start,\n"
-"SECS, total rows/s, the slowest, mean and fastest process's rows/s, the\n"
-"latency p50 and p99 of a successful INSERT in microseconds, and\n"
-"the count of SQLITE_BUSY (\"database is locked\") errors: a process that\n"
-"gets one counts it and goes on. Inserts that ended after the window (a\n"
-"wait for the lock can last busy_timeout) are shown apart, not counted.\n"
-"\n"
-"Exit status: 0 when every process ran to the end (busy errors included),\n"
-"1 on a usage error, 2 on any other error.\n",
+	    "Usage: %s [options]\n"
+	    "The baseline for stashd: PROCS processes insert straight into one "
+	    "SQLite\n"
+	    "file, each with its own connection (WAL, synchronous=FULL,\n"
+	    "busy_timeout=%d), one transaction per INSERT of a BYTES blob.\n"
+	    "\n"
+	    "  -p, --procs PROCS      writer processes (default 8)\n"
+	    "      --duration SECS    seconds each process inserts (default "
+	    "10;\n"
+	    "                         decimals allowed)\n"
+	    "  -d, --size BYTES       bytes of each row's blob (default 100)\n"
+	    "  -f, --file FILE        database file, created when missing, "
+	    "kept\n"
+	    "                         afterwards (default " DIRECT_FILE_DEFAULT
+	    ")\n"
+	    "      --csv              print a CSV header line and one result "
+	    "line\n"
+	    "  -h, --help             show this help and exit\n"
+	    "\n"
+	    "Prints the rows each process committed within its SECS from its "
+	    "start,\n"
+	    "SECS, total rows/s, the slowest, mean and fastest process's "
+	    "rows/s, the\n"
+	    "latency p50 and p99 of a successful INSERT in microseconds, and\n"
+	    "the count of SQLITE_BUSY (\"database is locked\") errors: a "
+	    "process that\n"
+	    "gets one counts it and goes on. Inserts that ended after the "
+	    "window (a\n"
+	    "wait for the lock can last busy_timeout) are shown apart, not "
+	    "counted.\n"
+	    "\n"
+	    "Exit status: 0 when every process ran to the end (busy errors "
+	    "included),\n"
+	    "1 on a usage error, 2 on any other error.\n",
 	    direct_progname, DIRECT_BUSY_TIMEOUT_MS);
 	exit(status);
 }
@@ -171,7 +182,7 @@ parse_ull(const char *s, unsigned long long min, unsigned long long max,
     const char *what)
 {
 	unsigned long long v;
-	char *end;
+	char		  *end;
 
 	if (*s == '\0' || !isdigit((unsigned char)*s))
 		usage_error(what, s);
@@ -187,16 +198,14 @@ parse_args(struct direct_config *cfg, int argc, char **argv)
 {
 	enum { OPT_DURATION = 256, OPT_CSV };
 	static const struct option longopts[] = {
-		{ "procs",	required_argument,	NULL, 'p' },
-		{ "duration",	required_argument,	NULL, OPT_DURATION },
-		{ "size",	required_argument,	NULL, 'd' },
-		{ "file",	required_argument,	NULL, 'f' },
-		{ "csv",	no_argument,		NULL, OPT_CSV },
-		{ "help",	no_argument,		NULL, 'h' },
-		{ NULL,		0,			NULL, 0 }
-	};
+	    {"procs", required_argument, NULL, 'p'},
+	    {"duration", required_argument, NULL, OPT_DURATION},
+	    {"size", required_argument, NULL, 'd'},
+	    {"file", required_argument, NULL, 'f'},
+	    {"csv", no_argument, NULL, OPT_CSV},
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	char *end;
-	int ch;
+	int   ch;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->procs = 8;
@@ -204,12 +213,12 @@ parse_args(struct direct_config *cfg, int argc, char **argv)
 	cfg->size = 100;
 	cfg->file = DIRECT_FILE_DEFAULT;
 
-	while ((ch = getopt_long(argc, argv, "p:d:f:h", longopts, NULL)) !=
-	    -1) {
+	while (
+	    (ch = getopt_long(argc, argv, "p:d:f:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
-			cfg->procs = (unsigned)parse_ull(optarg, 1,
-			    DIRECT_PROCS_MAX, "bad process count");
+			cfg->procs = (unsigned)parse_ull(
+			    optarg, 1, DIRECT_PROCS_MAX, "bad process count");
 			break;
 		case OPT_DURATION:
 			errno = 0;
@@ -220,21 +229,17 @@ parse_args(struct direct_config *cfg, int argc, char **argv)
 				usage_error("bad duration", optarg);
 			break;
 		case 'd':
-			cfg->size = (size_t)parse_ull(optarg, 0,
-			    DIRECT_SIZE_MAX, "bad blob size");
+			cfg->size = (size_t)parse_ull(
+			    optarg, 0, DIRECT_SIZE_MAX, "bad blob size");
 			break;
 		case 'f':
 			if (*optarg == '\0')
 				usage_error("bad file", "empty name");
 			cfg->file = optarg;
 			break;
-		case OPT_CSV:
-			cfg->csv = 1;
-			break;
-		case 'h':
-			usage(stdout, DIRECT_EXIT_OK);
-		default:
-			usage(stderr, DIRECT_EXIT_USAGE);
+		case OPT_CSV: cfg->csv = 1; break;
+		case 'h': usage(stdout, DIRECT_EXIT_OK);
+		default: usage(stderr, DIRECT_EXIT_USAGE);
 		}
 	}
 	if (optind != argc)
@@ -252,7 +257,7 @@ hist_index(uint64_t v)
 	if (e > HIST_MAX_EXP)
 		return HIST_BUCKETS - 1;
 	return (size_t)(e - HIST_SUB_BITS + 1) * HIST_SUB +
-	    (size_t)((v >> (e - HIST_SUB_BITS)) - HIST_SUB);
+	       (size_t)((v >> (e - HIST_SUB_BITS)) - HIST_SUB);
 }
 
 /* The highest value that falls into bucket i. */
@@ -267,7 +272,7 @@ hist_upper(size_t i)
 	e = (unsigned)(i / HIST_SUB) + HIST_SUB_BITS - 1;
 	m = i % HIST_SUB;
 	return ((HIST_SUB + m) << (e - HIST_SUB_BITS)) +
-	    (1ULL << (e - HIST_SUB_BITS)) - 1;
+	       (1ULL << (e - HIST_SUB_BITS)) - 1;
 }
 
 static void
@@ -296,7 +301,7 @@ static uint64_t
 hist_quantile(const struct hist *h, double q)
 {
 	uint64_t want, seen = 0, v;
-	size_t i;
+	size_t	 i;
 
 	if (h->total == 0)
 		return 0;
@@ -332,18 +337,20 @@ direct_exec(sqlite3 *db, const char *sql, char *cause, size_t causesize)
 static void
 direct_prepare(const struct direct_config *cfg)
 {
-	char cause[512];
+	char	 cause[512];
 	sqlite3 *db;
 
-	if (sqlite3_open_v2(cfg->file, &db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
-		die("%s: %s", cfg->file, db != NULL ? sqlite3_errmsg(db) :
-		    "out of memory");
+	if (sqlite3_open_v2(cfg->file, &db,
+		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+		die("%s: %s", cfg->file,
+		    db != NULL ? sqlite3_errmsg(db) : "out of memory");
 	if (sqlite3_busy_timeout(db, DIRECT_BUSY_TIMEOUT_MS) != SQLITE_OK ||
-	    direct_exec(db, "PRAGMA journal_mode=WAL", cause,
-	    sizeof(cause)) == -1 ||
-	    direct_exec(db, "CREATE TABLE IF NOT EXISTS bench(id INTEGER "
-	    "PRIMARY KEY, data BLOB)", cause, sizeof(cause)) == -1)
+	    direct_exec(db, "PRAGMA journal_mode=WAL", cause, sizeof(cause)) ==
+		-1 ||
+	    direct_exec(db,
+		"CREATE TABLE IF NOT EXISTS bench(id INTEGER "
+		"PRIMARY KEY, data BLOB)",
+		cause, sizeof(cause)) == -1)
 		die("%s: %s", cfg->file, cause);
 	if (sqlite3_close(db) != SQLITE_OK)
 		die("%s: close: %s", cfg->file, sqlite3_errmsg(db));
@@ -354,16 +361,16 @@ direct_prepare(const struct direct_config *cfg)
  * slot. Returns the exit status.
  */
 static int
-direct_child(const struct direct_config *cfg, struct direct_slot *slot,
-    int startfd)
+direct_child(
+    const struct direct_config *cfg, struct direct_slot *slot, int startfd)
 {
-	sqlite3 *db = NULL;
-	sqlite3_stmt *ins = NULL;
-	uint64_t t0, t1, deadline;
+	sqlite3	      *db = NULL;
+	sqlite3_stmt  *ins = NULL;
+	uint64_t       t0, t1, deadline;
 	unsigned char *blob;
-	char c;
-	ssize_t n;
-	int rc;
+	char	       c;
+	ssize_t	       n;
+	int	       rc;
 
 	if ((blob = malloc(cfg->size > 0 ? cfg->size : 1)) == NULL) {
 		snprintf(slot->cause, sizeof(slot->cause), "out of memory");
@@ -382,10 +389,10 @@ direct_child(const struct direct_config *cfg, struct direct_slot *slot,
 		goto fail;
 	}
 	if (direct_exec(db, "PRAGMA synchronous=FULL", slot->cause,
-	    sizeof(slot->cause)) == -1)
+		sizeof(slot->cause)) == -1)
 		goto fail;
 	if (sqlite3_prepare_v2(db, "INSERT INTO bench(data) VALUES (?)", -1,
-	    &ins, NULL) != SQLITE_OK) {
+		&ins, NULL) != SQLITE_OK) {
 		snprintf(slot->cause, sizeof(slot->cause), "prepare: %s",
 		    sqlite3_errmsg(db));
 		goto fail;
@@ -406,7 +413,7 @@ direct_child(const struct direct_config *cfg, struct direct_slot *slot,
 	t0 = slot->t_start;
 	do {
 		if (sqlite3_bind_blob(ins, 1, blob, (int)cfg->size,
-		    SQLITE_STATIC) != SQLITE_OK) {
+			SQLITE_STATIC) != SQLITE_OK) {
 			snprintf(slot->cause, sizeof(slot->cause), "bind: %s",
 			    sqlite3_errmsg(db));
 			goto fail;
@@ -429,16 +436,16 @@ direct_child(const struct direct_config *cfg, struct direct_slot *slot,
 		}
 		/* After an error, reset returns it again. */
 		if (sqlite3_reset(ins) != SQLITE_OK && rc == SQLITE_DONE) {
-			snprintf(slot->cause, sizeof(slot->cause),
-			    "reset: %s", sqlite3_errmsg(db));
+			snprintf(slot->cause, sizeof(slot->cause), "reset: %s",
+			    sqlite3_errmsg(db));
 			goto fail;
 		}
 		t0 = now_ns();
 	} while (t0 < deadline);
 	slot->t_end = t0;
 
-	if (sqlite3_finalize(ins) != SQLITE_OK || sqlite3_close(db) !=
-	    SQLITE_OK) {
+	if (sqlite3_finalize(ins) != SQLITE_OK ||
+	    sqlite3_close(db) != SQLITE_OK) {
 		snprintf(slot->cause, sizeof(slot->cause), "close: %s",
 		    sqlite3_errmsg(db));
 		ins = NULL;
@@ -459,9 +466,9 @@ fail:
 static void
 direct_run(const struct direct_config *cfg, struct direct_slot *slots)
 {
-	int start[2], status, failed = 0;
+	int	 start[2], status, failed = 0;
 	unsigned i, started;
-	pid_t pid;
+	pid_t	 pid;
 
 	if (pipe(start) == -1)
 		die("pipe: %s", strerror(errno));
@@ -492,8 +499,8 @@ direct_run(const struct direct_config *cfg, struct direct_slot *slots)
 	}
 	for (i = 0; i < started; i++) {
 		if (slots[i].failed)
-			fprintf(stderr, "%s: process %u: %s\n",
-			    direct_progname, i, slots[i].cause);
+			fprintf(stderr, "%s: process %u: %s\n", direct_progname,
+			    i, slots[i].cause);
 	}
 	if (failed)
 		die("%s", "a writer process failed");
@@ -503,8 +510,8 @@ int
 main(int argc, char **argv)
 {
 	struct direct_config cfg;
-	struct direct_slot *slots;
-	struct hist *all;
+	struct direct_slot  *slots;
+	struct hist	    *all;
 	uint64_t rows = 0, late = 0, busy = 0, t_start = UINT64_MAX, t_end = 0;
 	double span, rate, total, pmin = HUGE_VAL, pmax = 0, psum = 0, p50, p99;
 	size_t len;
@@ -547,30 +554,29 @@ main(int argc, char **argv)
 
 	if (cfg.csv) {
 		printf("procs,size,rows,seconds,rows_per_sec,"
-		    "proc_min_rows_per_sec,proc_mean_rows_per_sec,"
-		    "proc_max_rows_per_sec,p50_us,p99_us,busy_errors,"
-		    "late_rows,span_seconds\n");
+		       "proc_min_rows_per_sec,proc_mean_rows_per_sec,"
+		       "proc_max_rows_per_sec,p50_us,p99_us,busy_errors,"
+		       "late_rows,span_seconds\n");
 		printf("%u,%zu,%llu,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%llu,"
-		    "%llu,%.3f\n", cfg.procs, cfg.size,
-		    (unsigned long long)rows, cfg.duration, total, pmin,
-		    psum / cfg.procs, pmax, p50, p99,
+		       "%llu,%.3f\n",
+		    cfg.procs, cfg.size, (unsigned long long)rows, cfg.duration,
+		    total, pmin, psum / cfg.procs, pmax, p50, p99,
 		    (unsigned long long)busy, (unsigned long long)late, span);
 	} else {
 		printf("%s: %s, %u process%s, %zu-byte blobs, %g s, WAL, "
-		    "synchronous=FULL, busy_timeout=%d, SQLite %s\n",
+		       "synchronous=FULL, busy_timeout=%d, SQLite %s\n",
 		    direct_progname, cfg.file, cfg.procs,
 		    cfg.procs == 1 ? "" : "es", cfg.size, cfg.duration,
 		    DIRECT_BUSY_TIMEOUT_MS, sqlite3_libversion());
-		printf("%11s %8s %11s %14s %14s %14s %9s %9s %11s\n",
-		    "rows", "seconds", "rows/s", "slowest rows/s",
-		    "mean rows/s", "fastest rows/s", "p50 us", "p99 us",
-		    "busy errors");
+		printf("%11s %8s %11s %14s %14s %14s %9s %9s %11s\n", "rows",
+		    "seconds", "rows/s", "slowest rows/s", "mean rows/s",
+		    "fastest rows/s", "p50 us", "p99 us", "busy errors");
 		printf("%11llu %8.2f %11.1f %14.1f %14.1f %14.1f %9.1f %9.1f "
-		    "%11llu\n", (unsigned long long)rows, cfg.duration, total,
-		    pmin, psum / cfg.procs, pmax, p50, p99,
-		    (unsigned long long)busy);
+		       "%11llu\n",
+		    (unsigned long long)rows, cfg.duration, total, pmin,
+		    psum / cfg.procs, pmax, p50, p99, (unsigned long long)busy);
 		printf("%llu more rows committed after the window; the last "
-		    "process ended %.2f s after the first started\n",
+		       "process ended %.2f s after the first started\n",
 		    (unsigned long long)late, span);
 	}
 	if (fflush(stdout) == EOF)

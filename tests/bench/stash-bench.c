@@ -97,186 +97,181 @@
 
 #include "stash-protocol.h"
 
-#define BENCH_EXIT_OK		0
-#define BENCH_EXIT_USAGE	1
-#define BENCH_EXIT_FAILED	2
+#define BENCH_EXIT_OK	  0
+#define BENCH_EXIT_USAGE  1
+#define BENCH_EXIT_FAILED 2
 
-#define BENCH_TESTS_MAX		32
-#define BENCH_KEY_PREFIX	"key:"
-#define BENCH_KEY_DIGITS	12
-#define BENCH_KEYS_MAX		1000000000000ULL	/* 10^12: 12 digits */
-#define BENCH_CONNS_MAX		100000
-#define BENCH_DEPTH_MAX		100000
-#define BENCH_THREADS_MAX	1024
-#define BENCH_VALUE_MAX		(512UL * 1024 * 1024)
-#define BENCH_FILL_DEPTH	64		/* at least, for the fill */
-#define BENCH_FILL_BATCH_BYTES	(1024 * 1024)	/* at most, unless -P says */
-#define BENCH_RBUF_MIN		(64 * 1024)	/* read size */
-#define BENCH_RBUF_SLACK	4096		/* answer bytes besides value */
-#define BENCH_POLL_MS		100
-#define BENCH_SAMPLE_MAX	200		/* bytes of an answer shown */
+#define BENCH_TESTS_MAX	       32
+#define BENCH_KEY_PREFIX       "key:"
+#define BENCH_KEY_DIGITS       12
+#define BENCH_KEYS_MAX	       1000000000000ULL /* 10^12: 12 digits */
+#define BENCH_CONNS_MAX	       100000
+#define BENCH_DEPTH_MAX	       100000
+#define BENCH_THREADS_MAX      1024
+#define BENCH_VALUE_MAX	       (512UL * 1024 * 1024)
+#define BENCH_FILL_DEPTH       64	     /* at least, for the fill */
+#define BENCH_FILL_BATCH_BYTES (1024 * 1024) /* at most, unless -P says */
+#define BENCH_RBUF_MIN	       (64 * 1024)   /* read size */
+#define BENCH_RBUF_SLACK       4096	     /* answer bytes besides value */
+#define BENCH_POLL_MS	       100
+#define BENCH_SAMPLE_MAX       200 /* bytes of an answer shown */
 
 /* Sent once before the first exec test, on a connection of its own. */
-#define BENCH_EXEC_CREATE	"{\"op\":\"exec\",\"sql\":\"CREATE TABLE IF NOT " \
-				"EXISTS bench(id INTEGER PRIMARY KEY, " \
-				"data BLOB)\"}\n"
+#define BENCH_EXEC_CREATE                                                      \
+	"{\"op\":\"exec\",\"sql\":\"CREATE TABLE IF NOT "                      \
+	"EXISTS bench(id INTEGER PRIMARY KEY, "                                \
+	"data BLOB)\"}\n"
 /* Sent after each test with --sync; it may wait for a long backlog. */
-#define BENCH_SYNC		"{\"op\":\"sync\"}\n"
-#define BENCH_SYNC_TIMEOUTS	10		/* times --timeout */
+#define BENCH_SYNC	    "{\"op\":\"sync\"}\n"
+#define BENCH_SYNC_TIMEOUTS 10 /* times --timeout */
 
 /* Latency histogram: see the top of the file. Values are nanoseconds. */
-#define HIST_SUB_BITS		7
-#define HIST_SUB		(1U << HIST_SUB_BITS)
-#define HIST_MAX_EXP		40		/* 2^41 ns, about 36 minutes */
-#define HIST_BUCKETS		((HIST_MAX_EXP - HIST_SUB_BITS + 2) * HIST_SUB)
+#define HIST_SUB_BITS 7
+#define HIST_SUB      (1U << HIST_SUB_BITS)
+#define HIST_MAX_EXP  40 /* 2^41 ns, about 36 minutes */
+#define HIST_BUCKETS  ((HIST_MAX_EXP - HIST_SUB_BITS + 2) * HIST_SUB)
 
-enum bench_test {
-	TEST_FILL,
-	TEST_GET,
-	TEST_SET,
-	TEST_MIXED,
-	TEST_EXEC
-};
+enum bench_test { TEST_FILL, TEST_GET, TEST_SET, TEST_MIXED, TEST_EXEC };
 
 struct bench_config {
-	const char	*socket_path;
-	unsigned	 conns;
-	unsigned	 depth;
-	unsigned	 threads;
-	uint64_t	 keys;
-	size_t		 value_size;
-	uint64_t	 requests;	/* per test; 0: --duration */
-	double		 duration;	/* seconds per test */
-	double		 timeout;	/* seconds without any answer */
-	const char	*durability;	/* NULL: the daemon's default */
-	unsigned	 ratio_get;
-	unsigned	 ratio_set;
-	int		 fill;
-	int		 sync;		/* sync after each test */
-	int		 csv;
-	int		 quiet;
-	enum bench_test	 tests[BENCH_TESTS_MAX];
-	size_t		 ntests;
+	const char     *socket_path;
+	unsigned	conns;
+	unsigned	depth;
+	unsigned	threads;
+	uint64_t	keys;
+	size_t		value_size;
+	uint64_t	requests;   /* per test; 0: --duration */
+	double		duration;   /* seconds per test */
+	double		timeout;    /* seconds without any answer */
+	const char     *durability; /* NULL: the daemon's default */
+	unsigned	ratio_get;
+	unsigned	ratio_set;
+	int		fill;
+	int		sync; /* sync after each test */
+	int		csv;
+	int		quiet;
+	enum bench_test tests[BENCH_TESTS_MAX];
+	size_t		ntests;
 };
 
 /* One request line; the key digits sit at key_off (none in an exec). */
 struct bench_tmpl {
-	char		*line;
-	size_t		 len;
-	size_t		 key_off;
+	char  *line;
+	size_t len;
+	size_t key_off;
 };
 
 struct hist {
-	uint64_t	 count[HIST_BUCKETS];
-	uint64_t	 total;
-	uint64_t	 max;
+	uint64_t count[HIST_BUCKETS];
+	uint64_t total;
+	uint64_t max;
 };
 
 enum conn_state {
-	CONN_IDLE,	/* nothing outstanding, no more work this phase */
-	CONN_WRITING,	/* batch partly written, EPOLLOUT armed */
-	CONN_WAITING	/* batch written, answers awaited */
+	CONN_IDLE,    /* nothing outstanding, no more work this phase */
+	CONN_WRITING, /* batch partly written, EPOLLOUT armed */
+	CONN_WAITING  /* batch written, answers awaited */
 };
 
 struct conn {
-	int		 fd;
-	unsigned	 id;
-	enum conn_state	 state;
-	int		 out_armed;	/* EPOLLOUT in the epoll set */
-	int		 built;		/* wbuf laid out for the phase */
+	int		fd;
+	unsigned	id;
+	enum conn_state state;
+	int		out_armed; /* EPOLLOUT in the epoll set */
+	int		built;	   /* wbuf laid out for the phase */
 
-	char		*wbuf;
-	size_t		 wcap;
-	size_t		 wlen;
-	size_t		 woff;
-	unsigned	 sent;		/* requests in the current batch */
-	unsigned	 got;		/* answers to it received */
-	uint64_t	 t_batch;	/* ns, just before the batch's write */
-	uint64_t	 done;		/* answers received in the phase */
-	uint64_t	 t_end;		/* ns, when it went IDLE; 0: not yet */
+	char	*wbuf;
+	size_t	 wcap;
+	size_t	 wlen;
+	size_t	 woff;
+	unsigned sent;	  /* requests in the current batch */
+	unsigned got;	  /* answers to it received */
+	uint64_t t_batch; /* ns, just before the batch's write */
+	uint64_t done;	  /* answers received in the phase */
+	uint64_t t_end;	  /* ns, when it went IDLE; 0: not yet */
 
-	char		*rbuf;
-	size_t		 rcap;
-	size_t		 rlen;
-	size_t		 rscan;		/* rbuf[0, rscan) holds no '\n' */
+	char  *rbuf;
+	size_t rcap;
+	size_t rlen;
+	size_t rscan; /* rbuf[0, rscan) holds no '\n' */
 };
 
 struct bench_phase {
 	enum bench_test		 test;
 	const char		*name;
 	unsigned		 depth;
-	const struct bench_tmpl	*get;
-	const struct bench_tmpl	*set;
-	const struct bench_tmpl	*exec;
+	const struct bench_tmpl *get;
+	const struct bench_tmpl *set;
+	const struct bench_tmpl *exec;
 	unsigned		 ratio_get;
 	unsigned		 ratio_sum;
-	uint64_t		 keys;		/* key space */
-	uint64_t		 duration_ns;	/* 0: stop on the budget */
+	uint64_t		 keys;	      /* key space */
+	uint64_t		 duration_ns; /* 0: stop on the budget */
 	uint64_t		 timeout_ns;
 	atomic_int		 stop;
 
-	pthread_mutex_t		 lock;
-	pthread_cond_t		 cond;
-	unsigned		 running;	/* workers not finished */
+	pthread_mutex_t lock;
+	pthread_cond_t	cond;
+	unsigned	running; /* workers not finished */
 };
 
 struct worker {
-	unsigned		 id;
-	pthread_t		 thread;
-	struct bench_phase	*phase;
-	struct conn		*conns;
-	unsigned		 nconns;
-	int			 epfd;
-	struct epoll_event	*events;
-	uint64_t		 rng;
+	unsigned	    id;
+	pthread_t	    thread;
+	struct bench_phase *phase;
+	struct conn	   *conns;
+	unsigned	    nconns;
+	int		    epfd;
+	struct epoll_event *events;
+	uint64_t	    rng;
 
 	/* Work of the phase. */
-	uint64_t		 budget;	/* left; UINT64_MAX: no limit */
-	uint64_t		 next_key;	/* the fill's next key */
-	uint64_t		 deadline;	/* ns; 0: none */
-	unsigned		 active;	/* connections not IDLE */
+	uint64_t budget;   /* left; UINT64_MAX: no limit */
+	uint64_t next_key; /* the fill's next key */
+	uint64_t deadline; /* ns; 0: none */
+	unsigned active;   /* connections not IDLE */
 
 	/* Results of the phase. */
-	uint64_t		 t_start;
-	uint64_t		 t_end;
-	uint64_t		 done;
-	uint64_t		 errors;
-	uint64_t		 not_found;
-	uint64_t		 last_answer;	/* ns */
-	atomic_uint_fast64_t	 progress;
-	struct hist		 hist;
-	int			 failed;
-	char			 cause[512];
-	char			 first_error[BENCH_SAMPLE_MAX + 8];
+	uint64_t	     t_start;
+	uint64_t	     t_end;
+	uint64_t	     done;
+	uint64_t	     errors;
+	uint64_t	     not_found;
+	uint64_t	     last_answer; /* ns */
+	atomic_uint_fast64_t progress;
+	struct hist	     hist;
+	int		     failed;
+	char		     cause[512];
+	char		     first_error[BENCH_SAMPLE_MAX + 8];
 };
 
 struct bench_result {
-	uint64_t	 requests;
-	double		 seconds;
-	uint64_t	 errors;
-	uint64_t	 not_found;
-	double		 p50;
-	double		 p99;
-	double		 p999;
-	double		 max;
-	const char	*first_error;
+	uint64_t    requests;
+	double	    seconds;
+	uint64_t    errors;
+	uint64_t    not_found;
+	double	    p50;
+	double	    p99;
+	double	    p999;
+	double	    max;
+	const char *first_error;
 
 	/* Each connection's ops/s over the phase: see the top of the file. */
-	double		 conn_min;
-	double		 conn_max;
-	double		 conn_mean;
-	unsigned	 conn_min_id;
-	unsigned	 conn_max_id;
+	double	 conn_min;
+	double	 conn_max;
+	double	 conn_mean;
+	unsigned conn_min_id;
+	unsigned conn_max_id;
 
-	int		 synced;	/* --sync ran after the phase */
-	double		 sync_seconds;
+	int    synced; /* --sync ran after the phase */
+	double sync_seconds;
 };
 
-static void	usage(FILE *, int) __attribute__((noreturn));
-static void	die(const char *, ...)
-		    __attribute__((format(printf, 1, 2), noreturn));
-static void	worker_fail(struct worker *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
+static void usage(FILE *, int) __attribute__((noreturn));
+static void die(const char *, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+static void worker_fail(struct worker *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static const char *bench_progname = "stash-bench";
 
@@ -310,62 +305,103 @@ static void
 usage(FILE *f, int status)
 {
 	fprintf(f,
-"Usage: %s [options]\n"
-"Load generator for stashd: drives get/set/exec traffic over many\n"
-"connections and reports throughput and latency percentiles for each test.\n"
-"\n"
-"  -s, --socket PATH      daemon socket (default $" STASH_SOCKET_ENV ", else\n"
-"                         " STASH_SOCKET_DEFAULT ")\n"
-"  -c, --conns N          connections (default 50)\n"
-"  -P, --pipeline N       requests per batch on a connection, written with\n"
-"                         one write(); the next batch goes when all N\n"
-"                         answers are in (default 1: no pipelining)\n"
-"  -t, --tests LIST       comma-separated tests to run in order, among get,\n"
-"                         set, mixed and exec (default set,get,mixed)\n"
-"                         exec: each request inserts one row of a -d byte\n"
-"                         payload, INSERT INTO bench(data) VALUES (?), into\n"
-"                         a table created first if it does not exist\n"
-"      --ratio G:S        get:set proportion of the mixed test (default 9:1)\n"
-"  -r, --keys N           key space: keys key:000000000000 .. N-1, chosen\n"
-"                         uniformly at random (default 100000)\n"
-"  -d, --size BYTES       value size: sets store a JSON string of BYTES\n"
-"                         characters, \"xxx...\", and exec binds one as its\n"
-"                         parameter (default 100)\n"
-"  -n, --requests N       requests per test\n"
-"      --duration SECS    seconds per test (default 10 when -n is not given;\n"
-"                         decimals allowed). Batches in flight at the end\n"
-"                         are awaited and counted.\n"
-"      --durability D     add \"durability\":D to every set and exec: async,\n"
-"                         journal or commit (default: none, the daemon's\n"
-"                         default)\n"
-"      --fill             first set every key of the key space once,\n"
-"                         pipelined, so that gets hit; shown as test fill\n"
-"      --threads T        worker threads, each driving its share of the\n"
-"                         connections with one epoll loop (default 1)\n"
-"      --sync             after each test, send {\"op\":\"sync\"} and wait\n"
-"                         until the daemon has applied every write it\n"
-"                         acknowledged, so that the next test or program\n"
-"                         does not share the disk with this one's backlog;\n"
-"                         not counted in the test's time, shown apart\n"
-"      --timeout SECS     give up when a worker gets no answer for SECS\n"
-"                         (default 30; the sync of --sync, 10 times that)\n"
-"      --csv              print results as CSV: a header line, then one\n"
-"                         line per test\n"
-"  -q, --quiet            print one short line per test: no banner, no\n"
-"                         progress, no fill line, no error sample\n"
-"  -h, --help             show this help and exit\n"
-"\n"
-"For each test: requests completed, elapsed seconds, ops/s, latency p50,\n"
-"p99, p99.9 and max in microseconds (from the write of a request's batch\n"
-"to the read of its answer), error answers (\"ok\":false) and not-found\n"
-"answers (a get miss, not counted as an error). For exec, also each\n"
-"connection's own rate (its answers over the time from the start of the\n"
-"test to its last answer): the slowest, the mean and the fastest, and\n"
-"how far the two ends are from the mean; --csv gives these for every test.\n"
-"\n"
-"Exit status: 0 when the run completed (error answers included), 1 on a\n"
-"usage error, 2 when the run was aborted: cannot connect, connection\n"
-"closed by the server, malformed answer, no answer within --timeout.\n",
+	    "Usage: %s [options]\n"
+	    "Load generator for stashd: drives get/set/exec traffic over many\n"
+	    "connections and reports throughput and latency percentiles for "
+	    "each test.\n"
+	    "\n"
+	    "  -s, --socket PATH      daemon socket (default $" STASH_SOCKET_ENV
+	    ", else\n"
+	    "                         " STASH_SOCKET_DEFAULT ")\n"
+	    "  -c, --conns N          connections (default 50)\n"
+	    "  -P, --pipeline N       requests per batch on a connection, "
+	    "written with\n"
+	    "                         one write(); the next batch goes when "
+	    "all N\n"
+	    "                         answers are in (default 1: no "
+	    "pipelining)\n"
+	    "  -t, --tests LIST       comma-separated tests to run in order, "
+	    "among get,\n"
+	    "                         set, mixed and exec (default "
+	    "set,get,mixed)\n"
+	    "                         exec: each request inserts one row of a "
+	    "-d byte\n"
+	    "                         payload, INSERT INTO bench(data) VALUES "
+	    "(?), into\n"
+	    "                         a table created first if it does not "
+	    "exist\n"
+	    "      --ratio G:S        get:set proportion of the mixed test "
+	    "(default 9:1)\n"
+	    "  -r, --keys N           key space: keys key:000000000000 .. N-1, "
+	    "chosen\n"
+	    "                         uniformly at random (default 100000)\n"
+	    "  -d, --size BYTES       value size: sets store a JSON string of "
+	    "BYTES\n"
+	    "                         characters, \"xxx...\", and exec binds "
+	    "one as its\n"
+	    "                         parameter (default 100)\n"
+	    "  -n, --requests N       requests per test\n"
+	    "      --duration SECS    seconds per test (default 10 when -n is "
+	    "not given;\n"
+	    "                         decimals allowed). Batches in flight at "
+	    "the end\n"
+	    "                         are awaited and counted.\n"
+	    "      --durability D     add \"durability\":D to every set and "
+	    "exec: async,\n"
+	    "                         journal or commit (default: none, the "
+	    "daemon's\n"
+	    "                         default)\n"
+	    "      --fill             first set every key of the key space "
+	    "once,\n"
+	    "                         pipelined, so that gets hit; shown as "
+	    "test fill\n"
+	    "      --threads T        worker threads, each driving its share "
+	    "of the\n"
+	    "                         connections with one epoll loop (default "
+	    "1)\n"
+	    "      --sync             after each test, send {\"op\":\"sync\"} "
+	    "and wait\n"
+	    "                         until the daemon has applied every write "
+	    "it\n"
+	    "                         acknowledged, so that the next test or "
+	    "program\n"
+	    "                         does not share the disk with this one's "
+	    "backlog;\n"
+	    "                         not counted in the test's time, shown "
+	    "apart\n"
+	    "      --timeout SECS     give up when a worker gets no answer for "
+	    "SECS\n"
+	    "                         (default 30; the sync of --sync, 10 "
+	    "times that)\n"
+	    "      --csv              print results as CSV: a header line, "
+	    "then one\n"
+	    "                         line per test\n"
+	    "  -q, --quiet            print one short line per test: no "
+	    "banner, no\n"
+	    "                         progress, no fill line, no error sample\n"
+	    "  -h, --help             show this help and exit\n"
+	    "\n"
+	    "For each test: requests completed, elapsed seconds, ops/s, "
+	    "latency p50,\n"
+	    "p99, p99.9 and max in microseconds (from the write of a request's "
+	    "batch\n"
+	    "to the read of its answer), error answers (\"ok\":false) and "
+	    "not-found\n"
+	    "answers (a get miss, not counted as an error). For exec, also "
+	    "each\n"
+	    "connection's own rate (its answers over the time from the start "
+	    "of the\n"
+	    "test to its last answer): the slowest, the mean and the fastest, "
+	    "and\n"
+	    "how far the two ends are from the mean; --csv gives these for "
+	    "every test.\n"
+	    "\n"
+	    "Exit status: 0 when the run completed (error answers included), 1 "
+	    "on a\n"
+	    "usage error, 2 when the run was aborted: cannot connect, "
+	    "connection\n"
+	    "closed by the server, malformed answer, no answer within "
+	    "--timeout.\n",
 	    bench_progname);
 	exit(status);
 }
@@ -386,7 +422,7 @@ static uint64_t
 parse_u64(const char *s, uint64_t min, uint64_t max, const char *what)
 {
 	unsigned long long v;
-	char *end;
+	char		  *end;
 
 	if (*s == '\0' || !isdigit((unsigned char)*s))
 		usage_error(what, s);
@@ -402,12 +438,12 @@ static double
 parse_seconds(const char *s, const char *what)
 {
 	double v;
-	char *end;
+	char  *end;
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) ||
-	    v <= 0 || v > 1e6)
+	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v <= 0 ||
+	    v > 1e6)
 		usage_error(what, s);
 	return v;
 }
@@ -416,16 +452,11 @@ static const char *
 test_name(enum bench_test t)
 {
 	switch (t) {
-	case TEST_FILL:
-		return "fill";
-	case TEST_GET:
-		return "get";
-	case TEST_SET:
-		return "set";
-	case TEST_MIXED:
-		return "mixed";
-	case TEST_EXEC:
-		return "exec";
+	case TEST_FILL: return "fill";
+	case TEST_GET: return "get";
+	case TEST_SET: return "set";
+	case TEST_MIXED: return "mixed";
+	case TEST_EXEC: return "exec";
 	}
 	return "?";
 }
@@ -435,7 +466,7 @@ static void
 parse_tests(struct bench_config *cfg, const char *arg)
 {
 	const char *p, *comma;
-	size_t len;
+	size_t	    len;
 
 	cfg->ntests = 0;
 	for (p = arg;; p = comma + 1) {
@@ -453,7 +484,8 @@ parse_tests(struct bench_config *cfg, const char *arg)
 			cfg->tests[cfg->ntests++] = TEST_EXEC;
 		else
 			usage_error("unknown test in list (get, set, mixed, "
-			    "exec)", arg);
+				    "exec)",
+			    arg);
 		if (comma == NULL)
 			break;
 	}
@@ -464,7 +496,7 @@ static void
 parse_ratio(struct bench_config *cfg, const char *arg)
 {
 	unsigned long long g, s;
-	char *end;
+	char		  *end;
 
 	if (!isdigit((unsigned char)arg[0]))
 		usage_error("bad --ratio, want GET:SET", arg);
@@ -484,36 +516,40 @@ static void
 parse_args(struct bench_config *cfg, int argc, char **argv)
 {
 	enum {
-		OPT_RATIO = 256, OPT_DURATION, OPT_DURABILITY, OPT_FILL,
-		OPT_THREADS, OPT_TIMEOUT, OPT_CSV, OPT_SYNC
+		OPT_RATIO = 256,
+		OPT_DURATION,
+		OPT_DURABILITY,
+		OPT_FILL,
+		OPT_THREADS,
+		OPT_TIMEOUT,
+		OPT_CSV,
+		OPT_SYNC
 	};
 	static const struct option longopts[] = {
-		{ "socket",	required_argument,	NULL, 's' },
-		{ "conns",	required_argument,	NULL, 'c' },
-		{ "pipeline",	required_argument,	NULL, 'P' },
-		{ "tests",	required_argument,	NULL, 't' },
-		{ "ratio",	required_argument,	NULL, OPT_RATIO },
-		{ "keys",	required_argument,	NULL, 'r' },
-		{ "size",	required_argument,	NULL, 'd' },
-		{ "requests",	required_argument,	NULL, 'n' },
-		{ "duration",	required_argument,	NULL, OPT_DURATION },
-		{ "durability",	required_argument,	NULL, OPT_DURABILITY },
-		{ "fill",	no_argument,		NULL, OPT_FILL },
-		{ "threads",	required_argument,	NULL, OPT_THREADS },
-		{ "timeout",	required_argument,	NULL, OPT_TIMEOUT },
-		{ "csv",	no_argument,		NULL, OPT_CSV },
-		{ "sync",	no_argument,		NULL, OPT_SYNC },
-		{ "quiet",	no_argument,		NULL, 'q' },
-		{ "help",	no_argument,		NULL, 'h' },
-		{ NULL,		0,			NULL, 0 }
-	};
+	    {"socket", required_argument, NULL, 's'},
+	    {"conns", required_argument, NULL, 'c'},
+	    {"pipeline", required_argument, NULL, 'P'},
+	    {"tests", required_argument, NULL, 't'},
+	    {"ratio", required_argument, NULL, OPT_RATIO},
+	    {"keys", required_argument, NULL, 'r'},
+	    {"size", required_argument, NULL, 'd'},
+	    {"requests", required_argument, NULL, 'n'},
+	    {"duration", required_argument, NULL, OPT_DURATION},
+	    {"durability", required_argument, NULL, OPT_DURABILITY},
+	    {"fill", no_argument, NULL, OPT_FILL},
+	    {"threads", required_argument, NULL, OPT_THREADS},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"csv", no_argument, NULL, OPT_CSV},
+	    {"sync", no_argument, NULL, OPT_SYNC},
+	    {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
 	const char *env;
-	int ch, have_tests = 0;
+	int	    ch, have_tests = 0;
 
 	memset(cfg, 0, sizeof(*cfg));
 	env = getenv(STASH_SOCKET_ENV);
-	cfg->socket_path = env != NULL && *env != '\0' ? env :
-	    STASH_SOCKET_DEFAULT;
+	cfg->socket_path =
+	    env != NULL && *env != '\0' ? env : STASH_SOCKET_DEFAULT;
 	cfg->conns = 50;
 	cfg->depth = 1;
 	cfg->threads = 1;
@@ -523,8 +559,8 @@ parse_args(struct bench_config *cfg, int argc, char **argv)
 	cfg->ratio_get = 9;
 	cfg->ratio_set = 1;
 
-	while ((ch = getopt_long(argc, argv, "s:c:P:t:r:d:n:qh", longopts,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(
+		    argc, argv, "s:c:P:t:r:d:n:qh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			if (*optarg == '\0')
@@ -532,31 +568,29 @@ parse_args(struct bench_config *cfg, int argc, char **argv)
 			cfg->socket_path = optarg;
 			break;
 		case 'c':
-			cfg->conns = (unsigned)parse_u64(optarg, 1,
-			    BENCH_CONNS_MAX, "bad connection count");
+			cfg->conns = (unsigned)parse_u64(
+			    optarg, 1, BENCH_CONNS_MAX, "bad connection count");
 			break;
 		case 'P':
-			cfg->depth = (unsigned)parse_u64(optarg, 1,
-			    BENCH_DEPTH_MAX, "bad pipeline depth");
+			cfg->depth = (unsigned)parse_u64(
+			    optarg, 1, BENCH_DEPTH_MAX, "bad pipeline depth");
 			break;
 		case 't':
 			parse_tests(cfg, optarg);
 			have_tests = 1;
 			break;
-		case OPT_RATIO:
-			parse_ratio(cfg, optarg);
-			break;
+		case OPT_RATIO: parse_ratio(cfg, optarg); break;
 		case 'r':
 			cfg->keys = parse_u64(optarg, 1, BENCH_KEYS_MAX,
 			    "bad key space (1 to 10^12)");
 			break;
 		case 'd':
-			cfg->value_size = (size_t)parse_u64(optarg, 0,
-			    BENCH_VALUE_MAX, "bad value size");
+			cfg->value_size = (size_t)parse_u64(
+			    optarg, 0, BENCH_VALUE_MAX, "bad value size");
 			break;
 		case 'n':
-			cfg->requests = parse_u64(optarg, 1, UINT64_MAX / 2,
-			    "bad request count");
+			cfg->requests = parse_u64(
+			    optarg, 1, UINT64_MAX / 2, "bad request count");
 			break;
 		case OPT_DURATION:
 			cfg->duration = parse_seconds(optarg, "bad duration");
@@ -566,32 +600,23 @@ parse_args(struct bench_config *cfg, int argc, char **argv)
 			    strcmp(optarg, STASH_DUR_JOURNAL) != 0 &&
 			    strcmp(optarg, STASH_DUR_COMMIT) != 0)
 				usage_error("bad durability (async, journal, "
-				    "commit)", optarg);
+					    "commit)",
+				    optarg);
 			cfg->durability = optarg;
 			break;
-		case OPT_FILL:
-			cfg->fill = 1;
-			break;
+		case OPT_FILL: cfg->fill = 1; break;
 		case OPT_THREADS:
-			cfg->threads = (unsigned)parse_u64(optarg, 1,
-			    BENCH_THREADS_MAX, "bad thread count");
+			cfg->threads = (unsigned)parse_u64(
+			    optarg, 1, BENCH_THREADS_MAX, "bad thread count");
 			break;
 		case OPT_TIMEOUT:
 			cfg->timeout = parse_seconds(optarg, "bad timeout");
 			break;
-		case OPT_CSV:
-			cfg->csv = 1;
-			break;
-		case OPT_SYNC:
-			cfg->sync = 1;
-			break;
-		case 'q':
-			cfg->quiet = 1;
-			break;
-		case 'h':
-			usage(stdout, BENCH_EXIT_OK);
-		default:
-			usage(stderr, BENCH_EXIT_USAGE);
+		case OPT_CSV: cfg->csv = 1; break;
+		case OPT_SYNC: cfg->sync = 1; break;
+		case 'q': cfg->quiet = 1; break;
+		case 'h': usage(stdout, BENCH_EXIT_OK);
+		default: usage(stderr, BENCH_EXIT_USAGE);
 		}
 	}
 	if (optind != argc)
@@ -616,12 +641,12 @@ tmpl_build(struct bench_tmpl *t, const struct bench_config *cfg, int is_set)
 {
 	static const char head_get[] = "{\"op\":\"get\",\"key\":\"";
 	static const char head_set[] = "{\"op\":\"set\",\"key\":\"";
-	const char *head = is_set ? head_set : head_get;
-	size_t n, cap;
-	char *p;
+	const char	 *head = is_set ? head_set : head_get;
+	size_t		  n, cap;
+	char		 *p;
 
-	cap = 64 + cfg->value_size + (cfg->durability != NULL ?
-	    strlen(cfg->durability) + 32 : 0);
+	cap = 64 + cfg->value_size +
+	      (cfg->durability != NULL ? strlen(cfg->durability) + 32 : 0);
 	if ((t->line = malloc(cap)) == NULL)
 		die("out of memory");
 	p = t->line;
@@ -662,13 +687,14 @@ tmpl_build(struct bench_tmpl *t, const struct bench_config *cfg, int is_set)
 static void
 tmpl_build_exec(struct bench_tmpl *t, const struct bench_config *cfg)
 {
-	static const char head[] = "{\"op\":\"exec\",\"sql\":"
+	static const char head[] =
+	    "{\"op\":\"exec\",\"sql\":"
 	    "\"INSERT INTO bench(data) VALUES (?)\",\"params\":[\"";
 	size_t n, cap;
-	char *p;
+	char  *p;
 
 	cap = sizeof(head) + 64 + cfg->value_size +
-	    (cfg->durability != NULL ? strlen(cfg->durability) : 0);
+	      (cfg->durability != NULL ? strlen(cfg->durability) : 0);
 	if ((t->line = malloc(cap)) == NULL)
 		die("out of memory");
 	p = t->line;
@@ -729,7 +755,7 @@ hist_index(uint64_t v)
 	if (e > HIST_MAX_EXP)
 		return HIST_BUCKETS - 1;
 	return (size_t)(e - HIST_SUB_BITS + 1) * HIST_SUB +
-	    (size_t)((v >> (e - HIST_SUB_BITS)) - HIST_SUB);
+	       (size_t)((v >> (e - HIST_SUB_BITS)) - HIST_SUB);
 }
 
 /* The highest value that falls into bucket i. */
@@ -744,7 +770,7 @@ hist_upper(size_t i)
 	e = (unsigned)(i / HIST_SUB) + HIST_SUB_BITS - 1;
 	m = i % HIST_SUB;
 	return ((HIST_SUB + m) << (e - HIST_SUB_BITS)) +
-	    (1ULL << (e - HIST_SUB_BITS)) - 1;
+	       (1ULL << (e - HIST_SUB_BITS)) - 1;
 }
 
 static inline void
@@ -773,7 +799,7 @@ static uint64_t
 hist_quantile(const struct hist *h, double q)
 {
 	uint64_t want, seen = 0, v;
-	size_t i;
+	size_t	 i;
 
 	if (h->total == 0)
 		return 0;
@@ -825,7 +851,7 @@ static int
 answer_is_not_found(const char *p, size_t len)
 {
 	static const char code[] = "\"code\"";
-	const char *q, *end = p + len;
+	const char	 *q, *end = p + len;
 
 	q = memmem(p, len, code, sizeof(code) - 1);
 	if (q == NULL)
@@ -848,13 +874,13 @@ static int
 answer_check(struct worker *w, struct conn *c, const char *p, size_t len)
 {
 	char buf[BENCH_SAMPLE_MAX + 8];
-	int ok;
+	int  ok;
 
 	if (len >= 10 && memcmp(p, "{\"ok\":true", 10) == 0 &&
 	    (len == 10 || p[10] == ',' || p[10] == '}'))
 		ok = 1;
 	else if (len >= 11 && memcmp(p, "{\"ok\":false", 11) == 0 &&
-	    (len == 11 || p[11] == ',' || p[11] == '}'))
+		 (len == 11 || p[11] == ',' || p[11] == '}'))
 		ok = 0;
 	else
 		goto bad;
@@ -872,8 +898,7 @@ answer_check(struct worker *w, struct conn *c, const char *p, size_t len)
 	return 0;
 bad:
 	sample(buf, sizeof(buf), p, len);
-	worker_fail(w, "malformed answer on connection %u: \"%s\"", c->id,
-	    buf);
+	worker_fail(w, "malformed answer on connection %u: \"%s\"", c->id, buf);
 	return -1;
 }
 
@@ -901,25 +926,30 @@ conn_set_events(struct worker *w, struct conn *c, int out)
 static void
 conn_lost(struct worker *w, struct conn *c, int err)
 {
-	char buf[BENCH_SAMPLE_MAX + 8];
+	char	    buf[BENCH_SAMPLE_MAX + 8];
 	const char *nl;
-	ssize_t n;
+	ssize_t	    n;
 
 	/* A failed read just leaves nothing more to show. */
 	n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
 	if (n > 0)
 		c->rlen += (size_t)n;
 	if (c->rlen == 0) {
-		worker_fail(w, "connection %u closed by the server "
-		    "(write: %s)%s%s", c->id, strerror(err), w->errors > 0 ?
-		    "; first error answer: " : "", w->first_error);
+		worker_fail(w,
+		    "connection %u closed by the server "
+		    "(write: %s)%s%s",
+		    c->id, strerror(err),
+		    w->errors > 0 ? "; first error answer: " : "",
+		    w->first_error);
 		return;
 	}
 	nl = memchr(c->rbuf, '\n', c->rlen);
 	sample(buf, sizeof(buf), c->rbuf,
 	    nl != NULL ? (size_t)(nl - c->rbuf) : c->rlen);
-	worker_fail(w, "connection %u closed by the server (write: %s) "
-	    "after it sent: \"%s\"", c->id, strerror(err), buf);
+	worker_fail(w,
+	    "connection %u closed by the server (write: %s) "
+	    "after it sent: \"%s\"",
+	    c->id, strerror(err), buf);
 }
 
 /* Write what is left of the batch. Returns -1 on failure. */
@@ -959,16 +989,17 @@ static void
 conn_build(struct worker *w, struct conn *c, unsigned n)
 {
 	const struct bench_phase *ph = w->phase;
-	const struct bench_tmpl *t;
-	unsigned i;
-	size_t off;
-	uint64_t key;
+	const struct bench_tmpl	 *t;
+	unsigned		  i;
+	size_t			  off;
+	uint64_t		  key;
 
 	if (ph->test == TEST_MIXED) {
 		off = 0;
 		for (i = 0; i < n; i++) {
-			t = rng_next(&w->rng) % ph->ratio_sum < ph->ratio_get ?
-			    ph->get : ph->set;
+			t = rng_next(&w->rng) % ph->ratio_sum < ph->ratio_get
+				? ph->get
+				: ph->set;
 			assert(off + t->len <= c->wcap);
 			memcpy(c->wbuf + off, t->line, t->len);
 			key_put(c->wbuf + off + t->key_off,
@@ -1044,19 +1075,21 @@ conn_next(struct worker *w, struct conn *c, uint64_t now)
 static int
 conn_read(struct worker *w, struct conn *c)
 {
-	char buf[BENCH_SAMPLE_MAX + 8];
-	char *p, *end, *nl, *last = NULL;
+	char	 buf[BENCH_SAMPLE_MAX + 8];
+	char	*p, *end, *nl, *last = NULL;
 	uint64_t now, lat;
-	ssize_t n;
-	size_t left;
+	ssize_t	 n;
+	size_t	 left;
 
 	n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
 	if (n == -1) {
 		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 			return 0;
 		if (errno == ECONNRESET)
-			worker_fail(w, "connection %u closed by the server "
-			    "(read: %s)", c->id, strerror(errno));
+			worker_fail(w,
+			    "connection %u closed by the server "
+			    "(read: %s)",
+			    c->id, strerror(errno));
 		else
 			worker_fail(w, "read on connection %u: %s", c->id,
 			    strerror(errno));
@@ -1064,12 +1097,13 @@ conn_read(struct worker *w, struct conn *c)
 	}
 	if (n == 0) {
 		if (c->state == CONN_IDLE)
-			worker_fail(w, "connection %u closed by the server",
-			    c->id);
+			worker_fail(
+			    w, "connection %u closed by the server", c->id);
 		else
-			worker_fail(w, "connection %u closed by the server "
-			    "with %u answers outstanding", c->id,
-			    c->sent - c->got);
+			worker_fail(w,
+			    "connection %u closed by the server "
+			    "with %u answers outstanding",
+			    c->id, c->sent - c->got);
 		return -1;
 	}
 	now = now_ns();
@@ -1080,8 +1114,10 @@ conn_read(struct worker *w, struct conn *c)
 	while (nl != NULL) {
 		if (c->state == CONN_IDLE || c->got == c->sent) {
 			sample(buf, sizeof(buf), p, (size_t)(nl - p));
-			worker_fail(w, "answer on connection %u with no "
-			    "request outstanding: \"%s\"", c->id, buf);
+			worker_fail(w,
+			    "answer on connection %u with no "
+			    "request outstanding: \"%s\"",
+			    c->id, buf);
 			return -1;
 		}
 		if (answer_check(w, c, p, (size_t)(nl - p)) == -1)
@@ -1099,8 +1135,10 @@ conn_read(struct worker *w, struct conn *c)
 		/* The server answered before reading all: too_large. */
 		assert(last != NULL);
 		sample(buf, sizeof(buf), last, (size_t)(p - 1 - last));
-		worker_fail(w, "connection %u answered before its batch was "
-		    "written: \"%s\"", c->id, buf);
+		worker_fail(w,
+		    "connection %u answered before its batch was "
+		    "written: \"%s\"",
+		    c->id, buf);
 		return -1;
 	}
 	left = (size_t)(end - p);
@@ -1115,8 +1153,8 @@ conn_read(struct worker *w, struct conn *c)
 	}
 	if (p != c->rbuf) {
 		w->last_answer = now;
-		atomic_store_explicit(&w->progress, w->done,
-		    memory_order_relaxed);
+		atomic_store_explicit(
+		    &w->progress, w->done, memory_order_relaxed);
 	}
 	if (c->state != CONN_IDLE && c->got == c->sent) {
 		assert(c->woff == c->wlen);
@@ -1150,12 +1188,12 @@ conn_dispatch(struct worker *w, struct conn *c, uint32_t events)
 static void *
 worker_run(void *arg)
 {
-	struct worker *w = arg;
+	struct worker	   *w = arg;
 	struct bench_phase *ph = w->phase;
-	struct conn *c;
-	uint64_t now;
-	unsigned i;
-	int n, k;
+	struct conn	   *c;
+	uint64_t	    now;
+	unsigned	    i;
+	int		    n, k;
 
 	w->t_start = now_ns();
 	w->t_end = 0;
@@ -1175,9 +1213,9 @@ worker_run(void *arg)
 		w->t_end = now_ns();
 
 	while (w->active > 0 && !w->failed &&
-	    !atomic_load_explicit(&ph->stop, memory_order_relaxed)) {
-		n = epoll_wait(w->epfd, w->events, (int)w->nconns,
-		    BENCH_POLL_MS);
+	       !atomic_load_explicit(&ph->stop, memory_order_relaxed)) {
+		n = epoll_wait(
+		    w->epfd, w->events, (int)w->nconns, BENCH_POLL_MS);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
@@ -1186,15 +1224,16 @@ worker_run(void *arg)
 		}
 		for (k = 0; k < n; k++) {
 			if (conn_dispatch(w, w->events[k].data.ptr,
-			    w->events[k].events) == -1)
+				w->events[k].events) == -1)
 				break;
 		}
 		if (n == 0) {
 			now = now_ns();
 			if (now - w->last_answer > ph->timeout_ns)
-				worker_fail(w, "no answer from the server for "
-				    "%.1f s", (double)(now - w->last_answer) /
-				    1e9);
+				worker_fail(w,
+				    "no answer from the server for "
+				    "%.1f s",
+				    (double)(now - w->last_answer) / 1e9);
 		}
 	}
 	if (w->t_end == 0)
@@ -1220,7 +1259,7 @@ static int
 bench_connect(const char *path)
 {
 	struct sockaddr_un sun;
-	int fd, flags;
+	int		   fd, flags;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -1245,7 +1284,7 @@ static void
 bench_raise_nofile(unsigned conns, unsigned threads)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)conns + threads + 32;
+	rlim_t	      want = (rlim_t)conns + threads + 32;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		die("getrlimit: %s", strerror(errno));
@@ -1264,11 +1303,11 @@ bench_raise_nofile(unsigned conns, unsigned threads)
 static struct worker *
 bench_setup(const struct bench_config *cfg, size_t wcap)
 {
-	struct worker *workers, *w;
+	struct worker	  *workers, *w;
 	struct epoll_event ev;
-	struct conn *c;
-	unsigned i, j, per, extra, id = 0;
-	uint64_t seed;
+	struct conn	  *c;
+	unsigned	   i, j, per, extra, id = 0;
+	uint64_t	   seed;
 
 	bench_raise_nofile(cfg->conns, cfg->threads);
 	if ((workers = calloc(cfg->threads, sizeof(*workers))) == NULL)
@@ -1314,7 +1353,7 @@ static void
 bench_wait_fd(int fd, short events, double timeout, const char *what)
 {
 	struct pollfd pfd;
-	int n, ms;
+	int	      n, ms;
 
 	ms = timeout * 1000 < INT_MAX ? (int)(timeout * 1000) : INT_MAX;
 	pfd.fd = fd;
@@ -1336,18 +1375,18 @@ bench_wait_fd(int fd, short events, double timeout, const char *what)
  * messages.
  */
 static void
-bench_request(struct worker *workers, const char *line, const char *what,
-    double timeout)
+bench_request(
+    struct worker *workers, const char *line, const char *what, double timeout)
 {
-	char buf[BENCH_SAMPLE_MAX + 8], ans[4096];
-	size_t off = 0, len = 0, linelen = strlen(line);
+	char	    buf[BENCH_SAMPLE_MAX + 8], ans[4096];
+	size_t	    off = 0, len = 0, linelen = strlen(line);
 	const char *nl = NULL;
-	ssize_t n;
-	int fd;
+	ssize_t	    n;
+	int	    fd;
 
 	assert(workers[0].nconns > 0);
 	assert(workers[0].conns[0].state == CONN_IDLE &&
-	    workers[0].conns[0].rlen == 0);
+	       workers[0].conns[0].rlen == 0);
 	fd = workers[0].conns[0].fd;
 	while (off < linelen) {
 		n = write(fd, line + off, linelen - off);
@@ -1375,7 +1414,8 @@ bench_request(struct worker *workers, const char *line, const char *what,
 		}
 		if (n == 0)
 			die("%s: connection closed by the server before it "
-			    "answered", what);
+			    "answered",
+			    what);
 		len += (size_t)n;
 		nl = memchr(ans, '\n', len);
 	}
@@ -1397,8 +1437,8 @@ bench_sync(const struct bench_config *cfg, struct worker *workers)
 {
 	uint64_t t0 = now_ns();
 
-	bench_request(workers, BENCH_SYNC, "sync", cfg->timeout *
-	    BENCH_SYNC_TIMEOUTS);
+	bench_request(
+	    workers, BENCH_SYNC, "sync", cfg->timeout * BENCH_SYNC_TIMEOUTS);
 	return (double)(now_ns() - t0) / 1e9;
 }
 
@@ -1406,7 +1446,7 @@ static void
 bench_teardown(struct worker *workers, unsigned nworkers)
 {
 	struct worker *w;
-	unsigned i, j;
+	unsigned       i, j;
 
 	for (i = 0; i < nworkers; i++) {
 		w = &workers[i];
@@ -1430,12 +1470,12 @@ bench_progress(const struct bench_phase *ph, struct worker *workers,
     unsigned nworkers, uint64_t t0)
 {
 	uint64_t done = 0;
-	double secs;
+	double	 secs;
 	unsigned i;
 
 	for (i = 0; i < nworkers; i++)
-		done += atomic_load_explicit(&workers[i].progress,
-		    memory_order_relaxed);
+		done += atomic_load_explicit(
+		    &workers[i].progress, memory_order_relaxed);
 	secs = (double)(now_ns() - t0) / 1e9;
 	fprintf(stderr, "\r\033[K%s: %llu requests, %.1f s, %.0f ops/s",
 	    ph->name, (unsigned long long)done, secs,
@@ -1448,13 +1488,13 @@ bench_progress(const struct bench_phase *ph, struct worker *workers,
  * so one that starved shows as the slowest.
  */
 static void
-bench_conn_rates(const struct worker *workers, unsigned nworkers,
-    struct bench_result *res)
+bench_conn_rates(
+    const struct worker *workers, unsigned nworkers, struct bench_result *res)
 {
 	const struct worker *w;
-	const struct conn *c;
-	double rate, sum = 0;
-	unsigned i, j, n = 0;
+	const struct conn   *c;
+	double		     rate, sum = 0;
+	unsigned	     i, j, n = 0;
 
 	res->conn_min = HUGE_VAL;
 	res->conn_max = 0;
@@ -1462,8 +1502,10 @@ bench_conn_rates(const struct worker *workers, unsigned nworkers,
 		w = &workers[i];
 		for (j = 0; j < w->nconns; j++) {
 			c = &w->conns[j];
-			rate = c->t_end > w->t_start ? (double)c->done /
-			    ((double)(c->t_end - w->t_start) / 1e9) : 0;
+			rate = c->t_end > w->t_start
+				   ? (double)c->done /
+					 ((double)(c->t_end - w->t_start) / 1e9)
+				   : 0;
 			if (rate < res->conn_min) {
 				res->conn_min = rate;
 				res->conn_min_id = c->id;
@@ -1490,11 +1532,11 @@ bench_phase_run(const struct bench_config *cfg, struct bench_phase *ph,
     struct worker *workers, uint64_t total, struct bench_result *res,
     struct hist *hist)
 {
-	struct worker *w;
+	struct worker  *w;
 	struct timespec ts;
 	uint64_t t0, t_start = UINT64_MAX, t_end = 0, per, extra, key = 0;
 	unsigned i, started;
-	int progress, rc;
+	int	 progress, rc;
 
 	progress = !cfg->quiet && isatty(STDERR_FILENO);
 	atomic_store(&ph->stop, 0);
@@ -1509,8 +1551,8 @@ bench_phase_run(const struct bench_config *cfg, struct bench_phase *ph,
 	for (started = 0; started < cfg->threads; started++) {
 		w = &workers[started];
 		w->phase = ph;
-		w->budget = total == 0 ? UINT64_MAX :
-		    per + (started < extra ? 1 : 0);
+		w->budget =
+		    total == 0 ? UINT64_MAX : per + (started < extra ? 1 : 0);
 		w->next_key = key;
 		if (total != 0)
 			key += w->budget;
@@ -1585,16 +1627,17 @@ bench_print_header(const struct bench_config *cfg)
 {
 	if (cfg->csv) {
 		printf("test,conns,pipeline,threads,keys,size,requests,seconds,"
-		    "ops_per_sec,p50_us,p99_us,p999_us,max_us,errors,"
-		    "not_found,conn_min_ops_per_sec,conn_mean_ops_per_sec,"
-		    "conn_max_ops_per_sec,sync_seconds\n");
+		       "ops_per_sec,p50_us,p99_us,p999_us,max_us,errors,"
+		       "not_found,conn_min_ops_per_sec,conn_mean_ops_per_sec,"
+		       "conn_max_ops_per_sec,sync_seconds\n");
 		return;
 	}
 	if (cfg->quiet)
 		return;
 	printf("%s: %s, %u connection%s, %u thread%s, pipeline %u, "
-	    "%llu keys, %zu-byte values", bench_progname, cfg->socket_path,
-	    cfg->conns, cfg->conns == 1 ? "" : "s", cfg->threads,
+	       "%llu keys, %zu-byte values",
+	    bench_progname, cfg->socket_path, cfg->conns,
+	    cfg->conns == 1 ? "" : "s", cfg->threads,
 	    cfg->threads == 1 ? "" : "s", cfg->depth,
 	    (unsigned long long)cfg->keys, cfg->value_size);
 	if (cfg->requests != 0)
@@ -1622,18 +1665,18 @@ bench_print_result(const struct bench_config *cfg, enum bench_test test,
     const struct bench_result *r)
 {
 	const char *name = test_name(test);
-	double ops;
+	double	    ops;
 
 	ops = r->seconds > 0 ? (double)r->requests / r->seconds : 0;
 	if (cfg->csv) {
 		printf("%s,%u,%u,%u,%llu,%zu,%llu,%.3f,%.1f,%.1f,%.1f,%.1f,"
-		    "%.1f,%llu,%llu,%.1f,%.1f,%.1f,", name, cfg->conns,
-		    cfg->depth, cfg->threads, (unsigned long long)cfg->keys,
-		    cfg->value_size, (unsigned long long)r->requests,
-		    r->seconds, ops, r->p50, r->p99, r->p999, r->max,
-		    (unsigned long long)r->errors,
-		    (unsigned long long)r->not_found, r->conn_min,
-		    r->conn_mean, r->conn_max);
+		       "%.1f,%llu,%llu,%.1f,%.1f,%.1f,",
+		    name, cfg->conns, cfg->depth, cfg->threads,
+		    (unsigned long long)cfg->keys, cfg->value_size,
+		    (unsigned long long)r->requests, r->seconds, ops, r->p50,
+		    r->p99, r->p999, r->max, (unsigned long long)r->errors,
+		    (unsigned long long)r->not_found, r->conn_min, r->conn_mean,
+		    r->conn_max);
 		if (r->synced)
 			printf("%.3f", r->sync_seconds);
 		printf("\n");
@@ -1642,8 +1685,8 @@ bench_print_result(const struct bench_config *cfg, enum bench_test test,
 			    r->first_error);
 	} else if (cfg->quiet) {
 		printf("%s: %.1f ops/s, p50 %.1f us, p99 %.1f us, %llu errors, "
-		    "%llu not found", name, ops, r->p50, r->p99,
-		    (unsigned long long)r->errors,
+		       "%llu not found",
+		    name, ops, r->p50, r->p99, (unsigned long long)r->errors,
 		    (unsigned long long)r->not_found);
 		if (test == TEST_EXEC)
 			printf(", per connection %.1f to %.1f ops/s",
@@ -1653,12 +1696,14 @@ bench_print_result(const struct bench_config *cfg, enum bench_test test,
 		printf("\n");
 	} else {
 		printf("%-6s %11llu %8.2f %11.1f %9.1f %9.1f %9.1f %9.1f "
-		    "%8llu %9llu\n", name, (unsigned long long)r->requests,
-		    r->seconds, ops, r->p50, r->p99, r->p999, r->max,
+		       "%8llu %9llu\n",
+		    name, (unsigned long long)r->requests, r->seconds, ops,
+		    r->p50, r->p99, r->p999, r->max,
 		    (unsigned long long)r->errors,
 		    (unsigned long long)r->not_found);
 		if (test == TEST_EXEC)
-			printf("       per connection: slowest %.1f ops/s "
+			printf(
+			    "       per connection: slowest %.1f ops/s "
 			    "(connection %u, %+.1f%% of the mean), mean %.1f, "
 			    "fastest %.1f (connection %u, %+.1f%%)\n",
 			    r->conn_min, r->conn_min_id,
@@ -1667,10 +1712,11 @@ bench_print_result(const struct bench_config *cfg, enum bench_test test,
 			    bench_pct(r->conn_max, r->conn_mean));
 		if (r->synced)
 			printf("       sync: every acknowledged write applied "
-			    "%.3f s after the test\n", r->sync_seconds);
+			       "%.3f s after the test\n",
+			    r->sync_seconds);
 		if (r->first_error != NULL)
-			printf("       first error answer: %s\n",
-			    r->first_error);
+			printf(
+			    "       first error answer: %s\n", r->first_error);
 	}
 	if (fflush(stdout) == EOF)
 		die("stdout: %s", strerror(errno));
@@ -1680,15 +1726,15 @@ int
 main(int argc, char **argv)
 {
 	struct bench_config cfg;
-	struct bench_tmpl get, set, exec;
-	struct bench_phase ph;
+	struct bench_tmpl   get, set, exec;
+	struct bench_phase  ph;
 	struct bench_result res;
-	struct worker *workers;
-	struct hist *hist;
-	size_t i, maxlen, wcap;
-	int have_exec = 0;
-	unsigned fill_depth;
-	struct sigaction sa;
+	struct worker	   *workers;
+	struct hist	   *hist;
+	size_t		    i, maxlen, wcap;
+	int		    have_exec = 0;
+	unsigned	    fill_depth;
+	struct sigaction    sa;
 
 	parse_args(&cfg, argc, argv);
 
@@ -1727,8 +1773,8 @@ main(int argc, char **argv)
 		die("out of memory");
 	workers = bench_setup(&cfg, wcap);
 	if (have_exec)
-		bench_request(workers, BENCH_EXEC_CREATE,
-		    "exec: CREATE TABLE", cfg.timeout);
+		bench_request(workers, BENCH_EXEC_CREATE, "exec: CREATE TABLE",
+		    cfg.timeout);
 
 	memset(&ph, 0, sizeof(ph));
 	ph.get = &get;
@@ -1757,8 +1803,8 @@ main(int argc, char **argv)
 		ph.test = cfg.tests[i];
 		ph.name = test_name(ph.test);
 		ph.depth = cfg.depth;
-		ph.duration_ns = cfg.requests != 0 ? 0 :
-		    (uint64_t)(cfg.duration * 1e9);
+		ph.duration_ns =
+		    cfg.requests != 0 ? 0 : (uint64_t)(cfg.duration * 1e9);
 		bench_phase_run(&cfg, &ph, workers, cfg.requests, &res, hist);
 		if (cfg.sync) {
 			res.sync_seconds = bench_sync(&cfg, workers);
