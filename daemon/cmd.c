@@ -309,6 +309,34 @@ write_answer(struct cmd_ctx *ctx, struct wreq *w, int applied)
 	reply_end(a);
 }
 
+/*
+ * Acknowledge write w: make it visible (pinned when it is not applied
+ * yet) and answer its client: through its slot when it has one (and the
+ * client is still there), else into out when given (an async write
+ * answered at once).
+ */
+static void
+ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
+{
+	if (!applied || w->status == STORE_OK)
+		make_visible(ctx, w, !applied);
+	w->acked = 1;
+	ctx->stats->writes_acknowledged++;
+	if (w->owner == NULL) {
+		if (out != NULL) {
+			write_answer(ctx, w, applied);
+			wbuf_add(out, ctx->ans.buf, ctx->ans.len);
+			wbuf_reset(&ctx->ans);
+		}
+		return;
+	}
+	write_answer(ctx, w, applied);
+	/* First: answer_slot() may free the slot. */
+	session_acked(w->owner);
+	answer_slot(ctx, w->owner);
+	w->owner = NULL;
+}
+
 /* Take write w: number it, account it, and hand it to the writer. */
 static void
 write_take(struct cmd_ctx *ctx, struct wreq *w)
@@ -380,23 +408,15 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	else if (server_slot_conn(slot) != NULL)
 		server_conn_session(server_slot_conn(slot))->last_write = seq;
 	if (pw->dur == PROTO_DUR_ASYNC) {
-		make_visible(ctx, w, 1);
-		w->acked = 1;
-		ctx->stats->writes_acknowledged++;
-		write_answer(ctx, w, 0);
-		if (slot == NULL) {
-			wbuf_add(out, ctx->ans.buf, ctx->ans.len);
-			wbuf_reset(&ctx->ans);
-		}
+		/* Acknowledged on receipt: answered now, visible now. */
+		w->owner = slot;
+		ack_write(ctx, w, 0, out);
 		writer_submit(ctx->writer, w);
-		goto answered_ans;
+		return slot != NULL ? CMD_DEFERRED : CMD_DONE;
 	}
 	if (slot == NULL) {
 		slot = server_slot_new(ss->conn, pw->del ? "del" : "set");
 		ss->unacked++;
-		w->owner = slot;
-		writer_submit(ctx->writer, w);
-		return CMD_DEFERRED;
 	}
 	w->owner = slot;
 	writer_submit(ctx->writer, w);
@@ -405,13 +425,10 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 answered:
 	if (slot == NULL)
 		return CMD_DONE;
-answered_ans:
-	if (slot != NULL) {
-		/* First: answer_slot() may free the slot. */
-		session_acked(slot);
-		answer_slot(ctx, slot);
-	}
-	return slot != NULL ? CMD_DEFERRED : CMD_DONE;
+	/* First: answer_slot() may free the slot. */
+	session_acked(slot);
+	answer_slot(ctx, slot);
+	return CMD_DEFERRED;
 }
 
 static void lookup_done(struct rjob *job);
@@ -863,11 +880,7 @@ cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 	write_take(ctx, w);
 	ss->last_write = seq;
 	if (dur == PROTO_DUR_ASYNC) {
-		w->acked = 1;
-		ctx->stats->writes_acknowledged++;
-		write_answer(ctx, w, 0);
-		wbuf_add(out, ctx->ans.buf, ctx->ans.len);
-		wbuf_reset(&ctx->ans);
+		ack_write(ctx, w, 0, out);
 		writer_submit(ctx->writer, w);
 		return CMD_DONE;
 	}
@@ -1105,18 +1118,8 @@ cmd_journaled(void *arg, struct wgroup *g)
 
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
-		if (w->acked || w->durability == PROTO_DUR_COMMIT)
-			continue;
-		make_visible(ctx, w, 1);
-		w->acked = 1;
-		ctx->stats->writes_acknowledged++;
-		if (w->owner != NULL) {
-			write_answer(ctx, w, 0);
-			/* First: answer_slot() may free the slot. */
-			session_acked(w->owner);
-			answer_slot(ctx, w->owner);
-			w->owner = NULL;
-		}
+		if (!w->acked && w->durability != PROTO_DUR_COMMIT)
+			ack_write(ctx, w, 0, NULL);
 	}
 }
 
@@ -1134,19 +1137,9 @@ cmd_applied(void *arg, struct wgroup *g)
 		ctx->applied_seq = g->last_seq;
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
-		if (!w->acked) {
-			if (w->status == STORE_OK)
-				make_visible(ctx, w, 0);
-			w->acked = 1;
-			ctx->stats->writes_acknowledged++;
-			if (w->owner != NULL) {
-				write_answer(ctx, w, 1);
-				/* First: answer_slot() may free the slot. */
-				session_acked(w->owner);
-				answer_slot(ctx, w->owner);
-				w->owner = NULL;
-			}
-		} else if (w->pinned)
+		if (!w->acked)
+			ack_write(ctx, w, 1, NULL);
+		else if (w->pinned)
 			cache_unpin(ctx->cache, w->key, w->klen, w->seq);
 		if (w->reserved > 0) {
 			cache_unreserve(ctx->cache, w->reserved);
