@@ -33,6 +33,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "answers.h"
 #include "harness.h"
 
 /* The shared daemon of the tests that need no special options. */
@@ -85,35 +86,6 @@ sb_free(struct sbuf *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* Parse an answer line; fails the test if it is not a JSON object. */
-static json_t *
-parse_answer(const char *line)
-{
-	json_error_t err;
-	json_t	    *j;
-
-	assert_non_null(line);
-	j = json_loads(line, 0, &err);
-	if (j == NULL)
-		fail_msg("answer is not JSON: %s (%s)", line, err.text);
-	assert_true(json_is_object(j));
-	return j;
-}
-
-/* Send one request, parse its answer; the caller decrefs. */
-static json_t *
-ask(int fd, const char *request)
-{
-	char   *line = raw_roundtrip(fd, request);
-	json_t *j;
-
-	if (line == NULL)
-		fail_msg("no answer to %s", request);
-	j = parse_answer(line);
-	free(line);
-	return j;
-}
-
 static json_t *askf(int, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -135,38 +107,6 @@ askf(int fd, const char *fmt, ...)
 	return j;
 }
 
-/* Assert the answer is ok. */
-static void
-assert_ok(json_t *j)
-{
-	if (!json_is_true(json_object_get(j, "ok"))) {
-		char *s = json_dumps(j, 0);
-
-		fail_msg("expected ok, got %s", s);
-	}
-}
-
-/* Assert the answer is the error code. */
-static void
-assert_error(json_t *j, const char *code)
-{
-	json_t	   *e = json_object_get(j, "error");
-	const char *c;
-
-	if (!json_is_false(json_object_get(j, "ok"))) {
-		char *s = json_dumps(j, 0);
-
-		fail_msg("expected error %s, got %s", code, s);
-	}
-	assert_true(json_is_object(e));
-	c = json_string_value(json_object_get(e, "code"));
-	assert_non_null(c);
-	if (strcmp(c, code) != 0)
-		fail_msg("expected error %s, got %s (%s)", code, c,
-		    json_string_value(json_object_get(e, "message")));
-	assert_true(json_is_string(json_object_get(e, "message")));
-}
-
 /* The error message of an error answer. */
 static const char *
 error_message(json_t *j)
@@ -176,16 +116,6 @@ error_message(json_t *j)
 
 	assert_non_null(m);
 	return m;
-}
-
-/* Ask and check the error code in one step. */
-static void
-ask_error(int fd, const char *request, const char *code)
-{
-	json_t *j = ask(fd, request);
-
-	assert_error(j, code);
-	json_decref(j);
 }
 
 /* Ask and check the answer is ok in one step. */
