@@ -301,6 +301,7 @@ conn_process(struct conn *c)
 	while (!(c->flags & (CONN_CLOSING | CONN_WAIT | CONN_BACKLOG))) {
 		if (c->nslots >= CONN_SLOTS_MAX) {
 			c->flags |= CONN_BACKLOG;
+			srv->stats->conn_backlogged++;
 			break;
 		}
 		if (evbuffer_get_length(out) + srv->out.len >=

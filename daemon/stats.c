@@ -118,6 +118,7 @@ stats_render(const struct stats *st, struct cache *cache, struct wbuf *w)
 	field_u64(w, &f, "max", st->conn_max);
 	field_u64(w, &f, "rejected", st->conn_rejected);
 	field_u64(w, &f, "paused", st->conn_paused);
+	field_u64(w, &f, "backlogged", st->conn_backlogged);
 	field_u64(w, &f, "closed_too_large", st->conn_too_large);
 	field_u64(w, &f, "closed_idle", st->conn_idle_closed);
 	wbuf_addc(w, '}');

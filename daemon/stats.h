@@ -37,8 +37,10 @@ struct stats {
 	uint64_t conn_total;
 	uint64_t conn_rejected; /* over max_connections */
 	uint64_t conn_max;
-	uint64_t conn_paused;	 /* times reading stopped: backpressure */
-	uint64_t conn_too_large; /* closed for an over-long line */
+	uint64_t conn_paused;	  /* times reading stopped: backpressure */
+	uint64_t conn_backlogged; /* times a client had too many answers
+				     in flight and its lines waited */
+	uint64_t conn_too_large;  /* closed for an over-long line */
 	uint64_t conn_idle_closed;
 	/* requests */
 	uint64_t requests;

@@ -2340,6 +2340,49 @@ test_cache_miss_from_sqlite(void **state)
 	daemon_cleanup(&d);
 }
 
+/*
+ * A client that pipelines without end: at most 4096 answers may be in
+ * flight on one connection; past that its lines wait, none is lost, and
+ * the answers still come in order.
+ */
+static void
+test_answers_in_flight_limit(void **state)
+{
+	struct daemon_proc d;
+	size_t		   n = 10000, i, len = 0, cap = n * 64;
+	char		  *buf = malloc(cap), *line;
+	json_t		  *j, *st;
+	int		   fd;
+
+	(void)state;
+	assert_non_null(buf);
+	assert_int_equal(daemon_start(&d, NULL), 0);
+	fd = raw_connect(d.sock);
+	assert_true(fd >= 0);
+	/* Misses all: each one waits for a reader thread. */
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, cap - len,
+		    "{\"op\":\"get\",\"key\":\"miss:%zu\",\"id\":%zu}\n", i, i);
+	assert_int_equal(raw_send(fd, buf, len), 0);
+	for (i = 0; i < n; i++) {
+		line = raw_readline(fd, 20000);
+		j = parse_answer(line);
+		free(line);
+		assert_error(j, "not_found");
+		assert_int_equal(json_integer_value(json_object_get(j, "id")),
+		    (json_int_t)i);
+		json_decref(j);
+	}
+	j = ask(fd, "{\"op\":\"stats\"}");
+	st = json_object_get(json_object_get(j, "stats"), "connections");
+	assert_true(json_integer_value(json_object_get(st, "backlogged")) >= 1);
+	json_decref(j);
+	close(fd);
+	free(buf);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
 int
 main(void)
 {
@@ -2373,6 +2416,7 @@ main(void)
 	    cmocka_unit_test(test_sqlite_busy),
 	    cmocka_unit_test(test_backpressure),
 	    cmocka_unit_test(test_cache_miss_from_sqlite),
+	    cmocka_unit_test(test_answers_in_flight_limit),
 	};
 	int failed;
 
