@@ -108,7 +108,10 @@ struct conn {
 	struct slot_list    slots;   /* answers still to come */
 	size_t		    nslots;
 	struct cmd_session  session;
+	struct wbuf	    pend;   /* deferred answers ready to go */
+	int		    queued; /* on the server's flush queue */
 	TAILQ_ENTRY(conn) entry;
+	TAILQ_ENTRY(conn) fentry;
 };
 
 struct server {
@@ -120,15 +123,17 @@ struct server {
 	struct evconnlistener *listener;
 	struct event	      *resume_ev;   /* re-enable accept after EMFILE */
 	struct event	      *shutdown_ev; /* shutdown timeout */
+	struct event	      *flush_ev;    /* sends the flush queue */
 	TAILQ_HEAD(, conn) conns;
+	TAILQ_HEAD(, conn) flushq; /* connections with deferred answers */
 	uint64_t    next_id;
 	int	    shutting_down;
 	int	    activated; /* the socket is systemd's */
 	struct wbuf out;       /* answers being composed */
-	struct wbuf ready;     /* deferred answers, gathered */
 };
 
-static int conn_process(struct conn *);
+static int  conn_process(struct conn *);
+static void server_flush_cb(evutil_socket_t, short, void *);
 
 /* Monotonic milliseconds, for the slow-request log. */
 static uint64_t
@@ -177,11 +182,38 @@ conn_free(struct conn *c)
 	}
 	cmd_session_close(srv->cmd, &c->session);
 	TAILQ_REMOVE(&srv->conns, c, entry);
+	if (c->queued)
+		TAILQ_REMOVE(&srv->flushq, c, fentry);
+	wbuf_free(&c->pend);
 	bufferevent_free(c->bev);
 	free(c);
 	srv->stats->conn_current--;
 	if (srv->shutting_down && TAILQ_EMPTY(&srv->conns))
 		event_base_loopbreak(srv->base);
+}
+
+/* Nothing left to send: no answer to come, queued or buffered. */
+static int
+conn_all_sent(struct conn *c)
+{
+	return TAILQ_EMPTY(&c->slots) && !c->queued &&
+	       evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
+/*
+ * A closing connection: free it once everything is sent. -1 when it was
+ * freed now, 0 when it waits for its output to drain.
+ */
+static int
+conn_close_when_sent(struct conn *c)
+{
+	if (conn_all_sent(c)) {
+		conn_free(c);
+		return -1;
+	}
+	/* The write callback runs when the output is empty. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	return 0;
 }
 
 /*
@@ -191,18 +223,10 @@ conn_free(struct conn *c)
 static int
 conn_close_after_flush(struct conn *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-
 	c->flags |= CONN_CLOSING;
 	if (bufferevent_disable(c->bev, EV_READ) == -1)
 		log_warnx("bufferevent_disable failed");
-	if (evbuffer_get_length(out) == 0 && TAILQ_EMPTY(&c->slots)) {
-		conn_free(c);
-		return -1;
-	}
-	/* The write callback runs when the output is empty. */
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	return 0;
+	return conn_close_when_sent(c);
 }
 
 /*
@@ -231,6 +255,31 @@ conn_send(struct conn *c, const char *buf, size_t len)
 	return bufferevent_write(c->bev, buf, len);
 }
 
+/*
+ * Send the deferred answers gathered for c, off the flush queue. -1 when
+ * the connection had to be freed.
+ */
+static int
+conn_send_pending(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (!c->queued)
+		return 0;
+	TAILQ_REMOVE(&srv->flushq, c, fentry);
+	c->queued = 0;
+	srv->stats->bytes_out += c->pend.len;
+	if (conn_send(c, c->pend.buf, c->pend.len) == -1) {
+		log_warnx("conn %llu: cannot queue %zu bytes of answers",
+		    (unsigned long long)c->id, c->pend.len);
+		wbuf_reset(&c->pend);
+		conn_free(c);
+		return -1;
+	}
+	wbuf_reset(&c->pend);
+	return 0;
+}
+
 /* Move composed answers to the connection's output buffer. */
 static int
 conn_flush_answers(struct conn *c)
@@ -239,6 +288,11 @@ conn_flush_answers(struct conn *c)
 
 	if (srv->out.len == 0)
 		return 0;
+	/* Deferred answers ready before these go first. */
+	if (conn_send_pending(c) == -1) {
+		wbuf_reset(&srv->out);
+		return -1;
+	}
 	srv->stats->bytes_out += srv->out.len;
 	if (conn_send(c, srv->out.buf, srv->out.len) == -1) {
 		log_warnx("conn %llu: cannot queue %zu bytes of answers",
@@ -304,7 +358,7 @@ conn_process(struct conn *c)
 			srv->stats->conn_backlogged++;
 			break;
 		}
-		if (evbuffer_get_length(out) + srv->out.len >=
+		if (evbuffer_get_length(out) + srv->out.len + c->pend.len >=
 		    srv->cfg.output_max) {
 			if (conn_flush_answers(c) == -1)
 				return -1;
@@ -381,8 +435,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	if (c->flags & CONN_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
-		    TAILQ_EMPTY(&c->slots))
+		if (conn_all_sent(c))
 			conn_free(c);
 		return;
 	}
@@ -531,6 +584,7 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	c->id = ++srv->next_id;
 	c->pid = -1;
 	TAILQ_INIT(&c->slots);
+	wbuf_init(&c->pend);
 	cmd_session_init(srv->cmd, &c->session, c);
 	c->uid = (uid_t)-1;
 	c->gid = (gid_t)-1;
@@ -701,10 +755,11 @@ server_create(struct event_base *base, const struct server_config *cfg,
 	stats->conn_max = cfg->max_conns;
 	TAILQ_INIT(&srv->conns);
 	wbuf_init(&srv->out);
-	wbuf_init(&srv->ready);
+	TAILQ_INIT(&srv->flushq);
 	srv->resume_ev = evtimer_new(base, server_resume_accept_cb, srv);
-	if (srv->resume_ev == NULL)
-		fatalx("evtimer_new");
+	srv->flush_ev = event_new(base, -1, 0, server_flush_cb, srv);
+	if (srv->resume_ev == NULL || srv->flush_ev == NULL)
+		fatalx("event_new");
 	srv->listener = evconnlistener_new(base, server_accept_cb, srv,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	if (srv->listener == NULL) {
@@ -820,10 +875,28 @@ server_free(struct server *srv)
 		event_free(srv->resume_ev);
 	if (srv->shutdown_ev != NULL)
 		event_free(srv->shutdown_ev);
+	if (srv->flush_ev != NULL)
+		event_free(srv->flush_ev);
 	wbuf_free(&srv->out);
-	wbuf_free(&srv->ready);
 	free(srv->socket_path);
 	free(srv);
+}
+
+/* Send the deferred answers gathered since the last turn. */
+static void
+server_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct conn   *c;
+
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&srv->flushq)) != NULL) {
+		if (conn_send_pending(c) == -1)
+			continue;
+		if (c->flags & CONN_CLOSING)
+			conn_close_when_sent(c);
+	}
 }
 
 struct slot *
@@ -855,8 +928,7 @@ server_conn_session(struct conn *c)
 int
 server_slot_answer(struct slot *sl, const char *buf, size_t len)
 {
-	struct conn	*c = sl->conn;
-	struct evbuffer *out;
+	struct conn *c = sl->conn;
 
 	if (c == NULL) {
 		free(sl);
@@ -869,38 +941,27 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 	sl->len = len;
 	sl->done = 1;
 	/*
-	 * Hand what is ready at the head to the bufferevent, in order, in one
-	 * piece. Unlike immediate answers these are not sent at once: sent
-	 * at the next turn of the loop, the answers of a whole group go out
-	 * together, and clients' next writes then form larger groups
-	 * (measured: journal sets at depth 16, 227k ops/s against 162k).
+	 * Gather what is ready at the head, in order. It is not sent at once:
+	 * the flush event sends it after the callback that answered it, so
+	 * the answers of a whole group (and of every group in one mailbox
+	 * turn) go out together, and clients' next writes then form larger
+	 * groups; and straight to the socket, with no EPOLLOUT to register.
 	 */
-	wbuf_reset(&c->srv->ready);
 	while ((sl = TAILQ_FIRST(&c->slots)) != NULL && sl->done) {
 		TAILQ_REMOVE(&c->slots, sl, entry);
 		c->nslots--;
-		wbuf_add(&c->srv->ready, sl->buf, sl->len);
+		wbuf_add(&c->pend, sl->buf, sl->len);
 		free(sl->buf);
 		free(sl);
 	}
-	if (c->srv->ready.len > 0) {
-		c->srv->stats->bytes_out += c->srv->ready.len;
-		if (bufferevent_write(
-			c->bev, c->srv->ready.buf, c->srv->ready.len) == -1)
-			log_warnx("conn %llu: cannot queue %zu bytes of "
-				  "answers",
-			    (unsigned long long)c->id, c->srv->ready.len);
-		wbuf_reset(&c->srv->ready);
+	if (c->pend.len > 0 && !c->queued) {
+		if (TAILQ_EMPTY(&c->srv->flushq))
+			event_active(c->srv->flush_ev, EV_READ, 0);
+		TAILQ_INSERT_TAIL(&c->srv->flushq, c, fentry);
+		c->queued = 1;
 	}
-	if ((c->flags & CONN_CLOSING) && TAILQ_EMPTY(&c->slots)) {
-		out = bufferevent_get_output(c->bev);
-		if (evbuffer_get_length(out) == 0) {
-			conn_free(c);
-			return 0;
-		}
-		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-		return 1;
-	}
+	if ((c->flags & CONN_CLOSING) && !c->queued && TAILQ_EMPTY(&c->slots))
+		return conn_close_when_sent(c) == -1 ? 0 : 1;
 	if ((c->flags & CONN_BACKLOG) && c->nslots < CONN_SLOTS_MAX / 2) {
 		c->flags &= ~CONN_BACKLOG;
 		if (!(c->flags & (CONN_PAUSED | CONN_CLOSING)) &&
