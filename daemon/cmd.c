@@ -159,6 +159,14 @@ cmd_error(struct cmd_ctx *ctx, struct wbuf *out, enum stats_err code,
 }
 
 /* Send ctx->ans through a slot; 1 while its connection stays open. */
+/* Someone waits for writes up to seq to be applied: no delay for them. */
+static void
+kick_apply(struct cmd_ctx *ctx, uint64_t seq)
+{
+	if (ctx->writer != NULL && seq > ctx->applied_seq)
+		writer_kick(ctx->writer, seq);
+}
+
 static int
 answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 {
@@ -350,6 +358,9 @@ write_take(struct cmd_ctx *ctx, struct wreq *w)
 		ks->last_is_del = w->type == WREQ_KV_DEL;
 	}
 	ctx->unapplied_bytes += w->rec_len;
+	/* Half the write queue waits for SQLite: do not let it fill. */
+	if (ctx->unapplied_bytes >= ctx->write_queue_max / 2)
+		kick_apply(ctx, w->seq);
 	ctx->stats->writes_received++;
 	ctx->stats->last_seq = w->seq;
 }
@@ -383,6 +394,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	if (pw->dur != PROTO_DUR_COMMIT) {
 		reserve = cache_entry_size(pw->klen, pw->del ? 0 : pw->vlen);
 		if (cache_reserve(ctx->cache, reserve) != CACHE_OK) {
+			kick_apply(ctx, ctx->seq);
 			reply_error(ctx, a, id, id_len, ERR_BUSY,
 			    "the cache is full of writes not yet applied");
 			goto answered;
@@ -930,6 +942,7 @@ cmd_sync(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 		reply_end(out);
 		return CMD_DONE;
 	}
+	kick_apply(ctx, ctx->seq);
 	sw = xcalloc(1, sizeof(*sw));
 	sw->target = ctx->seq;
 	sw->slot = server_slot_new(ss->conn, "sync");
@@ -1069,6 +1082,7 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
 		if (!ss->apply_wait) {
 			TAILQ_INSERT_TAIL(&ctx->apply_waiters, ss, aentry);
 			ss->apply_wait = 1;
+			kick_apply(ctx, ss->last_write);
 		}
 		return CMD_WAIT;
 	}
@@ -1077,6 +1091,7 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
 	if (full && op_is_write(req.op)) {
 		if (!ss->queued) {
 			TAILQ_INSERT_TAIL(&ctx->waiters, ss, wentry);
+			kick_apply(ctx, ctx->seq);
 			ss->queued = 1;
 		}
 		return CMD_WAIT;

@@ -17,8 +17,15 @@
  *     transaction (each client statement in its own SAVEPOINT, so one bad
  *     statement fails alone), stores the last seq as applied_seq in that
  *     same transaction, commits, reports the groups applied, and deletes
- *     journal segments that are wholly applied (the database runs with
- *     synchronous=FULL, so a commit is durable when it returns).
+ *     journal segments that are wholly applied and durable in SQLite.
+ *     Writes the journal already made durable are not in a hurry: the
+ *     thread lets them gather for up to apply_delay_ms, so that one
+ *     transaction covers many writes to the same B-tree pages (a write
+ *     spread over a 100k-key table dirties a 4 KiB page per key; in one
+ *     large transaction most of those pages are shared). It applies at
+ *     once when someone waits for the result: a commit write, a sync, a
+ *     query after its connection's writes (writer_kick), a full queue, or
+ *     the stop.
  *
  * Failures:
  *   - a journal write or fdatasync failure is fatal to the write path: the
@@ -61,12 +68,14 @@ struct writer {
 
 	pthread_mutex_t	    lock;
 	pthread_cond_t	    jcond; /* work for the journal thread */
-	pthread_cond_t	    acond; /* work for the apply thread */
+	pthread_cond_t	    acond; /* work for the apply thread (monotonic) */
 	struct wreq_list    incoming;
 	struct wgroup_list  journaled; /* waiting to be applied */
 	int		    stopping;
 	int		    journal_done; /* journal thread has exited */
 	int		    broken;	  /* the journal failed */
+	uint64_t	    kick_seq;	  /* apply up to here without delay */
+	size_t		    urgent; /* journaled groups with commit writes */
 	struct writer_stats stats;
 
 	pthread_t jthread;
@@ -91,6 +100,14 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The monotonic clock ms from now, for the apply thread's timed waits. */
+static void
+deadline(struct timespec *ts, uint64_t at_ms)
+{
+	ts->tv_sec = (time_t)(at_ms / 1000);
+	ts->tv_nsec = (long)(at_ms % 1000) * 1000000L;
 }
 
 static void
@@ -243,6 +260,8 @@ journal_main(void *arg)
 			bytes += w->rec_len;
 			if (w->durability != PROTO_DUR_ASYNC)
 				need_sync = 1;
+			if (w->durability == PROTO_DUR_COMMIT)
+				g->urgent = 1;
 		}
 		wr->stats.queue_ops -= g->n;
 		wr->stats.queue_bytes -= bytes;
@@ -285,6 +304,9 @@ journal_main(void *arg)
 			wr->stats.group_max = g->n;
 		wr->stats.journaled_seq = g->last_seq;
 		wr->stats.apply_backlog += g->n;
+		g->journaled_ms = now_ms();
+		if (g->urgent)
+			wr->urgent++;
 		TAILQ_INSERT_TAIL(&wr->journaled, g, entry);
 		pthread_cond_signal(&wr->acond);
 	}
@@ -494,6 +516,30 @@ apply_batch(struct writer *wr, struct wgroup_list *batch, uint64_t *last,
 	return 0;
 }
 
+/* Most writes applied in one transaction. */
+static size_t
+apply_batch_max(const struct writer *wr)
+{
+	return wr->opts.group_max_ops * 4;
+}
+
+/*
+ * Whether the journaled groups should be applied now (the lock is held);
+ * if not, *due is when, on the monotonic clock in ms.
+ */
+static int
+apply_due(const struct writer *wr, uint64_t *due)
+{
+	const struct wgroup *g = TAILQ_FIRST(&wr->journaled);
+
+	if (wr->journal_done || wr->urgent > 0 ||
+	    wr->kick_seq > wr->stats.applied_seq ||
+	    wr->stats.apply_backlog >= apply_batch_max(wr))
+		return 1;
+	*due = g->journaled_ms + wr->opts.apply_delay_ms;
+	return now_ms() >= *due;
+}
+
 /* The apply thread; see the top of the file. */
 static void *
 apply_main(void *arg)
@@ -502,7 +548,7 @@ apply_main(void *arg)
 	struct wgroup_list batch;
 	struct wgroup	  *g;
 	uint64_t	   last = 0, errors, ops, last_purge = now_ms();
-	uint64_t	   last_ckpt = now_ms(), durable = 0;
+	uint64_t	   last_ckpt = now_ms(), durable = 0, due;
 	unsigned	   backoff = 0;
 	int		   down = 0, n;
 	char		  *cause = NULL;
@@ -513,8 +559,7 @@ apply_main(void *arg)
 		while (TAILQ_EMPTY(&wr->journaled) && !wr->journal_done) {
 			struct timespec until;
 
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += 1;
+			deadline(&until, now_ms() + 1000);
 			if (pthread_cond_timedwait(
 				&wr->acond, &wr->lock, &until) == ETIMEDOUT)
 				break;
@@ -556,12 +601,21 @@ apply_main(void *arg)
 			pthread_mutex_lock(&wr->lock);
 			continue;
 		}
+		if (!apply_due(wr, &due)) {
+			struct timespec until;
+
+			deadline(&until, due);
+			pthread_cond_timedwait(&wr->acond, &wr->lock, &until);
+			continue;
+		}
 		ops = 0;
 		while ((g = TAILQ_FIRST(&wr->journaled)) != NULL &&
-		       (ops == 0 || ops + g->n <= wr->opts.group_max_ops * 4)) {
+		       (ops == 0 || ops + g->n <= apply_batch_max(wr))) {
 			TAILQ_REMOVE(&wr->journaled, g, entry);
 			TAILQ_INSERT_TAIL(&batch, g, entry);
 			ops += g->n;
+			if (g->urgent)
+				wr->urgent--;
 		}
 		pthread_mutex_unlock(&wr->lock);
 
@@ -625,7 +679,8 @@ struct writer *
 writer_start(const struct writer_options *opts, struct journal *j,
     struct store *s, struct mailbox *mb, const struct writer_callbacks *cb)
 {
-	struct writer *wr = xcalloc(1, sizeof(*wr));
+	struct writer	  *wr = xcalloc(1, sizeof(*wr));
+	pthread_condattr_t attr;
 
 	wr->opts = *opts;
 	wr->cb = *cb;
@@ -634,10 +689,13 @@ writer_start(const struct writer_options *opts, struct journal *j,
 	wr->mb = mb;
 	TAILQ_INIT(&wr->incoming);
 	TAILQ_INIT(&wr->journaled);
-	if (pthread_mutex_init(&wr->lock, NULL) != 0 ||
+	if (pthread_condattr_init(&attr) != 0 ||
+	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+	    pthread_mutex_init(&wr->lock, NULL) != 0 ||
 	    pthread_cond_init(&wr->jcond, NULL) != 0 ||
-	    pthread_cond_init(&wr->acond, NULL) != 0)
+	    pthread_cond_init(&wr->acond, &attr) != 0)
 		fatalx("writer: cannot create locks");
+	pthread_condattr_destroy(&attr);
 	if (store_applied_seq(s, &wr->stats.applied_seq, NULL) == -1)
 		wr->stats.applied_seq = 0;
 	wr->stats.journaled_seq = wr->stats.applied_seq;
@@ -655,6 +713,17 @@ writer_submit(struct writer *wr, struct wreq *w)
 	wr->stats.queue_ops++;
 	wr->stats.queue_bytes += w->rec_len;
 	pthread_cond_signal(&wr->jcond);
+	pthread_mutex_unlock(&wr->lock);
+}
+
+void
+writer_kick(struct writer *wr, uint64_t seq)
+{
+	pthread_mutex_lock(&wr->lock);
+	if (seq > wr->kick_seq) {
+		wr->kick_seq = seq;
+		pthread_cond_signal(&wr->acond);
+	}
 	pthread_mutex_unlock(&wr->lock);
 }
 

@@ -28,6 +28,8 @@ struct wgroup {
 	uint64_t	 first_seq;
 	uint64_t	 last_seq;
 	int		 synced;
+	int		 urgent;       /* holds commit writes: apply at once */
+	uint64_t	 journaled_ms; /* monotonic */
 	TAILQ_ENTRY(wgroup) entry;
 };
 
@@ -48,6 +50,7 @@ struct writer_options {
 	size_t	 group_max_bytes;
 	unsigned group_delay_us;
 	unsigned fsync_interval_ms; /* for async-only groups */
+	unsigned apply_delay_ms;    /* let journaled writes gather this long */
 	unsigned purge_interval_ms; /* expired rows */
 	/*
 	 * SQLite runs with synchronous=NORMAL: a commit is durable only once
@@ -79,6 +82,11 @@ struct writer *writer_start(const struct writer_options *opts,
     const struct writer_callbacks *cb);
 /* Queue w (the loop thread; seqs strictly increasing). */
 void writer_submit(struct writer *wr, struct wreq *w);
+/*
+ * Someone waits for writes up to seq to be applied (a sync, a query after
+ * writes, a full queue): apply them without the delay.
+ */
+void writer_kick(struct writer *wr, uint64_t seq);
 /* Finish everything queued, then stop the threads. */
 void writer_stop(struct writer *wr);
 void writer_get_stats(struct writer *wr, struct writer_stats *st);

@@ -1868,6 +1868,83 @@ test_sync(void **state)
 	close(other);
 }
 
+/*
+ * --apply-delay: journaled writes wait to be applied in one large
+ * transaction, but nobody who waits for SQLite waits for the delay: a
+ * sync, a query after its connection's writes and a commit write are
+ * applied at once.
+ */
+static void
+test_apply_delay(void **state)
+{
+	static const char *args[] = {"--apply-delay", "10s", NULL};
+	struct daemon_proc d, d2;
+	long long	   t0, ver, applied;
+	json_t		  *j;
+	int		   fd, other;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, args), 0);
+	fd = connect_to(&d);
+	other = connect_to(&d);
+	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE ad(a)\"}");
+
+	/* A journal write is acknowledged, visible, and not yet applied. */
+	t0 = now_ms();
+	j = askf(fd, "{\"op\":\"set\",\"key\":\"ad:1\",\"value\":1,"
+		     "\"durability\":\"journal\"}");
+	assert_ok(j);
+	ver = int_of(j, "version");
+	json_decref(j);
+	assert_true(now_ms() - t0 < 2000);
+	assert_get(other, "ad:1", "1", 0);
+	j = stats_of(d.sock);
+	applied = stat_int(j, "write_queue", "applied_seq");
+	json_decref(j);
+	assert_true(applied < ver);
+
+	/* A sync, on another connection, does not wait for the delay. */
+	t0 = now_ms();
+	assert_true(sync_on(other) >= ver);
+	assert_true(now_ms() - t0 < 2000);
+
+	/* Nor a query after its own connection's journal exec. */
+	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO ad VALUES (1)\","
+		   "\"durability\":\"journal\"}");
+	t0 = now_ms();
+	assert_int_equal(query_int(fd, "SELECT count(*) FROM ad"), 1);
+	assert_true(now_ms() - t0 < 2000);
+
+	/* Nor a commit write, even behind journal writes. */
+	ask_ok(fd, "{\"op\":\"set\",\"key\":\"ad:2\",\"value\":2,"
+		   "\"durability\":\"journal\"}");
+	t0 = now_ms();
+	ask_ok(other, "{\"op\":\"exec\",\"sql\":\"INSERT INTO ad VALUES "
+		      "(2)\",\"durability\":\"commit\"}");
+	assert_true(now_ms() - t0 < 2000);
+	assert_int_equal(query_int(other, "SELECT count(*) FROM stash_kv "
+					  "WHERE key = 'ad:2'"),
+	    1);
+
+	/* The stop applies what is left, without waiting for the delay. */
+	ask_ok(fd, "{\"op\":\"set\",\"key\":\"ad:3\",\"value\":3,"
+		   "\"durability\":\"journal\"}");
+	close(fd);
+	close(other);
+	t0 = now_ms();
+	assert_int_equal(daemon_stop(&d), 0);
+	assert_true(now_ms() - t0 < 5000);
+	restart_on(&d2, &d);
+	fd = connect_to(&d2);
+	assert_int_equal(query_int(fd, "SELECT count(*) FROM stash_kv "
+				       "WHERE key = 'ad:3'"),
+	    1);
+	close(fd);
+	assert_int_equal(daemon_stop(&d2), 0);
+	daemon_cleanup(&d2);
+	daemon_cleanup(&d);
+}
+
 /* Group commit: pipelined writes share groups and fsyncs. */
 static void
 test_group_commit(void **state)
@@ -2424,6 +2501,7 @@ main(void)
 	    cmocka_unit_test(test_read_before_write_busy),
 	    cmocka_unit_test(test_refusal_code),
 	    cmocka_unit_test(test_sync),
+	    cmocka_unit_test(test_apply_delay),
 	    cmocka_unit_test(test_mixed_durability),
 	    cmocka_unit_test(test_stats_sections),
 	};
