@@ -548,7 +548,7 @@ apply_main(void *arg)
 	struct wgroup_list batch;
 	struct wgroup	  *g;
 	uint64_t	   last = 0, errors, ops, last_purge = now_ms();
-	uint64_t	   last_ckpt = now_ms(), durable = 0, due;
+	uint64_t	   last_ckpt = now_ms(), durable = 0, due, ckpt_seq = 0;
 	unsigned	   backoff = 0;
 	int		   down = 0, n;
 	char		  *cause = NULL;
@@ -569,11 +569,14 @@ apply_main(void *arg)
 				break;
 			/* Idle: purge expired rows now and then. */
 			pthread_mutex_unlock(&wr->lock);
-			if (wr->opts.sync_normal && durable < last &&
+			if (ckpt_seq < last &&
 			    store_checkpoint(wr->store, 0, &cause) == 0) {
-				durable = last;
+				ckpt_seq = last;
 				last_ckpt = now_ms();
-				journal_release(wr->journal, durable);
+				if (wr->opts.sync_normal) {
+					durable = last;
+					journal_release(wr->journal, durable);
+				}
 			} else if (cause != NULL) {
 				log_warnx("checkpoint: %s", cause);
 				free(cause);
@@ -643,15 +646,18 @@ apply_main(void *arg)
 		/*
 		 * With synchronous=FULL the commit is durable now; with NORMAL,
 		 * only once a checkpoint has copied and synced everything.
+		 * Checkpoints are taken here in both cases (SQLite's automatic
+		 * ones are off), so the WAL stays small.
 		 */
 		if (!wr->opts.sync_normal)
 			durable = last;
-		else if (now_ms() - last_ckpt >=
-			 wr->opts.checkpoint_interval_ms) {
+		if (now_ms() - last_ckpt >= wr->opts.checkpoint_interval_ms) {
 			last_ckpt = now_ms();
-			if (store_checkpoint(wr->store, 0, &cause) == 0)
-				durable = last;
-			else if (cause != NULL) {
+			if (store_checkpoint(wr->store, 0, &cause) == 0) {
+				ckpt_seq = last;
+				if (wr->opts.sync_normal)
+					durable = last;
+			} else if (cause != NULL) {
 				log_warnx("checkpoint: %s", cause);
 				free(cause);
 				cause = NULL;
