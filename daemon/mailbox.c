@@ -48,6 +48,12 @@ mailbox_create(struct event_base *base)
 	return mb;
 }
 
+struct event_base *
+mailbox_base(struct mailbox *mb)
+{
+	return event_get_base(mb->ev);
+}
+
 void
 mailbox_post(struct mailbox *mb, mailbox_fn fn, void *arg)
 {

@@ -46,6 +46,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "journal.h"
@@ -70,6 +71,10 @@ struct writer {
 	pthread_cond_t	    jcond; /* work for the journal thread */
 	pthread_cond_t	    acond; /* work for the apply thread (monotonic) */
 	struct wreq_list    incoming;
+	struct wreq_list    staged;   /* the loop's, not yet in incoming */
+	size_t		    staged_n; /* and their count and bytes */
+	size_t		    staged_bytes;
+	struct event	   *stage_ev;  /* moves staged to incoming */
 	struct wgroup_list  journaled; /* waiting to be applied */
 	int		    stopping;
 	int		    journal_done; /* journal thread has exited */
@@ -681,6 +686,8 @@ apply_main(void *arg)
 	return NULL;
 }
 
+static void writer_stage_cb(evutil_socket_t, short, void *);
+
 struct writer *
 writer_start(const struct writer_options *opts, struct journal *j,
     struct store *s, struct mailbox *mb, const struct writer_callbacks *cb)
@@ -694,7 +701,11 @@ writer_start(const struct writer_options *opts, struct journal *j,
 	wr->store = s;
 	wr->mb = mb;
 	TAILQ_INIT(&wr->incoming);
+	TAILQ_INIT(&wr->staged);
 	TAILQ_INIT(&wr->journaled);
+	wr->stage_ev = event_new(mailbox_base(mb), -1, 0, writer_stage_cb, wr);
+	if (wr->stage_ev == NULL)
+		fatalx("writer: event_new");
 	if (pthread_condattr_init(&attr) != 0 ||
 	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
 	    pthread_mutex_init(&wr->lock, NULL) != 0 ||
@@ -711,15 +722,46 @@ writer_start(const struct writer_options *opts, struct journal *j,
 	return wr;
 }
 
+/*
+ * Hand the staged writes to the journal thread, with one lock and one
+ * wakeup for all of them.
+ */
+static void
+writer_unstage(struct writer *wr)
+{
+	if (TAILQ_EMPTY(&wr->staged))
+		return;
+	pthread_mutex_lock(&wr->lock);
+	TAILQ_CONCAT(&wr->incoming, &wr->staged, entry);
+	wr->stats.queue_ops += wr->staged_n;
+	wr->stats.queue_bytes += wr->staged_bytes;
+	pthread_cond_signal(&wr->jcond);
+	pthread_mutex_unlock(&wr->lock);
+	wr->staged_n = wr->staged_bytes = 0;
+}
+
+static void
+writer_stage_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	writer_unstage(arg);
+}
+
+/*
+ * Writes are staged on the loop and handed over once the loop has run
+ * every callback ready in this turn: the requests read from all the
+ * clients that woke the loop together join one group, rather than the
+ * first waking the journal thread alone into a group of one.
+ */
 void
 writer_submit(struct writer *wr, struct wreq *w)
 {
-	pthread_mutex_lock(&wr->lock);
-	TAILQ_INSERT_TAIL(&wr->incoming, w, entry);
-	wr->stats.queue_ops++;
-	wr->stats.queue_bytes += w->rec_len;
-	pthread_cond_signal(&wr->jcond);
-	pthread_mutex_unlock(&wr->lock);
+	if (TAILQ_EMPTY(&wr->staged))
+		event_active(wr->stage_ev, EV_READ, 0);
+	TAILQ_INSERT_TAIL(&wr->staged, w, entry);
+	wr->staged_n++;
+	wr->staged_bytes += w->rec_len;
 }
 
 void
@@ -738,6 +780,8 @@ writer_stop(struct writer *wr)
 {
 	struct wreq *w;
 
+	writer_unstage(wr);
+	event_free(wr->stage_ev);
 	pthread_mutex_lock(&wr->lock);
 	wr->stopping = 1;
 	pthread_cond_signal(&wr->jcond);
