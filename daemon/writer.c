@@ -107,6 +107,13 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Most writes applied in one transaction. */
+static size_t
+apply_batch_max(const struct writer *wr)
+{
+	return wr->opts.group_max_ops * 4;
+}
+
 /* The monotonic clock ms from now, for the apply thread's timed waits. */
 static void
 deadline(struct timespec *ts, uint64_t at_ms)
@@ -312,8 +319,15 @@ journal_main(void *arg)
 		g->journaled_ms = now_ms();
 		if (g->urgent)
 			wr->urgent++;
+		/*
+		 * Wake the apply thread only when this changes its plans: it
+		 * knows when the first waiting group is due.
+		 */
+		if (TAILQ_EMPTY(&wr->journaled) || g->urgent ||
+		    wr->opts.apply_delay_ms == 0 ||
+		    wr->stats.apply_backlog >= apply_batch_max(wr))
+			pthread_cond_signal(&wr->acond);
 		TAILQ_INSERT_TAIL(&wr->journaled, g, entry);
-		pthread_cond_signal(&wr->acond);
 	}
 	wr->journal_done = 1;
 	pthread_cond_signal(&wr->acond);
@@ -519,13 +533,6 @@ apply_batch(struct writer *wr, struct wgroup_list *batch, uint64_t *last,
 		return -1;
 	}
 	return 0;
-}
-
-/* Most writes applied in one transaction. */
-static size_t
-apply_batch_max(const struct writer *wr)
-{
-	return wr->opts.group_max_ops * 4;
 }
 
 /*
