@@ -115,7 +115,7 @@ static const struct cdef config_table[] = {
 	"most rows in a query answer", 0},
     {"query-bytes-max", 0, C_SIZE, O(query_bytes_max), KB, SIZE_MAX, "16MB",
 	"most bytes in a query answer", 0},
-    {"sqlite-cache", 0, C_SIZE, O(sqlite_cache), 1024 * 1024, 64 * GB, "64MB",
+    {"sqlite-cache", 0, C_SIZE, O(sqlite_cache), 1024 * 1024, 64 * GB, "16MB",
 	"SQLite page cache of the connection that applies writes", 0},
     {"synchronous", 0, C_SYNC, O(sync_normal), 0, 0, "normal",
 	"SQLite's synchronous setting: normal (synced at checkpoints; the "
@@ -168,7 +168,7 @@ options_defaults(struct options *o)
 	o->writer.purge_interval_ms = 1000;
 	o->writer.checkpoint_interval_ms = 1000;
 	o->sync_normal = 1;
-	o->sqlite_cache = (size_t)64 * 1024 * 1024;
+	o->sqlite_cache = (size_t)16 * 1024 * 1024;
 	o->write_queue_max = (size_t)64 * 1024 * 1024;
 	o->readers = 2;
 	o->sql_enabled = 1;
