@@ -50,6 +50,7 @@
 #include "journal.h"
 #include "keymap.h"
 #include "log.h"
+#include "rcmd.h"
 #include "reader.h"
 #include "server.h"
 #include "stash-protocol.h"
@@ -158,17 +159,53 @@ cmd_error(struct cmd_ctx *ctx, struct wbuf *out, enum stats_err code,
 	reply_error(ctx, out, NULL, 0, code, message);
 }
 
-/* Send ctx->ans through a slot; 1 while its connection stays open. */
+/*
+ * A stored value as JSON: JSON text as it is; bytes set through RESP as
+ * a JSON string when they are UTF-8, else as {"base64":"..."}.
+ */
+void
+cmd_add_json_value(struct wbuf *out, const void *v, size_t vlen, int raw)
+{
+	if (!raw)
+		wbuf_add(out, v, vlen);
+	else if (proto_utf8_valid(v, vlen))
+		wbuf_add_jstr(out, v, vlen);
+	else
+		wbuf_add_base64(out, v, vlen);
+}
+
+/* A RESP error reply for one of the protocol's error classes. */
+void
+cmd_resp_error(
+    struct cmd_ctx *ctx, struct wbuf *out, enum stats_err code, const char *msg)
+{
+	const char *prefix;
+
+	ctx->stats->errors[code]++;
+	switch (code) {
+	case ERR_BUSY: prefix = "-BUSY "; break;
+	case ERR_UNAVAILABLE: prefix = "-LOADING "; break;
+	case ERR_FORBIDDEN: prefix = "-NOPERM "; break;
+	case ERR_CONFLICT: prefix = "-CONFLICT "; break;
+	default: prefix = "-ERR "; break;
+	}
+	wbuf_adds(out, prefix);
+	/* A reply line may not hold CR or LF. */
+	for (; *msg != '\0'; msg++)
+		wbuf_addc(out, *msg == '\r' || *msg == '\n' ? ' ' : *msg);
+	wbuf_add(out, "\r\n", 2);
+}
+
 /* Someone waits for writes up to seq to be applied: no delay for them. */
-static void
-kick_apply(struct cmd_ctx *ctx, uint64_t seq)
+void
+cmd_kick_apply(struct cmd_ctx *ctx, uint64_t seq)
 {
 	if (ctx->writer != NULL && seq > ctx->applied_seq)
 		writer_kick(ctx->writer, seq);
 }
 
-static int
-answer_slot(struct cmd_ctx *ctx, struct slot *sl)
+int
+cmd_answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 {
 	int alive = server_slot_answer(sl, ctx->ans.buf, ctx->ans.len);
 
@@ -177,8 +214,8 @@ answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 }
 
 /* A write of the slot's connection was acknowledged. */
-static void
-session_acked(struct slot *sl)
+void
+cmd_session_acked(struct slot *sl)
 {
 	struct conn	   *c = server_slot_conn(sl);
 	struct cmd_session *ss;
@@ -250,7 +287,7 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 	unsigned	    flags;
 	int		    rc;
 
-	if (w->type != WREQ_KV_SET && w->type != WREQ_KV_DEL)
+	if (!WREQ_IS_KV(w->type))
 		return;
 	if (w->reserved > 0) {
 		cache_unreserve(ctx->cache, w->reserved);
@@ -260,7 +297,8 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 	if (e != NULL && cache_entry_version(e) > w->seq)
 		return;
 	flags = (pinned ? CACHE_F_PINNED : 0) |
-		(w->type == WREQ_KV_DEL ? CACHE_F_TOMBSTONE : 0);
+		(w->type == WREQ_KV_DEL ? CACHE_F_TOMBSTONE : 0) |
+		(w->type == WREQ_KV_SET_RAW ? CACHE_F_RAW : 0);
 	rc = cache_set(ctx->cache, w->key, w->klen, w->value, w->vlen, w->seq,
 	    w->ttl, flags);
 	if (rc == CACHE_OK) {
@@ -280,6 +318,15 @@ write_answer(struct cmd_ctx *ctx, struct wreq *w, int applied)
 {
 	struct wbuf *a = &ctx->ans;
 
+	if (w->resp) {
+		/* The answer was decided with the write. */
+		if (applied && w->status != STORE_OK)
+			cmd_resp_error(ctx, a, store_err(w->status),
+			    w->message ? w->message : "failed");
+		else
+			wbuf_add(a, w->id, w->id_len);
+		return;
+	}
 	if (applied && w->status != STORE_OK) {
 		reply_error(ctx, a, w->id, w->id_len, store_err(w->status),
 		    w->message ? w->message : "failed");
@@ -288,6 +335,7 @@ write_answer(struct cmd_ctx *ctx, struct wreq *w, int applied)
 	reply_begin(a, w->id, w->id_len, 1);
 	switch (w->type) {
 	case WREQ_KV_SET:
+	case WREQ_KV_SET_RAW:
 		wbuf_add(a, ",\"version\":", 11);
 		wbuf_add_u64(a, w->seq);
 		break;
@@ -323,8 +371,9 @@ write_answer(struct cmd_ctx *ctx, struct wreq *w, int applied)
  * client is still there), else into out when given (an async write
  * answered at once).
  */
-static void
-ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
+void
+cmd_ack_write(
+    struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 {
 	if (!applied || w->status == STORE_OK)
 		make_visible(ctx, w, !applied);
@@ -340,27 +389,28 @@ ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 	}
 	write_answer(ctx, w, applied);
 	/* First: answer_slot() may free the slot. */
-	session_acked(w->owner);
-	answer_slot(ctx, w->owner);
+	cmd_session_acked(w->owner);
+	cmd_answer_slot(ctx, w->owner);
 	w->owner = NULL;
 }
 
 /* Take write w: number it, account it, and hand it to the writer. */
-static void
-write_take(struct cmd_ctx *ctx, struct wreq *w)
+void
+cmd_write_take(struct cmd_ctx *ctx, struct wreq *w)
 {
 	struct kstate *ks;
 
-	if (w->type == WREQ_KV_SET || w->type == WREQ_KV_DEL) {
+	if (WREQ_IS_KV(w->type)) {
 		ks = keymap_get(ctx->keys, w->key, w->klen);
 		ks->pending++;
+		ks->last = w;
 		ks->last_version = w->seq;
 		ks->last_is_del = w->type == WREQ_KV_DEL;
 	}
 	ctx->unapplied_bytes += w->rec_len;
 	/* Half the write queue waits for SQLite: do not let it fill. */
 	if (ctx->unapplied_bytes >= ctx->write_queue_max / 2)
-		kick_apply(ctx, w->seq);
+		cmd_kick_apply(ctx, w->seq);
 	ctx->stats->writes_received++;
 	ctx->stats->last_seq = w->seq;
 }
@@ -394,7 +444,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	if (pw->dur != PROTO_DUR_COMMIT) {
 		reserve = cache_entry_size(pw->klen, pw->del ? 0 : pw->vlen);
 		if (cache_reserve(ctx->cache, reserve) != CACHE_OK) {
-			kick_apply(ctx, ctx->seq);
+			cmd_kick_apply(ctx, ctx->seq);
 			reply_error(ctx, a, id, id_len, ERR_BUSY,
 			    "the cache is full of writes not yet applied");
 			goto answered;
@@ -414,7 +464,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 		w->id = memdup(id, id_len);
 		w->id_len = id_len;
 	}
-	write_take(ctx, w);
+	cmd_write_take(ctx, w);
 	if (slot == NULL)
 		ss->last_write = seq;
 	else if (server_slot_conn(slot) != NULL)
@@ -422,7 +472,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	if (pw->dur == PROTO_DUR_ASYNC) {
 		/* Acknowledged on receipt: answered now, visible now. */
 		w->owner = slot;
-		ack_write(ctx, w, 0, out);
+		cmd_ack_write(ctx, w, 0, out);
 		writer_submit(ctx->writer, w);
 		return slot != NULL ? CMD_DEFERRED : CMD_DONE;
 	}
@@ -438,8 +488,8 @@ answered:
 	if (slot == NULL)
 		return CMD_DONE;
 	/* First: answer_slot() may free the slot. */
-	session_acked(slot);
-	answer_slot(ctx, slot);
+	cmd_session_acked(slot);
+	cmd_answer_slot(ctx, slot);
 	return CMD_DEFERRED;
 }
 
@@ -476,12 +526,13 @@ lookup_free(struct lookup *lk)
 }
 
 /* Cache what a fresh lookup found (or that the key is absent). */
-static void
-lookup_fill(struct cmd_ctx *ctx, const struct rkey *k)
+void
+cmd_lookup_fill(struct cmd_ctx *ctx, const struct rkey *k)
 {
 	if (k->found)
 		cache_set(ctx->cache, k->key, k->klen, k->value, k->vlen,
-		    k->version, ttl_left(k->expires_at), 0);
+		    k->version, ttl_left(k->expires_at),
+		    k->raw ? CACHE_F_RAW : 0);
 	else
 		cache_set(ctx->cache, k->key, k->klen, NULL, 0, 0, 0,
 		    CACHE_F_TOMBSTONE);
@@ -501,7 +552,8 @@ add_value(struct cmd_ctx *ctx, struct wbuf *a, const struct rkey *k,
 		if (cache_entry_flags(e) & CACHE_F_TOMBSTONE)
 			return;
 		v = cache_entry_value(e, &vlen);
-		wbuf_add(a, v, vlen);
+		cmd_add_json_value(
+		    a, v, vlen, (cache_entry_flags(e) & CACHE_F_RAW) != 0);
 		if (with_version) {
 			wbuf_add(a, ",\"version\":", 11);
 			wbuf_add_u64(a, cache_entry_version(e));
@@ -511,7 +563,7 @@ add_value(struct cmd_ctx *ctx, struct wbuf *a, const struct rkey *k,
 	}
 	if (!k->found)
 		return;
-	wbuf_add(a, k->value, k->vlen);
+	cmd_add_json_value(a, k->value, k->vlen, k->raw);
 	if (with_version) {
 		wbuf_add(a, ",\"version\":", 11);
 		wbuf_add_u64(a, k->version);
@@ -553,15 +605,15 @@ lookup_done(struct rjob *job)
 			reply_error(ctx, a, lk->id, lk->id_len,
 			    store_err(job->status),
 			    job->message ? job->message : "query failed");
-		alive = answer_slot(ctx, lk->slot);
+		alive = cmd_answer_slot(ctx, lk->slot);
 		goto done;
 	}
 	if (job->status != STORE_OK) {
 		reply_error(ctx, a, lk->id, lk->id_len, ERR_UNAVAILABLE,
 		    job->message ? job->message : "cannot read the database");
 		if (lk->kind == LK_WRITE)
-			session_acked(lk->slot);
-		alive = answer_slot(ctx, lk->slot);
+			cmd_session_acked(lk->slot);
+		alive = cmd_answer_slot(ctx, lk->slot);
 		goto done;
 	}
 	/* Is the snapshot recent enough for the keys the cache lacks? */
@@ -585,7 +637,7 @@ lookup_done(struct rjob *job)
 	for (i = 0; i < job->nkeys; i++)
 		if (cache_peek(ctx->cache, job->keys[i].key,
 			job->keys[i].klen) == NULL)
-			lookup_fill(ctx, &job->keys[i]);
+			cmd_lookup_fill(ctx, &job->keys[i]);
 
 	switch (lk->kind) {
 	case LK_GET:
@@ -598,7 +650,7 @@ lookup_done(struct rjob *job)
 			    "no such key");
 		} else
 			reply_end(a);
-		alive = answer_slot(ctx, lk->slot);
+		alive = cmd_answer_slot(ctx, lk->slot);
 		break;
 	case LK_MGET: alive = mget_compose(ctx, lk, job); break;
 	case LK_WRITE:
@@ -688,7 +740,8 @@ cmd_get(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 	v = cache_entry_value(e, &vlen);
 	reply_begin(out, req->id, req->id_len, 1);
 	wbuf_add(out, ",\"value\":", 9);
-	wbuf_add(out, v, vlen);
+	cmd_add_json_value(
+	    out, v, vlen, (cache_entry_flags(e) & CACHE_F_RAW) != 0);
 	wbuf_add(out, ",\"version\":", 11);
 	wbuf_add_u64(out, cache_entry_version(e));
 	reply_end(out);
@@ -733,7 +786,8 @@ cmd_mget(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 			continue;
 		}
 		v = cache_entry_value(e, &vlen);
-		wbuf_add(out, v, vlen);
+		cmd_add_json_value(
+		    out, v, vlen, (cache_entry_flags(e) & CACHE_F_RAW) != 0);
 	}
 	if (misses == 0) {
 		for (n = 0; n < req->nkeys; n++)
@@ -766,7 +820,7 @@ mget_compose(struct cmd_ctx *ctx, struct lookup *lk, struct rjob *job)
 	}
 	wbuf_addc(a, ']');
 	reply_end(a);
-	return answer_slot(ctx, lk->slot);
+	return cmd_answer_slot(ctx, lk->slot);
 }
 
 static enum proto_durability
@@ -889,10 +943,10 @@ cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 		w->id = memdup(req->id, req->id_len);
 		w->id_len = req->id_len;
 	}
-	write_take(ctx, w);
+	cmd_write_take(ctx, w);
 	ss->last_write = seq;
 	if (dur == PROTO_DUR_ASYNC) {
-		ack_write(ctx, w, 0, out);
+		cmd_ack_write(ctx, w, 0, out);
 		writer_submit(ctx->writer, w);
 		return CMD_DONE;
 	}
@@ -942,7 +996,7 @@ cmd_sync(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 		reply_end(out);
 		return CMD_DONE;
 	}
-	kick_apply(ctx, ctx->seq);
+	cmd_kick_apply(ctx, ctx->seq);
 	sw = xcalloc(1, sizeof(*sw));
 	sw->target = ctx->seq;
 	sw->slot = server_slot_new(ss->conn, "sync");
@@ -1082,7 +1136,7 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
 		if (!ss->apply_wait) {
 			TAILQ_INSERT_TAIL(&ctx->apply_waiters, ss, aentry);
 			ss->apply_wait = 1;
-			kick_apply(ctx, ss->last_write);
+			cmd_kick_apply(ctx, ss->last_write);
 		}
 		return CMD_WAIT;
 	}
@@ -1091,7 +1145,7 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
 	if (full && op_is_write(req.op)) {
 		if (!ss->queued) {
 			TAILQ_INSERT_TAIL(&ctx->waiters, ss, wentry);
-			kick_apply(ctx, ctx->seq);
+			cmd_kick_apply(ctx, ctx->seq);
 			ss->queued = 1;
 		}
 		return CMD_WAIT;
@@ -1134,7 +1188,7 @@ cmd_journaled(void *arg, struct wgroup *g)
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
 		if (!w->acked && w->durability != PROTO_DUR_COMMIT)
-			ack_write(ctx, w, 0, NULL);
+			cmd_ack_write(ctx, w, 0, NULL);
 	}
 }
 
@@ -1153,15 +1207,17 @@ cmd_applied(void *arg, struct wgroup *g)
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
 		if (!w->acked)
-			ack_write(ctx, w, 1, NULL);
+			cmd_ack_write(ctx, w, 1, NULL);
 		else if (w->pinned)
 			cache_unpin(ctx->cache, w->key, w->klen, w->seq);
 		if (w->reserved > 0) {
 			cache_unreserve(ctx->cache, w->reserved);
 			w->reserved = 0;
 		}
-		if ((w->type == WREQ_KV_SET || w->type == WREQ_KV_DEL) &&
+		if (WREQ_IS_KV(w->type) &&
 		    (ks = keymap_find(ctx->keys, w->key, w->klen)) != NULL) {
+			if (ks->last == w)
+				ks->last = NULL;
 			ks->pending--;
 			keymap_put(ctx->keys, ks);
 		}
@@ -1177,7 +1233,7 @@ cmd_applied(void *arg, struct wgroup *g)
 		wbuf_add(&ctx->ans, ",\"applied_seq\":", 15);
 		wbuf_add_u64(&ctx->ans, ctx->applied_seq);
 		reply_end(&ctx->ans);
-		answer_slot(ctx, sw->slot);
+		cmd_answer_slot(ctx, sw->slot);
 		free(sw->id);
 		free(sw);
 	}
@@ -1251,6 +1307,7 @@ cmd_free(struct cmd_ctx *ctx)
 		free(sw);
 	}
 	keymap_free(ctx->keys);
+	rcmd_free(ctx->resp);
 	wbuf_free(&ctx->scratch);
 	wbuf_free(&ctx->ans);
 }
@@ -1274,4 +1331,6 @@ cmd_session_close(struct cmd_ctx *ctx, struct cmd_session *ss)
 		TAILQ_REMOVE(&ctx->apply_waiters, ss, aentry);
 		ss->apply_wait = 0;
 	}
+	free(ss->name);
+	ss->name = NULL;
 }
