@@ -1582,8 +1582,13 @@ rcmd_run(struct cmd_ctx *ctx, struct cmd_session *ss,
 	}
 	if ((d->flags & RC_READ) && ss->unacked > 0)
 		return CMD_WAIT;
-	if ((d->flags & RC_COUNT) && ss->last_write > ctx->applied_seq) {
-		/* It reads SQLite: after the connection's writes are in. */
+	if ((d->flags & RC_COUNT) && ctx->seq > ctx->applied_seq) {
+		/*
+		 * It counts in SQLite: once every write taken before it is
+		 * applied there (the connection waits like a query after its
+		 * own writes).
+		 */
+		ss->last_write = ctx->seq;
 		if (!ss->apply_wait) {
 			TAILQ_INSERT_TAIL(&ctx->apply_waiters, ss, aentry);
 			ss->apply_wait = 1;
