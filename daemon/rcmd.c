@@ -1230,8 +1230,11 @@ rdef_find(const char *name, size_t len)
 {
 	size_t i;
 
+	if (len == 0)
+		return NULL;
 	for (i = 0; i < rdef_count(); i++)
-		if (strlen(rdefs[i].name) == len &&
+		if ((rdefs[i].name[0] == (name[0] | 0x20)) &&
+		    strlen(rdefs[i].name) == len &&
 		    strncasecmp(rdefs[i].name, name, len) == 0)
 			return &rdefs[i];
 	return NULL;

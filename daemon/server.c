@@ -473,13 +473,38 @@ conn_process(struct conn *c)
 	return 0;
 }
 
+/*
+ * The answer composed in srv->out from mark on is ready, but answers
+ * before it are still to come: it waits in a slot of its own.
+ */
+static void
+conn_hold_answer(struct conn *c, size_t mark)
+{
+	struct server *srv = c->srv;
+	struct slot   *sl;
+
+	if (TAILQ_EMPTY(&c->slots) || srv->out.len == mark)
+		return;
+	sl = xcalloc(1, sizeof(*sl));
+	sl->conn = c;
+	sl->done = 1;
+	sl->len = srv->out.len - mark;
+	sl->buf = xmalloc(sl->len);
+	memcpy(sl->buf, srv->out.buf + mark, sl->len);
+	srv->out.len = mark;
+	TAILQ_INSERT_TAIL(&c->slots, sl, entry);
+	c->nslots++;
+}
+
 /* A RESP request that cannot be read: answer, then close. */
 static int
 conn_resp_fail(struct conn *c, const char *why)
 {
 	struct server *srv = c->srv;
+	size_t	       mark = srv->out.len;
 
 	rcmd_protocol_error(srv->cmd, &srv->out, why);
+	conn_hold_answer(c, mark);
 	conn_debug(c, "%s", why);
 	if (conn_flush_answers(c) == -1)
 		return -1;
@@ -554,20 +579,8 @@ conn_process_resp(struct conn *c)
 			break;
 		}
 		srv->stats->bytes_in += cmd->consumed;
-		if (r == CMD_DONE && !TAILQ_EMPTY(&c->slots) &&
-		    srv->out.len > mark) {
-			/* Earlier answers are still to come: queue it. */
-			struct slot *sl = xcalloc(1, sizeof(*sl));
-
-			sl->conn = c;
-			sl->done = 1;
-			sl->len = srv->out.len - mark;
-			sl->buf = xmalloc(sl->len);
-			memcpy(sl->buf, srv->out.buf + mark, sl->len);
-			srv->out.len = mark;
-			TAILQ_INSERT_TAIL(&c->slots, sl, entry);
-			c->nslots++;
-		}
+		if (r == CMD_DONE)
+			conn_hold_answer(c, mark);
 		if (evbuffer_drain(in, cmd->consumed) == -1)
 			fatalx("evbuffer_drain");
 		if (c->session.quit) {

@@ -355,6 +355,10 @@ def test_raw_protocol():
         out = raw(bad, want_close=True)
         check(out.startswith(b"-ERR Protocol error"),
               "protocol error for %r: %r" % (bad, out))
+    # The error comes after the answers of the commands before it.
+    eq(raw(b"SET ord 1\r\nINCR ord\r\n*1\r\n$-5\r\n", want_close=True),
+       b"+OK\r\n:2\r\n-ERR Protocol error: invalid bulk length\r\n",
+       "answers in order before a protocol error")
     # A request over max-line (1 MB by default) is refused, not buffered.
     out = raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n" +
               b"x" * 100, want_close=True)
