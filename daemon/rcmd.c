@@ -1337,8 +1337,13 @@ rx_commit(struct rx *x, struct slot *slot)
 			for (j = 0; j < i; j++)
 				cache_unreserve(ctx->cache, r->w[j].reserved);
 			cmd_kick_apply(ctx, ctx->seq);
-			rx_error(x, ERR_BUSY,
-			    "the cache is full of writes not yet applied");
+			/* Redis's answer when memory is short. */
+			x->out->len = x->mark;
+			r->nw = 0;
+			ctx->stats->errors[ERR_BUSY]++;
+			wbuf_adds(x->out,
+			    "-OOM the cache is full of writes not "
+			    "yet applied\r\n");
 			return CMD_DONE;
 		}
 	}

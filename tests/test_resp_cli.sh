@@ -138,6 +138,17 @@ OK
 end"
 [ "$out" = "$want" ] && ok || bad "session on stdin: \"$out\""
 
+# redis-cli at a terminal: it asks COMMAND DOCS at start, then prompts.
+if command -v script >/dev/null 2>&1; then
+	(sleep 0.5; printf 'set t 41\r'; sleep 0.3; printf 'incr t\r'
+	    sleep 0.3; printf 'quit\r'; sleep 0.3) |
+	    TERM=dumb timeout 20 script -qc "redis-cli -s $SOCK" /dev/null \
+	    >"$TMP/tty" 2>&1
+	if grep -q "(integer) 42" "$TMP/tty"; then ok; else
+		bad "interactive redis-cli: $(cat "$TMP/tty")"
+	fi
+fi
+
 # redis-benchmark runs to the end without an error.
 if command -v redis-benchmark >/dev/null 2>&1; then
 	redis-benchmark -s "$SOCK" -t set,get,incr,mset -n 2000 -c 5 -P 4 -q \
