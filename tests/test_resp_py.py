@@ -47,6 +47,7 @@ def start(*extra):
             return
         except OSError:
             time.sleep(0.02)
+    sys.stderr.write(open(os.path.join(TMP, "log")).read())
     raise SystemExit("stashd did not start")
 
 
@@ -370,12 +371,18 @@ def test_raw_protocol():
 
 
 def test_restart():
+    # Writes stay in the journal only (applied 10 s later at the earliest)
+    # when the daemon is killed: the restart replays them.
+    eq(stop(), 0, "SIGTERM exits 0")
+    start("--apply-delay", "10s")
     r = client()
     r.set("keep-bytes", b"\x00\xfe")
     r.set("keep-ttl", "v", ex=5000)
     r.incr("keep-n")
     r.execute_command("STASH", "DURABILITY", "journal")
     r.set("keep-journal", "j")
+    check(db_row("keep-bytes") is None and db_row("keep-journal") is None,
+          "not applied before the kill")
     # Killed: journaled writes come back from the journal.
     eq(stop(signal.SIGKILL), -signal.SIGKILL, "killed")
     start()
@@ -386,6 +393,8 @@ def test_restart():
     eq(r.get("keep-journal"), b"j", "journaled write after restart")
     eq(json_req({"op": "get", "key": "keep-bytes"})["value"],
        {"base64": "AP4="}, "JSON read of bytes after restart")
+    eq(db_row("keep-bytes")[:2], ("blob", b"\x00\xfe"),
+       "replayed as a BLOB")
     eq(r.incr("keep-n"), 2, "INCR of a value read from SQLite")
     eq(stop(), 0, "SIGTERM exits 0")
     start()
