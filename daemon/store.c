@@ -579,7 +579,9 @@ store_kv_get(struct store *s, const char *key, size_t klen, int64_t now,
 				 : sqlite3_column_text(st, 0);
 			n = sqlite3_column_bytes(st, 0);
 			*value = xmalloc((size_t)n + 1);
-			memcpy(*value, v, (size_t)n);
+			/* An empty BLOB comes back as NULL. */
+			if (n > 0)
+				memcpy(*value, v, (size_t)n);
 			(*value)[n] = '\0';
 			*vlen = (size_t)n;
 			*version = (uint64_t)sqlite3_column_int64(st, 1);

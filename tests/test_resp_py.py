@@ -386,6 +386,7 @@ def test_restart():
     r.incr("keep-n")
     r.execute_command("STASH", "DURABILITY", "journal")
     r.set("keep-journal", "j")
+    r.set("keep-empty", "")
     check(db_row("keep-bytes") is None and db_row("keep-journal") is None,
           "not applied before the kill")
     # Killed: journaled writes come back from the journal.
@@ -396,6 +397,9 @@ def test_restart():
     check(4990 <= r.ttl("keep-ttl") <= 5000, "TTL after restart")
     eq(r.get("keep-n"), b"1", "counter after restart")
     eq(r.get("keep-journal"), b"j", "journaled write after restart")
+    eq(r.get("keep-empty"), b"", "empty value after restart")
+    eq(json_req({"op": "get", "key": "keep-empty"})["value"], "",
+       "JSON read of an empty value")
     eq(json_req({"op": "get", "key": "keep-bytes"})["value"],
        {"base64": "AP4="}, "JSON read of bytes after restart")
     eq(db_row("keep-bytes")[:2], ("blob", b"\x00\xfe"),
