@@ -307,6 +307,7 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 	}
 	/* Never leave an older value behind. */
 	cache_del(ctx->cache, w->key, w->klen);
+	ctx->kv_complete = 0;
 	if (pinned)
 		log_warnx("cache: cannot pin a write of %zu bytes (error %d)",
 		    w->klen + w->vlen, rc);

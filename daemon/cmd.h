@@ -79,6 +79,12 @@ struct cmd_ctx {
 	struct wbuf	    ans;       /* a deferred answer */
 	struct rcmd	   *resp;      /* the RESP commands' state */
 	size_t		    value_max; /* bytes of a value built by RESP */
+	/*
+	 * The cache holds every key SQLite holds: stash_kv was empty at
+	 * start, and no key has left the cache since but by expiry or a
+	 * delete (rcmd.c also checks the cache's evictions).
+	 */
+	int kv_complete;
 };
 
 void cmd_init(struct cmd_ctx *ctx);

@@ -303,6 +303,22 @@ job_key(struct rjob *job, const char *key, size_t klen)
 	return NULL;
 }
 
+/* Does the cache know every key? (Then a miss is an absent key.) */
+static int
+rx_complete(struct cmd_ctx *ctx)
+{
+	struct cache_stats cs;
+
+	if (!ctx->kv_complete)
+		return 0;
+	cache_get_stats(ctx->cache, &cs);
+	if (cs.evictions > 0) {
+		ctx->kv_complete = 0;
+		return 0;
+	}
+	return 1;
+}
+
 /*
  * The state of the key in argument ai: what is visible (for_write 0), or
  * the latest write taken (for_write 1). 0 when only SQLite knows: the
@@ -347,6 +363,8 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 		rv->expires_at = ttl > 0 ? now + ttl : 0;
 		return 1;
 	}
+	if (rx_complete(ctx))
+		return 1; /* not in the cache: not anywhere */
 	if ((k = job_key(x->job, key, klen)) != NULL) {
 		if (k->found && (k->expires_at == 0 || k->expires_at > now)) {
 			rv->exists = 1;

@@ -436,6 +436,26 @@ store_applied_seq(struct store *s, uint64_t *seq, char **cause)
 }
 
 int
+store_kv_empty(struct store *s, char **cause)
+{
+	sqlite3_stmt *st;
+	int	      rc;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM stash_kv LIMIT 1", -1, &st,
+		NULL) != SQLITE_OK) {
+		set_cause(s, cause, "counting keys");
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		set_cause(s, cause, "counting keys");
+		return -1;
+	}
+	return rc == SQLITE_DONE;
+}
+
+int
 store_begin(struct store *s, char **cause)
 {
 	if (step_done(s, s->st_begin, cause) == -1)

@@ -425,6 +425,24 @@ def test_restart():
     eq(p.execute(), [6, 1, 1, b"1"], "INCR, DEL, INCR of a key in SQLite")
 
 
+def test_eviction():
+    """Keys evicted from a small cache are read back from SQLite."""
+    eq(stop(), 0, "SIGTERM exits 0")
+    subprocess.call(["rm", "-rf", DB, DB + "-wal", DB + "-shm",
+                     DB + ".journal"])
+    start("--max-memory", "1MB")
+    r = client()
+    eq(r.get("ev0"), None, "an empty database")
+    val = b"v" * 1000
+    for i in range(0, 3000, 100):
+        r.mset({"ev%d" % j: val for j in range(i, i + 100)})
+    check(r.info("stats")["evicted_keys"] > 0, "the cache evicted keys")
+    eq(r.get("ev0"), val, "an evicted key is read from SQLite")
+    eq(r.mget("ev1", "ev2999", "nokey"), [val, val, None], "MGET")
+    eq(r.append("ev4", "x"), 1001, "APPEND to an evicted key")
+    eq(r.exists("ev5", "ev6"), 2, "EXISTS of evicted keys")
+
+
 def main():
     try:
         start()
@@ -444,6 +462,7 @@ def main():
         test_info(r)
         test_raw_protocol()
         test_restart()
+        test_eviction()
         eq(stop(), 0, "SIGTERM exits 0")
     except AssertionError as e:
         print("FAIL: %s" % e, file=sys.stderr)
