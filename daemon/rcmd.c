@@ -598,8 +598,10 @@ h_config(struct rx *x)
 	char		   maxmem[32], pat[128];
 	const char	  *params[][2] = {
 		   {"save", ""},
-		   {"appendonly", "no"},
-		   {"appendfsync", "everysec"},
+		   /* The journal is an append-only file, fsync'd per group. */
+		   {"appendonly", "yes"},
+		   {"appendfsync",
+		       x->ctx->dur_kv == PROTO_DUR_ASYNC ? "everysec" : "always"},
 		   {"maxmemory", maxmem},
 		   {"maxmemory-policy", "allkeys-lru"},
 		   {"databases", "1"},

@@ -112,7 +112,7 @@ is "SELECT 1" "ERR DB index is out of range (stashd has one database, 0)" \
 is "CLIENT SETNAME" "OK" client setname me
 is "CONFIG GET save" "save" config get save
 is "CONFIG GET appendonly" "appendonly
-no" config get appendonly
+yes" config get appendonly
 is "STASH DURABILITY" "journal" stash durability
 is "unknown command" "ERR unknown command 'frob'" frob x
 is "wrong arity" "ERR wrong number of arguments for 'get' command" get

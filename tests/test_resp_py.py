@@ -137,9 +137,11 @@ def test_connection(r):
        b"*2\r\n*6\r\n$3\r\nget\r\n:2\r\n*1\r\n+readonly\r\n"
        b":1\r\n:1\r\n:1\r\n$-1\r\n", "COMMAND INFO")
     eq(r.config_get("save"), {"save": ""}, "CONFIG GET save")
-    eq(r.config_get("appendonly"), {"appendonly": "no"},
+    eq(r.config_get("appendonly"), {"appendonly": "yes"},
        "CONFIG GET appendonly")
     check("maxmemory" in r.config_get("max*"), "CONFIG GET max*")
+    eq(r.config_get("appendfsync"), {"appendfsync": "always"},
+       "journal durability is an fsync per group")
     expect_error(lambda: r.execute_command("NOSUCH", "x"),
                  "unknown command", "unknown command")
     expect_error(lambda: r.execute_command("GET"), "wrong number",
