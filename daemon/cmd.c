@@ -196,16 +196,17 @@ cmd_resp_error(
 	wbuf_add(out, "\r\n", 2);
 }
 
+/* Send ctx->ans through a slot; 1 while its connection stays open. */
 /* Someone waits for writes up to seq to be applied: no delay for them. */
-void
-cmd_kick_apply(struct cmd_ctx *ctx, uint64_t seq)
+static void
+kick_apply(struct cmd_ctx *ctx, uint64_t seq)
 {
 	if (ctx->writer != NULL && seq > ctx->applied_seq)
 		writer_kick(ctx->writer, seq);
 }
 
-int
-cmd_answer_slot(struct cmd_ctx *ctx, struct slot *sl)
+static int
+answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 {
 	int alive = server_slot_answer(sl, ctx->ans.buf, ctx->ans.len);
 
@@ -214,8 +215,8 @@ cmd_answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 }
 
 /* A write of the slot's connection was acknowledged. */
-void
-cmd_session_acked(struct slot *sl)
+static void
+session_acked(struct slot *sl)
 {
 	struct conn	   *c = server_slot_conn(sl);
 	struct cmd_session *ss;
@@ -372,9 +373,8 @@ write_answer(struct cmd_ctx *ctx, struct wreq *w, int applied)
  * client is still there), else into out when given (an async write
  * answered at once).
  */
-void
-cmd_ack_write(
-    struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
+static void
+ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 {
 	if (!applied || w->status == STORE_OK)
 		make_visible(ctx, w, !applied);
@@ -390,14 +390,14 @@ cmd_ack_write(
 	}
 	write_answer(ctx, w, applied);
 	/* First: answer_slot() may free the slot. */
-	cmd_session_acked(w->owner);
-	cmd_answer_slot(ctx, w->owner);
+	session_acked(w->owner);
+	answer_slot(ctx, w->owner);
 	w->owner = NULL;
 }
 
 /* Take write w: number it, account it, and hand it to the writer. */
-void
-cmd_write_take(struct cmd_ctx *ctx, struct wreq *w)
+static void
+write_take(struct cmd_ctx *ctx, struct wreq *w)
 {
 	struct kstate *ks;
 
@@ -411,7 +411,7 @@ cmd_write_take(struct cmd_ctx *ctx, struct wreq *w)
 	ctx->unapplied_bytes += w->rec_len;
 	/* Half the write queue waits for SQLite: do not let it fill. */
 	if (ctx->unapplied_bytes >= ctx->write_queue_max / 2)
-		cmd_kick_apply(ctx, w->seq);
+		kick_apply(ctx, w->seq);
 	ctx->stats->writes_received++;
 	ctx->stats->last_seq = w->seq;
 }
@@ -445,7 +445,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	if (pw->dur != PROTO_DUR_COMMIT) {
 		reserve = cache_entry_size(pw->klen, pw->del ? 0 : pw->vlen);
 		if (cache_reserve(ctx->cache, reserve) != CACHE_OK) {
-			cmd_kick_apply(ctx, ctx->seq);
+			kick_apply(ctx, ctx->seq);
 			reply_error(ctx, a, id, id_len, ERR_BUSY,
 			    "the cache is full of writes not yet applied");
 			goto answered;
@@ -465,7 +465,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 		w->id = memdup(id, id_len);
 		w->id_len = id_len;
 	}
-	cmd_write_take(ctx, w);
+	write_take(ctx, w);
 	if (slot == NULL)
 		ss->last_write = seq;
 	else if (server_slot_conn(slot) != NULL)
@@ -473,7 +473,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	if (pw->dur == PROTO_DUR_ASYNC) {
 		/* Acknowledged on receipt: answered now, visible now. */
 		w->owner = slot;
-		cmd_ack_write(ctx, w, 0, out);
+		ack_write(ctx, w, 0, out);
 		writer_submit(ctx->writer, w);
 		return slot != NULL ? CMD_DEFERRED : CMD_DONE;
 	}
@@ -489,8 +489,8 @@ answered:
 	if (slot == NULL)
 		return CMD_DONE;
 	/* First: answer_slot() may free the slot. */
-	cmd_session_acked(slot);
-	cmd_answer_slot(ctx, slot);
+	session_acked(slot);
+	answer_slot(ctx, slot);
 	return CMD_DEFERRED;
 }
 
@@ -527,8 +527,8 @@ lookup_free(struct lookup *lk)
 }
 
 /* Cache what a fresh lookup found (or that the key is absent). */
-void
-cmd_lookup_fill(struct cmd_ctx *ctx, const struct rkey *k)
+static void
+lookup_fill(struct cmd_ctx *ctx, const struct rkey *k)
 {
 	if (k->found)
 		cache_set(ctx->cache, k->key, k->klen, k->value, k->vlen,
@@ -606,15 +606,15 @@ lookup_done(struct rjob *job)
 			reply_error(ctx, a, lk->id, lk->id_len,
 			    store_err(job->status),
 			    job->message ? job->message : "query failed");
-		alive = cmd_answer_slot(ctx, lk->slot);
+		alive = answer_slot(ctx, lk->slot);
 		goto done;
 	}
 	if (job->status != STORE_OK) {
 		reply_error(ctx, a, lk->id, lk->id_len, ERR_UNAVAILABLE,
 		    job->message ? job->message : "cannot read the database");
 		if (lk->kind == LK_WRITE)
-			cmd_session_acked(lk->slot);
-		alive = cmd_answer_slot(ctx, lk->slot);
+			session_acked(lk->slot);
+		alive = answer_slot(ctx, lk->slot);
 		goto done;
 	}
 	/* Is the snapshot recent enough for the keys the cache lacks? */
@@ -638,7 +638,7 @@ lookup_done(struct rjob *job)
 	for (i = 0; i < job->nkeys; i++)
 		if (cache_peek(ctx->cache, job->keys[i].key,
 			job->keys[i].klen) == NULL)
-			cmd_lookup_fill(ctx, &job->keys[i]);
+			lookup_fill(ctx, &job->keys[i]);
 
 	switch (lk->kind) {
 	case LK_GET:
@@ -651,7 +651,7 @@ lookup_done(struct rjob *job)
 			    "no such key");
 		} else
 			reply_end(a);
-		alive = cmd_answer_slot(ctx, lk->slot);
+		alive = answer_slot(ctx, lk->slot);
 		break;
 	case LK_MGET: alive = mget_compose(ctx, lk, job); break;
 	case LK_WRITE:
@@ -821,7 +821,7 @@ mget_compose(struct cmd_ctx *ctx, struct lookup *lk, struct rjob *job)
 	}
 	wbuf_addc(a, ']');
 	reply_end(a);
-	return cmd_answer_slot(ctx, lk->slot);
+	return answer_slot(ctx, lk->slot);
 }
 
 static enum proto_durability
@@ -944,10 +944,10 @@ cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 		w->id = memdup(req->id, req->id_len);
 		w->id_len = req->id_len;
 	}
-	cmd_write_take(ctx, w);
+	write_take(ctx, w);
 	ss->last_write = seq;
 	if (dur == PROTO_DUR_ASYNC) {
-		cmd_ack_write(ctx, w, 0, out);
+		ack_write(ctx, w, 0, out);
 		writer_submit(ctx->writer, w);
 		return CMD_DONE;
 	}
@@ -997,7 +997,7 @@ cmd_sync(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 		reply_end(out);
 		return CMD_DONE;
 	}
-	cmd_kick_apply(ctx, ctx->seq);
+	kick_apply(ctx, ctx->seq);
 	sw = xcalloc(1, sizeof(*sw));
 	sw->target = ctx->seq;
 	sw->slot = server_slot_new(ss->conn, "sync");
@@ -1137,7 +1137,7 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
 		if (!ss->apply_wait) {
 			TAILQ_INSERT_TAIL(&ctx->apply_waiters, ss, aentry);
 			ss->apply_wait = 1;
-			cmd_kick_apply(ctx, ss->last_write);
+			kick_apply(ctx, ss->last_write);
 		}
 		return CMD_WAIT;
 	}
@@ -1146,7 +1146,7 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
 	if (full && op_is_write(req.op)) {
 		if (!ss->queued) {
 			TAILQ_INSERT_TAIL(&ctx->waiters, ss, wentry);
-			cmd_kick_apply(ctx, ctx->seq);
+			kick_apply(ctx, ctx->seq);
 			ss->queued = 1;
 		}
 		return CMD_WAIT;
@@ -1189,7 +1189,7 @@ cmd_journaled(void *arg, struct wgroup *g)
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
 		if (!w->acked && w->durability != PROTO_DUR_COMMIT)
-			cmd_ack_write(ctx, w, 0, NULL);
+			ack_write(ctx, w, 0, NULL);
 	}
 }
 
@@ -1208,7 +1208,7 @@ cmd_applied(void *arg, struct wgroup *g)
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
 		if (!w->acked)
-			cmd_ack_write(ctx, w, 1, NULL);
+			ack_write(ctx, w, 1, NULL);
 		else if (w->pinned)
 			cache_unpin(ctx->cache, w->key, w->klen, w->seq);
 		if (w->reserved > 0) {
@@ -1234,7 +1234,7 @@ cmd_applied(void *arg, struct wgroup *g)
 		wbuf_add(&ctx->ans, ",\"applied_seq\":", 15);
 		wbuf_add_u64(&ctx->ans, ctx->applied_seq);
 		reply_end(&ctx->ans);
-		cmd_answer_slot(ctx, sw->slot);
+		answer_slot(ctx, sw->slot);
 		free(sw->id);
 		free(sw);
 	}
@@ -1334,4 +1334,42 @@ cmd_session_close(struct cmd_ctx *ctx, struct cmd_session *ss)
 	}
 	free(ss->name);
 	ss->name = NULL;
+}
+
+/* The write path, for rcmd.c (see cmd.h). */
+void
+cmd_write_take(struct cmd_ctx *ctx, struct wreq *w)
+{
+	write_take(ctx, w);
+}
+
+void
+cmd_ack_write(
+    struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
+{
+	ack_write(ctx, w, applied, out);
+}
+
+void
+cmd_kick_apply(struct cmd_ctx *ctx, uint64_t seq)
+{
+	kick_apply(ctx, seq);
+}
+
+void
+cmd_session_acked(struct slot *sl)
+{
+	session_acked(sl);
+}
+
+int
+cmd_answer_slot(struct cmd_ctx *ctx, struct slot *sl)
+{
+	return answer_slot(ctx, sl);
+}
+
+void
+cmd_lookup_fill(struct cmd_ctx *ctx, const struct rkey *k)
+{
+	lookup_fill(ctx, k);
 }
