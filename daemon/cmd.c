@@ -214,18 +214,25 @@ answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 	return alive;
 }
 
-/* A write of the slot's connection was acknowledged. */
-static void
-session_acked(struct slot *sl)
+/*
+ * Answer a write through its slot (ctx->ans), then count it acknowledged.
+ * In this order: the lines its connection goes on with once it has no
+ * write unacknowledged answer after it, and may use ctx->ans themselves.
+ * 1 while the connection stays open.
+ */
+static int
+answer_acked(struct cmd_ctx *ctx, struct slot *sl)
 {
 	struct conn	   *c = server_slot_conn(sl);
 	struct cmd_session *ss;
 
-	if (c == NULL)
-		return;
+	/* The slot may be freed now; the connection stays if alive. */
+	if (!answer_slot(ctx, sl) || c == NULL)
+		return 0;
 	ss = server_conn_session(c);
 	if (ss->unacked > 0 && --ss->unacked == 0)
 		server_conn_resume(c);
+	return 1;
 }
 
 static enum stats_err
@@ -389,9 +396,7 @@ ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 		return;
 	}
 	write_answer(ctx, w, applied);
-	/* First: answer_slot() may free the slot. */
-	session_acked(w->owner);
-	answer_slot(ctx, w->owner);
+	answer_acked(ctx, w->owner);
 	w->owner = NULL;
 }
 
@@ -488,9 +493,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 answered:
 	if (slot == NULL)
 		return CMD_DONE;
-	/* First: answer_slot() may free the slot. */
-	session_acked(slot);
-	answer_slot(ctx, slot);
+	answer_acked(ctx, slot);
 	return CMD_DEFERRED;
 }
 
@@ -612,9 +615,8 @@ lookup_done(struct rjob *job)
 	if (job->status != STORE_OK) {
 		reply_error(ctx, a, lk->id, lk->id_len, ERR_UNAVAILABLE,
 		    job->message ? job->message : "cannot read the database");
-		if (lk->kind == LK_WRITE)
-			session_acked(lk->slot);
-		alive = answer_slot(ctx, lk->slot);
+		alive = lk->kind == LK_WRITE ? answer_acked(ctx, lk->slot)
+					     : answer_slot(ctx, lk->slot);
 		goto done;
 	}
 	/* Is the snapshot recent enough for the keys the cache lacks? */
@@ -1354,12 +1356,6 @@ void
 cmd_kick_apply(struct cmd_ctx *ctx, uint64_t seq)
 {
 	kick_apply(ctx, seq);
-}
-
-void
-cmd_session_acked(struct slot *sl)
-{
-	session_acked(sl);
 }
 
 int

@@ -113,8 +113,6 @@ void cmd_write_take(struct cmd_ctx *ctx, struct wreq *w);
 void cmd_ack_write(
     struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out);
 void cmd_kick_apply(struct cmd_ctx *ctx, uint64_t seq);
-/* A write of the slot's connection was acknowledged. */
-void cmd_session_acked(struct slot *sl);
 /* Send ctx->ans through a slot; 1 while its connection stays open. */
 int cmd_answer_slot(struct cmd_ctx *ctx, struct slot *sl);
 /* Cache what a fresh lookup found (or that the key is absent). */
