@@ -26,6 +26,12 @@
  * read brought. A line longer than line_max gets too_large and the
  * connection closes (its framing can no longer be trusted).
  *
+ * Two protocols share the socket, chosen per connection by what it sends
+ * first (conn_guess_proto): protocol v1's JSON lines, framed by \n, or
+ * RESP for Redis clients, framed by resp_parse() and run by rcmd.c, with
+ * the same states, limits and answer slots; one RESP command is at most
+ * line_max bytes.
+ *
  * Answers that come later (writes waiting for the journal, cache misses,
  * queries) hold a slot in the connection's queue, in request order; an
  * answer is sent only when every answer before it has been.
