@@ -15,7 +15,8 @@ cd "$(dirname "$0")"
 
 PACKAGES="build-essential autoconf automake libtool pkg-config
 	libevent-dev libjansson-dev libsqlite3-dev libcmocka-dev
-	libsystemd-dev libinih-dev socat valgrind systemd python3 mandoc"
+	libsystemd-dev libinih-dev socat valgrind systemd python3 mandoc
+	redis-tools python3-redis"
 
 missing=""
 for p in $PACKAGES; do

@@ -115,7 +115,7 @@
 #define CACHE_MIN_BUCKETS  8  /* first bucket array */
 #define CACHE_REHASH_STEPS 2  /* buckets moved per operation */
 #define CACHE_REHASH_EMPTY 10 /* empty buckets skipped per move */
-#define CACHE_F_ALL	   (CACHE_F_PINNED | CACHE_F_TOMBSTONE)
+#define CACHE_F_ALL	   (CACHE_F_PINNED | CACHE_F_TOMBSTONE | CACHE_F_RAW)
 
 struct cache_entry {
 	struct cache_entry *hnext; /* hash chain */

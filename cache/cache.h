@@ -42,6 +42,7 @@ struct cache_entry;
 /* Entry flags. */
 #define CACHE_F_PINNED	  0x01 /* never evicted, never expires */
 #define CACHE_F_TOMBSTONE 0x02 /* known absent; no value */
+#define CACHE_F_RAW	  0x04 /* the owner's: kept as given */
 
 #define CACHE_KEY_MAX 65535
 

@@ -50,6 +50,7 @@
 #include "journal.h"
 #include "keymap.h"
 #include "log.h"
+#include "rcmd.h"
 #include "reader.h"
 #include "server.h"
 #include "stash-protocol.h"
@@ -158,6 +159,43 @@ cmd_error(struct cmd_ctx *ctx, struct wbuf *out, enum stats_err code,
 	reply_error(ctx, out, NULL, 0, code, message);
 }
 
+/*
+ * A stored value as JSON: JSON text as it is; bytes set through RESP as
+ * a JSON string when they are UTF-8, else as {"base64":"..."}.
+ */
+void
+cmd_add_json_value(struct wbuf *out, const void *v, size_t vlen, int raw)
+{
+	if (!raw)
+		wbuf_add(out, v, vlen);
+	else if (proto_utf8_valid(v, vlen))
+		wbuf_add_jstr(out, v, vlen);
+	else
+		wbuf_add_base64(out, v, vlen);
+}
+
+/* A RESP error reply for one of the protocol's error classes. */
+void
+cmd_resp_error(
+    struct cmd_ctx *ctx, struct wbuf *out, enum stats_err code, const char *msg)
+{
+	const char *prefix;
+
+	ctx->stats->errors[code]++;
+	switch (code) {
+	case ERR_BUSY: prefix = "-BUSY "; break;
+	case ERR_UNAVAILABLE: prefix = "-LOADING "; break;
+	case ERR_FORBIDDEN: prefix = "-NOPERM "; break;
+	case ERR_CONFLICT: prefix = "-CONFLICT "; break;
+	default: prefix = "-ERR "; break;
+	}
+	wbuf_adds(out, prefix);
+	/* A reply line may not hold CR or LF. */
+	for (; *msg != '\0'; msg++)
+		wbuf_addc(out, *msg == '\r' || *msg == '\n' ? ' ' : *msg);
+	wbuf_add(out, "\r\n", 2);
+}
+
 /* Send ctx->ans through a slot; 1 while its connection stays open. */
 /* Someone waits for writes up to seq to be applied: no delay for them. */
 static void
@@ -176,18 +214,25 @@ answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 	return alive;
 }
 
-/* A write of the slot's connection was acknowledged. */
-static void
-session_acked(struct slot *sl)
+/*
+ * Answer a write through its slot (ctx->ans), then count it acknowledged.
+ * In this order: the lines its connection goes on with once it has no
+ * write unacknowledged answer after it, and may use ctx->ans themselves.
+ * 1 while the connection stays open.
+ */
+static int
+answer_acked(struct cmd_ctx *ctx, struct slot *sl)
 {
 	struct conn	   *c = server_slot_conn(sl);
 	struct cmd_session *ss;
 
-	if (c == NULL)
-		return;
+	/* The slot may be freed now; the connection stays if alive. */
+	if (!answer_slot(ctx, sl) || c == NULL)
+		return 0;
 	ss = server_conn_session(c);
 	if (ss->unacked > 0 && --ss->unacked == 0)
 		server_conn_resume(c);
+	return 1;
 }
 
 static enum stats_err
@@ -250,7 +295,7 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 	unsigned	    flags;
 	int		    rc;
 
-	if (w->type != WREQ_KV_SET && w->type != WREQ_KV_DEL)
+	if (!WREQ_IS_KV(w->type))
 		return;
 	if (w->reserved > 0) {
 		cache_unreserve(ctx->cache, w->reserved);
@@ -260,7 +305,8 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 	if (e != NULL && cache_entry_version(e) > w->seq)
 		return;
 	flags = (pinned ? CACHE_F_PINNED : 0) |
-		(w->type == WREQ_KV_DEL ? CACHE_F_TOMBSTONE : 0);
+		(w->type == WREQ_KV_DEL ? CACHE_F_TOMBSTONE : 0) |
+		(w->type == WREQ_KV_SET_RAW ? CACHE_F_RAW : 0);
 	rc = cache_set(ctx->cache, w->key, w->klen, w->value, w->vlen, w->seq,
 	    w->ttl, flags);
 	if (rc == CACHE_OK) {
@@ -269,6 +315,7 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 	}
 	/* Never leave an older value behind. */
 	cache_del(ctx->cache, w->key, w->klen);
+	ctx->kv_complete = 0;
 	if (pinned)
 		log_warnx("cache: cannot pin a write of %zu bytes (error %d)",
 		    w->klen + w->vlen, rc);
@@ -280,6 +327,15 @@ write_answer(struct cmd_ctx *ctx, struct wreq *w, int applied)
 {
 	struct wbuf *a = &ctx->ans;
 
+	if (w->resp) {
+		/* The answer was decided with the write. */
+		if (applied && w->status != STORE_OK)
+			cmd_resp_error(ctx, a, store_err(w->status),
+			    w->message ? w->message : "failed");
+		else
+			wbuf_add(a, w->id, w->id_len);
+		return;
+	}
 	if (applied && w->status != STORE_OK) {
 		reply_error(ctx, a, w->id, w->id_len, store_err(w->status),
 		    w->message ? w->message : "failed");
@@ -288,6 +344,7 @@ write_answer(struct cmd_ctx *ctx, struct wreq *w, int applied)
 	reply_begin(a, w->id, w->id_len, 1);
 	switch (w->type) {
 	case WREQ_KV_SET:
+	case WREQ_KV_SET_RAW:
 		wbuf_add(a, ",\"version\":", 11);
 		wbuf_add_u64(a, w->seq);
 		break;
@@ -339,9 +396,7 @@ ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 		return;
 	}
 	write_answer(ctx, w, applied);
-	/* First: answer_slot() may free the slot. */
-	session_acked(w->owner);
-	answer_slot(ctx, w->owner);
+	answer_acked(ctx, w->owner);
 	w->owner = NULL;
 }
 
@@ -351,9 +406,10 @@ write_take(struct cmd_ctx *ctx, struct wreq *w)
 {
 	struct kstate *ks;
 
-	if (w->type == WREQ_KV_SET || w->type == WREQ_KV_DEL) {
+	if (WREQ_IS_KV(w->type)) {
 		ks = keymap_get(ctx->keys, w->key, w->klen);
 		ks->pending++;
+		ks->last = w;
 		ks->last_version = w->seq;
 		ks->last_is_del = w->type == WREQ_KV_DEL;
 	}
@@ -437,9 +493,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 answered:
 	if (slot == NULL)
 		return CMD_DONE;
-	/* First: answer_slot() may free the slot. */
-	session_acked(slot);
-	answer_slot(ctx, slot);
+	answer_acked(ctx, slot);
 	return CMD_DEFERRED;
 }
 
@@ -481,7 +535,8 @@ lookup_fill(struct cmd_ctx *ctx, const struct rkey *k)
 {
 	if (k->found)
 		cache_set(ctx->cache, k->key, k->klen, k->value, k->vlen,
-		    k->version, ttl_left(k->expires_at), 0);
+		    k->version, ttl_left(k->expires_at),
+		    k->raw ? CACHE_F_RAW : 0);
 	else
 		cache_set(ctx->cache, k->key, k->klen, NULL, 0, 0, 0,
 		    CACHE_F_TOMBSTONE);
@@ -501,7 +556,8 @@ add_value(struct cmd_ctx *ctx, struct wbuf *a, const struct rkey *k,
 		if (cache_entry_flags(e) & CACHE_F_TOMBSTONE)
 			return;
 		v = cache_entry_value(e, &vlen);
-		wbuf_add(a, v, vlen);
+		cmd_add_json_value(
+		    a, v, vlen, (cache_entry_flags(e) & CACHE_F_RAW) != 0);
 		if (with_version) {
 			wbuf_add(a, ",\"version\":", 11);
 			wbuf_add_u64(a, cache_entry_version(e));
@@ -511,7 +567,7 @@ add_value(struct cmd_ctx *ctx, struct wbuf *a, const struct rkey *k,
 	}
 	if (!k->found)
 		return;
-	wbuf_add(a, k->value, k->vlen);
+	cmd_add_json_value(a, k->value, k->vlen, k->raw);
 	if (with_version) {
 		wbuf_add(a, ",\"version\":", 11);
 		wbuf_add_u64(a, k->version);
@@ -559,9 +615,8 @@ lookup_done(struct rjob *job)
 	if (job->status != STORE_OK) {
 		reply_error(ctx, a, lk->id, lk->id_len, ERR_UNAVAILABLE,
 		    job->message ? job->message : "cannot read the database");
-		if (lk->kind == LK_WRITE)
-			session_acked(lk->slot);
-		alive = answer_slot(ctx, lk->slot);
+		alive = lk->kind == LK_WRITE ? answer_acked(ctx, lk->slot)
+					     : answer_slot(ctx, lk->slot);
 		goto done;
 	}
 	/* Is the snapshot recent enough for the keys the cache lacks? */
@@ -688,7 +743,8 @@ cmd_get(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 	v = cache_entry_value(e, &vlen);
 	reply_begin(out, req->id, req->id_len, 1);
 	wbuf_add(out, ",\"value\":", 9);
-	wbuf_add(out, v, vlen);
+	cmd_add_json_value(
+	    out, v, vlen, (cache_entry_flags(e) & CACHE_F_RAW) != 0);
 	wbuf_add(out, ",\"version\":", 11);
 	wbuf_add_u64(out, cache_entry_version(e));
 	reply_end(out);
@@ -733,7 +789,8 @@ cmd_mget(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 			continue;
 		}
 		v = cache_entry_value(e, &vlen);
-		wbuf_add(out, v, vlen);
+		cmd_add_json_value(
+		    out, v, vlen, (cache_entry_flags(e) & CACHE_F_RAW) != 0);
 	}
 	if (misses == 0) {
 		for (n = 0; n < req->nkeys; n++)
@@ -1160,8 +1217,10 @@ cmd_applied(void *arg, struct wgroup *g)
 			cache_unreserve(ctx->cache, w->reserved);
 			w->reserved = 0;
 		}
-		if ((w->type == WREQ_KV_SET || w->type == WREQ_KV_DEL) &&
+		if (WREQ_IS_KV(w->type) &&
 		    (ks = keymap_find(ctx->keys, w->key, w->klen)) != NULL) {
+			if (ks->last == w)
+				ks->last = NULL;
 			ks->pending--;
 			keymap_put(ctx->keys, ks);
 		}
@@ -1251,6 +1310,7 @@ cmd_free(struct cmd_ctx *ctx)
 		free(sw);
 	}
 	keymap_free(ctx->keys);
+	rcmd_free(ctx->resp);
 	wbuf_free(&ctx->scratch);
 	wbuf_free(&ctx->ans);
 }
@@ -1274,4 +1334,38 @@ cmd_session_close(struct cmd_ctx *ctx, struct cmd_session *ss)
 		TAILQ_REMOVE(&ctx->apply_waiters, ss, aentry);
 		ss->apply_wait = 0;
 	}
+	free(ss->name);
+	ss->name = NULL;
+}
+
+/* The write path, for rcmd.c (see cmd.h). */
+void
+cmd_write_take(struct cmd_ctx *ctx, struct wreq *w)
+{
+	write_take(ctx, w);
+}
+
+void
+cmd_ack_write(
+    struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
+{
+	ack_write(ctx, w, applied, out);
+}
+
+void
+cmd_kick_apply(struct cmd_ctx *ctx, uint64_t seq)
+{
+	kick_apply(ctx, seq);
+}
+
+int
+cmd_answer_slot(struct cmd_ctx *ctx, struct slot *sl)
+{
+	return answer_slot(ctx, sl);
+}
+
+void
+cmd_lookup_fill(struct cmd_ctx *ctx, const struct rkey *k)
+{
+	lookup_fill(ctx, k);
 }

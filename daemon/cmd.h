@@ -20,6 +20,7 @@ struct keymap;
 struct reader;
 struct writer;
 struct wgroup;
+struct rcmd;
 
 /* What cmd_line() did with a line. */
 enum cmd_result {
@@ -40,6 +41,12 @@ struct cmd_session {
 	TAILQ_ENTRY(cmd_session) aentry;
 	int queued; /* on the waiters list */
 	TAILQ_ENTRY(cmd_session) wentry;
+	/* RESP connections (rcmd.c). */
+	uint64_t	      conn_id;
+	int		      resp3; /* HELLO 3 was sent */
+	int		      quit;  /* close once answered */
+	enum proto_durability rdur;  /* STASH DURABILITY; 0: dur_kv */
+	char		     *name;  /* CLIENT SETNAME */
 };
 
 struct sync_waiter;
@@ -67,9 +74,17 @@ struct cmd_ctx {
 	TAILQ_HEAD(, cmd_session) apply_waiters; /* queries after writes */
 	struct sync_waiter *syncs;		 /* oldest first */
 	struct sync_waiter *syncs_tail;
-	const char	   *last_op; /* of the last request taken */
-	struct wbuf	    scratch; /* a line kept for a retry */
-	struct wbuf	    ans;     /* a deferred answer */
+	const char	   *last_op;   /* of the last request taken */
+	struct wbuf	    scratch;   /* a line kept for a retry */
+	struct wbuf	    ans;       /* a deferred answer */
+	struct rcmd	   *resp;      /* the RESP commands' state */
+	size_t		    value_max; /* bytes of a value built by RESP */
+	/*
+	 * The cache holds every key SQLite holds: stash_kv was empty at
+	 * start, and no key has left the cache since but by expiry or a
+	 * delete (rcmd.c also checks the cache's evictions).
+	 */
+	int kv_complete;
 };
 
 void cmd_init(struct cmd_ctx *ctx);
@@ -84,6 +99,27 @@ enum cmd_result cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss,
 /* Append an error answer without an id (the line could not be read). */
 void cmd_error(struct cmd_ctx *ctx, struct wbuf *out, enum stats_err code,
     const char *message);
+
+/*
+ * Shared with rcmd.c (the RESP commands), which takes key-value writes
+ * through the same path.
+ */
+struct wreq;
+struct rkey;
+struct slot;
+/* Number, account and hand over w (the caller numbered it: ++ctx->seq). */
+void cmd_write_take(struct cmd_ctx *ctx, struct wreq *w);
+/* Acknowledge w: make it visible, answer its slot, or into out. */
+void cmd_ack_write(
+    struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out);
+void cmd_kick_apply(struct cmd_ctx *ctx, uint64_t seq);
+/* Send ctx->ans through a slot; 1 while its connection stays open. */
+int cmd_answer_slot(struct cmd_ctx *ctx, struct slot *sl);
+/* Cache what a fresh lookup found (or that the key is absent). */
+void cmd_lookup_fill(struct cmd_ctx *ctx, const struct rkey *k);
+void cmd_add_json_value(struct wbuf *out, const void *v, size_t vlen, int raw);
+void cmd_resp_error(struct cmd_ctx *ctx, struct wbuf *out, enum stats_err code,
+    const char *msg);
 
 /* Writer callbacks (loop thread). */
 void cmd_journaled(void *arg, struct wgroup *g);

@@ -19,6 +19,7 @@ struct kstate {
 	uint32_t       pending;	     /* writes submitted, not applied */
 	uint64_t       last_version; /* of the latest submitted write */
 	int	       last_is_del;
+	void	      *last;   /* the latest write taken (struct wreq) */
 	void	      *lookup; /* a lookup in flight, or NULL */
 	size_t	       klen;
 	char	       key[];

@@ -392,6 +392,16 @@ main(int argc, char **argv)
 	d.cmd.sql_enabled = d.opts.sql_enabled;
 	d.cmd.seq = last_seq;
 	d.cmd.applied_seq = last_seq;
+	/* An empty key-value table: the cache will know every key. */
+	switch (store_kv_empty(d.store, &cause)) {
+	case 1: d.cmd.kv_complete = 1; break;
+	case 0: break;
+	default:
+		log_warnx("%s", cause);
+		free(cause);
+		cause = NULL;
+		break;
+	}
 	d.cmd.write_queue_max = d.opts.write_queue_max;
 	d.cmd.journal = d.journal;
 	d.cmd.reader = d.reader;

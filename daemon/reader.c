@@ -66,7 +66,7 @@ reader_run(struct store *st, struct rjob *job)
 			struct rkey *k = &job->keys[i];
 
 			rc = store_kv_get(st, k->key, k->klen,
-			    (int64_t)time(NULL), &k->value, &k->vlen,
+			    (int64_t)time(NULL), &k->value, &k->vlen, &k->raw,
 			    &k->version, &k->expires_at, &cause);
 			if (rc == -1)
 				goto fatal;

@@ -27,6 +27,7 @@ struct rkey {
 	int	 found;
 	char	*value; /* malloc'd when found */
 	size_t	 vlen;
+	int	 raw; /* the value is bytes (RESP), not JSON */
 	uint64_t version;
 	int64_t	 expires_at;
 };

@@ -26,6 +26,12 @@
  * read brought. A line longer than line_max gets too_large and the
  * connection closes (its framing can no longer be trusted).
  *
+ * Two protocols share the socket, chosen per connection by what it sends
+ * first (conn_guess_proto): protocol v1's JSON lines, framed by \n, or
+ * RESP for Redis clients, framed by resp_parse() and run by rcmd.c, with
+ * the same states, limits and answer slots; one RESP command is at most
+ * line_max bytes.
+ *
  * Answers that come later (writes waiting for the journal, cache misses,
  * queries) hold a slot in the connection's queue, in request order; an
  * answer is sent only when every answer before it has been.
@@ -63,6 +69,8 @@
 #include "access.h"
 #include "cmd.h"
 #include "log.h"
+#include "rcmd.h"
+#include "resp.h"
 #include "server.h"
 #include "stats.h"
 #include "wbuf.h"
@@ -81,6 +89,14 @@
  * daemon hold unbounded work for it.
  */
 #define CONN_SLOTS_MAX 4096
+
+/* The protocol of a connection, chosen by the first byte it sends. */
+#define CONN_PROTO_UNKNOWN 0
+#define CONN_PROTO_JSON	   1 /* protocol v1: JSON lines */
+#define CONN_PROTO_RESP	   2 /* '*' or a letter: a Redis client */
+
+/* An inline RESP command (typed at a terminal) is at most this long. */
+#define SERVER_INLINE_MAX (64 * 1024)
 
 struct slot {
 	TAILQ_ENTRY(slot) entry;
@@ -110,6 +126,7 @@ struct conn {
 	struct cmd_session  session;
 	struct wbuf	    pend;   /* deferred answers ready to go */
 	int		    queued; /* on the server's flush queue */
+	int		    proto;  /* CONN_PROTO_*, from the first byte */
 	TAILQ_ENTRY(conn) entry;
 	TAILQ_ENTRY(conn) fentry;
 };
@@ -126,13 +143,15 @@ struct server {
 	struct event	      *flush_ev;    /* sends the flush queue */
 	TAILQ_HEAD(, conn) conns;
 	TAILQ_HEAD(, conn) flushq; /* connections with deferred answers */
-	uint64_t    next_id;
-	int	    shutting_down;
-	int	    activated; /* the socket is systemd's */
-	struct wbuf out;       /* answers being composed */
+	uint64_t	next_id;
+	int		shutting_down;
+	int		activated; /* the socket is systemd's */
+	struct wbuf	out;	   /* answers being composed */
+	struct resp_cmd rcmd;	   /* the RESP command being run */
 };
 
 static int  conn_process(struct conn *);
+static int  conn_process_resp(struct conn *);
 static void server_flush_cb(evutil_socket_t, short, void *);
 
 /* Monotonic milliseconds, for the slow-request log. */
@@ -336,6 +355,35 @@ conn_too_large(struct conn *c)
 }
 
 /*
+ * Which protocol the client speaks, from what it sent first: '*' (a RESP
+ * array) or a RESP command name followed by a space or the end of its
+ * line (an inline command) is RESP; anything else, '{' first, is
+ * protocol v1, whose errors it will then get. UNKNOWN while the first
+ * word is still incomplete.
+ */
+static int
+conn_guess_proto(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t		 avail = evbuffer_get_length(in), n, i;
+	const char	*p;
+
+	n = avail < 32 ? avail : 32;
+	if ((p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n)) == NULL)
+		fatalx("evbuffer_pullup");
+	if (p[0] == '*')
+		return CONN_PROTO_RESP;
+	if (!((p[0] >= 'a' && p[0] <= 'z') || (p[0] >= 'A' && p[0] <= 'Z')))
+		return CONN_PROTO_JSON;
+	for (i = 0; i < n; i++)
+		if (p[i] == ' ' || p[i] == '\r' || p[i] == '\n')
+			break;
+	if (i == n && n < 32 && !(c->flags & CONN_DRAIN))
+		return CONN_PROTO_UNKNOWN;
+	return i < n && rcmd_known(p, i) ? CONN_PROTO_RESP : CONN_PROTO_JSON;
+}
+
+/*
  * Answer every complete line in the input, in order, until the input has
  * no complete line or the output is over its limit. Returns -1 when the
  * connection was freed.
@@ -352,6 +400,8 @@ conn_process(struct conn *c)
 	size_t		    len, avail, mark;
 	char		   *line;
 
+	if (c->proto == CONN_PROTO_RESP)
+		return conn_process_resp(c);
 	while (!(c->flags & (CONN_CLOSING | CONN_WAIT | CONN_BACKLOG))) {
 		if (c->nslots >= CONN_SLOTS_MAX) {
 			c->flags |= CONN_BACKLOG;
@@ -368,6 +418,13 @@ conn_process(struct conn *c)
 		avail = evbuffer_get_length(in);
 		if (avail == 0)
 			break;
+		if (c->proto == CONN_PROTO_UNKNOWN) {
+			if ((c->proto = conn_guess_proto(c)) ==
+			    CONN_PROTO_UNKNOWN)
+				break;
+			if (c->proto == CONN_PROTO_RESP)
+				return conn_process_resp(c);
+		}
 		if (evbuffer_ptr_set(
 			in, &start, c->scanned, EVBUFFER_PTR_SET) == -1)
 			fatalx("evbuffer_ptr_set");
@@ -410,6 +467,133 @@ conn_process(struct conn *c)
 		if (evbuffer_drain(in, len + 1) == -1)
 			fatalx("evbuffer_drain");
 		c->scanned = 0;
+		if (srv->out.len >= SERVER_FLUSH_AT &&
+		    conn_flush_answers(c) == -1)
+			return -1;
+	}
+	if (conn_flush_answers(c) == -1)
+		return -1;
+	if ((c->flags & (CONN_DRAIN | CONN_CLOSING | CONN_WAIT |
+			    CONN_BACKLOG)) == CONN_DRAIN)
+		return conn_close_after_flush(c);
+	return 0;
+}
+
+/*
+ * The answer composed in srv->out from mark on is ready, but answers
+ * before it are still to come: it waits in a slot of its own.
+ */
+static void
+conn_hold_answer(struct conn *c, size_t mark)
+{
+	struct server *srv = c->srv;
+	struct slot   *sl;
+
+	if (TAILQ_EMPTY(&c->slots) || srv->out.len == mark)
+		return;
+	sl = xcalloc(1, sizeof(*sl));
+	sl->conn = c;
+	sl->done = 1;
+	sl->len = srv->out.len - mark;
+	sl->buf = xmalloc(sl->len);
+	memcpy(sl->buf, srv->out.buf + mark, sl->len);
+	srv->out.len = mark;
+	TAILQ_INSERT_TAIL(&c->slots, sl, entry);
+	c->nslots++;
+}
+
+/* A RESP request that cannot be read: answer, then close. */
+static int
+conn_resp_fail(struct conn *c, const char *why)
+{
+	struct server *srv = c->srv;
+	size_t	       mark = srv->out.len;
+
+	rcmd_protocol_error(srv->cmd, &srv->out, why);
+	conn_hold_answer(c, mark);
+	conn_debug(c, "%s", why);
+	if (conn_flush_answers(c) == -1)
+		return -1;
+	return conn_close_after_flush(c);
+}
+
+/*
+ * conn_process() for a RESP connection: the same states and limits, with
+ * commands framed by resp_parse() instead of lines. One command is at
+ * most line_max bytes.
+ */
+static int
+conn_process_resp(struct conn *c)
+{
+	struct server	  *srv = c->srv;
+	struct evbuffer	  *in = bufferevent_get_input(c->bev);
+	struct evbuffer	  *out = bufferevent_get_output(c->bev);
+	struct resp_cmd	  *cmd = &srv->rcmd;
+	struct resp_limits lim;
+	enum resp_status   st;
+	enum cmd_result	   r;
+	uint64_t	   t0;
+	size_t		   avail, mark;
+	const char	  *buf;
+	char		   msg[96];
+
+	lim.args_max = RESP_ARGS_CAP;
+	lim.bulk_max = srv->cfg.line_max;
+	lim.inline_max = srv->cfg.line_max < SERVER_INLINE_MAX
+			     ? srv->cfg.line_max
+			     : SERVER_INLINE_MAX;
+	srv->cmd->value_max = srv->cfg.line_max;
+	while (!(c->flags & (CONN_CLOSING | CONN_WAIT | CONN_BACKLOG))) {
+		if (c->nslots >= CONN_SLOTS_MAX) {
+			c->flags |= CONN_BACKLOG;
+			srv->stats->conn_backlogged++;
+			break;
+		}
+		if (evbuffer_get_length(out) + srv->out.len + c->pend.len >=
+		    srv->cfg.output_max) {
+			if (conn_flush_answers(c) == -1)
+				return -1;
+			conn_pause(c);
+			return 0;
+		}
+		avail = evbuffer_get_length(in);
+		if (avail == 0)
+			break;
+		if ((buf = (const char *)evbuffer_pullup(in, -1)) == NULL)
+			fatalx("evbuffer_pullup: %zu bytes", avail);
+		st = resp_parse(buf, avail, &lim, cmd);
+		if (st == RESP_ERROR)
+			return conn_resp_fail(c, cmd->error);
+		if (st == RESP_NEED_MORE) {
+			if (avail > srv->cfg.line_max) {
+				snprintf(msg, sizeof(msg),
+				    "Protocol error: request longer than %zu "
+				    "bytes",
+				    srv->cfg.line_max);
+				srv->stats->conn_too_large++;
+				return conn_resp_fail(c, msg);
+			}
+			break;
+		}
+		mark = srv->out.len;
+		t0 = srv->cfg.slow_log_ms > 0 ? server_now_ms() : 0;
+		r = rcmd_run(srv->cmd, &c->session, cmd, &srv->out);
+		if (t0 != 0 && r == CMD_DONE)
+			server_slow(c, srv->cmd->last_op, server_now_ms() - t0);
+		if (r == CMD_WAIT) {
+			c->flags |= CONN_WAIT;
+			break;
+		}
+		srv->stats->bytes_in += cmd->consumed;
+		if (r == CMD_DONE)
+			conn_hold_answer(c, mark);
+		if (evbuffer_drain(in, cmd->consumed) == -1)
+			fatalx("evbuffer_drain");
+		if (c->session.quit) {
+			if (conn_flush_answers(c) == -1)
+				return -1;
+			return conn_close_after_flush(c);
+		}
 		if (srv->out.len >= SERVER_FLUSH_AT &&
 		    conn_flush_answers(c) == -1)
 			return -1;
@@ -593,6 +777,7 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	c->gid = cred.gid;
 	c->session.role = role;
 	c->session.uid = (unsigned long)cred.uid;
+	c->session.conn_id = c->id;
 	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		log_warnx("bufferevent_socket_new failed");

@@ -4,7 +4,9 @@
  * Schema (user_version 1):
  *
  *	stash_kv(key TEXT PRIMARY KEY, value TEXT, version INTEGER,
- *	    expires_at INTEGER)		-- the key-value store; WITHOUT ROWID
+ *	    expires_at INTEGER)		-- the key-value store; WITHOUT ROWID;
+ *					   value is JSON text, or a BLOB
+ *					   of bytes set through RESP
  *	stash_meta(name TEXT PRIMARY KEY, value INTEGER)
  *					-- 'applied_seq': the last journal
  *					   record whose effect is here
@@ -449,6 +451,26 @@ store_applied_seq(struct store *s, uint64_t *seq, char **cause)
 }
 
 int
+store_kv_empty(struct store *s, char **cause)
+{
+	sqlite3_stmt *st;
+	int	      rc;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM stash_kv LIMIT 1", -1, &st,
+		NULL) != SQLITE_OK) {
+		set_cause(s, cause, "counting keys");
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		set_cause(s, cause, "counting keys");
+		return -1;
+	}
+	return rc == SQLITE_DONE;
+}
+
+int
 store_begin(struct store *s, char **cause)
 {
 	if (step_done(s, s->st_begin, cause) == -1)
@@ -523,13 +545,15 @@ store_rollback_to(struct store *s, char **cause)
 
 int
 store_kv_set(struct store *s, const char *key, size_t klen, const char *value,
-    size_t vlen, uint64_t version, int64_t expires_at, char **cause)
+    size_t vlen, int raw, uint64_t version, int64_t expires_at, char **cause)
 {
 	sqlite3_stmt *st = s->st_kv_set;
 
 	if (sqlite3_bind_text(st, 1, key, (int)klen, SQLITE_STATIC) !=
 		SQLITE_OK ||
-	    sqlite3_bind_text(st, 2, value, (int)vlen, SQLITE_STATIC) !=
+	    (raw ? sqlite3_bind_blob(
+		       st, 2, vlen > 0 ? value : "", (int)vlen, SQLITE_STATIC)
+		 : sqlite3_bind_text(st, 2, value, (int)vlen, SQLITE_STATIC)) !=
 		SQLITE_OK ||
 	    sqlite3_bind_int64(st, 3, (sqlite3_int64)version) != SQLITE_OK ||
 	    (expires_at > 0 ? sqlite3_bind_int64(st, 4, expires_at)
@@ -567,8 +591,8 @@ store_kv_purge(struct store *s, int64_t now, int limit, char **cause)
 
 int
 store_kv_get(struct store *s, const char *key, size_t klen, int64_t now,
-    char **value, size_t *vlen, uint64_t *version, int64_t *expires_at,
-    char **cause)
+    char **value, size_t *vlen, int *raw, uint64_t *version,
+    int64_t *expires_at, char **cause)
 {
 	sqlite3_stmt	    *st = s->st_kv_get;
 	const unsigned char *v;
@@ -585,10 +609,14 @@ store_kv_get(struct store *s, const char *key, size_t klen, int64_t now,
 				  ? 0
 				  : sqlite3_column_int64(st, 2);
 		if (*expires_at == 0 || *expires_at > now) {
-			v = sqlite3_column_text(st, 0);
+			*raw = sqlite3_column_type(st, 0) == SQLITE_BLOB;
+			v = *raw ? sqlite3_column_blob(st, 0)
+				 : sqlite3_column_text(st, 0);
 			n = sqlite3_column_bytes(st, 0);
 			*value = xmalloc((size_t)n + 1);
-			memcpy(*value, v, (size_t)n);
+			/* An empty BLOB comes back as NULL. */
+			if (n > 0)
+				memcpy(*value, v, (size_t)n);
 			(*value)[n] = '\0';
 			*vlen = (size_t)n;
 			*version = (uint64_t)sqlite3_column_int64(st, 1);
@@ -900,38 +928,6 @@ store_exec1(struct store *s, const char *sql, size_t len, json_t *params,
 	return STORE_OK;
 }
 
-static const char b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* A BLOB as {"base64":"..."}. */
-static void
-add_base64(struct wbuf *w, const unsigned char *p, size_t n)
-{
-	size_t i;
-
-	wbuf_adds(w, "{\"base64\":\"");
-	wbuf_reserve(w, (n + 2) / 3 * 4 + 3);
-	for (i = 0; i + 2 < n; i += 3) {
-		uint32_t v =
-		    (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-
-		w->buf[w->len++] = b64[v >> 18];
-		w->buf[w->len++] = b64[(v >> 12) & 63];
-		w->buf[w->len++] = b64[(v >> 6) & 63];
-		w->buf[w->len++] = b64[v & 63];
-	}
-	if (i < n) {
-		uint32_t v = (uint32_t)p[i] << 16 |
-			     (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-
-		w->buf[w->len++] = b64[v >> 18];
-		w->buf[w->len++] = b64[(v >> 12) & 63];
-		w->buf[w->len++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-		w->buf[w->len++] = '=';
-	}
-	wbuf_adds(w, "\"}");
-}
-
 /* TEXT as a JSON string; invalid UTF-8 bytes become U+FFFD. */
 static void
 add_text(struct wbuf *w, const char *p, size_t n)
@@ -1027,7 +1023,7 @@ store_query1(struct store *s, const char *sql, size_t len, json_t *params,
 				    (size_t)sqlite3_column_bytes(st, i));
 				break;
 			case SQLITE_BLOB:
-				add_base64(out, sqlite3_column_blob(st, i),
+				wbuf_add_base64(out, sqlite3_column_blob(st, i),
 				    (size_t)sqlite3_column_bytes(st, i));
 				break;
 			default: wbuf_adds(out, "null"); break;

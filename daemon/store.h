@@ -66,10 +66,12 @@ int  store_savepoint(struct store *s, char **cause);
 int  store_release(struct store *s, char **cause);
 int  store_rollback_to(struct store *s, char **cause);
 
+/* 1 when stash_kv holds no key, 0 when it holds some, -1 on error. */
+int store_kv_empty(struct store *s, char **cause);
 /* Key-value writes. expires_at is Unix seconds, 0 for never. */
 int store_kv_set(struct store *s, const char *key, size_t klen,
-    const char *value, size_t vlen, uint64_t version, int64_t expires_at,
-    char **cause);
+    const char *value, size_t vlen, int raw, uint64_t version,
+    int64_t expires_at, char **cause);
 int store_kv_del(struct store *s, const char *key, size_t klen, char **cause);
 /* Delete up to limit rows expired at now; the count, or -1. */
 int store_kv_purge(struct store *s, int64_t now, int limit, char **cause);
@@ -79,8 +81,8 @@ int store_kv_purge(struct store *s, int64_t now, int limit, char **cause);
  * now), 0 when absent, -1 on error.
  */
 int store_kv_get(struct store *s, const char *key, size_t klen, int64_t now,
-    char **value, size_t *vlen, uint64_t *version, int64_t *expires_at,
-    char **cause);
+    char **value, size_t *vlen, int *raw, uint64_t *version,
+    int64_t *expires_at, char **cause);
 
 /*
  * Run one client statement sql with params (a JSON array or object, or

@@ -144,3 +144,36 @@ wbuf_add_jstr(struct wbuf *w, const char *s, size_t n)
 	wbuf_add(w, s + run, n - run);
 	wbuf_addc(w, '"');
 }
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* A BLOB as {"base64":"..."}. */
+void
+wbuf_add_base64(struct wbuf *w, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	size_t		     i;
+
+	wbuf_adds(w, "{\"base64\":\"");
+	wbuf_reserve(w, (n + 2) / 3 * 4 + 3);
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v =
+		    (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+
+		w->buf[w->len++] = b64[v >> 18];
+		w->buf[w->len++] = b64[(v >> 12) & 63];
+		w->buf[w->len++] = b64[(v >> 6) & 63];
+		w->buf[w->len++] = b64[v & 63];
+	}
+	if (i < n) {
+		uint32_t v = (uint32_t)p[i] << 16 |
+			     (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+
+		w->buf[w->len++] = b64[v >> 18];
+		w->buf[w->len++] = b64[(v >> 12) & 63];
+		w->buf[w->len++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+		w->buf[w->len++] = '=';
+	}
+	wbuf_adds(w, "\"}");
+}

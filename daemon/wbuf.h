@@ -27,6 +27,8 @@ void wbuf_add_i64(struct wbuf *w, int64_t v);
 void wbuf_add_double(struct wbuf *w, double v);
 /* A JSON string literal of s[0..n), escaped; s is valid UTF-8. */
 void wbuf_add_jstr(struct wbuf *w, const char *s, size_t n);
+/* Bytes as {"base64":"..."}. */
+void wbuf_add_base64(struct wbuf *w, const void *data, size_t n);
 
 static inline void
 wbuf_reset(struct wbuf *w)

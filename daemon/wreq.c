@@ -134,6 +134,7 @@ wreq_decode(
 	w->seq = seq;
 	switch (type) {
 	case WREQ_KV_SET:
+	case WREQ_KV_SET_RAW:
 	case WREQ_KV_DEL:
 		if (end - p < 2)
 			return -1;

@@ -4,6 +4,7 @@
  * A wreq owns its journal record, encoded once on the loop thread:
  *
  *	KV_SET	u16 klen | key | u32 vlen | value | i64 expires_at
+ *	KV_SET_RAW  the same; the value is bytes (RESP), not JSON text
  *	KV_DEL	u16 klen | key
  *	EXEC	u32 sql_len | sql | u32 params_len | params (compact JSON)
  *	TX	u32 tx_len | tx (compact JSON array of {"sql","params"})
@@ -25,7 +26,12 @@ enum wreq_type {
 	WREQ_KV_DEL = 2,
 	WREQ_EXEC = 3,
 	WREQ_TX = 4,
+	WREQ_KV_SET_RAW = 5,
 };
+
+/* A key-value write (set of either kind, or del)? */
+#define WREQ_IS_KV(t)                                                          \
+	((t) == WREQ_KV_SET || (t) == WREQ_KV_SET_RAW || (t) == WREQ_KV_DEL)
 
 struct wreq {
 	TAILQ_ENTRY(wreq) entry;
@@ -58,6 +64,7 @@ struct wreq {
 	char	*id;	 /* the request's id, JSON */
 	size_t	 id_len;
 	int	 deleted; /* KV_DEL: the key existed */
+	int	 resp;	  /* answered in RESP: id holds the answer */
 };
 TAILQ_HEAD(wreq_list, wreq);
 

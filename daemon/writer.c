@@ -448,8 +448,10 @@ writer_apply(struct store *s, struct wreq *w)
 	w->status = STORE_OK;
 	switch (w->type) {
 	case WREQ_KV_SET:
-		if (store_kv_set(s, w->key, w->klen, w->value, w->vlen, w->seq,
-			w->expires_at, &cause) == -1)
+	case WREQ_KV_SET_RAW:
+		if (store_kv_set(s, w->key, w->klen, w->value, w->vlen,
+			w->type == WREQ_KV_SET_RAW, w->seq, w->expires_at,
+			&cause) == -1)
 			goto fatal;
 		return 0;
 	case WREQ_KV_DEL:

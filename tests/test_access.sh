@@ -60,6 +60,11 @@ out=$(as $NOBODY $NOBODY '{"op":"get","key":"k"}' '{"op":"set","key":"k","value"
 expect "nobody reads" "$out" '"value":1'
 expect "nobody may not write" "$out" '"forbidden"'
 expect "the connection stays" "$out" '"id":3'
+# The same roles through RESP.
+out=$(as $NOBODY $NOBODY 'GET k' 'INCR k' 'ECHO still')
+expect "nobody reads through RESP" "$out" "$(printf '$1\r\n1')"
+expect "nobody may not INCR" "$out" "-NOPERM uid $NOBODY may only read"
+expect "the RESP connection stays" "$out" "still"
 out=$(greet 1 1)
 expect "an unlisted user is refused" "$out" '"not an allowed user or group"'
 grep -q "refused pid [0-9]* uid 1 " "$TMP/log" && ok || bad "refusal not logged"

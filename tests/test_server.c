@@ -354,6 +354,42 @@ test_pipeline_1000(void **state)
 	close(fd);
 }
 
+/*
+ * A read waits for the write before it; the acknowledgement that lets it
+ * go on must not let the answers after it overtake the write's own.
+ */
+static void
+test_pipeline_async_after_wait(void **state)
+{
+	int	fd = connect_shared();
+	size_t	cap = 300 * 100, len = 0;
+	char   *buf = malloc(cap), *line;
+	json_t *j;
+	int	i;
+
+	assert_non_null(buf);
+	for (i = 0; i < 300; i += 3)
+		len += (size_t)snprintf(buf + len, cap - len,
+		    "{\"op\":\"set\",\"key\":\"w:%d\",\"value\":1,"
+		    "\"id\":%d}\n"
+		    "{\"op\":\"get\",\"key\":\"w:%d\",\"id\":%d}\n"
+		    "{\"op\":\"set\",\"key\":\"v:%d\",\"value\":2,"
+		    "\"durability\":\"async\",\"id\":%d}\n",
+		    i, i, i, i + 1, i, i + 2);
+	assert_int_equal(raw_send(fd, buf, len), 0);
+	for (i = 0; i < 300; i++) {
+		line = raw_readline(fd, 10000);
+		j = parse_answer(line);
+		free(line);
+		assert_ok(j);
+		assert_int_equal(
+		    json_integer_value(json_object_get(j, "id")), i);
+		json_decref(j);
+	}
+	free(buf);
+	close(fd);
+}
+
 static void
 test_bad_requests_keep_connection(void **state)
 {
@@ -924,6 +960,7 @@ main(void)
 	    cmocka_unit_test(test_durability_validated),
 	    cmocka_unit_test(test_sync_and_stats),
 	    cmocka_unit_test(test_pipeline_1000),
+	    cmocka_unit_test(test_pipeline_async_after_wait),
 	    cmocka_unit_test(test_bad_requests_keep_connection),
 	    cmocka_unit_test(test_invalid_utf8),
 	    cmocka_unit_test(test_key_limit),

@@ -1,0 +1,1664 @@
+/*
+ * rcmd.c -- the commands of the RESP protocol.
+ *
+ * A Redis client sees the key-value store of protocol v1: the same cache,
+ * the same keymap of writes in flight, the same journal, group commit and
+ * acknowledgement (cmd.c). Values set here are bytes, kept as they are
+ * (the cache entry carries CACHE_F_RAW, the journal record is KV_SET_RAW,
+ * SQLite holds a BLOB); values set as JSON read back here as their JSON
+ * text.
+ *
+ * Every command runs through rx_run(): its handler reads the state of the
+ * keys it needs with rx_state(), composes its reply, and lists the writes
+ * it decided (rx_set, rx_del). The writes are then taken in one go
+ * (rx_commit), each with the next sequence number, and the reply goes out
+ * when the last one is acknowledged (or at once for async).
+ *
+ * State. A read (GET, MGET, EXISTS, TTL...) sees what is visible: the
+ * cache. A read-modify-write (INCR, APPEND, SET NX/XX/GET, GETDEL,
+ * EXPIRE...) decides on the latest write taken for the key, in sequence
+ * order: the keymap knows the keys with writes not yet applied (its last
+ * write's value), the cache the rest it holds. When neither knows a key,
+ * the command is set aside, every key it names is looked up by a reader
+ * thread, and the whole command runs again when the answer is back: the
+ * keymap and the cache are asked first again, so a write that another
+ * client made meanwhile is seen, and the lookup's answer is used only for
+ * what they still do not know. Decisions are thus atomic with respect to
+ * every other client's writes.
+ *
+ * Ordering on a connection follows cmd.c: a read waits for the
+ * connection's unacknowledged writes; a write waits for its reads still in
+ * a reader; a command set aside for a lookup counts as both, so nothing
+ * sent after it on its connection overtakes it.
+ */
+#include "config.h"
+
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "access.h"
+#include "cache.h"
+#include "cmd.h"
+#include "keymap.h"
+#include "rcmd.h"
+#include "reader.h"
+#include "server.h"
+#include "stash-protocol.h"
+#include "wbuf.h"
+#include "writer.h"
+#include "wreq.h"
+#include "xmalloc.h"
+
+/* The Redis version announced to clients that look at it. */
+#define RCMD_REDIS_VERSION "7.0.0"
+
+#define RC_READ	 0x01 /* waits for the connection's unacked writes */
+#define RC_WRITE 0x02 /* may write: waits for reads and room */
+#define RC_COUNT 0x04 /* needs the number of keys in SQLite */
+
+struct rx;
+
+struct rdef {
+	const char *name;
+	int	    arity; /* > 0: exactly; < 0: at least -arity */
+	int	    flags;
+	int	    first, last, step; /* key arguments; last -1: to the end */
+	void (*fn)(struct rx *);
+	const char *cflags; /* for COMMAND */
+};
+
+/* A value as a command sees it. */
+struct rval {
+	int	    exists;
+	const char *v;
+	size_t	    vlen;
+	int	    raw;
+	int64_t	    expires_at; /* Unix seconds, 0: never */
+};
+
+/* A write a command decided. */
+struct rwrite {
+	int	    del;
+	int	    raw;
+	const char *key;
+	size_t	    klen;
+	const char *v;
+	size_t	    vlen;
+	int64_t	    expires_at;
+	size_t	    reserved;
+};
+
+struct rcmd {
+	struct wbuf   reply; /* of a command run again after a lookup */
+	struct wbuf   val;   /* a value built by a command */
+	struct rwrite w[RESP_ARGS_CAP];
+	size_t	      nw;
+};
+
+/* One run of one command. */
+struct rx {
+	struct cmd_ctx	      *ctx;
+	struct cmd_session    *ss;
+	struct rcmd	      *r;
+	const struct rdef     *def;
+	size_t		       argc;
+	const struct resp_arg *argv;
+	struct rjob	      *job; /* a lookup's answer, on the second run */
+	struct wbuf	      *out;
+	size_t		       mark; /* where the reply starts in out */
+	int		       failed;
+	int		       unknown; /* a key only SQLite knows */
+};
+
+/* A command set aside for a reader. */
+struct rlookup {
+	struct cmd_ctx	  *ctx;
+	struct slot	  *slot;
+	const struct rdef *def;
+	int		   write;
+	size_t		   argc;
+	struct resp_arg	  *argv;
+	char		  *bytes;
+};
+
+static const struct rdef *rdef_find(const char *, size_t);
+static size_t		  rdef_count(void);
+static void		  rx_commands(struct rx *, const char *, size_t);
+
+static struct rcmd *
+rcmd_get(struct cmd_ctx *ctx)
+{
+	if (ctx->resp == NULL) {
+		ctx->resp = xcalloc(1, sizeof(*ctx->resp));
+		wbuf_init(&ctx->resp->reply);
+		wbuf_init(&ctx->resp->val);
+	}
+	return ctx->resp;
+}
+
+void
+rcmd_free(struct rcmd *r)
+{
+	if (r == NULL)
+		return;
+	wbuf_free(&r->reply);
+	wbuf_free(&r->val);
+	free(r);
+}
+
+/* Replies. */
+
+static void
+r_simple(struct wbuf *o, const char *s)
+{
+	wbuf_addc(o, '+');
+	wbuf_adds(o, s);
+	wbuf_add(o, "\r\n", 2);
+}
+
+static void
+r_int(struct wbuf *o, int64_t v)
+{
+	wbuf_addc(o, ':');
+	wbuf_add_i64(o, v);
+	wbuf_add(o, "\r\n", 2);
+}
+
+static void
+r_bulk(struct wbuf *o, const void *p, size_t n)
+{
+	wbuf_addc(o, '$');
+	wbuf_add_u64(o, n);
+	wbuf_add(o, "\r\n", 2);
+	wbuf_add(o, p, n);
+	wbuf_add(o, "\r\n", 2);
+}
+
+static void
+r_bulks(struct wbuf *o, const char *s)
+{
+	r_bulk(o, s, strlen(s));
+}
+
+static void
+r_array(struct wbuf *o, size_t n)
+{
+	wbuf_addc(o, '*');
+	wbuf_add_u64(o, n);
+	wbuf_add(o, "\r\n", 2);
+}
+
+static void
+r_nil(struct rx *x)
+{
+	if (x->ss->resp3)
+		wbuf_add(x->out, "_\r\n", 3);
+	else
+		wbuf_add(x->out, "$-1\r\n", 5);
+}
+
+/* A map of n pairs: a RESP3 map, or a flat array in RESP2. */
+static void
+r_map(struct rx *x, size_t n)
+{
+	if (x->ss->resp3) {
+		wbuf_addc(x->out, '%');
+		wbuf_add_u64(x->out, n);
+		wbuf_add(x->out, "\r\n", 2);
+	} else
+		r_array(x->out, 2 * n);
+}
+
+/* The command's reply is an error: drop what it composed, and its writes. */
+static void
+rx_error(struct rx *x, enum stats_err code, const char *msg)
+{
+	x->out->len = x->mark;
+	x->r->nw = 0;
+	x->failed = 1;
+	cmd_resp_error(x->ctx, x->out, code, msg);
+}
+
+static void
+rx_syntax(struct rx *x)
+{
+	rx_error(x, ERR_BAD_REQUEST, "syntax error");
+}
+
+static int
+arg_is(const struct resp_arg *a, const char *s)
+{
+	return a->len == strlen(s) && strncasecmp(a->p, s, a->len) == 0;
+}
+
+/* A decimal integer, as Redis reads one: no spaces, no '+'. */
+static int
+parse_i64(const char *p, size_t n, int64_t *out)
+{
+	uint64_t v = 0, lim;
+	size_t	 i = 0;
+	int	 neg = 0;
+
+	if (n == 0 || n > 20)
+		return -1;
+	if (p[0] == '-') {
+		neg = 1;
+		if (++i == n)
+			return -1;
+	}
+	lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+	for (; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		if (v > (lim - (uint64_t)(p[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	}
+	if (neg)
+		*out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+	else
+		*out = (int64_t)v;
+	return 0;
+}
+
+static int
+arg_i64(struct rx *x, size_t i, int64_t *v)
+{
+	if (parse_i64(x->argv[i].p, x->argv[i].len, v) == -1) {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "value is not an integer or out of range");
+		return -1;
+	}
+	return 0;
+}
+
+static uint32_t
+ttl_of(int64_t expires_at)
+{
+	int64_t left;
+
+	if (expires_at == 0)
+		return 0;
+	left = expires_at - (int64_t)time(NULL);
+	return left < 1 ? 1 : left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
+}
+
+/* The job's answer for key, NULL when it has none. */
+static const struct rkey *
+job_key(struct rjob *job, const char *key, size_t klen)
+{
+	size_t i;
+
+	if (job == NULL || job->type != RJOB_LOOKUP)
+		return NULL;
+	for (i = 0; i < job->nkeys; i++)
+		if (job->keys[i].klen == klen &&
+		    memcmp(job->keys[i].key, key, klen) == 0)
+			return &job->keys[i];
+	return NULL;
+}
+
+/* Does the cache know every key? (Then a miss is an absent key.) */
+static int
+rx_complete(struct cmd_ctx *ctx)
+{
+	struct cache_stats cs;
+
+	if (!ctx->kv_complete)
+		return 0;
+	cache_get_stats(ctx->cache, &cs);
+	if (cs.evictions > 0) {
+		ctx->kv_complete = 0;
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * The state of the key in argument ai: what is visible (for_write 0), or
+ * the latest write taken (for_write 1). 0 when only SQLite knows: the
+ * command will run again after a lookup.
+ */
+static int
+rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
+{
+	const char	   *key = x->argv[ai].p;
+	size_t		    klen = x->argv[ai].len;
+	struct cmd_ctx	   *ctx = x->ctx;
+	int64_t		    now = (int64_t)time(NULL);
+	struct cache_entry *e;
+	const struct rkey  *k;
+	struct kstate	   *ks;
+	struct wreq	   *w;
+	uint32_t	    ttl;
+
+	memset(rv, 0, sizeof(*rv));
+	if (for_write && (ks = keymap_find(ctx->keys, key, klen)) != NULL &&
+	    ks->pending > 0 && ks->last != NULL) {
+		w = ks->last;
+		if (w->type == WREQ_KV_DEL ||
+		    (w->expires_at != 0 && w->expires_at <= now))
+			return 1;
+		rv->exists = 1;
+		rv->v = w->value;
+		rv->vlen = w->vlen;
+		rv->raw = w->type == WREQ_KV_SET_RAW;
+		rv->expires_at = w->expires_at;
+		return 1;
+	}
+	e = for_write ? cache_peek(ctx->cache, key, klen)
+		      : cache_get(ctx->cache, key, klen);
+	if (e != NULL) {
+		if (cache_entry_flags(e) & CACHE_F_TOMBSTONE)
+			return 1;
+		rv->exists = 1;
+		rv->v = cache_entry_value(e, &rv->vlen);
+		rv->raw = (cache_entry_flags(e) & CACHE_F_RAW) != 0;
+		ttl = cache_entry_ttl(ctx->cache, e);
+		rv->expires_at = ttl > 0 ? now + ttl : 0;
+		return 1;
+	}
+	if (rx_complete(ctx))
+		return 1; /* not in the cache: not anywhere */
+	if ((k = job_key(x->job, key, klen)) != NULL) {
+		if (k->found && (k->expires_at == 0 || k->expires_at > now)) {
+			rv->exists = 1;
+			rv->v = k->value;
+			rv->vlen = k->vlen;
+			rv->raw = k->raw;
+			rv->expires_at = k->expires_at;
+		}
+		return 1;
+	}
+	x->unknown = 1;
+	return 0;
+}
+
+static struct rwrite *
+rx_write(struct rx *x, size_t ai)
+{
+	struct rwrite *w = &x->r->w[x->r->nw++];
+
+	memset(w, 0, sizeof(*w));
+	w->key = x->argv[ai].p;
+	w->klen = x->argv[ai].len;
+	return w;
+}
+
+/* Set the key of argument ai to v (bytes when raw, else JSON text). */
+static void
+rx_set(struct rx *x, size_t ai, const char *v, size_t vlen, int raw,
+    int64_t expires_at)
+{
+	struct rwrite *w = rx_write(x, ai);
+
+	w->v = v;
+	w->vlen = vlen;
+	w->raw = raw;
+	w->expires_at = expires_at;
+}
+
+static void
+rx_del(struct rx *x, size_t ai)
+{
+	rx_write(x, ai)->del = 1;
+}
+
+/* Keep a copy of a value read from the cache before the cache changes. */
+static const char *
+rx_keep(struct rx *x, const char *v, size_t n)
+{
+	wbuf_reset(&x->r->val);
+	wbuf_add(&x->r->val, v, n);
+	return x->r->val.buf != NULL ? x->r->val.buf : "";
+}
+
+/* Connection commands. */
+
+static void
+h_ping(struct rx *x)
+{
+	if (x->argc == 2)
+		r_bulk(x->out, x->argv[1].p, x->argv[1].len);
+	else if (x->argc == 1)
+		r_simple(x->out, "PONG");
+	else
+		rx_error(x, ERR_BAD_REQUEST,
+		    "wrong number of arguments for 'ping' command");
+}
+
+static void
+h_echo(struct rx *x)
+{
+	r_bulk(x->out, x->argv[1].p, x->argv[1].len);
+}
+
+static void
+h_quit(struct rx *x)
+{
+	r_simple(x->out, "OK");
+	x->ss->quit = 1;
+}
+
+static void
+h_select(struct rx *x)
+{
+	int64_t db;
+
+	if (arg_i64(x, 1, &db) == -1)
+		return;
+	if (db != 0)
+		rx_error(x, ERR_BAD_REQUEST,
+		    "DB index is out of range (stashd has one database, 0)");
+	else
+		r_simple(x->out, "OK");
+}
+
+static void
+set_name(struct rx *x, const struct resp_arg *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->len; i++)
+		if (a->p[i] <= ' ' || a->p[i] > '~') {
+			rx_error(x, ERR_BAD_REQUEST,
+			    "Client names cannot contain spaces, newlines or "
+			    "special characters.");
+			return;
+		}
+	free(x->ss->name);
+	x->ss->name = NULL;
+	if (a->len > 0) {
+		x->ss->name = xmalloc(a->len + 1);
+		memcpy(x->ss->name, a->p, a->len);
+		x->ss->name[a->len] = '\0';
+	}
+}
+
+static void
+h_hello(struct rx *x)
+{
+	int64_t proto = x->ss->resp3 ? 3 : 2;
+	size_t	i = 1;
+
+	if (x->argc >= 2) {
+		if (parse_i64(x->argv[1].p, x->argv[1].len, &proto) == -1) {
+			rx_error(x, ERR_BAD_REQUEST,
+			    "Protocol version is not an integer or out of "
+			    "range");
+			return;
+		}
+		if (proto != 2 && proto != 3) {
+			x->out->len = x->mark;
+			x->failed = 1;
+			x->ctx->stats->errors[ERR_BAD_REQUEST]++;
+			wbuf_adds(x->out, "-NOPROTO unsupported protocol "
+					  "version\r\n");
+			return;
+		}
+		i = 2;
+	}
+	for (; i < x->argc; i++) {
+		if (arg_is(&x->argv[i], "SETNAME") && i + 1 < x->argc) {
+			set_name(x, &x->argv[++i]);
+			if (x->failed)
+				return;
+		} else if (arg_is(&x->argv[i], "AUTH") && i + 2 < x->argc) {
+			/* Access is by the peer's credentials. */
+			i += 2;
+		} else {
+			rx_syntax(x);
+			return;
+		}
+	}
+	x->ss->resp3 = proto == 3;
+	r_map(x, 7);
+	r_bulks(x->out, "server");
+	r_bulks(x->out, "redis");
+	r_bulks(x->out, "version");
+	r_bulks(x->out, RCMD_REDIS_VERSION);
+	r_bulks(x->out, "proto");
+	r_int(x->out, proto);
+	r_bulks(x->out, "id");
+	r_int(x->out, (int64_t)x->ss->conn_id);
+	r_bulks(x->out, "mode");
+	r_bulks(x->out, "standalone");
+	r_bulks(x->out, "role");
+	r_bulks(x->out, "master");
+	r_bulks(x->out, "modules");
+	r_array(x->out, 0);
+}
+
+static void
+h_client(struct rx *x)
+{
+	const struct resp_arg *sub = &x->argv[1];
+
+	if (arg_is(sub, "SETNAME") && x->argc == 3) {
+		set_name(x, &x->argv[2]);
+		if (!x->failed)
+			r_simple(x->out, "OK");
+	} else if (arg_is(sub, "GETNAME") && x->argc == 2) {
+		if (x->ss->name != NULL)
+			r_bulks(x->out, x->ss->name);
+		else
+			r_nil(x);
+	} else if (arg_is(sub, "ID") && x->argc == 2)
+		r_int(x->out, (int64_t)x->ss->conn_id);
+	else if (arg_is(sub, "SETINFO") && x->argc == 4)
+		r_simple(x->out, "OK");
+	else if (arg_is(sub, "INFO") && x->argc == 2) {
+		char line[160];
+
+		snprintf(line, sizeof(line), "id=%llu name=%s db=0 resp=%d\n",
+		    (unsigned long long)x->ss->conn_id,
+		    x->ss->name != NULL ? x->ss->name : "",
+		    x->ss->resp3 ? 3 : 2);
+		r_bulks(x->out, line);
+	} else
+		rx_error(x, ERR_BAD_REQUEST,
+		    "unknown or unsupported CLIENT subcommand (stashd has "
+		    "SETNAME, GETNAME, ID, SETINFO, INFO)");
+}
+
+static void
+h_command(struct rx *x)
+{
+	const struct resp_arg *sub = x->argc > 1 ? &x->argv[1] : NULL;
+
+	if (sub == NULL)
+		rx_commands(x, NULL, 0);
+	else if (arg_is(sub, "COUNT") && x->argc == 2)
+		r_int(x->out, (int64_t)rdef_count());
+	else if (arg_is(sub, "DOCS"))
+		r_map(x, 0);
+	else if (arg_is(sub, "INFO")) {
+		size_t i;
+
+		r_array(x->out, x->argc - 2);
+		for (i = 2; i < x->argc; i++)
+			rx_commands(x, x->argv[i].p, x->argv[i].len);
+	} else if (arg_is(sub, "LIST") && x->argc == 2)
+		rx_commands(x, "", 0);
+	else
+		rx_error(x, ERR_BAD_REQUEST,
+		    "unknown or unsupported COMMAND subcommand");
+}
+
+/* What CONFIG GET answers: what clients and benchmarks ask at start. */
+static void
+h_config(struct rx *x)
+{
+	struct cache_stats cs;
+	char		   maxmem[32], pat[128];
+	const char	  *params[][2] = {
+		   {"save", ""},
+		   /* The journal is an append-only file, fsync'd per group. */
+		   {"appendonly", "yes"},
+		   {"appendfsync",
+		       x->ctx->dur_kv == PROTO_DUR_ASYNC ? "everysec" : "always"},
+		   {"maxmemory", maxmem},
+		   {"maxmemory-policy", "allkeys-lru"},
+		   {"databases", "1"},
+		   {"timeout", "0"},
+		   {"io-threads", "1"},
+		   {"cluster-enabled", "no"},
+	       };
+	size_t i, j, n;
+
+	if (!arg_is(&x->argv[1], "GET")) {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "stashd answers CONFIG GET only; its configuration is "
+		    "its configuration file");
+		return;
+	}
+	if (x->argc < 3) {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "wrong number of arguments for 'config|get' command");
+		return;
+	}
+	cache_get_stats(x->ctx->cache, &cs);
+	snprintf(
+	    maxmem, sizeof(maxmem), "%llu", (unsigned long long)cs.max_memory);
+	for (n = 0, i = 0; i < sizeof(params) / sizeof(params[0]); i++)
+		for (j = 2; j < x->argc; j++) {
+			if (x->argv[j].len >= sizeof(pat))
+				continue;
+			memcpy(pat, x->argv[j].p, x->argv[j].len);
+			pat[x->argv[j].len] = '\0';
+			if (fnmatch(pat, params[i][0], FNM_CASEFOLD) == 0) {
+				n++;
+				break;
+			}
+		}
+	r_map(x, n);
+	for (i = 0; i < sizeof(params) / sizeof(params[0]); i++)
+		for (j = 2; j < x->argc; j++) {
+			if (x->argv[j].len >= sizeof(pat))
+				continue;
+			memcpy(pat, x->argv[j].p, x->argv[j].len);
+			pat[x->argv[j].len] = '\0';
+			if (fnmatch(pat, params[i][0], FNM_CASEFOLD) == 0) {
+				r_bulks(x->out, params[i][0]);
+				r_bulks(x->out, params[i][1]);
+				break;
+			}
+		}
+}
+
+static void
+h_stash(struct rx *x)
+{
+	enum proto_durability d;
+
+	if (!arg_is(&x->argv[1], "DURABILITY") || x->argc > 3) {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "usage: STASH DURABILITY [async|journal|commit]");
+		return;
+	}
+	if (x->argc == 2) {
+		d = x->ss->rdur != PROTO_DUR_DEFAULT ? x->ss->rdur
+						     : x->ctx->dur_kv;
+		r_bulks(x->out, proto_durability_name(d));
+		return;
+	}
+	if (arg_is(&x->argv[2], "async"))
+		x->ss->rdur = PROTO_DUR_ASYNC;
+	else if (arg_is(&x->argv[2], "journal"))
+		x->ss->rdur = PROTO_DUR_JOURNAL;
+	else if (arg_is(&x->argv[2], "commit"))
+		x->ss->rdur = PROTO_DUR_COMMIT;
+	else {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "durability is async, journal or commit");
+		return;
+	}
+	r_simple(x->out, "OK");
+}
+
+/* Reads. */
+
+static void
+h_get(struct rx *x)
+{
+	struct rval rv;
+
+	if (!rx_state(x, 1, 0, &rv))
+		return;
+	if (rv.exists)
+		r_bulk(x->out, rv.v, rv.vlen);
+	else
+		r_nil(x);
+}
+
+static void
+h_mget(struct rx *x)
+{
+	struct rval rv;
+	size_t	    i;
+
+	r_array(x->out, x->argc - 1);
+	for (i = 1; i < x->argc; i++) {
+		if (!rx_state(x, i, 0, &rv))
+			continue; /* all unknown keys are looked up at once */
+		if (rv.exists)
+			r_bulk(x->out, rv.v, rv.vlen);
+		else
+			r_nil(x);
+	}
+}
+
+static void
+h_exists(struct rx *x)
+{
+	struct rval rv;
+	int64_t	    n = 0;
+	size_t	    i;
+
+	for (i = 1; i < x->argc; i++)
+		if (rx_state(x, i, 0, &rv) && rv.exists)
+			n++;
+	r_int(x->out, n);
+}
+
+static void
+h_strlen(struct rx *x)
+{
+	struct rval rv;
+
+	if (rx_state(x, 1, 0, &rv))
+		r_int(x->out, rv.exists ? (int64_t)rv.vlen : 0);
+}
+
+static void
+ttl_reply(struct rx *x, int ms)
+{
+	struct rval rv;
+	int64_t	    left;
+
+	if (!rx_state(x, 1, 0, &rv))
+		return;
+	if (!rv.exists)
+		r_int(x->out, -2);
+	else if (rv.expires_at == 0)
+		r_int(x->out, -1);
+	else {
+		left = rv.expires_at - (int64_t)time(NULL);
+		if (left < 0)
+			left = 0;
+		r_int(x->out, ms ? left * 1000 : left);
+	}
+}
+
+static void
+h_ttl(struct rx *x)
+{
+	ttl_reply(x, 0);
+}
+
+static void
+h_pttl(struct rx *x)
+{
+	ttl_reply(x, 1);
+}
+
+/* Writes. */
+
+/*
+ * The expiry in argument ai, in seconds or milliseconds (rounded up to
+ * the next second: expiry has a resolution of one second), from now or
+ * absolute.
+ */
+static int
+expiry_of(struct rx *x, size_t ai, int ms, int absolute, int64_t *at)
+{
+	int64_t n, now = (int64_t)time(NULL);
+
+	if (arg_i64(x, ai, &n) == -1)
+		return -1;
+	if (n <= 0 || n > (ms ? (int64_t)1 << 50 : (int64_t)1 << 40)) {
+		rx_error(x, ERR_BAD_REQUEST, "invalid expire time");
+		return -1;
+	}
+	if (ms)
+		n = (n + 999) / 1000;
+	*at = absolute ? n : now + n;
+	return 0;
+}
+
+static void
+h_set(struct rx *x)
+{
+	int	    nx = 0, xx = 0, get = 0, keepttl = 0, has_exp = 0;
+	int64_t	    expires_at = 0;
+	struct rval rv;
+	size_t	    i;
+
+	for (i = 3; i < x->argc; i++) {
+		const struct resp_arg *a = &x->argv[i];
+		int ms = arg_is(a, "PX") || arg_is(a, "PXAT");
+
+		if (arg_is(a, "NX") && !xx)
+			nx = 1;
+		else if (arg_is(a, "XX") && !nx)
+			xx = 1;
+		else if (arg_is(a, "GET"))
+			get = 1;
+		else if (arg_is(a, "KEEPTTL") && !has_exp)
+			keepttl = 1;
+		else if ((arg_is(a, "EX") || ms || arg_is(a, "EXAT")) &&
+			 !has_exp && !keepttl && i + 1 < x->argc) {
+			if (expiry_of(x, ++i, ms,
+				arg_is(a, "EXAT") || arg_is(a, "PXAT"),
+				&expires_at) == -1)
+				return;
+			has_exp = 1;
+		} else {
+			rx_syntax(x);
+			return;
+		}
+	}
+	if (!nx && !xx && !get && !keepttl) {
+		rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
+		r_simple(x->out, "OK");
+		return;
+	}
+	if (!rx_state(x, 1, 1, &rv))
+		return;
+	if (get) {
+		if (rv.exists)
+			r_bulk(x->out, rv.v, rv.vlen);
+		else
+			r_nil(x);
+	}
+	if ((nx && rv.exists) || (xx && !rv.exists)) {
+		if (!get)
+			r_nil(x);
+		return;
+	}
+	if (keepttl)
+		expires_at = rv.expires_at;
+	rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
+	if (!get)
+		r_simple(x->out, "OK");
+}
+
+static void
+setex(struct rx *x, int ms)
+{
+	int64_t expires_at;
+
+	if (expiry_of(x, 2, ms, 0, &expires_at) == -1)
+		return;
+	rx_set(x, 1, x->argv[3].p, x->argv[3].len, 1, expires_at);
+	r_simple(x->out, "OK");
+}
+
+static void
+h_setex(struct rx *x)
+{
+	setex(x, 0);
+}
+
+static void
+h_psetex(struct rx *x)
+{
+	setex(x, 1);
+}
+
+static void
+h_mset(struct rx *x)
+{
+	size_t i;
+
+	if (x->argc % 2 == 0) {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "wrong number of arguments for 'mset' command");
+		return;
+	}
+	for (i = 1; i < x->argc; i += 2)
+		rx_set(x, i, x->argv[i + 1].p, x->argv[i + 1].len, 1, 0);
+	r_simple(x->out, "OK");
+}
+
+static void
+h_getdel(struct rx *x)
+{
+	struct rval rv;
+
+	if (!rx_state(x, 1, 1, &rv))
+		return;
+	if (!rv.exists) {
+		r_nil(x);
+		return;
+	}
+	r_bulk(x->out, rv.v, rv.vlen);
+	rx_del(x, 1);
+}
+
+static void
+h_del(struct rx *x)
+{
+	struct rval rv;
+	int64_t	    n = 0;
+	size_t	    i, j;
+
+	for (i = 1; i < x->argc; i++)
+		rx_state(x, i, 1, &rv);
+	if (x->unknown)
+		return;
+	for (i = 1; i < x->argc; i++) {
+		/* A key named twice is deleted once. */
+		for (j = 1; j < i; j++)
+			if (x->argv[j].len == x->argv[i].len &&
+			    memcmp(x->argv[j].p, x->argv[i].p,
+				x->argv[i].len) == 0)
+				break;
+		if (j < i)
+			continue;
+		rx_state(x, i, 1, &rv);
+		if (rv.exists) {
+			rx_del(x, i);
+			n++;
+		}
+	}
+	r_int(x->out, n);
+}
+
+/* EXPIRE, PEXPIRE, PERSIST: write the value again with a new expiry. */
+static void
+expire(struct rx *x, int ms, int persist)
+{
+	struct rval rv;
+	int64_t	    at = 0, n;
+
+	if (!persist) {
+		if (arg_i64(x, 2, &n) == -1)
+			return;
+		if (x->argc > 3) {
+			rx_error(x, ERR_BAD_REQUEST,
+			    "stashd takes no EXPIRE options (NX, XX, GT, LT)");
+			return;
+		}
+	}
+	if (!rx_state(x, 1, 1, &rv))
+		return;
+	if (!rv.exists || (persist && rv.expires_at == 0)) {
+		r_int(x->out, 0);
+		return;
+	}
+	r_int(x->out, 1);
+	if (!persist) {
+		if (n <= 0) {
+			rx_del(x, 1);
+			return;
+		}
+		if (ms)
+			n = n / 1000 + (n % 1000 != 0);
+		if (n > (int64_t)100 * 365 * 86400) {
+			rx_error(x, ERR_BAD_REQUEST, "invalid expire time");
+			return;
+		}
+		at = (int64_t)time(NULL) + n;
+	}
+	rx_set(x, 1, rx_keep(x, rv.v, rv.vlen), rv.vlen, rv.raw, at);
+}
+
+static void
+h_expire(struct rx *x)
+{
+	expire(x, 0, 0);
+}
+
+static void
+h_pexpire(struct rx *x)
+{
+	expire(x, 1, 0);
+}
+
+static void
+h_persist(struct rx *x)
+{
+	expire(x, 0, 1);
+}
+
+/*
+ * INCR and friends. The value keeps its kind: a JSON integer stays JSON
+ * (its text is the same), bytes stay bytes; a new key is bytes.
+ */
+static void
+incr(struct rx *x, int64_t by)
+{
+	struct rval rv;
+	int64_t	    v = 0;
+	char	    num[24];
+	int	    n;
+
+	if (!rx_state(x, 1, 1, &rv))
+		return;
+	if (rv.exists && parse_i64(rv.v, rv.vlen, &v) == -1) {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "value is not an integer or out of range");
+		return;
+	}
+	if ((by > 0 && v > INT64_MAX - by) || (by < 0 && v < INT64_MIN - by)) {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "increment or decrement would overflow");
+		return;
+	}
+	v += by;
+	n = snprintf(num, sizeof(num), "%lld", (long long)v);
+	r_int(x->out, v);
+	rx_set(x, 1, rx_keep(x, num, (size_t)n), (size_t)n,
+	    rv.exists ? rv.raw : 1, rv.expires_at);
+}
+
+static void
+h_incr(struct rx *x)
+{
+	incr(x, 1);
+}
+
+static void
+h_decr(struct rx *x)
+{
+	incr(x, -1);
+}
+
+static void
+h_incrby(struct rx *x)
+{
+	int64_t by;
+
+	if (arg_i64(x, 2, &by) == 0)
+		incr(x, by);
+}
+
+static void
+h_decrby(struct rx *x)
+{
+	int64_t by;
+
+	if (arg_i64(x, 2, &by) == 0) {
+		if (by == INT64_MIN)
+			rx_error(
+			    x, ERR_BAD_REQUEST, "decrement would overflow");
+		else
+			incr(x, -by);
+	}
+}
+
+/* APPEND makes bytes: a JSON value's text, then the argument. */
+static void
+h_append(struct rx *x)
+{
+	struct rval  rv;
+	struct wbuf *b = &x->r->val;
+	size_t	     n;
+
+	if (!rx_state(x, 1, 1, &rv))
+		return;
+	n = (rv.exists ? rv.vlen : 0) + x->argv[2].len;
+	if (n > x->ctx->value_max) {
+		rx_error(
+		    x, ERR_TOO_LARGE, "string exceeds maximum allowed size");
+		return;
+	}
+	wbuf_reset(b);
+	if (rv.exists)
+		wbuf_add(b, rv.v, rv.vlen);
+	wbuf_add(b, x->argv[2].p, x->argv[2].len);
+	r_int(x->out, (int64_t)n);
+	rx_set(x, 1, b->buf, n, 1, rv.expires_at);
+}
+
+/* DBSIZE and INFO need the number of keys: rx_counted() gets it. */
+static void
+h_counted(struct rx *x)
+{
+	(void)x;
+}
+
+static void
+info_u64(struct wbuf *b, const char *name, uint64_t v)
+{
+	wbuf_adds(b, name);
+	wbuf_addc(b, ':');
+	wbuf_add_u64(b, v);
+	wbuf_add(b, "\r\n", 2);
+}
+
+static void
+info_str(struct wbuf *b, const char *name, const char *v)
+{
+	wbuf_adds(b, name);
+	wbuf_addc(b, ':');
+	wbuf_adds(b, v);
+	wbuf_add(b, "\r\n", 2);
+}
+
+/* Is section sec asked for? */
+static int
+info_wants(struct rx *x, const char *sec)
+{
+	size_t i;
+
+	if (x->argc < 2)
+		return 1;
+	for (i = 1; i < x->argc; i++)
+		if (arg_is(&x->argv[i], sec) || arg_is(&x->argv[i], "all") ||
+		    arg_is(&x->argv[i], "everything") ||
+		    arg_is(&x->argv[i], "default"))
+			return 1;
+	return 0;
+}
+
+static void
+rx_info(struct rx *x, uint64_t keys)
+{
+	struct stats	  *st = x->ctx->stats;
+	struct cache_stats cs;
+	struct timespec	   now;
+	struct wbuf	   b;
+	uint64_t	   uptime = 0;
+	char		   human[32];
+
+	cache_get_stats(x->ctx->cache, &cs);
+	if (clock_gettime(CLOCK_MONOTONIC, &now) == 0 &&
+	    now.tv_sec >= st->started.tv_sec)
+		uptime = (uint64_t)(now.tv_sec - st->started.tv_sec);
+	wbuf_init(&b);
+	if (info_wants(x, "server")) {
+		wbuf_adds(&b, "# Server\r\n");
+		info_str(&b, "redis_version", RCMD_REDIS_VERSION);
+		info_str(&b, "stashd_version", PACKAGE_VERSION);
+		info_str(&b, "redis_mode", "standalone");
+		info_str(&b, "multiplexing_api", "epoll");
+		info_u64(&b, "process_id", (uint64_t)getpid());
+		info_u64(&b, "tcp_port", 0);
+		info_u64(&b, "uptime_in_seconds", uptime);
+		info_u64(&b, "uptime_in_days", uptime / 86400);
+		wbuf_add(&b, "\r\n", 2);
+	}
+	if (info_wants(x, "clients")) {
+		wbuf_adds(&b, "# Clients\r\n");
+		info_u64(&b, "connected_clients", st->conn_current);
+		info_u64(&b, "maxclients", st->conn_max);
+		info_u64(&b, "blocked_clients", 0);
+		wbuf_add(&b, "\r\n", 2);
+	}
+	if (info_wants(x, "memory")) {
+		wbuf_adds(&b, "# Memory\r\n");
+		info_u64(&b, "used_memory", cs.bytes);
+		snprintf(human, sizeof(human), "%.2fM",
+		    (double)cs.bytes / (1024.0 * 1024.0));
+		info_str(&b, "used_memory_human", human);
+		info_u64(&b, "used_memory_rss", stats_rss_bytes());
+		info_u64(&b, "maxmemory", cs.max_memory);
+		info_str(&b, "maxmemory_policy", "allkeys-lru");
+		info_u64(&b, "pinned_entries", cs.pinned);
+		wbuf_add(&b, "\r\n", 2);
+	}
+	if (info_wants(x, "persistence")) {
+		wbuf_adds(&b, "# Persistence\r\n");
+		info_u64(&b, "loading", 0);
+		info_u64(&b, "aof_enabled", 0);
+		info_u64(&b, "unapplied_bytes", x->ctx->unapplied_bytes);
+		info_u64(&b, "applied_seq", x->ctx->applied_seq);
+		info_u64(&b, "last_seq", x->ctx->seq);
+		wbuf_add(&b, "\r\n", 2);
+	}
+	if (info_wants(x, "stats")) {
+		wbuf_adds(&b, "# Stats\r\n");
+		info_u64(&b, "total_connections_received", st->conn_total);
+		info_u64(&b, "total_commands_processed", st->requests);
+		info_u64(&b, "total_net_input_bytes", st->bytes_in);
+		info_u64(&b, "total_net_output_bytes", st->bytes_out);
+		info_u64(&b, "rejected_connections", st->conn_rejected);
+		info_u64(&b, "expired_keys", cs.expirations);
+		info_u64(&b, "evicted_keys", cs.evictions);
+		info_u64(&b, "keyspace_hits", cs.hits);
+		info_u64(&b, "keyspace_misses", cs.misses);
+		info_u64(&b, "writes_received", st->writes_received);
+		info_u64(&b, "writes_acknowledged", st->writes_acknowledged);
+		wbuf_add(&b, "\r\n", 2);
+	}
+	if (info_wants(x, "keyspace")) {
+		wbuf_adds(&b, "# Keyspace\r\n");
+		if (keys > 0) {
+			wbuf_adds(&b, "db0:keys=");
+			wbuf_add_u64(&b, keys);
+			wbuf_adds(&b, ",expires=0,avg_ttl=0\r\n");
+		}
+	}
+	r_bulk(x->out, b.buf != NULL ? b.buf : "", b.len);
+	wbuf_free(&b);
+}
+
+/*
+ * The commands. Flags for COMMAND follow Redis's names; key positions
+ * tell which arguments are keys (looked up together when needed).
+ */
+static const struct rdef rdefs[] = {
+    {"append", 3, RC_WRITE, 1, 1, 1, h_append, "write"},
+    {"client", -2, 0, 0, 0, 0, h_client, "admin"},
+    {"command", -1, 0, 0, 0, 0, h_command, "loading"},
+    {"config", -2, 0, 0, 0, 0, h_config, "admin"},
+    {"dbsize", 1, RC_COUNT, 0, 0, 0, h_counted, "readonly"},
+    {"decr", 2, RC_WRITE, 1, 1, 1, h_decr, "write"},
+    {"decrby", 3, RC_WRITE, 1, 1, 1, h_decrby, "write"},
+    {"del", -2, RC_WRITE, 1, -1, 1, h_del, "write"},
+    {"echo", 2, 0, 0, 0, 0, h_echo, "fast"},
+    {"exists", -2, RC_READ, 1, -1, 1, h_exists, "readonly"},
+    {"expire", -3, RC_WRITE, 1, 1, 1, h_expire, "write"},
+    {"get", 2, RC_READ, 1, 1, 1, h_get, "readonly"},
+    {"getdel", 2, RC_WRITE, 1, 1, 1, h_getdel, "write"},
+    {"hello", -1, 0, 0, 0, 0, h_hello, "fast"},
+    {"incr", 2, RC_WRITE, 1, 1, 1, h_incr, "write"},
+    {"incrby", 3, RC_WRITE, 1, 1, 1, h_incrby, "write"},
+    {"info", -1, RC_COUNT, 0, 0, 0, h_counted, "loading"},
+    {"mget", -2, RC_READ, 1, -1, 1, h_mget, "readonly"},
+    {"mset", -3, RC_WRITE, 1, -1, 2, h_mset, "write"},
+    {"persist", 2, RC_WRITE, 1, 1, 1, h_persist, "write"},
+    {"pexpire", -3, RC_WRITE, 1, 1, 1, h_pexpire, "write"},
+    {"ping", -1, 0, 0, 0, 0, h_ping, "fast"},
+    {"psetex", 4, RC_WRITE, 1, 1, 1, h_psetex, "write"},
+    {"pttl", 2, RC_READ, 1, 1, 1, h_pttl, "readonly"},
+    {"quit", -1, 0, 0, 0, 0, h_quit, "fast"},
+    {"select", 2, 0, 0, 0, 0, h_select, "fast"},
+    {"set", -3, RC_WRITE, 1, 1, 1, h_set, "write"},
+    {"setex", 4, RC_WRITE, 1, 1, 1, h_setex, "write"},
+    {"stash", -2, 0, 0, 0, 0, h_stash, "fast"},
+    {"strlen", 2, RC_READ, 1, 1, 1, h_strlen, "readonly"},
+    {"ttl", 2, RC_READ, 1, 1, 1, h_ttl, "readonly"},
+    {"unlink", -2, RC_WRITE, 1, -1, 1, h_del, "write"},
+};
+
+static size_t
+rdef_count(void)
+{
+	return sizeof(rdefs) / sizeof(rdefs[0]);
+}
+
+static const struct rdef *
+rdef_find(const char *name, size_t len)
+{
+	size_t i;
+
+	if (len == 0)
+		return NULL;
+	for (i = 0; i < rdef_count(); i++)
+		if ((rdefs[i].name[0] == (name[0] | 0x20)) &&
+		    strlen(rdefs[i].name) == len &&
+		    strncasecmp(rdefs[i].name, name, len) == 0)
+			return &rdefs[i];
+	return NULL;
+}
+
+int
+rcmd_known(const char *name, size_t len)
+{
+	return rdef_find(name, len) != NULL;
+}
+
+/*
+ * COMMAND replies: every command (name NULL), the names (len 0, name
+ * ""), or one command's entry (nil when unknown).
+ */
+static void
+rx_commands(struct rx *x, const char *name, size_t len)
+{
+	const struct rdef *d;
+	size_t		   i;
+
+	if (name != NULL && len > 0) {
+		if ((d = rdef_find(name, len)) == NULL) {
+			r_nil(x);
+			return;
+		}
+	} else
+		d = NULL;
+	if (d == NULL)
+		r_array(x->out, rdef_count());
+	for (i = 0; i < rdef_count(); i++) {
+		const struct rdef *e = d != NULL ? d : &rdefs[i];
+
+		if (name != NULL && len == 0) {
+			r_bulks(x->out, e->name);
+			continue;
+		}
+		r_array(x->out, 6);
+		r_bulks(x->out, e->name);
+		r_int(x->out, e->arity);
+		r_array(x->out, 1);
+		r_simple(x->out, e->cflags);
+		r_int(x->out, e->first);
+		r_int(x->out, e->last);
+		r_int(x->out, e->step);
+		if (d != NULL)
+			break;
+	}
+}
+
+/* Is every key argument a key stashd takes? */
+static int
+rx_keys_ok(struct rx *x)
+{
+	const struct rdef *d = x->def;
+	size_t		   i, last;
+
+	if (d->first == 0)
+		return 1;
+	last = d->last < 0 ? x->argc - 1 : (size_t)d->last;
+	for (i = (size_t)d->first; i <= last && i < x->argc;
+	     i += (size_t)d->step)
+		if (x->argv[i].len == 0 || x->argv[i].len > STASH_KEY_MAX) {
+			rx_error(x, ERR_BAD_REQUEST,
+			    "invalid key: keys are 1 to 1024 bytes");
+			return 0;
+		}
+	return 1;
+}
+
+/*
+ * Take the writes the command decided, in order, each with its sequence
+ * number. The reply (out[mark..]) goes with the last one: at once for
+ * async, through a slot (taken now when slot is NULL) otherwise. Returns
+ * CMD_DONE when the reply is in out, CMD_DEFERRED when a slot has it.
+ */
+static enum cmd_result
+rx_commit(struct rx *x, struct slot *slot)
+{
+	struct cmd_ctx	     *ctx = x->ctx;
+	struct rcmd	     *r = x->r;
+	enum proto_durability dur =
+	    x->ss->rdur != PROTO_DUR_DEFAULT ? x->ss->rdur : ctx->dur_kv;
+	struct rwrite *rw;
+	struct wreq   *w;
+	size_t	       i, j;
+
+	if (ctx->broken || ctx->unavailable) {
+		rx_error(
+		    x, ERR_UNAVAILABLE, "the database cannot take writes now");
+		return CMD_DONE;
+	}
+	for (i = 0; i < r->nw; i++) {
+		rw = &r->w[i];
+		if (dur == PROTO_DUR_COMMIT)
+			continue;
+		rw->reserved =
+		    cache_entry_size(rw->klen, rw->del ? 0 : rw->vlen);
+		if (cache_reserve(ctx->cache, rw->reserved) != CACHE_OK) {
+			for (j = 0; j < i; j++)
+				cache_unreserve(ctx->cache, r->w[j].reserved);
+			cmd_kick_apply(ctx, ctx->seq);
+			/* Redis's answer when memory is short. */
+			x->out->len = x->mark;
+			r->nw = 0;
+			ctx->stats->errors[ERR_BUSY]++;
+			wbuf_adds(x->out,
+			    "-OOM the cache is full of writes not "
+			    "yet applied\r\n");
+			return CMD_DONE;
+		}
+	}
+	for (i = 0; i < r->nw; i++) {
+		rw = &r->w[i];
+		++ctx->seq;
+		if (rw->del)
+			w = wreq_kv_del(ctx->seq, rw->key, rw->klen);
+		else {
+			w = wreq_kv_set(ctx->seq, rw->key, rw->klen, rw->v,
+			    rw->vlen, rw->expires_at);
+			if (rw->raw)
+				w->type = WREQ_KV_SET_RAW;
+		}
+		w->durability = (uint8_t)dur;
+		w->ttl = ttl_of(rw->expires_at);
+		w->reserved = rw->reserved;
+		w->resp = 1;
+		cmd_write_take(ctx, w);
+		x->ss->last_write = w->seq;
+		if (dur == PROTO_DUR_ASYNC) {
+			/* Acknowledged on receipt: visible now. */
+			cmd_ack_write(ctx, w, 0, NULL);
+			writer_submit(ctx->writer, w);
+			continue;
+		}
+		if (i + 1 == r->nw) {
+			w->id_len = x->out->len - x->mark;
+			w->id = xmalloc(w->id_len);
+			memcpy(w->id, x->out->buf + x->mark, w->id_len);
+			x->out->len = x->mark;
+			if (slot == NULL) {
+				slot =
+				    server_slot_new(x->ss->conn, x->def->name);
+				x->ss->unacked++;
+			}
+			w->owner = slot;
+		}
+		writer_submit(ctx->writer, w);
+	}
+	r->nw = 0;
+	return dur == PROTO_DUR_ASYNC ? CMD_DONE : CMD_DEFERRED;
+}
+
+static void rlookup_done(struct rjob *job);
+
+/* Set the command aside: copy it, and look up every key it names. */
+static enum cmd_result
+rx_defer(struct rx *x, int count)
+{
+	struct rlookup	  *lk = xcalloc(1, sizeof(*lk));
+	struct rjob	  *job = xcalloc(1, sizeof(*job));
+	const struct rdef *d = x->def;
+	size_t		   i, n = 0, last;
+	char		  *p;
+
+	lk->ctx = x->ctx;
+	lk->def = d;
+	lk->write = (d->flags & RC_WRITE) != 0;
+	lk->argc = x->argc;
+	lk->argv = xcalloc(x->argc, sizeof(*lk->argv));
+	for (i = 0; i < x->argc; i++)
+		n += x->argv[i].len;
+	p = lk->bytes = xmalloc(n > 0 ? n : 1);
+	for (i = 0; i < x->argc; i++) {
+		memcpy(p, x->argv[i].p, x->argv[i].len);
+		lk->argv[i].p = p;
+		lk->argv[i].len = x->argv[i].len;
+		p += x->argv[i].len;
+	}
+	wbuf_init(&job->out);
+	job->done = rlookup_done;
+	job->arg = lk;
+	if (count) {
+		char params[32];
+		int  len = snprintf(
+		     params, sizeof(params), "[%lld]", (long long)time(NULL));
+
+		job->type = RJOB_QUERY;
+		job->sql = xstrdup("SELECT count(*) FROM stash_kv WHERE "
+				   "expires_at IS NULL OR expires_at > ?1");
+		job->sql_len = strlen(job->sql);
+		job->params = xstrdup(params);
+		job->params_len = (size_t)len;
+	} else {
+		job->type = RJOB_LOOKUP;
+		last = d->last < 0 ? x->argc - 1 : (size_t)d->last;
+		job->keys = xcalloc(x->argc, sizeof(*job->keys));
+		for (i = (size_t)d->first; i <= last && i < x->argc;
+		     i += (size_t)d->step) {
+			struct rkey *k = &job->keys[job->nkeys++];
+
+			k->key = xmalloc(x->argv[i].len);
+			memcpy(k->key, x->argv[i].p, x->argv[i].len);
+			k->klen = x->argv[i].len;
+		}
+	}
+	lk->slot = server_slot_new(x->ss->conn, d->name);
+	/* Nothing after it on the connection may overtake it. */
+	x->ss->reads++;
+	if (lk->write)
+		x->ss->unacked++;
+	x->out->len = x->mark;
+	reader_submit(x->ctx->reader, job);
+	return CMD_DEFERRED;
+}
+
+static void
+rlookup_free(struct rlookup *lk)
+{
+	free(lk->argv);
+	free(lk->bytes);
+	free(lk);
+}
+
+/* Run the handler of x->def; CMD_DONE with the reply in x->out. */
+static enum cmd_result
+rx_exec(struct rx *x, struct slot *slot)
+{
+	x->r->nw = 0;
+	x->mark = x->out->len;
+	x->def->fn(x);
+	if (x->failed)
+		return CMD_DONE;
+	if (x->unknown) {
+		if (slot == NULL)
+			return rx_defer(x, 0);
+		/* The lookup answered for every key: cannot happen. */
+		rx_error(x, ERR_INTERNAL, "a key's state is unknown");
+		return CMD_DONE;
+	}
+	if (x->r->nw > 0)
+		return rx_commit(x, slot);
+	return CMD_DONE;
+}
+
+/* A reader finished a lookup or a count (loop thread). */
+static void
+rlookup_done(struct rjob *job)
+{
+	struct rlookup	   *lk = job->arg;
+	struct cmd_ctx	   *ctx = lk->ctx;
+	struct rcmd	   *r = rcmd_get(ctx);
+	struct cmd_session *ss;
+	struct conn	   *c;
+	struct rx	    x;
+	enum cmd_result	    res = CMD_DONE;
+	size_t		    i;
+	int		    alive = 1;
+
+	if ((c = server_slot_conn(lk->slot)) == NULL) {
+		server_slot_answer(lk->slot, "", 0);
+		goto done;
+	}
+	ss = server_conn_session(c);
+	memset(&x, 0, sizeof(x));
+	x.ctx = ctx;
+	x.ss = ss;
+	x.r = r;
+	x.def = lk->def;
+	x.argc = lk->argc;
+	x.argv = lk->argv;
+	x.job = job;
+	x.out = &r->reply;
+	wbuf_reset(&r->reply);
+	if (job->status != STORE_OK) {
+		cmd_resp_error(ctx, x.out, ERR_UNAVAILABLE,
+		    job->message ? job->message : "cannot read the database");
+	} else if (job->type == RJOB_QUERY) {
+		const char *p =
+		    job->out.buf != NULL
+			? memmem(job->out.buf, job->out.len, "[[", 2)
+			: NULL;
+		uint64_t n = p != NULL ? strtoull(p + 2, NULL, 10) : 0;
+
+		if (x.def->fn == h_counted && strcmp(x.def->name, "info") == 0)
+			rx_info(&x, n);
+		else
+			r_int(x.out, (int64_t)n);
+	} else {
+		/* Is the snapshot recent enough for the keys the cache lacks?
+		 */
+		for (i = 0; i < job->nkeys; i++)
+			if (cache_peek(ctx->cache, job->keys[i].key,
+				job->keys[i].klen) == NULL &&
+			    job->snapshot_seq < ctx->applied_seq) {
+				for (i = 0; i < job->nkeys; i++) {
+					free(job->keys[i].value);
+					job->keys[i].value = NULL;
+					job->keys[i].found = 0;
+				}
+				reader_submit(ctx->reader, job);
+				return;
+			}
+		for (i = 0; i < job->nkeys; i++)
+			if (cache_peek(ctx->cache, job->keys[i].key,
+				job->keys[i].klen) == NULL)
+				cmd_lookup_fill(ctx, &job->keys[i]);
+		res = rx_exec(&x, lk->slot);
+	}
+	ss->reads--;
+	if (res == CMD_DONE) {
+		/* Answered without a write waiting for its acknowledgement. */
+		if (lk->write && ss->unacked > 0)
+			ss->unacked--;
+		alive =
+		    server_slot_answer(lk->slot, r->reply.buf, r->reply.len);
+		wbuf_reset(&r->reply);
+	}
+	/* Commands that waited for this one may go on now. */
+	if (alive)
+		server_conn_resume(c);
+done:
+	rjob_free(job);
+	rlookup_free(lk);
+}
+
+enum cmd_result
+rcmd_run(struct cmd_ctx *ctx, struct cmd_session *ss,
+    const struct resp_cmd *cmd, struct wbuf *out)
+{
+	struct rx	   x;
+	const struct rdef *d;
+	char		   msg[128];
+	int		   full = ctx->unapplied_bytes >= ctx->write_queue_max;
+
+	if (cmd->argc == 0)
+		return CMD_DONE;
+	if ((d = rdef_find(cmd->argv[0].p, cmd->argv[0].len)) == NULL) {
+		ctx->stats->requests++;
+		snprintf(msg, sizeof(msg), "unknown command '%.*s'",
+		    (int)(cmd->argv[0].len > 64 ? 64 : cmd->argv[0].len),
+		    cmd->argv[0].p);
+		cmd_resp_error(ctx, out, ERR_BAD_REQUEST, msg);
+		return CMD_DONE;
+	}
+	if ((d->arity > 0 && cmd->argc != (size_t)d->arity) ||
+	    (d->arity < 0 && cmd->argc < (size_t)-d->arity)) {
+		ctx->stats->requests++;
+		snprintf(msg, sizeof(msg),
+		    "wrong number of arguments for '%s' command", d->name);
+		cmd_resp_error(ctx, out, ERR_BAD_REQUEST, msg);
+		return CMD_DONE;
+	}
+	if ((d->flags & RC_READ) && ss->unacked > 0)
+		return CMD_WAIT;
+	if ((d->flags & RC_COUNT) && ctx->seq > ctx->applied_seq) {
+		/*
+		 * It counts in SQLite: once every write taken before it is
+		 * applied there (the connection waits like a query after its
+		 * own writes).
+		 */
+		ss->last_write = ctx->seq;
+		if (!ss->apply_wait) {
+			TAILQ_INSERT_TAIL(&ctx->apply_waiters, ss, aentry);
+			ss->apply_wait = 1;
+			cmd_kick_apply(ctx, ss->last_write);
+		}
+		return CMD_WAIT;
+	}
+	if ((d->flags & RC_WRITE) && ss->reads > 0)
+		return CMD_WAIT;
+	if ((d->flags & RC_WRITE) && full) {
+		if (!ss->queued) {
+			TAILQ_INSERT_TAIL(&ctx->waiters, ss, wentry);
+			cmd_kick_apply(ctx, ctx->seq);
+			ss->queued = 1;
+		}
+		return CMD_WAIT;
+	}
+	ctx->stats->requests++;
+	ctx->last_op = d->name;
+	if ((d->flags & RC_WRITE) && ss->role < ROLE_WRITE) {
+		snprintf(msg, sizeof(msg), "uid %lu may only read", ss->uid);
+		cmd_resp_error(ctx, out, ERR_FORBIDDEN, msg);
+		return CMD_DONE;
+	}
+	memset(&x, 0, sizeof(x));
+	x.ctx = ctx;
+	x.ss = ss;
+	x.r = rcmd_get(ctx);
+	x.def = d;
+	x.argc = cmd->argc;
+	x.argv = cmd->argv;
+	x.out = out;
+	x.mark = out->len;
+	if (!rx_keys_ok(&x))
+		return CMD_DONE;
+	if (d->flags & RC_COUNT)
+		return rx_defer(&x, 1);
+	return rx_exec(&x, NULL);
+}
+
+void
+rcmd_protocol_error(struct cmd_ctx *ctx, struct wbuf *out, const char *why)
+{
+	cmd_resp_error(ctx, out, ERR_BAD_REQUEST, why);
+}

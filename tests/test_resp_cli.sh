@@ -1,0 +1,196 @@
+#!/bin/sh
+#
+# test_resp_cli.sh -- stashd's RESP protocol through redis-cli and
+# redis-benchmark, and through redis-py (tests/test_resp_py.py, run with
+# Debian's /usr/bin/python3, which has the python3-redis module).
+#
+# Starts a private stashd in a fresh folder, checks every command's reply
+# as redis-cli prints it, the same keys through the stash tool (protocol
+# v1), an interactive-style session on stdin, a short redis-benchmark
+# run, then a restart. Exit 0 pass, 1 fail, 77 skip (no redis-cli).
+
+: "${STASHD:?STASHD is not set}"
+: "${STASH:?STASH is not set}"
+SRC=${TOP_SRCDIR:-$(dirname "$0")/..}
+. "$SRC/tests/lib.sh"
+
+if ! command -v redis-cli >/dev/null 2>&1; then
+	echo "test_resp_cli: redis-cli is not installed (redis-tools), skipping" >&2
+	exit 77
+fi
+
+test_init resp_cli
+SOCK="$TMP/s.sock"
+PID=
+
+start() {
+	(cd "$TMP" && exec $STASHD_WRAPPER "$STASHD" -c /dev/null -s "$SOCK" \
+	    -d "$TMP/db") >>"$TMP/stashd.log" 2>&1 &
+	PID=$!
+	KILL="$KILL $PID"
+	i=0
+	until redis-cli -s "$SOCK" ping >/dev/null 2>&1; do
+		i=$((i + 1))
+		if [ $i -gt 500 ] || ! kill -0 "$PID" 2>/dev/null; then
+			echo "test_resp_cli: stashd did not start:" >&2
+			cat "$TMP/stashd.log" >&2
+			exit 1
+		fi
+		sleep 0.02
+	done
+}
+
+stop() {
+	kill -TERM "$PID"
+	wait "$PID"
+	rc=$?
+	[ $rc -eq 0 ] && ok || bad "stashd exited $rc on SIGTERM"
+}
+
+# is WHAT EXPECTED ARGS...: redis-cli ARGS prints EXPECTED.
+is() {
+	what=$1 want=$2
+	shift 2
+	got=$(redis-cli -s "$SOCK" "$@" 2>&1)
+	if [ "$got" = "$want" ]; then ok; else
+		bad "$what: got \"$got\", expected \"$want\""
+	fi
+}
+
+# within WHAT LOW HIGH ARGS...: redis-cli ARGS prints a number in range
+# (a second may pass between setting an expiry and reading it).
+within() {
+	what=$1 lo=$2 hi=$3
+	shift 3
+	got=$(redis-cli -s "$SOCK" "$@" 2>&1)
+	if [ "$got" -ge "$lo" ] 2>/dev/null && [ "$got" -le "$hi" ]; then
+		ok
+	else
+		bad "$what: got \"$got\", expected $lo to $hi"
+	fi
+}
+
+start
+
+is "PING" "PONG" ping
+is "ECHO" "hello there" echo "hello there"
+is "SET" "OK" set k1 v1
+is "GET" "v1" get k1
+is "GET missing" "" get nokey
+is "SET NX" "" set k1 v2 nx
+is "SET XX GET" "v1" set k1 v3 xx get
+is "SET EX" "OK" set k2 v ex 100
+within "TTL" 98 100 ttl k2
+is "PERSIST" "1" persist k2
+is "TTL none" "-1" ttl k2
+is "EXPIRE" "1" expire k2 50
+is "PEXPIRE" "1" pexpire k2 60000
+within "PTTL" 58000 60000 pttl k2
+is "SETEX" "OK" setex k3 10 v
+is "TTL missing" "-2" ttl nokey
+is "MSET" "OK" mset a 1 b 2 c 3
+is "MGET" "1
+2
+
+3" mget a b nokey c
+is "EXISTS" "3" exists a b c nokey
+is "DEL" "2" del a b nokey
+is "UNLINK" "1" unlink c
+is "INCR" "1" incr n
+is "INCRBY" "11" incrby n 10
+is "DECR" "10" decr n
+is "DECRBY" "-5" decrby n 15
+is "INCR on text" "ERR value is not an integer or out of range" incr k1
+is "APPEND" "5" append ap hello
+is "APPEND more" "6" append ap "!"
+is "STRLEN" "6" strlen ap
+is "GETDEL" "hello!" getdel ap
+is "GETDEL gone" "" getdel ap
+is "SELECT 0" "OK" select 0
+is "SELECT 1" "ERR DB index is out of range (stashd has one database, 0)" \
+    select 1
+is "CLIENT SETNAME" "OK" client setname me
+is "CONFIG GET save" "save" config get save
+is "CONFIG GET appendonly" "appendonly
+yes" config get appendonly
+is "STASH DURABILITY" "journal" stash durability
+is "unknown command" "ERR unknown command 'frob'" frob x
+is "wrong arity" "ERR wrong number of arguments for 'get' command" get
+
+# DBSIZE counts what SQLite holds, after this connection's writes.
+is "DBSIZE" "4" dbsize
+redis-cli -s "$SOCK" info >"$TMP/info"
+for f in "# Server" "# Clients" "# Memory" "# Stats" "# Keyspace" \
+    "redis_version:" "used_memory:" "connected_clients:" \
+    "total_commands_processed:" "db0:keys=4"; do
+	if grep -q "^$f" "$TMP/info"; then ok; else bad "INFO has no $f"; fi
+done
+
+# The same keys through protocol v1.
+out=$("$STASH" -s "$SOCK" get k1)
+[ "$out" = '"v3"' ] && ok || bad "stash get of a RESP value: $out"
+"$STASH" -s "$SOCK" set j '{"x":1}' >/dev/null || bad "stash set"
+is "GET of a JSON value" '{"x":1}' get j
+"$STASH" -s "$SOCK" set jn 7 >/dev/null || bad "stash set 7"
+is "INCR of a JSON integer" "8" incr jn
+out=$("$STASH" -s "$SOCK" get jn)
+[ "$out" = '8' ] && ok || bad "stash get after INCR: $out"
+
+# A session on stdin, as typed, with durability changes.
+out=$(printf '%s\n' "stash durability commit" "set s1 x" "get s1" \
+    "stash durability" "stash durability async" "incr s2" "get s2" \
+    "client getname" "echo end" | redis-cli -s "$SOCK")
+want="OK
+OK
+x
+commit
+OK
+1
+1
+
+end"
+[ "$out" = "$want" ] && ok || bad "session on stdin: \"$out\""
+
+# redis-cli at a terminal: it asks COMMAND DOCS at start, then prompts.
+if command -v script >/dev/null 2>&1; then
+	(sleep 0.5; printf 'set t 41\r'; sleep 0.3; printf 'incr t\r'
+	    sleep 0.3; printf 'quit\r'; sleep 0.3) |
+	    TERM=dumb timeout 20 script -qc "redis-cli -s $SOCK" /dev/null \
+	    >"$TMP/tty" 2>&1
+	if grep -q "(integer) 42" "$TMP/tty"; then ok; else
+		bad "interactive redis-cli: $(cat "$TMP/tty")"
+	fi
+fi
+
+# redis-benchmark runs to the end without an error.
+if command -v redis-benchmark >/dev/null 2>&1; then
+	redis-benchmark -s "$SOCK" -t set,get,incr,mset -n 2000 -c 5 -P 4 -q \
+	    >"$TMP/bench" 2>&1
+	rc=$?
+	n=$(grep -c "requests per second" "$TMP/bench")
+	if [ $rc -eq 0 ] && [ "$n" -eq 4 ] && ! grep -q ERR "$TMP/bench"; then
+		ok
+	else
+		bad "redis-benchmark (exit $rc): $(cat "$TMP/bench")"
+	fi
+fi
+
+# Values persist across a restart.
+stop
+start
+is "GET after restart" "v3" get k1
+is "INCR after restart" "-4" incr n
+t=$(redis-cli -s "$SOCK" ttl k2)
+[ "$t" -ge 50 ] && [ "$t" -le 60 ] && ok || bad "TTL after restart: $t"
+stop
+
+# redis-py, with Debian's Python (python3 on PATH may lack the module).
+if /usr/bin/python3 -c 'import redis' 2>/dev/null; then
+	if /usr/bin/python3 "$SRC/tests/test_resp_py.py"; then ok; else
+		bad "tests/test_resp_py.py"
+	fi
+else
+	echo "test_resp_cli: python3-redis is not installed, skipping it" >&2
+fi
+
+test_done

@@ -1,0 +1,483 @@
+#!/usr/bin/python3
+"""test_resp_py.py -- stashd's RESP protocol through the redis-py client.
+
+Starts a private stashd (in a fresh folder under $TESTS_TMPDIR) and talks
+to it with redis-py, with raw RESP on a socket (RESP3, malformed input)
+and with protocol v1 JSON lines on the same socket (both see the same
+keys). Every check is an assert on an answer; the first failure ends the
+test with exit status 1.
+"""
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import redis
+
+STASHD = os.environ.get("STASHD")
+if not STASHD:
+    print("test_resp_py: STASHD is not set, skipping", file=sys.stderr)
+    sys.exit(77)
+
+TMP = tempfile.mkdtemp(prefix="test_resp_py.",
+                       dir=os.environ.get("TESTS_TMPDIR", "/tmp"))
+SOCK = os.path.join(TMP, "s.sock")
+DB = os.path.join(TMP, "db")
+proc = None
+checks = 0
+
+
+def start(*extra):
+    global proc
+    wrapper = os.environ.get("STASHD_WRAPPER", "").split()
+    proc = subprocess.Popen(wrapper + [STASHD, "-s", SOCK, "-d", DB, "-c",
+                                       "/dev/null"] + list(extra),
+                            stderr=open(os.path.join(TMP, "log"), "a"))
+    for _ in range(500):
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(SOCK)
+            s.close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    sys.stderr.write(open(os.path.join(TMP, "log")).read())
+    raise SystemExit("stashd did not start")
+
+
+def stop(sig=signal.SIGTERM):
+    global proc
+    proc.send_signal(sig)
+    rc = proc.wait(timeout=60)
+    proc = None
+    return rc
+
+
+def check(cond, what):
+    global checks
+    if not cond:
+        raise AssertionError(what)
+    checks += 1
+
+
+def eq(got, want, what):
+    check(got == want, "%s: got %r, expected %r" % (what, got, want))
+
+
+def client(**kw):
+    return redis.Redis(unix_socket_path=SOCK, **kw)
+
+
+def json_req(obj):
+    """One protocol v1 request on its own connection."""
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(SOCK)
+    s.sendall((json.dumps(obj) + "\n").encode())
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    return json.loads(buf)
+
+
+def raw(data, want_close=False):
+    """Send raw bytes, return everything read until a pause or close."""
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(SOCK)
+    s.sendall(data)
+    s.settimeout(0.5)
+    buf = b""
+    closed = False
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            buf += chunk
+    except socket.timeout:
+        pass
+    s.close()
+    if want_close:
+        check(closed, "connection closed after %r" % data[:40])
+    return buf
+
+
+def expect_error(fn, prefix, what):
+    try:
+        fn()
+    except redis.ResponseError as e:
+        check(str(e).startswith(prefix), "%s: error %r" % (what, str(e)))
+        return
+    raise AssertionError("%s: no error" % what)
+
+
+def test_connection(r):
+    eq(r.ping(), True, "PING")
+    eq(r.echo(b"a\r\nb\x00"), b"a\r\nb\x00", "ECHO binary")
+    check(r.execute_command("SELECT", 0) in (True, b"OK", "OK"), "SELECT 0")
+    expect_error(lambda: r.execute_command("SELECT", 1), "DB index",
+                 "SELECT 1")
+    eq(r.client_setname("worker-1"), True, "CLIENT SETNAME")
+    check(r.client_getname() in ("worker-1", b"worker-1"), "CLIENT GETNAME")
+    check(isinstance(r.client_id(), int) and r.client_id() > 0, "CLIENT ID")
+    check(r.command_count() >= 30, "COMMAND COUNT")
+    cmds = r.command()
+    check("get" in cmds and cmds["get"]["arity"] == 2, "COMMAND")
+    eq(raw(b"COMMAND INFO get nosuch\r\n"),
+       b"*2\r\n*6\r\n$3\r\nget\r\n:2\r\n*1\r\n+readonly\r\n"
+       b":1\r\n:1\r\n:1\r\n$-1\r\n", "COMMAND INFO")
+    eq(r.config_get("save"), {"save": ""}, "CONFIG GET save")
+    eq(r.config_get("appendonly"), {"appendonly": "yes"},
+       "CONFIG GET appendonly")
+    check("maxmemory" in r.config_get("max*"), "CONFIG GET max*")
+    eq(r.config_get("appendfsync"), {"appendfsync": "always"},
+       "journal durability is an fsync per group")
+    expect_error(lambda: r.execute_command("NOSUCH", "x"),
+                 "unknown command", "unknown command")
+    expect_error(lambda: r.execute_command("GET"), "wrong number",
+                 "arity")
+    expect_error(lambda: r.execute_command("GET", ""), "invalid key",
+                 "empty key")
+    expect_error(lambda: r.get(b"k" * 1025), "invalid key", "long key")
+
+
+def test_strings(r):
+    eq(r.set("s1", b"v\x00\xff"), True, "SET binary")
+    eq(r.get("s1"), b"v\x00\xff", "GET binary")
+    eq(r.get("nokey"), None, "GET missing")
+    eq(r.strlen("s1"), 3, "STRLEN")
+    eq(r.strlen("nokey"), 0, "STRLEN missing")
+    eq(r.set("s1", "x", nx=True), None, "SET NX on existing")
+    eq(r.set("s2", "x", nx=True), True, "SET NX on new")
+    eq(r.set("s3", "y", xx=True), None, "SET XX on missing")
+    eq(r.set("s2", "y", xx=True), True, "SET XX on existing")
+    eq(r.set("s2", "z", get=True), b"y", "SET GET")
+    eq(r.get("s2"), b"z", "after SET GET")
+    eq(r.setex("s4", 100, "t"), True, "SETEX")
+    check(98 <= r.ttl("s4") <= 100, "TTL after SETEX")
+    check(90000 <= r.pttl("s4") <= 100000, "PTTL after SETEX")
+    eq(r.set("s5", "t", px=1500), True, "SET PX")
+    check(1 <= r.ttl("s5") <= 2, "TTL after PX")
+    eq(r.set("s5", "u", keepttl=True), True, "SET KEEPTTL")
+    check(r.ttl("s5") >= 1, "KEEPTTL kept the TTL")
+    eq(r.ttl("s1"), -1, "TTL without expiry")
+    eq(r.ttl("nokey"), -2, "TTL missing")
+    expect_error(lambda: r.set("s6", "v", ex=0), "invalid expire",
+                 "SET EX 0")
+    expect_error(lambda: r.execute_command("SET", "s6", "v", "NX", "XX"),
+                 "syntax", "SET NX XX")
+    eq(r.mset({"m1": "1", "m2": "2", "m3": b"\x80"}), True, "MSET")
+    eq(r.mget("m1", "nokey", "m2", "m3"), [b"1", None, b"2", b"\x80"],
+       "MGET")
+    eq(r.exists("m1", "m2", "nokey", "m1"), 3, "EXISTS counts")
+    eq(r.delete("m1", "m2", "nokey", "m1"), 2, "DEL counts keys once")
+    eq(r.unlink("m3", "nokey"), 1, "UNLINK")
+    eq(r.exists("m1", "m3"), 0, "deleted")
+    eq(r.getdel("s2"), b"z", "GETDEL")
+    eq(r.getdel("s2"), None, "GETDEL again")
+    eq(r.append("ap", "ab"), 2, "APPEND new")
+    eq(r.append("ap", b"\x00c"), 4, "APPEND")
+    eq(r.get("ap"), b"ab\x00c", "after APPEND")
+
+
+def test_counters(r):
+    eq(r.incr("c"), 1, "INCR new")
+    eq(r.incrby("c", 41), 42, "INCRBY")
+    eq(r.decr("c"), 41, "DECR")
+    eq(r.decrby("c", 50), -9, "DECRBY")
+    eq(r.get("c"), b"-9", "counter text")
+    r.set("c2", "10")
+    eq(r.incr("c2"), 11, "INCR on SET 10")
+    r.set("c3", "x")
+    expect_error(lambda: r.incr("c3"), "value is not an integer",
+                 "INCR on text")
+    r.set("c4", str(2**63 - 1))
+    expect_error(lambda: r.incr("c4"), "increment or decrement",
+                 "INCR overflow")
+    eq(r.get("c4"), str(2**63 - 1).encode(), "overflow changed nothing")
+    expect_error(lambda: r.incrby("c", "x"), "value is not",
+                 "INCRBY x")
+
+
+def test_expiry(r):
+    r.set("e1", "v")
+    eq(r.expire("e1", 100), True, "EXPIRE")
+    check(98 <= r.ttl("e1") <= 100, "TTL after EXPIRE")
+    eq(r.persist("e1"), True, "PERSIST")
+    eq(r.ttl("e1"), -1, "TTL after PERSIST")
+    eq(r.persist("e1"), False, "PERSIST without TTL")
+    eq(r.pexpire("e1", 50000), True, "PEXPIRE")
+    check(48 <= r.ttl("e1") <= 50, "TTL after PEXPIRE")
+    eq(r.expire("nokey", 10), False, "EXPIRE missing")
+    eq(r.get("e1"), b"v", "EXPIRE kept the value")
+    eq(r.expire("e1", 0), True, "EXPIRE 0")
+    eq(r.get("e1"), None, "EXPIRE 0 deletes")
+    r.set("e2", "v", ex=1)
+    time.sleep(2.2)
+    eq(r.get("e2"), None, "expired")
+    eq(r.ttl("e2"), -2, "expired TTL")
+    eq(r.incr("e2"), 1, "INCR after expiry starts again")
+
+
+def test_cross_protocol(r):
+    r.set("x1", "héllo")
+    a = json_req({"op": "get", "key": "x1"})
+    eq(a["value"], "héllo", "JSON get of a RESP UTF-8 value")
+    r.set("x2", b"\xff\x00\x01")
+    a = json_req({"op": "get", "key": "x2"})
+    eq(a["value"], {"base64": "/wAB"}, "JSON get of RESP bytes")
+    a = json_req({"op": "mget", "keys": ["x1", "x2", "nokey"]})
+    eq(a["values"], ["héllo", {"base64": "/wAB"}, None], "JSON mget")
+    json_req({"op": "set", "key": "j1", "value": 42})
+    eq(r.get("j1"), b"42", "RESP GET of JSON 42")
+    json_req({"op": "set", "key": "j2", "value": "abc"})
+    eq(r.get("j2"), b'"abc"', "RESP GET of JSON \"abc\"")
+    json_req({"op": "set", "key": "j3", "value": {"a": [1, 2]}})
+    eq(r.get("j3"), b'{"a":[1,2]}', "RESP GET of a JSON object")
+    eq(r.incr("j1"), 43, "INCR of a JSON integer")
+    eq(json_req({"op": "get", "key": "j1"})["value"], 43,
+       "a JSON integer stays one")
+    eq(r.incr("c2"), 12, "INCR of RESP 11")
+    eq(json_req({"op": "get", "key": "c2"})["value"], "12",
+       "RESP counter as a JSON string")
+    expect_error(lambda: r.incr("j2"), "value is not", "INCR of \"abc\"")
+    eq(json_req({"op": "del", "key": "x1"})["deleted"], True, "JSON del")
+    eq(r.get("x1"), None, "RESP sees the JSON del")
+    eq(r.delete("j3"), 1, "RESP DEL of a JSON key")
+    eq(json_req({"op": "get", "key": "j3"})["error"]["code"], "not_found",
+       "JSON sees the RESP DEL")
+
+
+def db_row(key):
+    c = sqlite3.connect("file:%s?mode=ro" % DB, uri=True)
+    try:
+        return c.execute("SELECT typeof(value), value, expires_at FROM "
+                         "stash_kv WHERE key = ?", (key,)).fetchone()
+    finally:
+        c.close()
+
+
+def test_durability(r):
+    eq(r.execute_command("STASH", "DURABILITY"), b"journal",
+       "default durability")
+    for mode in ("async", "journal", "commit"):
+        eq(r.execute_command("STASH", "DURABILITY", mode), b"OK",
+           "STASH DURABILITY " + mode)
+        eq(r.execute_command("STASH", "DURABILITY"), mode.encode(),
+           "durability reported")
+        eq(r.set("d-" + mode, b"\x01" + mode.encode()), True, "SET " + mode)
+        eq(r.get("d-" + mode), b"\x01" + mode.encode(), "read your write")
+        eq(r.incr("n-" + mode), 1, "INCR " + mode)
+    # commit: in SQLite when acknowledged, as a BLOB.
+    eq(db_row("d-commit")[:2], ("blob", b"\x01commit"), "commit is applied")
+    r.set("d-exp", "v", ex=1000)
+    row = db_row("d-exp")
+    check(row is not None and row[2] > time.time() + 900,
+          "expires_at is stored")
+    json_req({"op": "set", "key": "d-json", "value": "t",
+              "durability": "commit"})
+    eq(db_row("d-json")[0], "text", "JSON values stay TEXT")
+    expect_error(lambda: r.execute_command("STASH", "DURABILITY", "x"),
+                 "durability", "bad durability")
+    eq(r.execute_command("STASH", "DURABILITY", "journal"), b"OK", "reset")
+
+
+def test_pipeline(r):
+    p = r.pipeline(transaction=False)
+    for i in range(500):
+        p.set("p%d" % i, i)
+        p.incr("pc")
+        p.get("p%d" % i)
+    res = p.execute()
+    eq(len(res), 1500, "pipeline answers")
+    eq(res[-1], b"499", "last pipelined GET")
+    eq(res[-2], 500, "last pipelined INCR")
+    eq([res[3 * i + 2] for i in range(500)],
+       [str(i).encode() for i in range(500)], "every pipelined GET")
+
+
+def concurrent_incr(key):
+    """8 clients pipelining 200 INCRs each on key, all at once."""
+    def work():
+        c = client()
+        p = c.pipeline(transaction=False)
+        for _ in range(200):
+            p.incr(key)
+        p.execute()
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_atomic_incr():
+    """INCR from many clients at once loses no increment."""
+    json_req({"op": "set", "key": "atomic", "value": 0})
+    concurrent_incr("atomic")
+    eq(client().get("atomic"), b"1600", "concurrent INCR")
+
+
+def test_info(r):
+    info = r.info()
+    for field in ("redis_version", "connected_clients", "used_memory",
+                  "total_commands_processed", "keyspace_hits"):
+        check(field in info, "INFO has " + field)
+    check(info["db0"]["keys"] >= 10, "INFO keyspace")
+    eq(r.info("memory").keys() >= {"used_memory", "maxmemory"}, True,
+       "INFO memory")
+    check("redis_version" not in r.info("memory"), "INFO section filter")
+    r.set("dbs", "1")
+    check(r.dbsize() >= 10, "DBSIZE")
+
+
+def test_raw_protocol():
+    eq(raw(b"PING\r\n"), b"+PONG\r\n", "inline PING")
+    eq(raw(b"ECHO hi\nECHO there\r\n"), b"$2\r\nhi\r\n$5\r\nthere\r\n",
+       "inline pipelined")
+    eq(raw(b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$5\r\nnokey\r\n"),
+       b"+PONG\r\n$-1\r\n", "RESP2 nil")
+    out = raw(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"
+              b"*2\r\n$3\r\nGET\r\n$5\r\nnokey\r\n"
+              b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n")
+    check(out.startswith(b"%7\r\n$6\r\nserver\r\n"), "HELLO 3 map")
+    check(out.endswith(b"_\r\n%1\r\n$4\r\nsave\r\n$0\r\n\r\n"),
+          "RESP3 null and map: %r" % out[-40:])
+    eq(raw(b"*1\r\n$5\r\nHELLO\r\n*2\r\n$5\r\nHELLO\r\n$1\r\n4\r\n")[-31:],
+       b"-NOPROTO unsupported protocol version\r\n"[-31:], "HELLO 4")
+    eq(raw(b"QUIT\r\nPING\r\n", want_close=True), b"+OK\r\n", "QUIT")
+    # Malformed input: an error, then the connection is closed.
+    for bad in (b"*1\r\n$-5\r\n", b"*x\r\n", b"*1\r\n:1\r\n",
+                b"*1\r\n$4\r\nPINGxx", b"*99999999\r\n",
+                b"*1\r\n$99999999999\r\n"):
+        out = raw(bad, want_close=True)
+        check(out.startswith(b"-ERR Protocol error"),
+              "protocol error for %r: %r" % (bad, out))
+    # The error comes after the answers of the commands before it.
+    eq(raw(b"SET ord 1\r\nINCR ord\r\n*1\r\n$-5\r\n", want_close=True),
+       b"+OK\r\n:2\r\n-ERR Protocol error: invalid bulk length\r\n",
+       "answers in order before a protocol error")
+    # A request over max-line (1 MB by default) is refused, not buffered.
+    out = raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n" +
+              b"x" * 100, want_close=True)
+    check(out.startswith(b"-ERR Protocol error"), "huge bulk: %r" % out)
+    # Still serving.
+    eq(raw(b"PING\r\n"), b"+PONG\r\n", "alive after bad input")
+    # A JSON client is unaffected.
+    eq(json_req({"op": "ping"}), {"ok": True}, "JSON ping")
+
+
+def test_restart():
+    # Writes stay in the journal only (applied 10 s later at the earliest)
+    # when the daemon is killed: the restart replays them.
+    eq(stop(), 0, "SIGTERM exits 0")
+    start("--apply-delay", "10s")
+    r = client()
+    r.set("keep-bytes", b"\x00\xfe")
+    r.set("keep-ttl", "v", ex=5000)
+    r.incr("keep-n")
+    r.execute_command("STASH", "DURABILITY", "journal")
+    r.set("keep-journal", "j")
+    r.set("keep-empty", "")
+    check(db_row("keep-bytes") is None and db_row("keep-journal") is None,
+          "not applied before the kill")
+    # Killed: journaled writes come back from the journal.
+    eq(stop(signal.SIGKILL), -signal.SIGKILL, "killed")
+    start()
+    r = client()
+    eq(r.get("keep-bytes"), b"\x00\xfe", "bytes after restart")
+    check(4990 <= r.ttl("keep-ttl") <= 5000, "TTL after restart")
+    eq(r.get("keep-n"), b"1", "counter after restart")
+    eq(r.get("keep-journal"), b"j", "journaled write after restart")
+    eq(r.get("keep-empty"), b"", "empty value after restart")
+    eq(json_req({"op": "get", "key": "keep-empty"})["value"], "",
+       "JSON read of an empty value")
+    eq(json_req({"op": "get", "key": "keep-bytes"})["value"],
+       {"base64": "AP4="}, "JSON read of bytes after restart")
+    eq(db_row("keep-bytes")[:2], ("blob", b"\x00\xfe"),
+       "replayed as a BLOB")
+    eq(r.incr("keep-n"), 2, "INCR of a value read from SQLite")
+    eq(stop(), 0, "SIGTERM exits 0")
+    start()
+    # keep-n is only in SQLite now: the first INCRs of every client look
+    # it up, and each is decided when its lookup is back.
+    concurrent_incr("keep-n")
+    eq(client().get("keep-n"), b"1602", "concurrent INCR of a key in SQLite")
+    # The same for a key that is in SQLite as JSON, with DEL mixed in.
+    json_req({"op": "set", "key": "keep-j", "value": 5,
+              "durability": "commit"})
+    eq(stop(), 0, "SIGTERM exits 0")
+    start()
+    r = client()
+    p = r.pipeline(transaction=False)
+    p.incr("keep-j")
+    p.delete("keep-j")
+    p.incr("keep-j")
+    p.get("keep-j")
+    eq(p.execute(), [6, 1, 1, b"1"], "INCR, DEL, INCR of a key in SQLite")
+
+
+def test_eviction():
+    """Keys evicted from a small cache are read back from SQLite."""
+    eq(stop(), 0, "SIGTERM exits 0")
+    subprocess.call(["rm", "-rf", DB, DB + "-wal", DB + "-shm",
+                     DB + ".journal"])
+    start("--max-memory", "1MB")
+    r = client()
+    eq(r.get("ev0"), None, "an empty database")
+    val = b"v" * 1000
+    for i in range(0, 3000, 100):
+        r.mset({"ev%d" % j: val for j in range(i, i + 100)})
+    check(r.info("stats")["evicted_keys"] > 0, "the cache evicted keys")
+    eq(r.get("ev0"), val, "an evicted key is read from SQLite")
+    eq(r.mget("ev1", "ev2999", "nokey"), [val, val, None], "MGET")
+    eq(r.append("ev4", "x"), 1001, "APPEND to an evicted key")
+    eq(r.exists("ev5", "ev6"), 2, "EXISTS of evicted keys")
+
+
+def main():
+    try:
+        start()
+        r = client()
+        test_connection(r)
+        d = client(decode_responses=True)
+        eq(d.echo("é"), "é", "ECHO, decoded")
+        eq(d.set("dec", "ü"), True, "SET, decoded")
+        eq(d.get("dec"), "ü", "GET, decoded")
+        test_strings(r)
+        test_counters(r)
+        test_expiry(r)
+        test_cross_protocol(r)
+        test_durability(r)
+        test_pipeline(r)
+        test_atomic_incr()
+        test_info(r)
+        test_raw_protocol()
+        test_restart()
+        test_eviction()
+        eq(stop(), 0, "SIGTERM exits 0")
+    except AssertionError as e:
+        print("FAIL: %s" % e, file=sys.stderr)
+        print("%d checks passed before it" % checks, file=sys.stderr)
+        return 1
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        subprocess.call(["rm", "-rf", TMP])
+    print("%d checks passed" % checks)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
