@@ -48,6 +48,7 @@
 
 #include <jansson.h>
 
+#include "crashpoint.h"
 #include "journal.h"
 #include "log.h"
 #include "mailbox.h"
@@ -499,6 +500,7 @@ apply_batch(struct writer *wr, struct wgroup_list *batch, uint64_t *last,
 				store_rollback(wr->store);
 				return -1;
 			}
+			CRASH_POINT("apply");
 			if (w->status != STORE_OK) {
 				(*errors)++;
 				if (w->durability != PROTO_DUR_COMMIT)
@@ -635,6 +637,7 @@ apply_main(void *arg)
 				backoff = 1000;
 			sleep_ms(backoff);
 		}
+		CRASH_POINT("after-commit");
 		backoff = 0;
 		if (down) {
 			post(wr, msg_unavailable, NULL, 0, NULL);
@@ -792,6 +795,7 @@ replay_record(
 		store_rollback(r->store);
 		return -1;
 	}
+	CRASH_POINT("replay");
 	if (w.status != STORE_OK) {
 		r->errors++;
 		log_info("replay: record %" PRIu64 " failed again: %s", seq,

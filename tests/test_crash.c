@@ -104,6 +104,33 @@
 
 #define COUNTER_N UINT64_MAX /* kbatch: the counter key */
 
+#define POINT_TIMEOUT_MS 30000 /* an armed crash point must be reached */
+
+/*
+ * The crash points of daemon/crashpoint.h, in the order --crash-points
+ * visits them, one per cycle. The point armed is hit at a count drawn in
+ * 1..max_hit; "replay" first crashes the apply (so that the journal holds
+ * records SQLite does not), then crashes the replay of the next starts.
+ */
+struct cpoint {
+	const char *name;
+	const char *armed; /* the point armed first */
+	unsigned    max_hit;
+	int	    replays; /* starts that then crash in their replay */
+};
+
+static const struct cpoint cpoints[] = {
+    {"after-write", "after-write", 200, 0},
+    {"after-sync", "after-sync", 200, 0},
+    {"apply", "apply", 400, 0},
+    {"after-commit", "after-commit", 8, 0},
+    {"before-delete", "before-delete", 3, 0},
+    {"rotate-created", "rotate-created", 5, 0},
+    {"rotate-synced", "rotate-synced", 5, 0},
+    {"replay", "apply", 400, 2},
+};
+#define NPOINTS ((int)(sizeof(cpoints) / sizeof(cpoints[0])))
+
 /* Kinds of failure, counted apart in the summary. */
 enum fail_kind {
 	F_LOST,	  /* an acknowledged write is missing */
@@ -186,6 +213,12 @@ struct crash {
 	int	    keep;
 	const char *daemon_args[DAEMON_ARGS_MAX + 1];
 	int	    ndaemon_args;
+	int	    crashpoints; /* the daemon kills itself (--crash-points) */
+
+	/* STASHD_CRASH of the next start, or none when empty. */
+	char	 crash_env[80];
+	uint64_t points_hit;  /* armed points reached */
+	uint64_t replays_hit; /* replays that crashed as armed */
 
 	/* The daemon and its files. */
 	const char *bin;
@@ -483,6 +516,43 @@ log_replay(struct crash *cx, uint64_t *records, double *secs)
 	return found;
 }
 
+/* Does this start's log hold the text? */
+static int
+log_has(struct crash *cx, const char *text)
+{
+	char  line[1024];
+	FILE *f;
+	int   found = 0;
+
+	if ((f = fopen(cx->log, "r")) == NULL)
+		return 0;
+	if (fseeko(f, cx->log_off, SEEK_SET) == 0)
+		while (!found && fgets(line, sizeof(line), f) != NULL)
+			found = strstr(line, text) != NULL;
+	fclose(f);
+	return found;
+}
+
+/*
+ * Did the daemon die of its armed crash point: SIGKILL, and the line of
+ * daemon/crashpoint.c naming the point in this start's log?
+ */
+static int
+crashed_as_armed(struct crash *cx, int status)
+{
+	char	    want[96], name[80];
+	const char *colon;
+
+	if (cx->crash_env[0] == '\0' || !WIFSIGNALED(status) ||
+	    WTERMSIG(status) != SIGKILL)
+		return 0;
+	colon = strrchr(cx->crash_env, ':');
+	snprintf(name, sizeof(name), "%.*s",
+	    colon != NULL ? (int)(colon - cx->crash_env) : 0, cx->crash_env);
+	snprintf(want, sizeof(want), "crash point %s reached", name);
+	return log_has(cx, want);
+}
+
 /* Describe a wait status. */
 static void
 status_text(int status, char *buf, size_t len)
@@ -535,6 +605,10 @@ daemon_up(struct crash *cx)
 			dup2(lfd, STDOUT_FILENO);
 			close(lfd);
 		}
+		if (cx->crash_env[0] != '\0'
+			? setenv("STASHD_CRASH", cx->crash_env, 1) == -1
+			: unsetenv("STASHD_CRASH") == -1)
+			_exit(127);
 		if (getenv("STASHD_WRAPPER") != NULL) {
 			/* e.g. valgrind: through sh to split its words */
 			char   cmd[4096];
@@ -555,8 +629,10 @@ daemon_up(struct crash *cx)
 		if (waitpid(cx->pid, &status, WNOHANG) == cx->pid) {
 			char st_text[64];
 
-			status_text(status, st_text, sizeof(st_text));
 			daemon_gone(cx);
+			if (crashed_as_armed(cx, status))
+				return -2;
+			status_text(status, st_text, sizeof(st_text));
 			fail(cx, F_DAEMON, "%s: stashd did not start: %s",
 			    cx->where, st_text);
 			log_tail(cx);
@@ -1434,6 +1510,20 @@ usage(FILE *f)
 	    "  --window N        requests in flight per client, 1..%d [4]\n"
 	    "  --daemon-arg ARG  pass ARG to stashd (repeat for several)\n"
 	    "  --keep            keep the folder (database, journal, log)\n"
+	    "  --crash-points    instead of the SIGKILL, the daemon kills "
+	    "itself at\n"
+	    "                    a crash point (daemon/crashpoint.h), one "
+	    "point "
+	    "per\n"
+	    "                    cycle in turn, at a random hit; the "
+	    "\"replay\" cycles\n"
+	    "                    crash two replays in a row after it. Needs a "
+	    "stashd\n"
+	    "                    built with them: $STASHD_CRASHPOINTS, else "
+	    "$STASHD;\n"
+	    "                    exits 77 when it has none. Alone: %d clients, "
+	    "%d\n"
+	    "                    cycles (each point 3 times)\n"
 	    "  -h, --help        this help\n"
 	    "\n"
 	    "Environment: STASHD (the daemon, ./stashd), TESTS_TMPDIR (where "
@@ -1443,7 +1533,7 @@ usage(FILE *f)
 	    "(cycles\n"
 	    "plus the final checks); exits 0 when nothing failed, 1 "
 	    "otherwise.\n",
-	    WINDOW_MAX);
+	    WINDOW_MAX, 8, 3 * NPOINTS);
 }
 
 static int
@@ -1472,13 +1562,19 @@ options(struct crash *cx, int argc, char **argv)
 	    {"window", required_argument, NULL, 'w'},
 	    {"daemon-arg", required_argument, NULL, 'D'},
 	    {"keep", no_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	    {"crash-points", no_argument, NULL, 'P'}, {NULL, 0, NULL, 0}};
 	char *end;
-	int   ch, seeded = 0;
+	int   ch, seeded = 0, i, modes = 0;
 
-	cx->soak = argc > 1;
-	cx->nclients = cx->soak ? 64 : 16;
-	cx->cycles = cx->soak ? 300 : 20;
+	/* A mode alone is still the short run of that mode. */
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--crash-points") == 0) {
+			cx->crashpoints = 1;
+			modes++;
+		}
+	cx->soak = argc - modes > 1;
+	cx->nclients = cx->soak ? 64 : cx->crashpoints ? 8 : 16;
+	cx->cycles = cx->soak ? 300 : cx->crashpoints ? 3 * NPOINTS : 20;
 	cx->min_ms = cx->soak ? 20 : 100;
 	cx->max_ms = cx->soak ? 800 : 700;
 	cx->window = 4;
@@ -1514,6 +1610,7 @@ options(struct crash *cx, int argc, char **argv)
 			cx->daemon_args[cx->ndaemon_args++] = optarg;
 			break;
 		case 'k': cx->keep = 1; break;
+		case 'P': break; /* seen above */
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -1547,8 +1644,19 @@ setup(struct crash *cx)
 	    "CREATE INDEX IF NOT EXISTS rows_client_n ON rows(client, n)",
 	};
 
-	if ((cx->bin = getenv("STASHD")) == NULL)
+	if (cx->crashpoints && getenv("STASHD_CRASHPOINTS") != NULL)
+		cx->bin = getenv("STASHD_CRASHPOINTS");
+	else if ((cx->bin = getenv("STASHD")) == NULL)
 		cx->bin = "./stashd";
+	if (cx->crashpoints) {
+		/* Segments rotate and go often: their points are reached. */
+		if (cx->ndaemon_args + 2 > DAEMON_ARGS_MAX)
+			die("too many --daemon-arg with --crash-points");
+		cx->daemon_args[cx->ndaemon_args++] = "--segment-size";
+		cx->daemon_args[cx->ndaemon_args++] = "64KB";
+		/* A point no code has: armed, never reached. */
+		snprintf(cx->crash_env, sizeof(cx->crash_env), "none:1");
+	}
 	if (access(cx->bin, X_OK) == -1)
 		die("%s: %s (set STASHD)", cx->bin, strerror(errno));
 	snprintf(cx->dir, sizeof(cx->dir), "%s/tmp.crash.XXXXXX",
@@ -1575,6 +1683,22 @@ setup(struct crash *cx)
 	snprintf(cx->where, sizeof(cx->where), "first start");
 	if (daemon_up(cx) < 0)
 		die("stashd does not start; see %s", cx->log);
+	if (cx->crashpoints && !log_has(cx, "crash point armed")) {
+		char cmd[600];
+
+		kill(cx->pid, SIGKILL);
+		waitpid(cx->pid, NULL, 0);
+		daemon_gone(cx);
+		printf("SKIP: %s has no crash points (./configure "
+		       "--enable-crash-points, or make check's "
+		       "tests/stashd-crashpoints in STASHD_CRASHPOINTS)\n",
+		    cx->bin);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cx->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", cx->dir);
+		exit(77);
+	}
+	cx->crash_env[0] = '\0';
 	if ((h = stash_connect(cx->sock)) == NULL)
 		die("cannot connect to %s: %s", cx->sock, strerror(errno));
 	stash_set_timeout(h, VERIFY_TIMEOUT_MS);
@@ -1595,27 +1719,126 @@ setup(struct crash *cx)
 	stash_close(h);
 }
 
+/*
+ * --crash-points: stop the daemon of the last check (it must exit 0), and
+ * start it again with the cycle's point armed at a random count.
+ */
+static int
+point_arm(struct crash *cx, int cycle, const struct cpoint *p)
+{
+	char st_text[64];
+	int  status;
+
+	snprintf(cx->where, sizeof(cx->where), "cycle %d, stop", cycle);
+	if ((status = daemon_term(cx)) != 0) {
+		if (status == -1)
+			snprintf(st_text, sizeof(st_text), "no exit");
+		else
+			status_text(status, st_text, sizeof(st_text));
+		fail(cx, F_DAEMON, "cycle %d: stashd on SIGTERM: %s", cycle,
+		    st_text);
+		log_tail(cx);
+	}
+	snprintf(cx->crash_env, sizeof(cx->crash_env), "%s:%u", p->armed,
+	    1 + (unsigned)(rng_next(cx) % p->max_hit));
+	snprintf(cx->where, sizeof(cx->where), "cycle %d, armed %s", cycle,
+	    cx->crash_env);
+	return daemon_up(cx) < 0 ? -1 : 0;
+}
+
+/* Wait for the daemon to die of its armed point; kill it if it does not. */
+static void
+point_wait(struct crash *cx, int cycle)
+{
+	char   st_text[64];
+	double t0 = now_s();
+	int    status;
+
+	while (waitpid(cx->pid, &status, WNOHANG) != cx->pid) {
+		if (now_s() - t0 > POINT_TIMEOUT_MS / 1000.0) {
+			fail(cx, F_DAEMON,
+			    "cycle %d: crash point %s not reached "
+			    "in %d s",
+			    cycle, cx->crash_env, POINT_TIMEOUT_MS / 1000);
+			daemon_sigkill(cx, cycle);
+			return;
+		}
+		sleep_ms(5);
+	}
+	daemon_gone(cx);
+	if (crashed_as_armed(cx, status)) {
+		cx->points_hit++;
+		return;
+	}
+	status_text(status, st_text, sizeof(st_text));
+	fail(cx, F_DAEMON, "cycle %d: armed %s, stashd ended with %s", cycle,
+	    cx->crash_env, st_text);
+	log_tail(cx);
+}
+
+/*
+ * The point's further crashes: start with the replay armed at its first
+ * record, p->replays times; each start must die there, before it accepts.
+ */
+static int
+point_replays(struct crash *cx, int cycle, const struct cpoint *p)
+{
+	int r;
+
+	for (r = 1; r <= p->replays; r++) {
+		snprintf(cx->crash_env, sizeof(cx->crash_env), "replay:1");
+		snprintf(cx->where, sizeof(cx->where),
+		    "cycle %d, replay crash %d", cycle, r);
+		switch ((int)daemon_up(cx)) {
+		case -2: cx->replays_hit++; break;
+		case -1: return -1;
+		default:
+			fail(cx, F_DAEMON,
+			    "%s: stashd started without replaying "
+			    "a record: the crash in its replay was not reached",
+			    cx->where);
+			daemon_sigkill(cx, cycle);
+			break;
+		}
+	}
+	return 0;
+}
+
 /* One cycle: write, kill, restart, check. 0, or -1 when it cannot go on. */
 static int
 cycle_run(struct crash *cx, int cycle, uint64_t *acked_before)
 {
-	struct client *c, *first = NULL;
-	uint64_t       acked = 0, records = 0, seq = cx->seq_floor;
-	unsigned long  fails0 = fail_total(cx);
-	double	       ready, secs = 0;
-	int	       i, delay, full, replayed, nlost = 0;
+	const struct cpoint *point = NULL;
+	struct client	    *c, *first = NULL;
+	uint64_t	     acked = 0, records = 0, seq = cx->seq_floor;
+	unsigned long	     fails0 = fail_total(cx);
+	double		     ready, secs = 0, t0;
+	int		     i, delay, full, replayed, nlost = 0;
 
-	__atomic_store_n(&cx->killed, 0, __ATOMIC_SEQ_CST);
+	if (cx->crashpoints) {
+		point = &cpoints[(cycle - 1) % NPOINTS];
+		if (point_arm(cx, cycle, point) == -1)
+			return -1;
+	}
+	/* With a crash point armed, the daemon may go at any moment. */
+	__atomic_store_n(&cx->killed, cx->crashpoints, __ATOMIC_SEQ_CST);
 	for (i = 0; i < cx->nclients; i++)
 		cx->clients[i].lost_early = 0;
+	t0 = now_s();
 	for (i = 0; i < cx->nclients; i++)
 		if ((errno = pthread_create(&cx->clients[i].thread, NULL,
 			 client_main, &cx->clients[i])) != 0)
 			die("pthread_create: %s", strerror(errno));
-	delay = cx->min_ms +
-		(int)(rng_next(cx) % (uint64_t)(cx->max_ms - cx->min_ms + 1));
-	sleep_ms(delay);
-	daemon_sigkill(cx, cycle);
+	if (cx->crashpoints)
+		point_wait(cx, cycle);
+	else {
+		delay =
+		    cx->min_ms + (int)(rng_next(cx) %
+				       (uint64_t)(cx->max_ms - cx->min_ms + 1));
+		sleep_ms(delay);
+		daemon_sigkill(cx, cycle);
+	}
+	delay = (int)((now_s() - t0) * 1000);
 	for (i = 0; i < cx->nclients; i++)
 		pthread_join(cx->clients[i].thread, NULL);
 
@@ -1634,7 +1857,11 @@ cycle_run(struct crash *cx, int cycle, uint64_t *acked_before)
 		    "connection while stashd was running; first: %s",
 		    cycle, nlost, cx->nclients, first->lost_msg);
 
+	if (point != NULL && point->replays > 0 &&
+	    point_replays(cx, cycle, point) == -1)
+		return -1;
 	snprintf(cx->where, sizeof(cx->where), "after cycle %d", cycle);
+	cx->crash_env[0] = '\0';
 	if ((ready = daemon_up(cx)) < 0)
 		return -1;
 	cx->ready_ms[cx->nready++] = ready;
@@ -1652,12 +1879,15 @@ cycle_run(struct crash *cx, int cycle, uint64_t *acked_before)
 		return -1;
 
 	pthread_mutex_lock(&cx->lock);
-	printf("cycle %d/%d: killed after %d ms, %" PRIu64 " acknowledged "
+	printf("cycle %d/%d: %s%s%s after %d ms, %" PRIu64 " acknowledged "
 	       "writes so far (+%" PRIu64 "), lost %lu, duplicates %lu, "
 	       "stale %lu, daemon %lu, other %lu; ready in %.1f ms",
-	    cycle, cx->cycles, delay, acked, acked - *acked_before,
-	    cx->fails[F_LOST], cx->fails[F_DUP], cx->fails[F_STALE],
-	    cx->fails[F_DAEMON], cx->fails[F_OTHER], ready);
+	    cycle, cx->cycles, point != NULL ? "crash point " : "killed",
+	    point != NULL ? point->name : "",
+	    point != NULL && point->replays > 0 ? " (twice in replay)" : "",
+	    delay, acked, acked - *acked_before, cx->fails[F_LOST],
+	    cx->fails[F_DUP], cx->fails[F_STALE], cx->fails[F_DAEMON],
+	    cx->fails[F_OTHER], ready);
 	pthread_mutex_unlock(&cx->lock);
 	if (replayed)
 		printf(", replayed %" PRIu64 " records in %.3f s (%.0f "
@@ -1711,6 +1941,11 @@ summary(struct crash *cx, int cycles_done)
 	printf("  %-28s %lu\n", "stale", cx->fails[F_STALE]);
 	printf("  %-28s %lu\n", "daemon failures", cx->fails[F_DAEMON]);
 	printf("  %-28s %lu\n", "other failures", cx->fails[F_OTHER]);
+	if (cx->crashpoints)
+		printf("  %-28s %" PRIu64 " of %d cycles, and %" PRIu64
+		       " replays\n",
+		    "crash points reached", cx->points_hit, cycles_done,
+		    cx->replays_hit);
 	printf("  %-28s %s\n", "integrity_check",
 	    cx->integrity[0] != '\0' ? cx->integrity : "not run");
 	printf("  %-28s %" PRIu64 " (highest acknowledged seq %" PRIu64 ")\n",
