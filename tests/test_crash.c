@@ -85,6 +85,7 @@
 #include <sqlite3.h>
 
 #include "harness.h"
+#include "powerloss.h"
 #include "stash.h"
 
 #define CLIENTS_MAX	  512
@@ -214,6 +215,11 @@ struct crash {
 	const char *daemon_args[DAEMON_ARGS_MAX + 1];
 	int	    ndaemon_args;
 	int	    crashpoints; /* the daemon kills itself (--crash-points) */
+	int	    powerloss;	 /* a power cut after each death */
+	const char *faultfs;	 /* the shim that records syncs */
+	char	    plog[320];	 /* its record */
+	struct powerloss_stats pls;
+	uint64_t	       pl_taken; /* bytes and files, at the last line */
 
 	/* STASHD_CRASH of the next start, or none when empty. */
 	char	 crash_env[80];
@@ -540,7 +546,7 @@ log_has(struct crash *cx, const char *text)
 static int
 crashed_as_armed(struct crash *cx, int status)
 {
-	char	    want[96], name[80];
+	char	    want[128], name[80];
 	const char *colon;
 
 	if (cx->crash_env[0] == '\0' || !WIFSIGNALED(status) ||
@@ -551,6 +557,29 @@ crashed_as_armed(struct crash *cx, int status)
 	    colon != NULL ? (int)(colon - cx->crash_env) : 0, cx->crash_env);
 	snprintf(want, sizeof(want), "crash point %s reached", name);
 	return log_has(cx, want);
+}
+
+/*
+ * --power-loss: the daemon is dead; take away what it had not synced, as
+ * a power cut would (tests/powerloss.c), before anything reads the files.
+ */
+static void
+power_cut(struct crash *cx)
+{
+	char err[512];
+
+	if (!cx->powerloss)
+		return;
+	if (powerloss_apply(cx->plog, &cx->pls, err, sizeof(err)) == -1)
+		die("power cut: %s", err);
+}
+
+/* What the power cuts took away so far: bytes and files. */
+static uint64_t
+power_taken(struct crash *cx)
+{
+	return cx->pls.bytes_undone + cx->pls.bytes_cut +
+	       cx->pls.files_dropped + cx->pls.dirs_dropped;
 }
 
 /* Describe a wait status. */
@@ -591,6 +620,7 @@ daemon_up(struct crash *cx)
 		argv[n++] = cx->daemon_args[i];
 	argv[n] = NULL;
 
+	power_cut(cx);
 	cx->log_off = stat(cx->log, &st) == 0 ? st.st_size : 0;
 	fflush(stdout);
 	fflush(stderr);
@@ -604,6 +634,20 @@ daemon_up(struct crash *cx)
 			dup2(lfd, STDERR_FILENO);
 			dup2(lfd, STDOUT_FILENO);
 			close(lfd);
+		}
+		if (cx->powerloss) {
+			const char *asan = getenv("ASAN_OPTIONS");
+			char	    opt[512];
+
+			/* The shim comes before a sanitizer's runtime. */
+			snprintf(opt, sizeof(opt),
+			    "%s%sverify_asan_link_order=0",
+			    asan != NULL ? asan : "", asan != NULL ? ":" : "");
+			if (setenv("LD_PRELOAD", cx->faultfs, 1) == -1 ||
+			    setenv("FAULTFS_DIR", cx->dir, 1) == -1 ||
+			    setenv("FAULTFS_LOG", cx->plog, 1) == -1 ||
+			    setenv("ASAN_OPTIONS", opt, 1) == -1)
+				_exit(127);
 		}
 		if (cx->crash_env[0] != '\0'
 			? setenv("STASHD_CRASH", cx->crash_env, 1) == -1
@@ -1420,6 +1464,7 @@ check_database(struct crash *cx)
 	int	      rc;
 
 	snprintf(cx->where, sizeof(cx->where), "in the database after SIGTERM");
+	power_cut(cx); /* a clean stop leaves nothing unsynced */
 	if (sqlite3_open_v2(cx->db, &cx->sq, SQLITE_OPEN_READWRITE, NULL) !=
 	    SQLITE_OK) {
 		fail(cx, F_OTHER, "cannot open %s: %s", cx->db,
@@ -1524,6 +1569,17 @@ usage(FILE *f)
 	    "                    exits 77 when it has none. Alone: %d clients, "
 	    "%d\n"
 	    "                    cycles (each point 3 times)\n"
+	    "  --power-loss      after each death of the daemon (and after the "
+	    "last\n"
+	    "                    SIGTERM), a power cut: every file goes back "
+	    "to its\n"
+	    "                    last fsync, files created since their "
+	    "folder's last\n"
+	    "                    fsync go (the daemon runs under "
+	    "$FAULTFS_SO,\n"
+	    "                    tests/faultfs.c, which records the syncs). "
+	    "Alone:\n"
+	    "                    10 cycles\n"
 	    "  -h, --help        this help\n"
 	    "\n"
 	    "Environment: STASHD (the daemon, ./stashd), TESTS_TMPDIR (where "
@@ -1562,7 +1618,8 @@ options(struct crash *cx, int argc, char **argv)
 	    {"window", required_argument, NULL, 'w'},
 	    {"daemon-arg", required_argument, NULL, 'D'},
 	    {"keep", no_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
-	    {"crash-points", no_argument, NULL, 'P'}, {NULL, 0, NULL, 0}};
+	    {"crash-points", no_argument, NULL, 'P'},
+	    {"power-loss", no_argument, NULL, 'L'}, {NULL, 0, NULL, 0}};
 	char *end;
 	int   ch, seeded = 0, i, modes = 0;
 
@@ -1571,10 +1628,16 @@ options(struct crash *cx, int argc, char **argv)
 		if (strcmp(argv[i], "--crash-points") == 0) {
 			cx->crashpoints = 1;
 			modes++;
+		} else if (strcmp(argv[i], "--power-loss") == 0) {
+			cx->powerloss = 1;
+			modes++;
 		}
 	cx->soak = argc - modes > 1;
 	cx->nclients = cx->soak ? 64 : cx->crashpoints ? 8 : 16;
-	cx->cycles = cx->soak ? 300 : cx->crashpoints ? 3 * NPOINTS : 20;
+	cx->cycles = cx->soak	       ? 300
+		     : cx->crashpoints ? 3 * NPOINTS
+		     : cx->powerloss   ? 10
+				       : 20;
 	cx->min_ms = cx->soak ? 20 : 100;
 	cx->max_ms = cx->soak ? 800 : 700;
 	cx->window = 4;
@@ -1610,7 +1673,8 @@ options(struct crash *cx, int argc, char **argv)
 			cx->daemon_args[cx->ndaemon_args++] = optarg;
 			break;
 		case 'k': cx->keep = 1; break;
-		case 'P': break; /* seen above */
+		case 'P':
+		case 'L': break; /* seen above */
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -1666,6 +1730,11 @@ setup(struct crash *cx)
 	snprintf(cx->sock, sizeof(cx->sock), "%s/s.sock", cx->dir);
 	snprintf(cx->db, sizeof(cx->db), "%s/stash.db", cx->dir);
 	snprintf(cx->log, sizeof(cx->log), "%s/stashd.log", cx->dir);
+	snprintf(cx->plog, sizeof(cx->plog), "%s/faultfs.rec", cx->dir);
+	if (cx->powerloss && ((cx->faultfs = getenv("FAULTFS_SO")) == NULL ||
+				 access(cx->faultfs, R_OK) == -1))
+		die("--power-loss needs FAULTFS_SO, the path of the shim "
+		    "tests/.libs/faultfs.so");
 
 	if ((cx->clients = calloc(
 		 (size_t)cx->nclients, sizeof(*cx->clients))) == NULL ||
@@ -1895,6 +1964,11 @@ cycle_run(struct crash *cx, int cycle, uint64_t *acked_before)
 		    records, secs, secs > 0 ? records / secs : 0.0);
 	else
 		printf(", nothing replayed");
+	if (cx->powerloss) {
+		printf(", power cut took %" PRIu64 " bytes and files",
+		    power_taken(cx) - cx->pl_taken);
+		cx->pl_taken = power_taken(cx);
+	}
 	printf("%s%s\n", full ? ", checked in full" : "",
 	    fail_total(cx) != fails0 ? "  FAILED" : "");
 	fflush(stdout);
@@ -1946,6 +2020,13 @@ summary(struct crash *cx, int cycles_done)
 		       " replays\n",
 		    "crash points reached", cx->points_hit, cycles_done,
 		    cx->replays_hit);
+	if (cx->powerloss)
+		printf("  %-28s %" PRIu64 " unsynced bytes put back, %" PRIu64
+		       " cut off, %u files and %u folders dropped, in %u "
+		       "files; %u syncs seen\n",
+		    "power cuts", cx->pls.bytes_undone, cx->pls.bytes_cut,
+		    cx->pls.files_dropped, cx->pls.dirs_dropped,
+		    cx->pls.files_rewound, cx->pls.syncs);
 	printf("  %-28s %s\n", "integrity_check",
 	    cx->integrity[0] != '\0' ? cx->integrity : "not run");
 	printf("  %-28s %" PRIu64 " (highest acknowledged seq %" PRIu64 ")\n",
@@ -2025,6 +2106,12 @@ main(int argc, char **argv)
 	else
 		failed++;
 
+	if (cx.powerloss && done > 0 && power_taken(&cx) == 0) {
+		fail(&cx, F_OTHER,
+		    "the power cuts never took anything away: "
+		    "the shim saw no unsynced data, the run proves nothing");
+		failed++;
+	}
 	summary(&cx, done);
 	if (failed > 0 || cx.keep)
 		printf("folder kept: %s (log %s)\n", cx.dir, cx.log);
