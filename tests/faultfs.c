@@ -32,7 +32,8 @@
  * ERRNO, without doing it. OP is write (write, pwrite, writev, ftruncate
  * growing a file), sync (fsync or fdatasync of a file), dirsync (fsync of a
  * folder), open or rename; WHERE is journal (paths with ".journal/" in
- * them), db (the others) or any; ERRNO is EIO, ENOSPC, EDQUOT or a number.
+ * them, and that folder itself), db (the others) or any; ERRNO is EIO,
+ * ENOSPC, EDQUOT or a number.
  * When FAULTFS_SWITCH names a file, faults are injected (and calls counted)
  * only while that file exists: the test turns the disk full on and off.
  *
@@ -278,11 +279,14 @@ emitf(const char *fmt, ...)
 static int
 fault(enum ff_op op, const char *path)
 {
-	int journal;
+	size_t n;
+	int    journal;
 
 	if (ff.op != op || path == NULL)
 		return 0;
-	journal = strstr(path, ".journal/") != NULL;
+	n = strlen(path);
+	journal = strstr(path, ".journal/") != NULL ||
+		  (n >= 8 && strcmp(path + n - 8, ".journal") == 0);
 	if ((ff.where == W_JOURNAL && !journal) ||
 	    (ff.where == W_DB && journal))
 		return 0;

@@ -319,26 +319,34 @@ out:
 }
 
 int
-powerloss_faults(const char *path)
+powerloss_scan(const char *path, struct powerloss_scan *sc)
 {
-	char	  line[4096];
-	long	  skip;
-	int	  n = 0;
+	char	  line[4096], op[16], file[1024];
 	long long x, y;
+	int	  e;
 	FILE	 *f;
 
+	memset(sc, 0, sizeof(*sc));
 	if ((f = fopen(path, "r")) == NULL)
-		return 0;
+		return -1;
 	while (fgets(line, sizeof(line), f) != NULL) {
-		if (line[0] == 'F')
-			n++;
+		if (line[0] == 'F' &&
+		    sscanf(line, "F %15s %d %1023s", op, &e, file) == 3) {
+			if (sc->faults++ == 0) {
+				snprintf(sc->first_op, sizeof(sc->first_op),
+				    "%s", op);
+				snprintf(sc->first_path, sizeof(sc->first_path),
+				    "%s", file);
+			}
+		} else if (line[0] == 'S' && sc->faults > 0 &&
+			   sscanf(line, "S %lld %1023s", &x, file) == 2 &&
+			   strcmp(file, sc->first_path) == 0)
+			sc->syncs_after++;
 		else if (line[0] == 'W' &&
-			 sscanf(line, "W %lld %lld", &x, &y) == 2) {
-			skip = (long)y;
-			if (fseek(f, skip, SEEK_CUR) == -1)
-				break;
-		}
+			 sscanf(line, "W %lld %lld", &x, &y) == 2 &&
+			 fseeko(f, (off_t)y, SEEK_CUR) == -1)
+			break;
 	}
 	fclose(f);
-	return n;
+	return 0;
 }

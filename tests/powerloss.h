@@ -28,7 +28,14 @@ struct powerloss_stats {
  */
 int powerloss_apply(
     const char *path, struct powerloss_stats *st, char *err, size_t errlen);
-/* Count the faults (F records) of the record without changing anything. */
-int powerloss_faults(const char *path);
+/* What the record says about injected faults; read only. */
+struct powerloss_scan {
+	unsigned faults;	   /* F records */
+	char	 first_op[16];	   /* of the first fault */
+	char	 first_path[1024]; /* the file of the first fault */
+	unsigned syncs_after;	   /* S of that file after it */
+};
+/* Scan the record at path; 0, or -1 when it cannot be read. */
+int powerloss_scan(const char *path, struct powerloss_scan *sc);
 
 #endif /* STASH_TESTS_POWERLOSS_H */
