@@ -4,8 +4,11 @@
  * no acknowledged write was lost, none was applied twice, and no read went
  * back in time (DESIGN.md, guarantees 1 to 4).
  *
- * Without arguments (make check) it is a short run; with options it is the
- * soak (--help). One run:
+ * Without arguments (make check) it is a short run (64 clients, 10 cycles);
+ * with options it is the soak (--help). --crash-points makes the daemon
+ * kill itself at named points instead (daemon/crashpoint.h); --power-loss
+ * adds a power cut after each death (tests/faultfs.c, powerloss.c). One
+ * run:
  *
  *   start stashd in a folder of its own (kept across all cycles)
  *   create the table rows(client, n) -- no unique constraint, so that an
@@ -1541,11 +1544,11 @@ usage(FILE *f)
 	    "exit 0\n"
 	    "on SIGTERM and the database must pass PRAGMA integrity_check.\n"
 	    "\n"
-	    "Without options: the short run of make check (16 clients, 20 "
+	    "Without options: the short run of make check (64 clients, 10 "
 	    "cycles,\n"
-	    "kills 100..700 ms apart). With any option: the soak, whose "
-	    "defaults are\n"
-	    "the values in brackets.\n"
+	    "kills 100..700 ms apart). With any option but the two modes "
+	    "below: the\n"
+	    "soak, whose defaults are the values in brackets.\n"
 	    "\n"
 	    "  --clients N       concurrent clients, one connection each [64]\n"
 	    "  --cycles N        kill and restart cycles [300]\n"
@@ -1566,9 +1569,9 @@ usage(FILE *f)
 	    "stashd\n"
 	    "                    built with them: $STASHD_CRASHPOINTS, else "
 	    "$STASHD;\n"
-	    "                    exits 77 when it has none. Alone: %d clients, "
-	    "%d\n"
-	    "                    cycles (each point 3 times)\n"
+	    "                    exits 77 when it has none. Alone: %d "
+	    "cycles\n"
+	    "                    (each point 3 times)\n"
 	    "  --power-loss      after each death of the daemon (and after the "
 	    "last\n"
 	    "                    SIGTERM), a power cut: every file goes back "
@@ -1577,9 +1580,7 @@ usage(FILE *f)
 	    "folder's last\n"
 	    "                    fsync go (the daemon runs under "
 	    "$FAULTFS_SO,\n"
-	    "                    tests/faultfs.c, which records the syncs). "
-	    "Alone:\n"
-	    "                    10 cycles\n"
+	    "                    tests/faultfs.c, which records the syncs)\n"
 	    "  -h, --help        this help\n"
 	    "\n"
 	    "Environment: STASHD (the daemon, ./stashd), TESTS_TMPDIR (where "
@@ -1589,7 +1590,7 @@ usage(FILE *f)
 	    "(cycles\n"
 	    "plus the final checks); exits 0 when nothing failed, 1 "
 	    "otherwise.\n",
-	    WINDOW_MAX, 8, 3 * NPOINTS);
+	    WINDOW_MAX, 3 * NPOINTS);
 }
 
 static int
@@ -1633,11 +1634,8 @@ options(struct crash *cx, int argc, char **argv)
 			modes++;
 		}
 	cx->soak = argc - modes > 1;
-	cx->nclients = cx->soak ? 64 : cx->crashpoints ? 8 : 16;
-	cx->cycles = cx->soak	       ? 300
-		     : cx->crashpoints ? 3 * NPOINTS
-		     : cx->powerloss   ? 10
-				       : 20;
+	cx->nclients = 64;
+	cx->cycles = cx->soak ? 300 : cx->crashpoints ? 3 * NPOINTS : 10;
 	cx->min_ms = cx->soak ? 20 : 100;
 	cx->max_ms = cx->soak ? 800 : 700;
 	cx->window = 4;
