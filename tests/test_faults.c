@@ -26,6 +26,15 @@
  *   space) and stops again at the first write; once space is back, the
  *   next restart takes writes.
  *
+ *   memory (tests/failmalloc.c, preloaded too: the n-th malloc, calloc or
+ *   realloc after the switch fails, n = 1..20, or every one from the 1st
+ *   or the 50th): a request may get an error or its connection closed, and
+ *   stashd may exit 1 (xmalloc's policy: out of memory in the daemon's own
+ *   bookkeeping is fatal, the journal makes the restart safe), but it never
+ *   dies of a signal nor answers a wrong value; if it runs on, it takes
+ *   writes once memory is back. Skipped when stashd is built with a
+ *   sanitizer, whose allocator the shim cannot sit under.
+ *
  * Every case ends the same way: the daemon is dead (killed, or exited by
  * itself); a power cut takes away whatever no successful fsync covered;
  * stashd starts without faults; every acknowledged key holds its value;
@@ -78,6 +87,7 @@ struct fx {
 	unsigned	   closed;	/* connections closed under us */
 	int		   failed;
 	char		   msg[MSG_MAX];
+	const char	  *oom; /* FAILMALLOC of the next start, or NULL */
 };
 
 static int passes, fails;
@@ -179,8 +189,24 @@ fx_start(struct fx *f, const char *spec)
 	if (f->d.dir[0] != '\0')
 		daemon_cleanup(&f->d); /* the last start's socket and log */
 	/* Only the daemon runs under the shim: set, fork, unset. */
-	if (setenv("LD_PRELOAD", so, 1) == -1 ||
-	    setenv("FAULTFS_DIR", f->dir, 1) == -1 ||
+	if (f->oom != NULL) {
+		const char *fm = getenv("FAILMALLOC_SO");
+		char	    pre[1024], cnt[400];
+
+		snprintf(pre, sizeof(pre), "%s %s", so, fm);
+		snprintf(cnt, sizeof(cnt), "%s/oom.count", f->dir);
+		if (setenv("FAILMALLOC", f->oom, 1) == -1 ||
+		    setenv("FAILMALLOC_SWITCH", f->sw, 1) == -1 ||
+		    setenv("FAILMALLOC_COUNT", cnt, 1) == -1 ||
+		    setenv("LD_PRELOAD", pre, 1) == -1) {
+			fx_fail(f, "setenv: %s", strerror(errno));
+			return -1;
+		}
+	} else if (setenv("LD_PRELOAD", so, 1) == -1) {
+		fx_fail(f, "setenv: %s", strerror(errno));
+		return -1;
+	}
+	if (setenv("FAULTFS_DIR", f->dir, 1) == -1 ||
 	    setenv("FAULTFS_LOG", f->rec, 1) == -1 ||
 	    setenv("FAULTFS_SWITCH", f->sw, 1) == -1 ||
 	    setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1) == -1 ||
@@ -192,6 +218,7 @@ fx_start(struct fx *f, const char *spec)
 	rc = daemon_start(&f->d, args);
 	unsetenv("LD_PRELOAD");
 	unsetenv("FAULTFS_FAIL");
+	unsetenv("FAILMALLOC");
 	if (rc == -1) {
 		fx_fail(f, "stashd did not start (%s)",
 		    spec != NULL ? spec : "no fault");
@@ -610,19 +637,138 @@ out:
 	free(f);
 }
 
+/* Is $STASHD built with AddressSanitizer (linked to libasan)? */
+static int
+sanitized(void)
+{
+	const char *bin = getenv("STASHD");
+	char	    cmd[1200];
+
+	snprintf(cmd, sizeof(cmd), "ldd '%s' 2>/dev/null | grep -q libasan",
+	    bin != NULL ? bin : "./stashd");
+	return system(cmd) == 0;
+}
+
+/* How many allocations the malloc shim failed. */
+static long
+oom_count(struct fx *f)
+{
+	struct stat st;
+	char	    path[400];
+
+	snprintf(path, sizeof(path), "%s/oom.count", f->dir);
+	return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/*
+ * Out of memory in the daemon: the nth allocation after the switch fails
+ * (or every one from it, forever). Requests may fail with an error
+ * answer, and the daemon may stop with exit 1 (xmalloc's policy), but it
+ * never dies of a signal, never answers a wrong value, and loses nothing
+ * acknowledged. The outcome is counted in *survived or *exited.
+ */
+static void
+case_oom(unsigned nth, int forever, unsigned *survived, unsigned *exited)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char	   name[96], spec[64], code[64], detail[256], req[64];
+	unsigned   errors = 0, n;
+	double	   t0;
+	json_t	  *j, *v;
+	char	  *ans;
+	int	   fd = -1, rc, st = -1, i;
+
+	detail[0] = '\0';
+	snprintf(name, sizeof(name), "allocation %u%s fails", nth,
+	    forever ? " and every later one" : "");
+	snprintf(spec, sizeof(spec), "%u%s", nth, forever ? ":forever" : "");
+	if (f == NULL || fx_init(f, name) == -1) {
+		fails++;
+		free(f);
+		return;
+	}
+	f->oom = spec;
+	if (fx_start(f, NULL) == -1 || (fd = raw_connect(f->d.sock)) == -1 ||
+	    fx_warmup(f, fd) == -1)
+		goto out;
+	fx_switch(f, 1);
+	t0 = now_s();
+	for (i = 0; now_s() - t0 < 0.3; i++) {
+		if (i % 2 == 0) {
+			if ((rc = fx_set(f, fd, code, sizeof(code))) == -1)
+				break;
+			if (rc == 0)
+				errors++;
+			continue;
+		}
+		/* A get of an acknowledged key: its value, or an error. */
+		n = (unsigned)i % WARMUP;
+		snprintf(
+		    req, sizeof(req), "{\"op\":\"get\",\"key\":\"k%u\"}", n);
+		if ((ans = raw_roundtrip(fd, req)) == NULL)
+			break;
+		j = json_loads(ans, 0, NULL);
+		free(ans);
+		v = json_object_get(json_object_get(j, "value"), "n");
+		if (json_is_true(json_object_get(j, "ok")) &&
+		    (!json_is_integer(v) || json_integer_value(v) != n))
+			fx_fail(f, "get k%u answered a wrong value", n);
+		else if (!json_is_true(json_object_get(j, "ok")))
+			errors++;
+		json_decref(j);
+	}
+	fx_switch(f, 0);
+	if (fd != -1)
+		close(fd);
+	fd = -1;
+	if (oom_count(f) == 0)
+		fx_fail(f, "no allocation failed: the fault was never reached");
+	/* Alive and well, or gone with exit 1: never a signal. */
+	if ((st = fx_wait_exit(f, 0.2)) == -1) {
+		if ((fd = raw_connect(f->d.sock)) == -1 ||
+		    fx_set(f, fd, code, sizeof(code)) != 1)
+			fx_fail(f, "stashd runs but takes no write once memory "
+				   "is back");
+		(*survived)++;
+	} else if (st == 1)
+		(*exited)++;
+	else if (st != -2)
+		fx_fail(f, "stashd exited %d when out of memory, not 1", st);
+	snprintf(detail, sizeof(detail),
+	    "%ld allocations failed; %u requests answered an error; stashd "
+	    "%s; nothing lost after a power cut",
+	    oom_count(f), errors,
+	    st == -1 ? "kept running and takes writes" : "exited 1");
+	if (fd != -1)
+		close(fd);
+	fd = -1;
+	f->oom = NULL;
+	fx_verify(f);
+out:
+	if (fd != -1)
+		close(fd);
+	fx_done(f, detail);
+	free(f);
+}
+
 int
 main(int argc, char **argv)
 {
 	static const char *const ops[] = {"write", "sync", "dirsync", "open"};
 	const char		*so = getenv("FAULTFS_SO");
-	unsigned		 i, n;
+	const char		*fm = getenv("FAILMALLOC_SO");
+	const char		*why = "";
+	unsigned		 i, n, survived = 0, exited = 0;
+	int			 oom = 1, oom_only;
 
-	if (argc > 1) {
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--oom-only") != 0)) {
 		fprintf(stderr,
-		    "usage: test_faults (no arguments; environment: STASHD, "
-		    "FAULTFS_SO, TESTS_TMPDIR)\n");
+		    "usage: test_faults [--oom-only]\n"
+		    "environment: STASHD, FAULTFS_SO, FAILMALLOC_SO, "
+		    "TESTS_TMPDIR\n");
 		return 2;
 	}
+	oom_only = argc == 2;
 	if (so == NULL || access(so, R_OK) == -1) {
 		printf("SKIP: FAULTFS_SO does not name the shim "
 		       "tests/.libs/faultfs.so\n");
@@ -630,13 +776,33 @@ main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* The malloc shim cannot sit under a sanitizer's allocator. */
+	if (fm == NULL || access(fm, R_OK) == -1) {
+		oom = 0;
+		why = "FAILMALLOC_SO does not name tests/.libs/failmalloc.so";
+	} else if (sanitized()) {
+		oom = 0;
+		why = "stashd is built with a sanitizer";
+	}
 
-	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+	for (i = 0; !oom_only && i < sizeof(ops) / sizeof(ops[0]); i++)
 		for (n = 1; n <= 3; n++)
 			case_journal(ops[i], n, "EIO");
-	case_sqlite("EIO");
-	case_sqlite("ENOSPC");
-	case_journal_full();
+	if (!oom_only) {
+		case_sqlite("EIO");
+		case_sqlite("ENOSPC");
+		case_journal_full();
+	}
+	if (oom) {
+		for (n = 1; n <= 20; n++)
+			case_oom(n, 0, &survived, &exited);
+		case_oom(1, 1, &survived, &exited);
+		case_oom(50, 1, &survived, &exited);
+		printf("out of memory: stashd kept running %u times, exited 1 "
+		       "%u times, never died of a signal\n",
+		    survived, exited);
+	} else
+		printf("skip the out-of-memory cases: %s\n", why);
 
 	printf("%d passed, %d failed\n", passes, fails);
 	return fails > 0 ? 1 : 0;
