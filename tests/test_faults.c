@@ -88,6 +88,7 @@ struct fx {
 	int		   failed;
 	char		   msg[MSG_MAX];
 	const char	  *oom; /* FAILMALLOC of the next start, or NULL */
+	char		   jdir[320]; /* --journal-dir, when not empty */
 };
 
 static int passes, fails;
@@ -175,8 +176,9 @@ fx_switch(struct fx *f, int on)
 static int
 fx_start(struct fx *f, const char *spec)
 {
-	const char *so = getenv("FAULTFS_SO");
-	const char *args[] = {"-d", f->db, "--segment-size", "64KB", NULL};
+	const char	      *so = getenv("FAULTFS_SO");
+	const char	      *args[] = {"-d", f->db, "--segment-size", "64KB",
+	       f->jdir[0] != '\0' ? "--journal-dir" : NULL, f->jdir, NULL};
 	struct powerloss_stats st;
 	char		       err[512];
 	int		       rc;
@@ -637,6 +639,46 @@ out:
 	free(f);
 }
 
+/*
+ * The journal in a folder stashd creates, under one it did not: after the
+ * first acknowledged writes, a SIGKILL and a power cut, the journal folder
+ * must still be there (its creation synced in its parent), or the writes
+ * SQLite had not made durable yet are gone.
+ */
+static void
+case_new_journal_dir(void)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char	   sub[320];
+	int	   fd = -1;
+
+	if (f == NULL ||
+	    fx_init(f, "the journal's folder is created, then a power cut") ==
+		-1) {
+		fails++;
+		free(f);
+		return;
+	}
+	snprintf(sub, sizeof(sub), "%s/sub", f->dir);
+	snprintf(f->jdir, sizeof(f->jdir), "%s/sub/journal", f->dir);
+	if (mkdir(sub, 0700) == -1) {
+		fx_fail(f, "mkdir %s: %s", sub, strerror(errno));
+		goto out;
+	}
+	/* Killed at once: no checkpoint has made SQLite's copy durable. */
+	if (fx_start(f, NULL) == -1 || (fd = raw_connect(f->d.sock)) == -1 ||
+	    fx_warmup(f, fd) == -1)
+		goto out;
+	close(fd);
+	fd = -1;
+	fx_verify(f);
+out:
+	if (fd != -1)
+		close(fd);
+	fx_done(f, "every acknowledged write there after the power cut");
+	free(f);
+}
+
 /* Is $STASHD built with AddressSanitizer (linked to libasan)? */
 static int
 sanitized(void)
@@ -792,6 +834,7 @@ main(int argc, char **argv)
 		case_sqlite("EIO");
 		case_sqlite("ENOSPC");
 		case_journal_full();
+		case_new_journal_dir();
 	}
 	if (oom) {
 		for (n = 1; n <= 20; n++)
