@@ -411,6 +411,7 @@ main(int argc, char **argv)
 	wcb.applied = cmd_applied;
 	wcb.unavailable = cmd_unavailable;
 	wcb.fatal = cmd_broken;
+	wcb.dropped = cmd_dropped;
 	wcb.arg = &d.cmd;
 	d.opts.writer.sync_normal = d.opts.sync_normal;
 	d.writer =

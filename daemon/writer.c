@@ -190,7 +190,7 @@ journal_main(void *arg)
 {
 	struct writer  *wr = arg;
 	struct wbuf	buf;
-	struct wgroup  *g;
+	struct wgroup  *g = NULL;
 	struct wreq    *w;
 	struct timespec until;
 	uint64_t	last_sync = now_ms();
@@ -281,16 +281,12 @@ journal_main(void *arg)
 			wbuf_add(&buf, w->rec, w->rec_len);
 		}
 		if (journal_write(wr->journal, buf.buf, buf.len, g->first_seq,
-			g->last_seq, &cause) == -1) {
-			writer_group_free(g);
+			g->last_seq, &cause) == -1)
 			goto broken;
-		}
 		if (need_sync ||
 		    now_ms() - last_sync >= wr->opts.fsync_interval_ms) {
-			if (journal_sync(wr->journal, &cause) == -1) {
-				writer_group_free(g);
+			if (journal_sync(wr->journal, &cause) == -1)
 				goto broken;
-			}
 			unsynced = 0;
 			last_sync = now_ms();
 			g->synced = 1;
@@ -309,6 +305,7 @@ journal_main(void *arg)
 		if (g->urgent)
 			wr->urgent++;
 		TAILQ_INSERT_TAIL(&wr->journaled, g, entry);
+		g = NULL; /* the apply thread's now */
 		pthread_cond_signal(&wr->acond);
 	}
 	wr->journal_done = 1;
@@ -326,6 +323,12 @@ broken:
 	post(wr, msg_fatal, NULL, 0, cause);
 	free(cause);
 	pthread_mutex_lock(&wr->lock);
+	/* The group that failed goes back in front, never acknowledged. */
+	if (g != NULL) {
+		TAILQ_CONCAT(&g->reqs, &wr->incoming, entry);
+		TAILQ_CONCAT(&wr->incoming, &g->reqs, entry);
+		free(g);
+	}
 	wr->broken = 1;
 	wr->journal_done = 1;
 	pthread_cond_signal(&wr->acond);
@@ -745,6 +748,8 @@ writer_stop(struct writer *wr)
 	/* After a journal failure, what was not written is dropped. */
 	while ((w = TAILQ_FIRST(&wr->incoming)) != NULL) {
 		TAILQ_REMOVE(&wr->incoming, w, entry);
+		if (wr->cb.dropped != NULL)
+			wr->cb.dropped(wr->cb.arg, w);
 		wreq_free(w);
 	}
 	pthread_cond_destroy(&wr->jcond);
