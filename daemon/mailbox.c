@@ -5,11 +5,18 @@
  * event only when the queue was empty, so a burst of completions costs one
  * wake-up. The loop swaps the whole queue out under the lock and runs it
  * without holding the lock, so a callback may post again.
+ *
+ * A turn of the loop runs callbacks for at most MAILBOX_SLICE_US and
+ * leaves the rest for the next turn (a zero timeout), so that a burst --
+ * a large applied transaction unpins tens of thousands of writes -- does
+ * not hold up the clients' reads and writes in between.
  */
 #include "config.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -28,12 +35,74 @@ struct mailbox {
 	struct mail    *head;
 	struct mail    *tail;
 	struct event   *ev;
+	struct mail    *local; /* taken out, not yet run (the loop's) */
+	struct mail    *local_tail;
+	struct event   *more; /* the next turn runs the rest */
 };
+
+#define MAILBOX_SLICE_US 1000
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Move what was posted to the loop's own list. */
+static void
+mailbox_take(struct mailbox *mb)
+{
+	struct mail *m, *tail;
+
+	pthread_mutex_lock(&mb->lock);
+	m = mb->head;
+	tail = mb->tail;
+	mb->head = mb->tail = NULL;
+	pthread_mutex_unlock(&mb->lock);
+	if (m == NULL)
+		return;
+	if (mb->local_tail != NULL)
+		mb->local_tail->next = m;
+	else
+		mb->local = m;
+	mb->local_tail = tail;
+}
+
+/* Run the next callback taken out; 0 when there is none. */
+static int
+mailbox_run_one(struct mailbox *mb)
+{
+	struct mail *m = mb->local;
+
+	if (m == NULL)
+		return 0;
+	if ((mb->local = m->next) == NULL)
+		mb->local_tail = NULL;
+	m->fn(m->arg);
+	free(m);
+	return 1;
+}
 
 static void
 mailbox_cb(evutil_socket_t fd, short what, void *arg)
 {
-	mailbox_drain(arg);
+	struct mailbox *mb = arg;
+	struct timeval	now = {0, 0};
+	uint64_t	start = mono_us();
+	unsigned	n = 0;
+
+	(void)fd;
+	(void)what;
+	mailbox_take(mb);
+	while (mailbox_run_one(mb)) {
+		if (++n % 8 == 0 && mono_us() - start >= MAILBOX_SLICE_US)
+			break;
+	}
+	if (mb->local != NULL && evtimer_add(mb->more, &now) == -1)
+		fatalx("evtimer_add");
 }
 
 struct mailbox *
@@ -43,9 +112,16 @@ mailbox_create(struct event_base *base)
 
 	if (pthread_mutex_init(&mb->lock, NULL) != 0)
 		fatalx("pthread_mutex_init");
-	if ((mb->ev = event_new(base, -1, 0, mailbox_cb, mb)) == NULL)
+	if ((mb->ev = event_new(base, -1, 0, mailbox_cb, mb)) == NULL ||
+	    (mb->more = evtimer_new(base, mailbox_cb, mb)) == NULL)
 		fatalx("event_new");
 	return mb;
+}
+
+struct event_base *
+mailbox_base(struct mailbox *mb)
+{
+	return event_get_base(mb->ev);
 }
 
 void
@@ -72,17 +148,9 @@ mailbox_post(struct mailbox *mb, mailbox_fn fn, void *arg)
 void
 mailbox_drain(struct mailbox *mb)
 {
-	struct mail *m, *next;
-
-	pthread_mutex_lock(&mb->lock);
-	m = mb->head;
-	mb->head = mb->tail = NULL;
-	pthread_mutex_unlock(&mb->lock);
-	for (; m != NULL; m = next) {
-		next = m->next;
-		m->fn(m->arg);
-		free(m);
-	}
+	mailbox_take(mb);
+	while (mailbox_run_one(mb))
+		;
 }
 
 void
@@ -96,7 +164,12 @@ mailbox_free(struct mailbox *mb)
 		next = m->next;
 		free(m);
 	}
+	for (m = mb->local; m != NULL; m = next) {
+		next = m->next;
+		free(m);
+	}
 	event_free(mb->ev);
+	event_free(mb->more);
 	pthread_mutex_destroy(&mb->lock);
 	free(mb);
 }

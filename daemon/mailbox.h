@@ -19,5 +19,7 @@ void mailbox_post(struct mailbox *mb, mailbox_fn fn, void *arg);
 /* Run everything posted so far, now, on the calling (loop) thread. */
 void mailbox_drain(struct mailbox *mb);
 void mailbox_free(struct mailbox *mb);
+/* The loop the mailbox wakes. */
+struct event_base *mailbox_base(struct mailbox *mb);
 
 #endif /* STASHD_MAILBOX_H */

@@ -361,6 +361,7 @@ main(int argc, char **argv)
 	so.path = d.opts.database;
 	so.synchronous_full = !d.opts.sync_normal;
 	so.busy_timeout_ms = 30000;
+	so.cache_bytes = d.opts.sqlite_cache;
 	so.query_rows_max = d.opts.query_rows_max;
 	so.query_bytes_max = d.opts.query_bytes_max;
 	last_seq = recover(&d, &so);

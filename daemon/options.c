@@ -96,7 +96,7 @@ static const struct cdef config_table[] = {
 	"16MB", "most bytes in one group commit", 0},
     {"group-delay", 0, C_US, O(writer.group_delay_us), 0, 1000000, "0",
 	"wait this long for a group to fill (up to 1s)", 0},
-    {"apply-delay", 0, C_MS, O(writer.apply_delay_ms), 0, 10000, "100ms",
+    {"apply-delay", 0, C_MS, O(writer.apply_delay_ms), 0, 10000, "1s",
 	"let journaled writes gather this long before applying them to "
 	"SQLite",
 	0},
@@ -115,6 +115,8 @@ static const struct cdef config_table[] = {
 	"most rows in a query answer", 0},
     {"query-bytes-max", 0, C_SIZE, O(query_bytes_max), KB, SIZE_MAX, "16MB",
 	"most bytes in a query answer", 0},
+    {"sqlite-cache", 0, C_SIZE, O(sqlite_cache), 1024 * 1024, 64 * GB, "16MB",
+	"SQLite page cache of the connection that applies writes", 0},
     {"synchronous", 0, C_SYNC, O(sync_normal), 0, 0, "normal",
 	"SQLite's synchronous setting: normal (synced at checkpoints; the "
 	"journal keeps writes until then) or full",
@@ -162,10 +164,11 @@ options_defaults(struct options *o)
 	o->writer.group_max_bytes = (size_t)16 * 1024 * 1024;
 	o->writer.group_delay_us = 0;
 	o->writer.fsync_interval_ms = 1000;
-	o->writer.apply_delay_ms = 100;
+	o->writer.apply_delay_ms = 1000;
 	o->writer.purge_interval_ms = 1000;
 	o->writer.checkpoint_interval_ms = 1000;
 	o->sync_normal = 1;
+	o->sqlite_cache = (size_t)16 * 1024 * 1024;
 	o->write_queue_max = (size_t)64 * 1024 * 1024;
 	o->readers = 2;
 	o->sql_enabled = 1;

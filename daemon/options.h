@@ -35,6 +35,7 @@ struct options {
 	size_t		      query_bytes_max;
 	int		      salvage;
 	int		      sync_normal;
+	size_t		      sqlite_cache;
 	char		     *allow_users; /* "name:role, ..." */
 	char		     *allow_groups;
 	/* Where the settings came from. */

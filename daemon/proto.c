@@ -466,6 +466,9 @@ compact(char *s, size_t n)
 	size_t i, o = 0;
 	int    in_str = 0;
 
+	/* Only an object or an array can hold blanks between tokens. */
+	if (n == 0 || (s[0] != '{' && s[0] != '['))
+		return n;
 	for (i = 0; i < n; i++) {
 		char c = s[i];
 
@@ -643,8 +646,10 @@ set_field(struct proto_request *req, const char *name, char *v, size_t n,
 	size_t	    i;
 
 	for (i = 0; i < sizeof(proto_fields) / sizeof(proto_fields[0]); i++)
-		if (strcmp(name, proto_fields[i].name) == 0)
+		if (strcmp(name, proto_fields[i].name) == 0) {
 			bit = proto_fields[i].bit;
+			break;
+		}
 	if (bit == 0)
 		return field_error(req, errmsg, "unknown field ", name, "");
 	if (*seen & bit)
@@ -659,8 +664,10 @@ set_field(struct proto_request *req, const char *name, char *v, size_t n,
 		word = member_name(
 		    v + 1, n - 2, vdeclen, wordbuf, sizeof(wordbuf));
 		for (i = 1; i < PROTO_OP__COUNT; i++)
-			if (strcmp(word, proto_ops[i].name) == 0)
+			if (strcmp(word, proto_ops[i].name) == 0) {
 				req->op = (enum proto_op)i;
+				break;
+			}
 		if (req->op == PROTO_OP_NONE) {
 			*errmsg = "unknown op";
 			return PROTO_BAD_REQUEST;

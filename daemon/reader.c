@@ -131,6 +131,7 @@ reader_start(unsigned nthreads, const struct store_options *opts,
 	unsigned	     i;
 
 	ro.readonly = 1;
+	ro.cache_bytes = 0; /* SQLite's default: the OS caches the file */
 	r->mb = mb;
 	r->nthreads = nthreads;
 	TAILQ_INIT(&r->jobs);

@@ -342,7 +342,22 @@ store_open(const struct store_options *opts, char **cause)
 			opts->synchronous_full ? "PRAGMA synchronous=FULL"
 					       : "PRAGMA synchronous=NORMAL",
 			cause) == -1 ||
-		    exec_sql(s, "PRAGMA foreign_keys=ON", cause) == -1)
+		    exec_sql(s, "PRAGMA foreign_keys=ON", cause) == -1 ||
+		    /*
+		     * Checkpoints are the apply thread's, between its
+		     * transactions (writer.c), not SQLite's at every commit
+		     * past 1000 pages: a large transaction would pay one.
+		     */
+		    exec_sql(s, "PRAGMA wal_autocheckpoint=0", cause) == -1)
+			goto fail;
+	}
+	if (opts->cache_bytes > 0) {
+		char sql[64];
+
+		/* A large transaction's pages stay in memory to its commit. */
+		snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%zu",
+		    opts->cache_bytes / 1024);
+		if (exec_sql(s, sql, cause) == -1)
 			goto fail;
 	}
 	if (store_schema(s, cause) == -1)

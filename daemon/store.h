@@ -31,6 +31,7 @@ struct store_options {
 	int	    readonly;
 	int	    synchronous_full; /* else NORMAL */
 	unsigned    busy_timeout_ms;
+	size_t	    cache_bytes; /* page cache; 0: SQLite's default */
 	/* Query limits (readers). */
 	size_t query_rows_max;
 	size_t query_bytes_max;

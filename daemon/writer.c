@@ -46,6 +46,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "crashpoint.h"
@@ -71,6 +72,10 @@ struct writer {
 	pthread_cond_t	    jcond; /* work for the journal thread */
 	pthread_cond_t	    acond; /* work for the apply thread (monotonic) */
 	struct wreq_list    incoming;
+	struct wreq_list    staged;   /* the loop's, not yet in incoming */
+	size_t		    staged_n; /* and their count and bytes */
+	size_t		    staged_bytes;
+	struct event	   *stage_ev;  /* moves staged to incoming */
 	struct wgroup_list  journaled; /* waiting to be applied */
 	int		    stopping;
 	int		    journal_done; /* journal thread has exited */
@@ -101,6 +106,13 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Most writes applied in one transaction. */
+static size_t
+apply_batch_max(const struct writer *wr)
+{
+	return wr->opts.group_max_ops * 4;
 }
 
 /* The monotonic clock ms from now, for the apply thread's timed waits. */
@@ -304,9 +316,16 @@ journal_main(void *arg)
 		g->journaled_ms = now_ms();
 		if (g->urgent)
 			wr->urgent++;
+		/*
+		 * Wake the apply thread only when this changes its plans: it
+		 * knows when the first waiting group is due.
+		 */
+		if (TAILQ_EMPTY(&wr->journaled) || g->urgent ||
+		    wr->opts.apply_delay_ms == 0 ||
+		    wr->stats.apply_backlog >= apply_batch_max(wr))
+			pthread_cond_signal(&wr->acond);
 		TAILQ_INSERT_TAIL(&wr->journaled, g, entry);
 		g = NULL; /* the apply thread's now */
-		pthread_cond_signal(&wr->acond);
 	}
 	wr->journal_done = 1;
 	pthread_cond_signal(&wr->acond);
@@ -521,13 +540,6 @@ apply_batch(struct writer *wr, struct wgroup_list *batch, uint64_t *last,
 	return 0;
 }
 
-/* Most writes applied in one transaction. */
-static size_t
-apply_batch_max(const struct writer *wr)
-{
-	return wr->opts.group_max_ops * 4;
-}
-
 /*
  * Whether the journaled groups should be applied now (the lock is held);
  * if not, *due is when, on the monotonic clock in ms.
@@ -553,7 +565,7 @@ apply_main(void *arg)
 	struct wgroup_list batch;
 	struct wgroup	  *g;
 	uint64_t	   last = 0, errors, ops, last_purge = now_ms();
-	uint64_t	   last_ckpt = now_ms(), durable = 0, due;
+	uint64_t	   last_ckpt = now_ms(), durable = 0, due, ckpt_seq = 0;
 	unsigned	   backoff = 0;
 	int		   down = 0, n;
 	char		  *cause = NULL;
@@ -574,11 +586,14 @@ apply_main(void *arg)
 				break;
 			/* Idle: purge expired rows now and then. */
 			pthread_mutex_unlock(&wr->lock);
-			if (wr->opts.sync_normal && durable < last &&
+			if (ckpt_seq < last &&
 			    store_checkpoint(wr->store, 0, &cause) == 0) {
-				durable = last;
+				ckpt_seq = last;
 				last_ckpt = now_ms();
-				journal_release(wr->journal, durable);
+				if (wr->opts.sync_normal) {
+					durable = last;
+					journal_release(wr->journal, durable);
+				}
 			} else if (cause != NULL) {
 				log_warnx("checkpoint: %s", cause);
 				free(cause);
@@ -649,15 +664,18 @@ apply_main(void *arg)
 		/*
 		 * With synchronous=FULL the commit is durable now; with NORMAL,
 		 * only once a checkpoint has copied and synced everything.
+		 * Checkpoints are taken here in both cases (SQLite's automatic
+		 * ones are off), so the WAL stays small.
 		 */
 		if (!wr->opts.sync_normal)
 			durable = last;
-		else if (now_ms() - last_ckpt >=
-			 wr->opts.checkpoint_interval_ms) {
+		if (now_ms() - last_ckpt >= wr->opts.checkpoint_interval_ms) {
 			last_ckpt = now_ms();
-			if (store_checkpoint(wr->store, 0, &cause) == 0)
-				durable = last;
-			else if (cause != NULL) {
+			if (store_checkpoint(wr->store, 0, &cause) == 0) {
+				ckpt_seq = last;
+				if (wr->opts.sync_normal)
+					durable = last;
+			} else if (cause != NULL) {
 				log_warnx("checkpoint: %s", cause);
 				free(cause);
 				cause = NULL;
@@ -681,6 +699,8 @@ apply_main(void *arg)
 	return NULL;
 }
 
+static void writer_stage_cb(evutil_socket_t, short, void *);
+
 struct writer *
 writer_start(const struct writer_options *opts, struct journal *j,
     struct store *s, struct mailbox *mb, const struct writer_callbacks *cb)
@@ -694,7 +714,11 @@ writer_start(const struct writer_options *opts, struct journal *j,
 	wr->store = s;
 	wr->mb = mb;
 	TAILQ_INIT(&wr->incoming);
+	TAILQ_INIT(&wr->staged);
 	TAILQ_INIT(&wr->journaled);
+	wr->stage_ev = event_new(mailbox_base(mb), -1, 0, writer_stage_cb, wr);
+	if (wr->stage_ev == NULL)
+		fatalx("writer: event_new");
 	if (pthread_condattr_init(&attr) != 0 ||
 	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
 	    pthread_mutex_init(&wr->lock, NULL) != 0 ||
@@ -711,15 +735,46 @@ writer_start(const struct writer_options *opts, struct journal *j,
 	return wr;
 }
 
+/*
+ * Hand the staged writes to the journal thread, with one lock and one
+ * wakeup for all of them.
+ */
+static void
+writer_unstage(struct writer *wr)
+{
+	if (TAILQ_EMPTY(&wr->staged))
+		return;
+	pthread_mutex_lock(&wr->lock);
+	TAILQ_CONCAT(&wr->incoming, &wr->staged, entry);
+	wr->stats.queue_ops += wr->staged_n;
+	wr->stats.queue_bytes += wr->staged_bytes;
+	pthread_cond_signal(&wr->jcond);
+	pthread_mutex_unlock(&wr->lock);
+	wr->staged_n = wr->staged_bytes = 0;
+}
+
+static void
+writer_stage_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	writer_unstage(arg);
+}
+
+/*
+ * Writes are staged on the loop and handed over once the loop has run
+ * every callback ready in this turn: the requests read from all the
+ * clients that woke the loop together join one group, rather than the
+ * first waking the journal thread alone into a group of one.
+ */
 void
 writer_submit(struct writer *wr, struct wreq *w)
 {
-	pthread_mutex_lock(&wr->lock);
-	TAILQ_INSERT_TAIL(&wr->incoming, w, entry);
-	wr->stats.queue_ops++;
-	wr->stats.queue_bytes += w->rec_len;
-	pthread_cond_signal(&wr->jcond);
-	pthread_mutex_unlock(&wr->lock);
+	if (TAILQ_EMPTY(&wr->staged))
+		event_active(wr->stage_ev, EV_READ, 0);
+	TAILQ_INSERT_TAIL(&wr->staged, w, entry);
+	wr->staged_n++;
+	wr->staged_bytes += w->rec_len;
 }
 
 void
@@ -738,6 +793,8 @@ writer_stop(struct writer *wr)
 {
 	struct wreq *w;
 
+	writer_unstage(wr);
+	event_free(wr->stage_ev);
 	pthread_mutex_lock(&wr->lock);
 	wr->stopping = 1;
 	pthread_cond_signal(&wr->jcond);

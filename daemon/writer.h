@@ -85,7 +85,10 @@ struct writer_stats {
 struct writer *writer_start(const struct writer_options *opts,
     struct journal *j, struct store *s, struct mailbox *mb,
     const struct writer_callbacks *cb);
-/* Queue w (the loop thread; seqs strictly increasing). */
+/*
+ * Queue w (the loop thread; seqs strictly increasing). It reaches the
+ * journal thread at the end of the loop's turn.
+ */
 void writer_submit(struct writer *wr, struct wreq *w);
 /*
  * Someone waits for writes up to seq to be applied (a sync, a query after
