@@ -1277,6 +1277,19 @@ cmd_unavailable(void *arg, int on, const char *why)
 		log_info("SQLite takes writes again");
 }
 
+/*
+ * After a journal failure, at the stop: a write that was never
+ * acknowledged. Its outcome is unknown (it may be on the disk), so it gets
+ * no answer: its connection is closed; only its slot is freed.
+ */
+void
+cmd_dropped(void *arg, struct wreq *w)
+{
+	if (w->owner != NULL)
+		server_slot_drop(w->owner);
+	w->owner = NULL;
+}
+
 void
 cmd_broken(void *arg, const char *why)
 {

@@ -21,6 +21,7 @@ struct reader;
 struct writer;
 struct wgroup;
 struct rcmd;
+struct wreq;
 
 /* What cmd_line() did with a line. */
 enum cmd_result {
@@ -126,5 +127,6 @@ void cmd_journaled(void *arg, struct wgroup *g);
 void cmd_applied(void *arg, struct wgroup *g);
 void cmd_unavailable(void *arg, int on, const char *why);
 void cmd_broken(void *arg, const char *why);
+void cmd_dropped(void *arg, struct wreq *w);
 
 #endif /* STASHD_CMD_H */

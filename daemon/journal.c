@@ -315,6 +315,40 @@ dir_sync(struct journal *j, char **cause)
 	return 0;
 }
 
+/*
+ * A folder just created survives a power cut only once the folder that
+ * holds it is fsync'd: else the journal, and every segment synced into it,
+ * could vanish with the entry that names it.
+ */
+static int
+parent_sync(const char *dir, char **cause)
+{
+	char  *parent = xstrdup(dir), *slash;
+	size_t n = strlen(parent);
+	int    fd;
+
+	while (n > 1 && parent[n - 1] == '/')
+		parent[--n] = '\0';
+	if ((slash = strrchr(parent, '/')) == NULL)
+		strcpy(parent, ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    fsync(fd) == -1) {
+		xasprintf(
+		    cause, "fsync of folder %s: %s", parent, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		free(parent);
+		return -1;
+	}
+	close(fd);
+	free(parent);
+	return 0;
+}
+
 static void
 segment_free(struct segment *s)
 {
@@ -577,10 +611,14 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 		fatalx("pthread_mutex_init");
 	memset(rec, 0, sizeof(*rec));
 
-	if (mkdir(j->dir, 0700) == -1 && errno != EEXIST) {
-		xasprintf(cause, "mkdir %s: %s", j->dir, strerror(errno));
+	if (mkdir(j->dir, 0700) == -1) {
+		if (errno != EEXIST) {
+			xasprintf(
+			    cause, "mkdir %s: %s", j->dir, strerror(errno));
+			goto fail;
+		}
+	} else if (parent_sync(j->dir, cause) == -1)
 		goto fail;
-	}
 	if ((j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
 	    -1) {
 		xasprintf(cause, "open %s: %s", j->dir, strerror(errno));

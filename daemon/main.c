@@ -34,6 +34,7 @@
 #include "access.h"
 #include "cache.h"
 #include "cmd.h"
+#include "crashpoint.h"
 #include "journal.h"
 #include "log.h"
 #include "mailbox.h"
@@ -268,6 +269,9 @@ recover(struct daemon *d, const struct store_options *so)
 	jo.salvage = d->opts.salvage;
 	/* Zeros a megabyte ahead: most fdatasyncs then flush no metadata. */
 	jo.prezero = 1024 * 1024;
+#ifdef STASHD_CRASH_POINTS
+	jo.crash_point = crashpoint_hit;
+#endif
 	if ((d->journal = journal_open(&jo, &rec, &cause)) == NULL)
 		fatalx("%s", cause);
 	if ((d->store = store_open(so, &cause)) == NULL)
@@ -331,6 +335,10 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_init(d.opts.log_level);
+#ifdef STASHD_CRASH_POINTS
+	if (crashpoint_init(&cause) == -1)
+		fatalx("%s", cause);
+#endif
 	if (d.opts.journal_dir == NULL)
 		xasprintf(&d.opts.journal_dir, "%s.journal", d.opts.database);
 	if (d.opts.write_queue_max > d.opts.max_memory / 2) {
@@ -414,6 +422,7 @@ main(int argc, char **argv)
 	wcb.applied = cmd_applied;
 	wcb.unavailable = cmd_unavailable;
 	wcb.fatal = cmd_broken;
+	wcb.dropped = cmd_dropped;
 	wcb.arg = &d.cmd;
 	d.opts.writer.sync_normal = d.opts.sync_normal;
 	d.writer =

@@ -1098,6 +1098,19 @@ server_slot_new(struct conn *c, const char *op)
 	return sl;
 }
 
+void
+server_slot_drop(struct slot *sl)
+{
+	struct conn *c = sl->conn;
+
+	if (c != NULL) {
+		TAILQ_REMOVE(&c->slots, sl, entry);
+		c->nslots--;
+	}
+	free(sl->buf);
+	free(sl);
+}
+
 struct conn *
 server_slot_conn(struct slot *sl)
 {

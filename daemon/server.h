@@ -59,6 +59,11 @@ void server_free(struct server *srv);
 struct slot *server_slot_new(struct conn *c, const char *op);
 /* Returns 1 while the connection stays open, 0 when it is gone. */
 int server_slot_answer(struct slot *s, const char *buf, size_t len);
+/*
+ * Forget a slot whose answer will never come (a write the journal could
+ * not take); its connection is gone, or loses the slot's place.
+ */
+void server_slot_drop(struct slot *s);
 /* The slot's connection, NULL when it went away. */
 struct conn	   *server_slot_conn(struct slot *s);
 struct cmd_session *server_conn_session(struct conn *c);

@@ -49,6 +49,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "crashpoint.h"
 #include "journal.h"
 #include "log.h"
 #include "mailbox.h"
@@ -201,7 +202,7 @@ journal_main(void *arg)
 {
 	struct writer  *wr = arg;
 	struct wbuf	buf;
-	struct wgroup  *g;
+	struct wgroup  *g = NULL;
 	struct wreq    *w;
 	struct timespec until;
 	uint64_t	last_sync = now_ms();
@@ -292,16 +293,12 @@ journal_main(void *arg)
 			wbuf_add(&buf, w->rec, w->rec_len);
 		}
 		if (journal_write(wr->journal, buf.buf, buf.len, g->first_seq,
-			g->last_seq, &cause) == -1) {
-			writer_group_free(g);
+			g->last_seq, &cause) == -1)
 			goto broken;
-		}
 		if (need_sync ||
 		    now_ms() - last_sync >= wr->opts.fsync_interval_ms) {
-			if (journal_sync(wr->journal, &cause) == -1) {
-				writer_group_free(g);
+			if (journal_sync(wr->journal, &cause) == -1)
 				goto broken;
-			}
 			unsynced = 0;
 			last_sync = now_ms();
 			g->synced = 1;
@@ -328,6 +325,7 @@ journal_main(void *arg)
 		    wr->stats.apply_backlog >= apply_batch_max(wr))
 			pthread_cond_signal(&wr->acond);
 		TAILQ_INSERT_TAIL(&wr->journaled, g, entry);
+		g = NULL; /* the apply thread's now */
 	}
 	wr->journal_done = 1;
 	pthread_cond_signal(&wr->acond);
@@ -344,6 +342,12 @@ broken:
 	post(wr, msg_fatal, NULL, 0, cause);
 	free(cause);
 	pthread_mutex_lock(&wr->lock);
+	/* The group that failed goes back in front, never acknowledged. */
+	if (g != NULL) {
+		TAILQ_CONCAT(&g->reqs, &wr->incoming, entry);
+		TAILQ_CONCAT(&wr->incoming, &g->reqs, entry);
+		free(g);
+	}
 	wr->broken = 1;
 	wr->journal_done = 1;
 	pthread_cond_signal(&wr->acond);
@@ -520,6 +524,7 @@ apply_batch(struct writer *wr, struct wgroup_list *batch, uint64_t *last,
 				store_rollback(wr->store);
 				return -1;
 			}
+			CRASH_POINT("apply");
 			if (w->status != STORE_OK) {
 				(*errors)++;
 				if (w->durability != PROTO_DUR_COMMIT)
@@ -652,6 +657,7 @@ apply_main(void *arg)
 				backoff = 1000;
 			sleep_ms(backoff);
 		}
+		CRASH_POINT("after-commit");
 		backoff = 0;
 		if (down) {
 			post(wr, msg_unavailable, NULL, 0, NULL);
@@ -801,6 +807,8 @@ writer_stop(struct writer *wr)
 	/* After a journal failure, what was not written is dropped. */
 	while ((w = TAILQ_FIRST(&wr->incoming)) != NULL) {
 		TAILQ_REMOVE(&wr->incoming, w, entry);
+		if (wr->cb.dropped != NULL)
+			wr->cb.dropped(wr->cb.arg, w);
 		wreq_free(w);
 	}
 	pthread_cond_destroy(&wr->jcond);
@@ -851,6 +859,7 @@ replay_record(
 		store_rollback(r->store);
 		return -1;
 	}
+	CRASH_POINT("replay");
 	if (w.status != STORE_OK) {
 		r->errors++;
 		log_info("replay: record %" PRIu64 " failed again: %s", seq,

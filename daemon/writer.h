@@ -42,6 +42,11 @@ struct writer_callbacks {
 	void (*unavailable)(void *arg, int on, const char *why);
 	/* The journal failed: nothing more will be acknowledged. */
 	void (*fatal)(void *arg, const char *why);
+	/*
+	 * At writer_stop, on its caller's thread (the loop is over): a write
+	 * never acknowledged, about to be freed. NULL: nothing to do.
+	 */
+	void (*dropped)(void *arg, struct wreq *w);
 	void *arg;
 };
 

@@ -4,8 +4,11 @@
  * no acknowledged write was lost, none was applied twice, and no read went
  * back in time (DESIGN.md, guarantees 1 to 4).
  *
- * Without arguments (make check) it is a short run; with options it is the
- * soak (--help). One run:
+ * Without arguments (make check) it is a short run (64 clients, 10 cycles);
+ * with options it is the soak (--help). --crash-points makes the daemon
+ * kill itself at named points instead (daemon/crashpoint.h); --power-loss
+ * adds a power cut after each death (tests/faultfs.c, powerloss.c). One
+ * run:
  *
  *   start stashd in a folder of its own (kept across all cycles)
  *   create the table rows(client, n) -- no unique constraint, so that an
@@ -85,6 +88,7 @@
 #include <sqlite3.h>
 
 #include "harness.h"
+#include "powerloss.h"
 #include "stash.h"
 
 #define CLIENTS_MAX	  512
@@ -103,6 +107,33 @@
 #define GET_EVERY	  4  /* get the counter after every 4th set */
 
 #define COUNTER_N UINT64_MAX /* kbatch: the counter key */
+
+#define POINT_TIMEOUT_MS 30000 /* an armed crash point must be reached */
+
+/*
+ * The crash points of daemon/crashpoint.h, in the order --crash-points
+ * visits them, one per cycle. The point armed is hit at a count drawn in
+ * 1..max_hit; "replay" first crashes the apply (so that the journal holds
+ * records SQLite does not), then crashes the replay of the next starts.
+ */
+struct cpoint {
+	const char *name;
+	const char *armed; /* the point armed first */
+	unsigned    max_hit;
+	int	    replays; /* starts that then crash in their replay */
+};
+
+static const struct cpoint cpoints[] = {
+    {"after-write", "after-write", 200, 0},
+    {"after-sync", "after-sync", 200, 0},
+    {"apply", "apply", 400, 0},
+    {"after-commit", "after-commit", 8, 0},
+    {"before-delete", "before-delete", 3, 0},
+    {"rotate-created", "rotate-created", 5, 0},
+    {"rotate-synced", "rotate-synced", 5, 0},
+    {"replay", "apply", 400, 2},
+};
+#define NPOINTS ((int)(sizeof(cpoints) / sizeof(cpoints[0])))
 
 /* Kinds of failure, counted apart in the summary. */
 enum fail_kind {
@@ -186,6 +217,17 @@ struct crash {
 	int	    keep;
 	const char *daemon_args[DAEMON_ARGS_MAX + 1];
 	int	    ndaemon_args;
+	int	    crashpoints; /* the daemon kills itself (--crash-points) */
+	int	    powerloss;	 /* a power cut after each death */
+	const char *faultfs;	 /* the shim that records syncs */
+	char	    plog[320];	 /* its record */
+	struct powerloss_stats pls;
+	uint64_t	       pl_taken; /* bytes and files, at the last line */
+
+	/* STASHD_CRASH of the next start, or none when empty. */
+	char	 crash_env[80];
+	uint64_t points_hit;  /* armed points reached */
+	uint64_t replays_hit; /* replays that crashed as armed */
 
 	/* The daemon and its files. */
 	const char *bin;
@@ -483,6 +525,66 @@ log_replay(struct crash *cx, uint64_t *records, double *secs)
 	return found;
 }
 
+/* Does this start's log hold the text? */
+static int
+log_has(struct crash *cx, const char *text)
+{
+	char  line[1024];
+	FILE *f;
+	int   found = 0;
+
+	if ((f = fopen(cx->log, "r")) == NULL)
+		return 0;
+	if (fseeko(f, cx->log_off, SEEK_SET) == 0)
+		while (!found && fgets(line, sizeof(line), f) != NULL)
+			found = strstr(line, text) != NULL;
+	fclose(f);
+	return found;
+}
+
+/*
+ * Did the daemon die of its armed crash point: SIGKILL, and the line of
+ * daemon/crashpoint.c naming the point in this start's log?
+ */
+static int
+crashed_as_armed(struct crash *cx, int status)
+{
+	char	    want[128], name[80];
+	const char *colon;
+
+	if (cx->crash_env[0] == '\0' || !WIFSIGNALED(status) ||
+	    WTERMSIG(status) != SIGKILL)
+		return 0;
+	colon = strrchr(cx->crash_env, ':');
+	snprintf(name, sizeof(name), "%.*s",
+	    colon != NULL ? (int)(colon - cx->crash_env) : 0, cx->crash_env);
+	snprintf(want, sizeof(want), "crash point %s reached", name);
+	return log_has(cx, want);
+}
+
+/*
+ * --power-loss: the daemon is dead; take away what it had not synced, as
+ * a power cut would (tests/powerloss.c), before anything reads the files.
+ */
+static void
+power_cut(struct crash *cx)
+{
+	char err[512];
+
+	if (!cx->powerloss)
+		return;
+	if (powerloss_apply(cx->plog, &cx->pls, err, sizeof(err)) == -1)
+		die("power cut: %s", err);
+}
+
+/* What the power cuts took away so far: bytes and files. */
+static uint64_t
+power_taken(struct crash *cx)
+{
+	return cx->pls.bytes_undone + cx->pls.bytes_cut +
+	       cx->pls.files_dropped + cx->pls.dirs_dropped;
+}
+
 /* Describe a wait status. */
 static void
 status_text(int status, char *buf, size_t len)
@@ -521,6 +623,7 @@ daemon_up(struct crash *cx)
 		argv[n++] = cx->daemon_args[i];
 	argv[n] = NULL;
 
+	power_cut(cx);
 	cx->log_off = stat(cx->log, &st) == 0 ? st.st_size : 0;
 	fflush(stdout);
 	fflush(stderr);
@@ -535,6 +638,24 @@ daemon_up(struct crash *cx)
 			dup2(lfd, STDOUT_FILENO);
 			close(lfd);
 		}
+		if (cx->powerloss) {
+			const char *asan = getenv("ASAN_OPTIONS");
+			char	    opt[512];
+
+			/* The shim comes before a sanitizer's runtime. */
+			snprintf(opt, sizeof(opt),
+			    "%s%sverify_asan_link_order=0",
+			    asan != NULL ? asan : "", asan != NULL ? ":" : "");
+			if (setenv("LD_PRELOAD", cx->faultfs, 1) == -1 ||
+			    setenv("FAULTFS_DIR", cx->dir, 1) == -1 ||
+			    setenv("FAULTFS_LOG", cx->plog, 1) == -1 ||
+			    setenv("ASAN_OPTIONS", opt, 1) == -1)
+				_exit(127);
+		}
+		if (cx->crash_env[0] != '\0'
+			? setenv("STASHD_CRASH", cx->crash_env, 1) == -1
+			: unsetenv("STASHD_CRASH") == -1)
+			_exit(127);
 		if (getenv("STASHD_WRAPPER") != NULL) {
 			/* e.g. valgrind: through sh to split its words */
 			char   cmd[4096];
@@ -555,8 +676,10 @@ daemon_up(struct crash *cx)
 		if (waitpid(cx->pid, &status, WNOHANG) == cx->pid) {
 			char st_text[64];
 
-			status_text(status, st_text, sizeof(st_text));
 			daemon_gone(cx);
+			if (crashed_as_armed(cx, status))
+				return -2;
+			status_text(status, st_text, sizeof(st_text));
 			fail(cx, F_DAEMON, "%s: stashd did not start: %s",
 			    cx->where, st_text);
 			log_tail(cx);
@@ -1344,6 +1467,7 @@ check_database(struct crash *cx)
 	int	      rc;
 
 	snprintf(cx->where, sizeof(cx->where), "in the database after SIGTERM");
+	power_cut(cx); /* a clean stop leaves nothing unsynced */
 	if (sqlite3_open_v2(cx->db, &cx->sq, SQLITE_OPEN_READWRITE, NULL) !=
 	    SQLITE_OK) {
 		fail(cx, F_OTHER, "cannot open %s: %s", cx->db,
@@ -1420,11 +1544,11 @@ usage(FILE *f)
 	    "exit 0\n"
 	    "on SIGTERM and the database must pass PRAGMA integrity_check.\n"
 	    "\n"
-	    "Without options: the short run of make check (16 clients, 20 "
+	    "Without options: the short run of make check (64 clients, 10 "
 	    "cycles,\n"
-	    "kills 100..700 ms apart). With any option: the soak, whose "
-	    "defaults are\n"
-	    "the values in brackets.\n"
+	    "kills 100..700 ms apart). With any option but the two modes "
+	    "below: the\n"
+	    "soak, whose defaults are the values in brackets.\n"
 	    "\n"
 	    "  --clients N       concurrent clients, one connection each [64]\n"
 	    "  --cycles N        kill and restart cycles [300]\n"
@@ -1434,6 +1558,29 @@ usage(FILE *f)
 	    "  --window N        requests in flight per client, 1..%d [4]\n"
 	    "  --daemon-arg ARG  pass ARG to stashd (repeat for several)\n"
 	    "  --keep            keep the folder (database, journal, log)\n"
+	    "  --crash-points    instead of the SIGKILL, the daemon kills "
+	    "itself at\n"
+	    "                    a crash point (daemon/crashpoint.h), one "
+	    "point "
+	    "per\n"
+	    "                    cycle in turn, at a random hit; the "
+	    "\"replay\" cycles\n"
+	    "                    crash two replays in a row after it. Needs a "
+	    "stashd\n"
+	    "                    built with them: $STASHD_CRASHPOINTS, else "
+	    "$STASHD;\n"
+	    "                    exits 77 when it has none. Alone: %d "
+	    "cycles\n"
+	    "                    (each point 3 times)\n"
+	    "  --power-loss      after each death of the daemon (and after the "
+	    "last\n"
+	    "                    SIGTERM), a power cut: every file goes back "
+	    "to its\n"
+	    "                    last fsync, files created since their "
+	    "folder's last\n"
+	    "                    fsync go (the daemon runs under "
+	    "$FAULTFS_SO,\n"
+	    "                    tests/faultfs.c, which records the syncs)\n"
 	    "  -h, --help        this help\n"
 	    "\n"
 	    "Environment: STASHD (the daemon, ./stashd), TESTS_TMPDIR (where "
@@ -1443,7 +1590,7 @@ usage(FILE *f)
 	    "(cycles\n"
 	    "plus the final checks); exits 0 when nothing failed, 1 "
 	    "otherwise.\n",
-	    WINDOW_MAX);
+	    WINDOW_MAX, 3 * NPOINTS);
 }
 
 static int
@@ -1472,13 +1619,23 @@ options(struct crash *cx, int argc, char **argv)
 	    {"window", required_argument, NULL, 'w'},
 	    {"daemon-arg", required_argument, NULL, 'D'},
 	    {"keep", no_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	    {"crash-points", no_argument, NULL, 'P'},
+	    {"power-loss", no_argument, NULL, 'L'}, {NULL, 0, NULL, 0}};
 	char *end;
-	int   ch, seeded = 0;
+	int   ch, seeded = 0, i, modes = 0;
 
-	cx->soak = argc > 1;
-	cx->nclients = cx->soak ? 64 : 16;
-	cx->cycles = cx->soak ? 300 : 20;
+	/* A mode alone is still the short run of that mode. */
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--crash-points") == 0) {
+			cx->crashpoints = 1;
+			modes++;
+		} else if (strcmp(argv[i], "--power-loss") == 0) {
+			cx->powerloss = 1;
+			modes++;
+		}
+	cx->soak = argc - modes > 1;
+	cx->nclients = 64;
+	cx->cycles = cx->soak ? 300 : cx->crashpoints ? 3 * NPOINTS : 10;
 	cx->min_ms = cx->soak ? 20 : 100;
 	cx->max_ms = cx->soak ? 800 : 700;
 	cx->window = 4;
@@ -1514,6 +1671,8 @@ options(struct crash *cx, int argc, char **argv)
 			cx->daemon_args[cx->ndaemon_args++] = optarg;
 			break;
 		case 'k': cx->keep = 1; break;
+		case 'P':
+		case 'L': break; /* seen above */
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -1547,8 +1706,19 @@ setup(struct crash *cx)
 	    "CREATE INDEX IF NOT EXISTS rows_client_n ON rows(client, n)",
 	};
 
-	if ((cx->bin = getenv("STASHD")) == NULL)
+	if (cx->crashpoints && getenv("STASHD_CRASHPOINTS") != NULL)
+		cx->bin = getenv("STASHD_CRASHPOINTS");
+	else if ((cx->bin = getenv("STASHD")) == NULL)
 		cx->bin = "./stashd";
+	if (cx->crashpoints) {
+		/* Segments rotate and go often: their points are reached. */
+		if (cx->ndaemon_args + 2 > DAEMON_ARGS_MAX)
+			die("too many --daemon-arg with --crash-points");
+		cx->daemon_args[cx->ndaemon_args++] = "--segment-size";
+		cx->daemon_args[cx->ndaemon_args++] = "64KB";
+		/* A point no code has: armed, never reached. */
+		snprintf(cx->crash_env, sizeof(cx->crash_env), "none:1");
+	}
 	if (access(cx->bin, X_OK) == -1)
 		die("%s: %s (set STASHD)", cx->bin, strerror(errno));
 	snprintf(cx->dir, sizeof(cx->dir), "%s/tmp.crash.XXXXXX",
@@ -1558,6 +1728,11 @@ setup(struct crash *cx)
 	snprintf(cx->sock, sizeof(cx->sock), "%s/s.sock", cx->dir);
 	snprintf(cx->db, sizeof(cx->db), "%s/stash.db", cx->dir);
 	snprintf(cx->log, sizeof(cx->log), "%s/stashd.log", cx->dir);
+	snprintf(cx->plog, sizeof(cx->plog), "%s/faultfs.rec", cx->dir);
+	if (cx->powerloss && ((cx->faultfs = getenv("FAULTFS_SO")) == NULL ||
+				 access(cx->faultfs, R_OK) == -1))
+		die("--power-loss needs FAULTFS_SO, the path of the shim "
+		    "tests/.libs/faultfs.so");
 
 	if ((cx->clients = calloc(
 		 (size_t)cx->nclients, sizeof(*cx->clients))) == NULL ||
@@ -1575,6 +1750,22 @@ setup(struct crash *cx)
 	snprintf(cx->where, sizeof(cx->where), "first start");
 	if (daemon_up(cx) < 0)
 		die("stashd does not start; see %s", cx->log);
+	if (cx->crashpoints && !log_has(cx, "crash point armed")) {
+		char cmd[600];
+
+		kill(cx->pid, SIGKILL);
+		waitpid(cx->pid, NULL, 0);
+		daemon_gone(cx);
+		printf("SKIP: %s has no crash points (./configure "
+		       "--enable-crash-points, or make check's "
+		       "tests/stashd-crashpoints in STASHD_CRASHPOINTS)\n",
+		    cx->bin);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cx->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", cx->dir);
+		exit(77);
+	}
+	cx->crash_env[0] = '\0';
 	if ((h = stash_connect(cx->sock)) == NULL)
 		die("cannot connect to %s: %s", cx->sock, strerror(errno));
 	stash_set_timeout(h, VERIFY_TIMEOUT_MS);
@@ -1595,27 +1786,126 @@ setup(struct crash *cx)
 	stash_close(h);
 }
 
+/*
+ * --crash-points: stop the daemon of the last check (it must exit 0), and
+ * start it again with the cycle's point armed at a random count.
+ */
+static int
+point_arm(struct crash *cx, int cycle, const struct cpoint *p)
+{
+	char st_text[64];
+	int  status;
+
+	snprintf(cx->where, sizeof(cx->where), "cycle %d, stop", cycle);
+	if ((status = daemon_term(cx)) != 0) {
+		if (status == -1)
+			snprintf(st_text, sizeof(st_text), "no exit");
+		else
+			status_text(status, st_text, sizeof(st_text));
+		fail(cx, F_DAEMON, "cycle %d: stashd on SIGTERM: %s", cycle,
+		    st_text);
+		log_tail(cx);
+	}
+	snprintf(cx->crash_env, sizeof(cx->crash_env), "%s:%u", p->armed,
+	    1 + (unsigned)(rng_next(cx) % p->max_hit));
+	snprintf(cx->where, sizeof(cx->where), "cycle %d, armed %s", cycle,
+	    cx->crash_env);
+	return daemon_up(cx) < 0 ? -1 : 0;
+}
+
+/* Wait for the daemon to die of its armed point; kill it if it does not. */
+static void
+point_wait(struct crash *cx, int cycle)
+{
+	char   st_text[64];
+	double t0 = now_s();
+	int    status;
+
+	while (waitpid(cx->pid, &status, WNOHANG) != cx->pid) {
+		if (now_s() - t0 > POINT_TIMEOUT_MS / 1000.0) {
+			fail(cx, F_DAEMON,
+			    "cycle %d: crash point %s not reached "
+			    "in %d s",
+			    cycle, cx->crash_env, POINT_TIMEOUT_MS / 1000);
+			daemon_sigkill(cx, cycle);
+			return;
+		}
+		sleep_ms(5);
+	}
+	daemon_gone(cx);
+	if (crashed_as_armed(cx, status)) {
+		cx->points_hit++;
+		return;
+	}
+	status_text(status, st_text, sizeof(st_text));
+	fail(cx, F_DAEMON, "cycle %d: armed %s, stashd ended with %s", cycle,
+	    cx->crash_env, st_text);
+	log_tail(cx);
+}
+
+/*
+ * The point's further crashes: start with the replay armed at its first
+ * record, p->replays times; each start must die there, before it accepts.
+ */
+static int
+point_replays(struct crash *cx, int cycle, const struct cpoint *p)
+{
+	int r;
+
+	for (r = 1; r <= p->replays; r++) {
+		snprintf(cx->crash_env, sizeof(cx->crash_env), "replay:1");
+		snprintf(cx->where, sizeof(cx->where),
+		    "cycle %d, replay crash %d", cycle, r);
+		switch ((int)daemon_up(cx)) {
+		case -2: cx->replays_hit++; break;
+		case -1: return -1;
+		default:
+			fail(cx, F_DAEMON,
+			    "%s: stashd started without replaying "
+			    "a record: the crash in its replay was not reached",
+			    cx->where);
+			daemon_sigkill(cx, cycle);
+			break;
+		}
+	}
+	return 0;
+}
+
 /* One cycle: write, kill, restart, check. 0, or -1 when it cannot go on. */
 static int
 cycle_run(struct crash *cx, int cycle, uint64_t *acked_before)
 {
-	struct client *c, *first = NULL;
-	uint64_t       acked = 0, records = 0, seq = cx->seq_floor;
-	unsigned long  fails0 = fail_total(cx);
-	double	       ready, secs = 0;
-	int	       i, delay, full, replayed, nlost = 0;
+	const struct cpoint *point = NULL;
+	struct client	    *c, *first = NULL;
+	uint64_t	     acked = 0, records = 0, seq = cx->seq_floor;
+	unsigned long	     fails0 = fail_total(cx);
+	double		     ready, secs = 0, t0;
+	int		     i, delay, full, replayed, nlost = 0;
 
-	__atomic_store_n(&cx->killed, 0, __ATOMIC_SEQ_CST);
+	if (cx->crashpoints) {
+		point = &cpoints[(cycle - 1) % NPOINTS];
+		if (point_arm(cx, cycle, point) == -1)
+			return -1;
+	}
+	/* With a crash point armed, the daemon may go at any moment. */
+	__atomic_store_n(&cx->killed, cx->crashpoints, __ATOMIC_SEQ_CST);
 	for (i = 0; i < cx->nclients; i++)
 		cx->clients[i].lost_early = 0;
+	t0 = now_s();
 	for (i = 0; i < cx->nclients; i++)
 		if ((errno = pthread_create(&cx->clients[i].thread, NULL,
 			 client_main, &cx->clients[i])) != 0)
 			die("pthread_create: %s", strerror(errno));
-	delay = cx->min_ms +
-		(int)(rng_next(cx) % (uint64_t)(cx->max_ms - cx->min_ms + 1));
-	sleep_ms(delay);
-	daemon_sigkill(cx, cycle);
+	if (cx->crashpoints)
+		point_wait(cx, cycle);
+	else {
+		delay =
+		    cx->min_ms + (int)(rng_next(cx) %
+				       (uint64_t)(cx->max_ms - cx->min_ms + 1));
+		sleep_ms(delay);
+		daemon_sigkill(cx, cycle);
+	}
+	delay = (int)((now_s() - t0) * 1000);
 	for (i = 0; i < cx->nclients; i++)
 		pthread_join(cx->clients[i].thread, NULL);
 
@@ -1634,7 +1924,11 @@ cycle_run(struct crash *cx, int cycle, uint64_t *acked_before)
 		    "connection while stashd was running; first: %s",
 		    cycle, nlost, cx->nclients, first->lost_msg);
 
+	if (point != NULL && point->replays > 0 &&
+	    point_replays(cx, cycle, point) == -1)
+		return -1;
 	snprintf(cx->where, sizeof(cx->where), "after cycle %d", cycle);
+	cx->crash_env[0] = '\0';
 	if ((ready = daemon_up(cx)) < 0)
 		return -1;
 	cx->ready_ms[cx->nready++] = ready;
@@ -1652,12 +1946,15 @@ cycle_run(struct crash *cx, int cycle, uint64_t *acked_before)
 		return -1;
 
 	pthread_mutex_lock(&cx->lock);
-	printf("cycle %d/%d: killed after %d ms, %" PRIu64 " acknowledged "
+	printf("cycle %d/%d: %s%s%s after %d ms, %" PRIu64 " acknowledged "
 	       "writes so far (+%" PRIu64 "), lost %lu, duplicates %lu, "
 	       "stale %lu, daemon %lu, other %lu; ready in %.1f ms",
-	    cycle, cx->cycles, delay, acked, acked - *acked_before,
-	    cx->fails[F_LOST], cx->fails[F_DUP], cx->fails[F_STALE],
-	    cx->fails[F_DAEMON], cx->fails[F_OTHER], ready);
+	    cycle, cx->cycles, point != NULL ? "crash point " : "killed",
+	    point != NULL ? point->name : "",
+	    point != NULL && point->replays > 0 ? " (twice in replay)" : "",
+	    delay, acked, acked - *acked_before, cx->fails[F_LOST],
+	    cx->fails[F_DUP], cx->fails[F_STALE], cx->fails[F_DAEMON],
+	    cx->fails[F_OTHER], ready);
 	pthread_mutex_unlock(&cx->lock);
 	if (replayed)
 		printf(", replayed %" PRIu64 " records in %.3f s (%.0f "
@@ -1665,6 +1962,11 @@ cycle_run(struct crash *cx, int cycle, uint64_t *acked_before)
 		    records, secs, secs > 0 ? records / secs : 0.0);
 	else
 		printf(", nothing replayed");
+	if (cx->powerloss) {
+		printf(", power cut took %" PRIu64 " bytes and files",
+		    power_taken(cx) - cx->pl_taken);
+		cx->pl_taken = power_taken(cx);
+	}
 	printf("%s%s\n", full ? ", checked in full" : "",
 	    fail_total(cx) != fails0 ? "  FAILED" : "");
 	fflush(stdout);
@@ -1711,6 +2013,18 @@ summary(struct crash *cx, int cycles_done)
 	printf("  %-28s %lu\n", "stale", cx->fails[F_STALE]);
 	printf("  %-28s %lu\n", "daemon failures", cx->fails[F_DAEMON]);
 	printf("  %-28s %lu\n", "other failures", cx->fails[F_OTHER]);
+	if (cx->crashpoints)
+		printf("  %-28s %" PRIu64 " of %d cycles, and %" PRIu64
+		       " replays\n",
+		    "crash points reached", cx->points_hit, cycles_done,
+		    cx->replays_hit);
+	if (cx->powerloss)
+		printf("  %-28s %" PRIu64 " unsynced bytes put back, %" PRIu64
+		       " cut off, %u files and %u folders dropped, in %u "
+		       "files; %u syncs seen\n",
+		    "power cuts", cx->pls.bytes_undone, cx->pls.bytes_cut,
+		    cx->pls.files_dropped, cx->pls.dirs_dropped,
+		    cx->pls.files_rewound, cx->pls.syncs);
 	printf("  %-28s %s\n", "integrity_check",
 	    cx->integrity[0] != '\0' ? cx->integrity : "not run");
 	printf("  %-28s %" PRIu64 " (highest acknowledged seq %" PRIu64 ")\n",
@@ -1790,6 +2104,12 @@ main(int argc, char **argv)
 	else
 		failed++;
 
+	if (cx.powerloss && done > 0 && power_taken(&cx) == 0) {
+		fail(&cx, F_OTHER,
+		    "the power cuts never took anything away: "
+		    "the shim saw no unsynced data, the run proves nothing");
+		failed++;
+	}
 	summary(&cx, done);
 	if (failed > 0 || cx.keep)
 		printf("folder kept: %s (log %s)\n", cx.dir, cx.log);

@@ -1,0 +1,42 @@
+/*
+ * crashpoint.h -- named places where a test build of stashd kills itself.
+ *
+ * Built with STASHD_CRASH_POINTS (./configure --enable-crash-points, or the
+ * tests/stashd-crashpoints binary that make check builds), CRASH_POINT(name)
+ * counts how often the point is reached; when STASHD_CRASH=name:N is set in
+ * the environment, the N-th time the daemon writes one line to stderr and
+ * dies of SIGKILL, at once, as a crash or a power cut would stop it: no
+ * atexit, no buffered output, no cleanup. Without the option the macro is
+ * nothing and production builds carry no trace of it.
+ *
+ * The points (where the code calls them):
+ *	after-write	journal.c: a group written, not yet fdatasync'd
+ *	after-sync	journal.c: fdatasync'd, not yet acknowledged
+ *	rotate-created	journal.c: a new segment created, before its header,
+ *			its fsync and its folder's fsync
+ *	rotate-synced	journal.c: the new segment and its folder synced,
+ *			the old segment not yet closed
+ *	before-delete	journal.c: applied and durable, segment not deleted
+ *	apply		writer.c: a write applied inside the open SQLite
+ *			transaction, before its COMMIT
+ *	after-commit	writer.c: COMMIT done, the groups not yet reported
+ *			applied nor their segments released
+ *	replay		writer.c: a journal record replayed at start, inside
+ *			the replay's transaction, before its COMMIT
+ */
+#ifndef STASHD_CRASHPOINT_H
+#define STASHD_CRASHPOINT_H
+
+#ifdef STASHD_CRASH_POINTS
+/*
+ * Read STASHD_CRASH once, at start; -1 with *cause when it is malformed.
+ * Say on stderr which point is armed, so a test knows the build has them.
+ */
+int  crashpoint_init(char **cause);
+void crashpoint_hit(const char *name);
+#define CRASH_POINT(name) crashpoint_hit(name)
+#else
+#define CRASH_POINT(name) ((void)0)
+#endif
+
+#endif /* STASHD_CRASHPOINT_H */
