@@ -176,18 +176,28 @@ answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 	return alive;
 }
 
-/* A write of the slot's connection was acknowledged. */
-static void
-session_acked(struct slot *sl)
+/*
+ * Send ctx->ans through the slot of a write, then count the write
+ * acknowledged in its session. In this order: the acknowledgement may
+ * resume the connection, whose next requests would otherwise compose
+ * their answers behind this one, still in ctx->ans, and take it along.
+ * Returns what answer_slot() does.
+ */
+static int
+answer_write_slot(struct cmd_ctx *ctx, struct slot *sl)
 {
+	/* The slot may be freed once answered: take its connection now. */
 	struct conn	   *c = server_slot_conn(sl);
 	struct cmd_session *ss;
+	int		    alive;
 
-	if (c == NULL)
-		return;
+	alive = answer_slot(ctx, sl);
+	if (c == NULL || !alive)
+		return alive;
 	ss = server_conn_session(c);
 	if (ss->unacked > 0 && --ss->unacked == 0)
 		server_conn_resume(c);
+	return alive;
 }
 
 static enum stats_err
@@ -339,9 +349,7 @@ ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 		return;
 	}
 	write_answer(ctx, w, applied);
-	/* First: answer_slot() may free the slot. */
-	session_acked(w->owner);
-	answer_slot(ctx, w->owner);
+	answer_write_slot(ctx, w->owner);
 	w->owner = NULL;
 }
 
@@ -437,9 +445,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 answered:
 	if (slot == NULL)
 		return CMD_DONE;
-	/* First: answer_slot() may free the slot. */
-	session_acked(slot);
-	answer_slot(ctx, slot);
+	answer_write_slot(ctx, slot);
 	return CMD_DEFERRED;
 }
 
@@ -559,9 +565,8 @@ lookup_done(struct rjob *job)
 	if (job->status != STORE_OK) {
 		reply_error(ctx, a, lk->id, lk->id_len, ERR_UNAVAILABLE,
 		    job->message ? job->message : "cannot read the database");
-		if (lk->kind == LK_WRITE)
-			session_acked(lk->slot);
-		alive = answer_slot(ctx, lk->slot);
+		alive = lk->kind == LK_WRITE ? answer_write_slot(ctx, lk->slot)
+					     : answer_slot(ctx, lk->slot);
 		goto done;
 	}
 	/* Is the snapshot recent enough for the keys the cache lacks? */

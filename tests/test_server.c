@@ -354,6 +354,56 @@ test_pipeline_1000(void **state)
 	close(fd);
 }
 
+/*
+ * A del that must look its key up first, then a get and an async set
+ * pipelined behind it: the answers come in request order, each with its
+ * own content (the set is answered when the del's acknowledgement lets
+ * the connection go on, while the del's answer is being sent).
+ */
+static void
+test_pipeline_order_after_lookup(void **state)
+{
+	int	fd = connect_shared();
+	char	req[512], *line;
+	json_t *j;
+	int	i, k;
+
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"ord:hit\",\"value\":1}");
+	assert_ok(j);
+	json_decref(j);
+	for (i = 0; i < 50; i++) {
+		snprintf(req, sizeof(req),
+		    "{\"op\":\"del\",\"key\":\"ord:absent:%d\","
+		    "\"durability\":\"async\",\"id\":1}\n"
+		    "{\"op\":\"get\",\"key\":\"ord:hit\",\"id\":2}\n"
+		    "{\"op\":\"set\",\"key\":\"ord:%d\",\"value\":3,"
+		    "\"durability\":\"async\",\"id\":3}\n",
+		    i, i);
+		assert_int_equal(raw_sends(fd, req), 0);
+		for (k = 1; k <= 3; k++) {
+			line = raw_readline(fd, 10000);
+			j = parse_answer(line);
+			free(line);
+			assert_ok(j);
+			assert_int_equal(
+			    json_integer_value(json_object_get(j, "id")), k);
+			if (k == 1)
+				assert_true(json_is_false(
+				    json_object_get(j, "deleted")));
+			if (k == 2)
+				assert_int_equal(
+				    json_integer_value(
+					json_object_get(j, "value")),
+				    1);
+			if (k == 3)
+				assert_true(json_is_integer(
+				    json_object_get(j, "version")));
+			json_decref(j);
+		}
+	}
+	close(fd);
+}
+
 static void
 test_bad_requests_keep_connection(void **state)
 {
@@ -924,6 +974,7 @@ main(void)
 	    cmocka_unit_test(test_durability_validated),
 	    cmocka_unit_test(test_sync_and_stats),
 	    cmocka_unit_test(test_pipeline_1000),
+	    cmocka_unit_test(test_pipeline_order_after_lookup),
 	    cmocka_unit_test(test_bad_requests_keep_connection),
 	    cmocka_unit_test(test_invalid_utf8),
 	    cmocka_unit_test(test_key_limit),
