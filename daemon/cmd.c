@@ -428,10 +428,15 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	else if (server_slot_conn(slot) != NULL)
 		server_conn_session(server_slot_conn(slot))->last_write = seq;
 	if (pw->dur == PROTO_DUR_ASYNC) {
-		/* Acknowledged on receipt: answered now, visible now. */
+		/*
+		 * Acknowledged on receipt: answered now, visible now. To the
+		 * writer first: the acknowledgement may resume the connection,
+		 * whose next writes take the next sequence numbers and must
+		 * reach the writer after this one.
+		 */
 		w->owner = slot;
-		ack_write(ctx, w, 0, out);
 		writer_submit(ctx->writer, w);
+		ack_write(ctx, w, 0, out);
 		return slot != NULL ? CMD_DEFERRED : CMD_DONE;
 	}
 	if (slot == NULL) {
