@@ -20,6 +20,7 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <errno.h>
@@ -101,6 +102,7 @@ rss_kb(void)
 static int
 connect_to(const char *path)
 {
+	struct timeval	   tv = {30, 0};
 	struct sockaddr_un sun;
 	int		   fd;
 
@@ -113,6 +115,9 @@ connect_to(const char *path)
 		die("socket: %s", strerror(errno));
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
 		die("connect %s: %s", path, strerror(errno));
+	/* A daemon that stops answering fails the run, not hangs it. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1)
+		die("setsockopt: %s", strerror(errno));
 	return fd;
 }
 
@@ -156,6 +161,8 @@ read_line(struct conn *c, size_t *consumed)
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				die("no answer from the daemon in 30 s");
 			die("read: %s", strerror(errno));
 		}
 		c->len += (size_t)n;
