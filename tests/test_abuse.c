@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -978,6 +979,59 @@ test_billion_rows(void **state)
 	stop(&dmn);
 }
 
+/*
+ * Queries that never end (an endless recursive CTE counted): each holds a
+ * reader thread, others are served meanwhile from the cache and the other
+ * reader, and SIGTERM still stops the daemon, with status 0, within its
+ * shutdown timeout and a little.
+ */
+static void
+test_endless_query(void **state)
+{
+	static const char *args[] = {
+	    "--readers", "3", "--shutdown-timeout", "1s", NULL};
+	long long t0;
+	int	  fd, i, status = 0;
+	pid_t	  pid;
+	json_t	 *j;
+
+	start(&dmn, args);
+	prober_start(&prb, dmn.sock);
+	fd = conn(&dmn);
+	for (i = 0; i < 2; i++)
+		assert_int_equal(
+		    raw_sends(fd, "{\"op\":\"query\",\"sql\":\"WITH RECURSIVE "
+				  "c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+				  "FROM c) SELECT count(*) FROM c\"}\n"),
+		    0);
+	/* A cache miss and a query go to the third reader meanwhile. */
+	sleep(1);
+	{
+		int fd2 = conn(&dmn);
+
+		ask_error(
+		    fd2, "{\"op\":\"get\",\"key\":\"nowhere\"}", "not_found");
+		j = ask(fd2, "{\"op\":\"query\",\"sql\":\"SELECT 1\"}");
+		assert_ok(j);
+		json_decref(j);
+		close(fd2);
+	}
+	prober_finish(&prb, 10);
+
+	t0 = now_us();
+	pid = dmn.pid;
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	while (waitpid(pid, &status, WNOHANG) == 0 && now_us() - t0 < 10000000)
+		usleep(20 * 1000);
+	if (now_us() - t0 >= 10000000)
+		fail_msg("stashd still runs 10 s after SIGTERM");
+	dmn.pid = 0;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(fd);
+	daemon_cleanup(&dmn);
+}
+
 /* Send one request, built with jansson, and check the error code. */
 static void
 sql_refused(int fd, const char *op, const char *sql, const char *code)
@@ -1169,6 +1223,7 @@ main(void)
 	    cmocka_unit_test_teardown(test_huge_mget, teardown),
 	    cmocka_unit_test_teardown(test_billion_rows, teardown),
 	    cmocka_unit_test_teardown(test_forbidden_sql, teardown),
+	    cmocka_unit_test_teardown(test_endless_query, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
