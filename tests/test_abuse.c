@@ -4,7 +4,8 @@
  * trips: each test asserts the abuse got a clear answer, the limits held,
  * the daemon's resident memory (VmRSS in /proc/PID/status) stayed under a
  * bound (in a build without sanitizers), and every round trip of the prober
- * succeeded, the slowest under ABUSE_MAX_LATENCY_MS (1000 unless set).
+ * succeeded, the slowest under ABUSE_MAX_LATENCY_MS (1000 unless set,
+ * 3000 under ASan).
  *
  * The simpler cases of the same limits live in test_server.c.
  */
