@@ -284,7 +284,7 @@ fill(const char *tpl, const char *s)
 	return out;
 }
 
-/* ------------------------------------------------------------ helpers */
+/* ---------------------------------------------------------- utilities */
 
 /* Time bounds of big requests stretch under valgrind (STASHD_WRAPPER). */
 static long long
