@@ -4,7 +4,9 @@
 #   ./bootstrap.sh run     start stashd in the foreground, socket, database
 #                          and journal in ./run/ of the working tree
 #                          (Ctrl-C stops it)
-#   ./bootstrap.sh check   run the whole test suite (make check)
+#   ./bootstrap.sh check   run the whole test suite (make check), then
+#                          again built with AddressSanitizer and
+#                          UndefinedBehaviorSanitizer in ./build-asan/
 #
 # It installs the Debian packages that are missing (apt-get, as root or
 # through sudo), runs autoreconf and configure when needed, and builds.
@@ -55,6 +57,18 @@ run)
 check)
 	make -j"$JOBS" check || {
 		cat tests/*.log test-suite.log 2>/dev/null | tail -200
+		exit 1
+	}
+	# The same suite under ASan and UBSan, on a fresh copy of the
+	# distributed sources (this tree is configured already, so it cannot
+	# host a VPATH build); any sanitizer report fails the run.
+	echo "bootstrap: the suite again with sanitizers, in build-asan/"
+	rm -rf build-asan
+	make distdir distdir=build-asan >/dev/null
+	(cd build-asan && ./configure -q --enable-sanitizers \
+	    ${CONFIGURE_FLAGS:-} && make -j"$JOBS" check) || {
+		cat build-asan/tests/*.log build-asan/test-suite.log \
+		    2>/dev/null | tail -200
 		exit 1
 	}
 	;;

@@ -223,8 +223,10 @@ answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 static int
 answer_acked(struct cmd_ctx *ctx, struct slot *sl)
 {
+	/* The slot may be freed once answered: take its connection now. */
 	struct conn	   *c = server_slot_conn(sl);
 	struct cmd_session *ss;
+	int		    alive;
 
 	/* The slot may be freed now; the connection stays if alive. */
 	if (!answer_slot(ctx, sl) || c == NULL)
@@ -476,10 +478,15 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	else if (server_slot_conn(slot) != NULL)
 		server_conn_session(server_slot_conn(slot))->last_write = seq;
 	if (pw->dur == PROTO_DUR_ASYNC) {
-		/* Acknowledged on receipt: answered now, visible now. */
+		/*
+		 * Acknowledged on receipt: answered now, visible now. To the
+		 * writer first: the acknowledgement may resume the connection,
+		 * whose next writes take the next sequence numbers and must
+		 * reach the writer after this one.
+		 */
 		w->owner = slot;
-		ack_write(ctx, w, 0, out);
 		writer_submit(ctx->writer, w);
+		ack_write(ctx, w, 0, out);
 		return slot != NULL ? CMD_DEFERRED : CMD_DONE;
 	}
 	if (slot == NULL) {
@@ -949,8 +956,9 @@ cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 	write_take(ctx, w);
 	ss->last_write = seq;
 	if (dur == PROTO_DUR_ASYNC) {
-		ack_write(ctx, w, 0, out);
+		/* To the writer first, as in write_kv(). */
 		writer_submit(ctx->writer, w);
+		ack_write(ctx, w, 0, out);
 		return CMD_DONE;
 	}
 	w->owner = server_slot_new(ss->conn, "exec");

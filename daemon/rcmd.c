@@ -1386,8 +1386,8 @@ rx_commit(struct rx *x, struct slot *slot)
 		x->ss->last_write = w->seq;
 		if (dur == PROTO_DUR_ASYNC) {
 			/* Acknowledged on receipt: visible now. */
-			cmd_ack_write(ctx, w, 0, NULL);
 			writer_submit(ctx->writer, w);
+			cmd_ack_write(ctx, w, 0, NULL);
 			continue;
 		}
 		if (i + 1 == r->nw) {

@@ -28,6 +28,7 @@ struct reader {
 	size_t		backlog;
 	int		stopping;
 	unsigned	nthreads;
+	unsigned	live; /* threads not yet ended */
 	pthread_t      *threads;
 	struct store  **stores;
 	struct mailbox *mb;
@@ -102,6 +103,7 @@ reader_main(void *arg)
 	struct reader_arg *ra = arg;
 	struct reader	  *r = ra->r;
 	struct rjob	  *job;
+	int		   stopping;
 
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
@@ -110,12 +112,20 @@ reader_main(void *arg)
 		if ((job = TAILQ_FIRST(&r->jobs)) == NULL)
 			break;
 		TAILQ_REMOVE(&r->jobs, job, entry);
+		stopping = r->stopping;
 		pthread_mutex_unlock(&r->lock);
-		reader_run(ra->store, job);
+		if (stopping) {
+			/* Nobody waits for it any more: do not run it. */
+			job->status = STORE_FATAL;
+			job->message = xstrdup("shutting down");
+		} else
+			reader_run(ra->store, job);
 		mailbox_post(r->mb, rjob_done, job);
 		pthread_mutex_lock(&r->lock);
 		r->backlog--;
 	}
+	r->live--;
+	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 	free(ra);
 	return NULL;
@@ -134,6 +144,7 @@ reader_start(unsigned nthreads, const struct store_options *opts,
 	ro.cache_bytes = 0; /* SQLite's default: the OS caches the file */
 	r->mb = mb;
 	r->nthreads = nthreads;
+	r->live = nthreads;
 	TAILQ_INIT(&r->jobs);
 	if (pthread_mutex_init(&r->lock, NULL) != 0 ||
 	    pthread_cond_init(&r->cond, NULL) != 0)
@@ -191,6 +202,27 @@ reader_stop(struct reader *r)
 	pthread_mutex_lock(&r->lock);
 	r->stopping = 1;
 	pthread_cond_broadcast(&r->cond);
+	/*
+	 * A query that never ends (a client may send one) must not hold the
+	 * exit: interrupt what runs, again until every thread has ended (a
+	 * statement that starts just after an interrupt is not stopped).
+	 */
+	while (r->live > 0) {
+		struct timespec ts;
+
+		pthread_mutex_unlock(&r->lock);
+		for (i = 0; i < r->nthreads; i++)
+			store_interrupt(r->stores[i]);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&r->lock);
+		if (r->live > 0)
+			pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+	}
 	pthread_mutex_unlock(&r->lock);
 	for (i = 0; i < r->nthreads; i++)
 		if (pthread_join(r->threads[i], NULL) != 0)

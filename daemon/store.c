@@ -1071,3 +1071,9 @@ store_get_stats(struct store *s, struct store_stats *st)
 {
 	*st = s->stats;
 }
+
+void
+store_interrupt(struct store *s)
+{
+	sqlite3_interrupt(s->db);
+}

@@ -49,6 +49,8 @@ struct store_result {
  */
 struct store *store_open(const struct store_options *opts, char **cause);
 void	      store_close(struct store *s);
+/* Stop the statement running on s now (from any thread): it fails. */
+void store_interrupt(struct store *s);
 
 /* The last applied journal sequence number. */
 int store_applied_seq(struct store *s, uint64_t *seq, char **cause);

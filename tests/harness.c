@@ -23,7 +23,7 @@
 
 #include "harness.h"
 
-#define RB_FDS 4096
+#define RB_FDS 32768 /* test_abuse opens 10,000 connections */
 
 struct rbuf {
 	char  *buf;

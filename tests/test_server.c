@@ -390,6 +390,112 @@ test_pipeline_async_after_wait(void **state)
 	close(fd);
 }
 
+/*
+ * A del that must look its key up first, then a get and an async set
+ * pipelined behind it: the answers come in request order, each with its
+ * own content (the set is answered when the del's acknowledgement lets
+ * the connection go on, while the del's answer is being sent).
+ */
+static void
+test_pipeline_order_after_lookup(void **state)
+{
+	int	fd = connect_shared();
+	char	req[512], *line;
+	json_t *j;
+	int	i, k;
+
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"ord:hit\",\"value\":1}");
+	assert_ok(j);
+	json_decref(j);
+	for (i = 0; i < 50; i++) {
+		snprintf(req, sizeof(req),
+		    "{\"op\":\"del\",\"key\":\"ord:absent:%d\","
+		    "\"durability\":\"async\",\"id\":1}\n"
+		    "{\"op\":\"get\",\"key\":\"ord:hit\",\"id\":2}\n"
+		    "{\"op\":\"set\",\"key\":\"ord:%d\",\"value\":3,"
+		    "\"durability\":\"async\",\"id\":3}\n",
+		    i, i);
+		assert_int_equal(raw_sends(fd, req), 0);
+		for (k = 1; k <= 3; k++) {
+			line = raw_readline(fd, 10000);
+			j = parse_answer(line);
+			free(line);
+			assert_ok(j);
+			assert_int_equal(
+			    json_integer_value(json_object_get(j, "id")), k);
+			if (k == 1)
+				assert_true(json_is_false(
+				    json_object_get(j, "deleted")));
+			if (k == 2)
+				assert_int_equal(
+				    json_integer_value(
+					json_object_get(j, "value")),
+				    1);
+			if (k == 3)
+				assert_true(json_is_integer(
+				    json_object_get(j, "version")));
+			json_decref(j);
+		}
+	}
+	close(fd);
+}
+
+/*
+ * The same pipeline (a del that looks its key up, a read that waits for
+ * it, an async set): the del must reach the writer before the set, which
+ * has the next sequence number, so that what SQLite records as applied
+ * is the last write. A sync then answers, and the applied_seq in
+ * stash_meta is the last write's.
+ */
+static void
+test_writes_reach_the_writer_in_order(void **state)
+{
+	int	  fd = connect_shared();
+	char	  req[512], *line;
+	json_t	 *j;
+	int	  i, k;
+	long long last = 0;
+
+	j = ask(fd, "{\"op\":\"set\",\"key\":\"seq:hit\",\"value\":1}");
+	assert_ok(j);
+	json_decref(j);
+	for (i = 0; i < 20; i++) {
+		snprintf(req, sizeof(req),
+		    "{\"op\":\"del\",\"key\":\"seq:absent:%d\","
+		    "\"durability\":\"async\"}\n"
+		    "{\"op\":\"get\",\"key\":\"seq:hit\"}\n"
+		    "{\"op\":\"set\",\"key\":\"seq:%d\",\"value\":3,"
+		    "\"durability\":\"async\"}\n",
+		    i, i);
+		assert_int_equal(raw_sends(fd, req), 0);
+		for (k = 1; k <= 3; k++) {
+			line = raw_readline(fd, 10000);
+			j = parse_answer(line);
+			free(line);
+			assert_ok(j);
+			if (k == 3)
+				last = json_integer_value(
+				    json_object_get(j, "version"));
+			json_decref(j);
+		}
+		/* Answered once the last write is applied, not never. */
+		line = raw_roundtrip(fd, "{\"op\":\"sync\"}");
+		assert_non_null(line);
+		j = parse_answer(line);
+		free(line);
+		assert_ok(j);
+		json_decref(j);
+		j = ask(fd, "{\"op\":\"query\",\"sql\":\"SELECT value FROM "
+			    "stash_meta WHERE name = 'applied_seq'\"}");
+		assert_ok(j);
+		assert_true(json_integer_value(json_array_get(
+				json_array_get(json_object_get(j, "rows"), 0),
+				0)) >= last);
+		json_decref(j);
+	}
+	close(fd);
+}
+
 static void
 test_bad_requests_keep_connection(void **state)
 {
@@ -961,6 +1067,8 @@ main(void)
 	    cmocka_unit_test(test_sync_and_stats),
 	    cmocka_unit_test(test_pipeline_1000),
 	    cmocka_unit_test(test_pipeline_async_after_wait),
+	    cmocka_unit_test(test_pipeline_order_after_lookup),
+	    cmocka_unit_test(test_writes_reach_the_writer_in_order),
 	    cmocka_unit_test(test_bad_requests_keep_connection),
 	    cmocka_unit_test(test_invalid_utf8),
 	    cmocka_unit_test(test_key_limit),
