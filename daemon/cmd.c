@@ -196,7 +196,6 @@ cmd_resp_error(
 	wbuf_add(out, "\r\n", 2);
 }
 
-/* Send ctx->ans through a slot; 1 while its connection stays open. */
 /* Someone waits for writes up to seq to be applied: no delay for them. */
 static void
 kick_apply(struct cmd_ctx *ctx, uint64_t seq)
@@ -205,6 +204,7 @@ kick_apply(struct cmd_ctx *ctx, uint64_t seq)
 		writer_kick(ctx->writer, seq);
 }
 
+/* Send ctx->ans through a slot; 1 while its connection stays open. */
 static int
 answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 {
@@ -216,8 +216,8 @@ answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 
 /*
  * Answer a write through its slot (ctx->ans), then count it acknowledged.
- * In this order: the lines its connection goes on with once it has no
- * write unacknowledged answer after it, and may use ctx->ans themselves.
+ * In this order: the acknowledgement may resume the connection, whose next
+ * lines are then answered after this one and may use ctx->ans themselves.
  * 1 while the connection stays open.
  */
 static int
@@ -226,7 +226,6 @@ answer_acked(struct cmd_ctx *ctx, struct slot *sl)
 	/* The slot may be freed once answered: take its connection now. */
 	struct conn	   *c = server_slot_conn(sl);
 	struct cmd_session *ss;
-	int		    alive;
 
 	/* The slot may be freed now; the connection stays if alive. */
 	if (!answer_slot(ctx, sl) || c == NULL)
