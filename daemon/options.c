@@ -100,6 +100,10 @@ static const struct cdef config_table[] = {
 	"let journaled writes gather this long before applying them to "
 	"SQLite",
 	0},
+    {"apply-nice", 0, C_UINT, O(writer.apply_nice), 0, 19, "10",
+	"nice value of the thread that applies writes to SQLite "
+	"(0: as the daemon)",
+	0},
     {"fsync-interval", 0, C_MS, O(writer.fsync_interval_ms), 1, 60000, "1s",
 	"async writes are fsync'd within this", 0},
     {"write-queue-max", 0, C_SIZE, O(write_queue_max), 64 * KB, SIZE_MAX,
@@ -165,6 +169,7 @@ options_defaults(struct options *o)
 	o->writer.group_delay_us = 0;
 	o->writer.fsync_interval_ms = 1000;
 	o->writer.apply_delay_ms = 1000;
+	o->writer.apply_nice = 10;
 	o->writer.purge_interval_ms = 1000;
 	o->writer.checkpoint_interval_ms = 1000;
 	o->sync_normal = 1;

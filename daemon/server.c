@@ -337,6 +337,35 @@ conn_pause(struct conn *c)
 	conn_debug(c, "paused: output over %zu bytes", c->srv->cfg.output_max);
 }
 
+/* Whether a connection may take its next request now. */
+enum { ROOM_YES, ROOM_NO, ROOM_PAUSED, ROOM_GONE };
+
+/*
+ * ROOM_NO: too many answers still to come (it waits for half of them);
+ * ROOM_PAUSED: its output is over its limit, reading stops; ROOM_GONE: it
+ * was freed.
+ */
+static int
+conn_room(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (c->nslots >= CONN_SLOTS_MAX) {
+		c->flags |= CONN_BACKLOG;
+		srv->stats->conn_backlogged++;
+		return ROOM_NO;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) + srv->out.len +
+		c->pend.len >=
+	    srv->cfg.output_max) {
+		if (conn_flush_answers(c) == -1)
+			return ROOM_GONE;
+		conn_pause(c);
+		return ROOM_PAUSED;
+	}
+	return ROOM_YES;
+}
+
 /* Answer an over-long line and close. Returns what conn_close does. */
 static int
 conn_too_large(struct conn *c)
@@ -393,27 +422,20 @@ conn_process(struct conn *c)
 {
 	struct server	   *srv = c->srv;
 	struct evbuffer	   *in = bufferevent_get_input(c->bev);
-	struct evbuffer	   *out = bufferevent_get_output(c->bev);
 	struct evbuffer_ptr pos, start;
 	enum cmd_result	    r;
 	uint64_t	    t0;
 	size_t		    len, avail, mark;
 	char		   *line;
+	int		    room;
 
 	if (c->proto == CONN_PROTO_RESP)
 		return conn_process_resp(c);
 	while (!(c->flags & (CONN_CLOSING | CONN_WAIT | CONN_BACKLOG))) {
-		if (c->nslots >= CONN_SLOTS_MAX) {
-			c->flags |= CONN_BACKLOG;
-			srv->stats->conn_backlogged++;
-			break;
-		}
-		if (evbuffer_get_length(out) + srv->out.len + c->pend.len >=
-		    srv->cfg.output_max) {
-			if (conn_flush_answers(c) == -1)
-				return -1;
-			conn_pause(c);
-			return 0;
+		if ((room = conn_room(c)) != ROOM_YES) {
+			if (room == ROOM_NO)
+				break;
+			return room == ROOM_GONE ? -1 : 0;
 		}
 		avail = evbuffer_get_length(in);
 		if (avail == 0)
@@ -527,7 +549,6 @@ conn_process_resp(struct conn *c)
 {
 	struct server	  *srv = c->srv;
 	struct evbuffer	  *in = bufferevent_get_input(c->bev);
-	struct evbuffer	  *out = bufferevent_get_output(c->bev);
 	struct resp_cmd	  *cmd = &srv->rcmd;
 	struct resp_limits lim;
 	enum resp_status   st;
@@ -536,6 +557,7 @@ conn_process_resp(struct conn *c)
 	size_t		   avail, mark;
 	const char	  *buf;
 	char		   msg[96];
+	int		   room;
 
 	lim.args_max = RESP_ARGS_CAP;
 	lim.bulk_max = srv->cfg.line_max;
@@ -544,17 +566,10 @@ conn_process_resp(struct conn *c)
 			     : SERVER_INLINE_MAX;
 	srv->cmd->value_max = srv->cfg.line_max;
 	while (!(c->flags & (CONN_CLOSING | CONN_WAIT | CONN_BACKLOG))) {
-		if (c->nslots >= CONN_SLOTS_MAX) {
-			c->flags |= CONN_BACKLOG;
-			srv->stats->conn_backlogged++;
-			break;
-		}
-		if (evbuffer_get_length(out) + srv->out.len + c->pend.len >=
-		    srv->cfg.output_max) {
-			if (conn_flush_answers(c) == -1)
-				return -1;
-			conn_pause(c);
-			return 0;
+		if ((room = conn_room(c)) != ROOM_YES) {
+			if (room == ROOM_NO)
+				break;
+			return room == ROOM_GONE ? -1 : 0;
 		}
 		avail = evbuffer_get_length(in);
 		if (avail == 0)

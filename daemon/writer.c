@@ -45,6 +45,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -573,6 +576,16 @@ apply_main(void *arg)
 	char		  *cause = NULL;
 
 	TAILQ_INIT(&batch);
+	/*
+	 * Applying is catching up, not answering: when the CPUs are short,
+	 * the loop and the journal thread go first. (Linux: a thread's nice
+	 * value is its own.) Whoever waits on SQLite makes the batch due at
+	 * once, and the write queue's limit bounds how far behind it falls.
+	 */
+	if (wr->opts.apply_nice != 0 &&
+	    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+		(int)wr->opts.apply_nice) == -1)
+		log_warn("apply thread: setpriority");
 	pthread_mutex_lock(&wr->lock);
 	for (;;) {
 		while (TAILQ_EMPTY(&wr->journaled) && !wr->journal_done) {

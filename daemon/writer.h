@@ -56,6 +56,7 @@ struct writer_options {
 	unsigned group_delay_us;
 	unsigned fsync_interval_ms; /* for async-only groups */
 	unsigned apply_delay_ms;    /* let journaled writes gather this long */
+	unsigned apply_nice;	    /* the apply thread's nice value, 0..19 */
 	unsigned purge_interval_ms; /* expired rows */
 	/*
 	 * SQLite runs with synchronous=NORMAL: a commit is durable only once

@@ -112,4 +112,15 @@ grep -q "keeping the running settings" "$TMP/log" && ok ||
 [ "$(stat_of connections max)" = 7 ] && ok || bad "a bad file changed settings"
 stop
 
+# apply_nice: the thread that applies writes to SQLite runs at that nice
+# value, the others at the daemon's own.
+printf 'socket = %s/f.sock\ndatabase = %s/f.db\napply_nice = 7\n' "$TMP" "$TMP" \
+    > "$TMP/f.conf"
+start -c "$TMP/f.conf"
+nices=$(for t in /proc/"$PID"/task/*/stat; do awk '{print $19}' "$t"; done |
+    sort -n | tr '\n' ' ')
+case " $nices" in *" 7 "*) ok ;; *) bad "no thread at nice 7: $nices" ;; esac
+case " $nices" in *" 0 "*) ok ;; *) bad "no thread at nice 0: $nices" ;; esac
+stop
+
 test_done
