@@ -101,8 +101,8 @@ static const struct cdef config_table[] = {
 	"SQLite",
 	0},
     {"apply-nice", 0, C_UINT, O(writer.apply_nice), 0, 19, "10",
-	"nice value of the thread that applies writes to SQLite "
-	"(0: as the daemon)",
+	"how much nicer than the daemon the thread that applies writes "
+	"to SQLite runs (0: as nice as the daemon)",
 	0},
     {"fsync-interval", 0, C_MS, O(writer.fsync_interval_ms), 1, 60000, "1s",
 	"async writes are fsync'd within this", 0},

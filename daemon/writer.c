@@ -582,10 +582,20 @@ apply_main(void *arg)
 	 * value is its own.) Whoever waits on SQLite makes the batch due at
 	 * once, and the write queue's limit bounds how far behind it falls.
 	 */
-	if (wr->opts.apply_nice != 0 &&
-	    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
-		(int)wr->opts.apply_nice) == -1)
-		log_warn("apply thread: setpriority");
+	if (wr->opts.apply_nice != 0) {
+		int base, prio;
+
+		/* getpriority() may return -1: errno tells. */
+		errno = 0;
+		base = getpriority(PRIO_PROCESS, 0);
+		prio = base + (int)wr->opts.apply_nice;
+		if (prio > 19)
+			prio = 19;
+		if ((base == -1 && errno != 0) ||
+		    setpriority(
+			PRIO_PROCESS, (id_t)syscall(SYS_gettid), prio) == -1)
+			log_warn("apply thread: setpriority");
+	}
 	pthread_mutex_lock(&wr->lock);
 	for (;;) {
 		while (TAILQ_EMPTY(&wr->journaled) && !wr->journal_done) {
