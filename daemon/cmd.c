@@ -1085,6 +1085,8 @@ stats_more(struct cmd_ctx *ctx, struct wbuf *w)
 	wbuf_add_u64(w, ws.apply_retries);
 	wbuf_adds(w, ",\"expired_rows_purged\":");
 	wbuf_add_u64(w, ws.purged);
+	wbuf_adds(w, ",\"writes_coalesced\":");
+	wbuf_add_u64(w, ws.coalesced);
 	wbuf_adds(w, ",\"reader_backlog\":");
 	wbuf_add_u64(w, reader_backlog(ctx->reader));
 	wbuf_addc(w, '}');

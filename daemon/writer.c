@@ -111,11 +111,15 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Most writes applied in one transaction. */
+/*
+ * Most writes applied in one transaction: when SQLite falls behind, its
+ * transactions grow to catch up (a page changed by many writes is written
+ * once), up to this.
+ */
 static size_t
 apply_batch_max(const struct writer *wr)
 {
-	return wr->opts.group_max_ops * 4;
+	return wr->opts.group_max_ops * 64;
 }
 
 /* The monotonic clock ms from now, for the apply thread's timed waits. */
@@ -504,28 +508,126 @@ fatal:
 	return -1;
 }
 
+/*
+ * Key-value writes waiting to be applied, between two SQL writes: of those
+ * to one key, only the last reaches SQLite. The ones before it would be
+ * overwritten in the same transaction, and no SQL statement runs between
+ * them to see them (a run ends at each exec and tx). A hot key written a
+ * thousand times in a batch costs one upsert.
+ */
+struct kvrun {
+	struct wreq **w;
+	size_t	      n, cap;
+	struct wreq **tab; /* open addressing: the last write of each key */
+	size_t	      tab_size;
+};
+
+static uint64_t
+kv_hash(const char *key, size_t klen)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t	 i;
+
+	for (i = 0; i < klen; i++) {
+		h ^= (unsigned char)key[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h ^ (h >> 29);
+}
+
+/* The slot of w's key in run->tab: its last write so far, or empty. */
+static struct wreq **
+kvrun_slot(struct kvrun *run, const struct wreq *w)
+{
+	size_t	     i = kv_hash(w->key, w->klen) & (run->tab_size - 1);
+	struct wreq *o;
+
+	while ((o = run->tab[i]) != NULL &&
+	       (o->klen != w->klen || memcmp(o->key, w->key, w->klen) != 0))
+		i = (i + 1) & (run->tab_size - 1);
+	return &run->tab[i];
+}
+
+/*
+ * Apply the run: the last write of each key, in order; the others are done
+ * (superseded). -1 when the database failed.
+ */
+static int
+kvrun_apply(struct writer *wr, struct kvrun *run, uint64_t *errors,
+    uint64_t *coalesced, char **cause)
+{
+	struct wreq *w;
+	size_t	     i, size;
+
+	if (run->n > 1) {
+		for (size = 16; size < run->n * 2; size *= 2)
+			;
+		if (size > run->tab_size) {
+			free(run->tab);
+			run->tab = xcalloc(size, sizeof(*run->tab));
+			run->tab_size = size;
+		} else
+			memset(run->tab, 0, run->tab_size * sizeof(*run->tab));
+		for (i = 0; i < run->n; i++)
+			*kvrun_slot(run, run->w[i]) = run->w[i];
+	}
+	for (i = 0; i < run->n; i++) {
+		w = run->w[i];
+		if (run->n > 1 && *kvrun_slot(run, w) != w) {
+			w->status = STORE_OK;
+			(*coalesced)++;
+			continue;
+		}
+		if (writer_apply(wr->store, w) == -1) {
+			xasprintf(cause,
+			    "the database failed applying seq %" PRIu64,
+			    w->seq);
+			return -1;
+		}
+		CRASH_POINT("apply");
+		if (w->status != STORE_OK)
+			(*errors)++;
+	}
+	run->n = 0;
+	return 0;
+}
+
 /* Apply a batch of groups in one transaction. -1: roll back, retry. */
 static int
-apply_batch(struct writer *wr, struct wgroup_list *batch, uint64_t *last,
-    uint64_t *errors, char **cause)
+apply_batch(struct writer *wr, struct kvrun *run, struct wgroup_list *batch,
+    uint64_t *last, uint64_t *errors, uint64_t *coalesced, char **cause)
 {
 	struct wgroup *g;
 	struct wreq   *w;
 
-	*errors = 0;
+	*errors = *coalesced = 0;
+	run->n = 0;
 	if (store_begin(wr->store, cause) == -1)
 		return -1;
 	TAILQ_FOREACH(g, batch, entry)
 	{
 		TAILQ_FOREACH(w, &g->reqs, entry)
 		{
+			*last = w->seq;
+			if (WREQ_IS_KV(w->type)) {
+				if (run->n == run->cap) {
+					run->cap =
+					    run->cap ? run->cap * 2 : 256;
+					run->w = xreallocarray(
+					    run->w, run->cap, sizeof(*run->w));
+				}
+				run->w[run->n++] = w;
+				continue;
+			}
+			/* An SQL write sees every key-value write before it. */
+			if (kvrun_apply(wr, run, errors, coalesced, cause) ==
+			    -1)
+				goto fail;
 			if (writer_apply(wr->store, w) == -1) {
 				xasprintf(cause,
-				    "the database failed applying "
-				    "seq %" PRIu64,
+				    "the database failed applying seq %" PRIu64,
 				    w->seq);
-				store_rollback(wr->store);
-				return -1;
+				goto fail;
 			}
 			CRASH_POINT("apply");
 			if (w->status != STORE_OK) {
@@ -535,14 +637,17 @@ apply_batch(struct writer *wr, struct wgroup_list *batch, uint64_t *last,
 						  " failed: %s",
 					    w->seq, w->message);
 			}
-			*last = w->seq;
 		}
 	}
-	if (store_commit(wr->store, *last, cause) == -1) {
-		store_rollback(wr->store);
-		return -1;
-	}
+	if (kvrun_apply(wr, run, errors, coalesced, cause) == -1)
+		goto fail;
+	if (store_commit(wr->store, *last, cause) == -1)
+		goto fail;
 	return 0;
+
+fail:
+	store_rollback(wr->store);
+	return -1;
 }
 
 /*
@@ -569,13 +674,15 @@ apply_main(void *arg)
 	struct writer	  *wr = arg;
 	struct wgroup_list batch;
 	struct wgroup	  *g;
-	uint64_t	   last = 0, errors, ops, last_purge = now_ms();
-	uint64_t	   last_ckpt = now_ms(), durable = 0, due, ckpt_seq = 0;
-	unsigned	   backoff = 0;
-	int		   down = 0, n;
-	char		  *cause = NULL;
+	uint64_t     last = 0, errors, coalesced, ops, last_purge = now_ms();
+	struct kvrun run;
+	uint64_t     last_ckpt = now_ms(), durable = 0, due, ckpt_seq = 0;
+	unsigned     backoff = 0;
+	int	     down = 0, n;
+	char	    *cause = NULL;
 
 	TAILQ_INIT(&batch);
+	memset(&run, 0, sizeof(run));
 	/*
 	 * Applying is catching up, not answering: when the CPUs are short,
 	 * the loop and the journal thread go first. (Linux: a thread's nice
@@ -664,7 +771,8 @@ apply_main(void *arg)
 		}
 		pthread_mutex_unlock(&wr->lock);
 
-		while (apply_batch(wr, &batch, &last, &errors, &cause) == -1) {
+		while (apply_batch(wr, &run, &batch, &last, &errors, &coalesced,
+			   &cause) == -1) {
 			log_warnx("apply: %s; retrying", cause);
 			if (!down) {
 				post(wr, msg_unavailable, NULL, 1, cause);
@@ -714,6 +822,7 @@ apply_main(void *arg)
 		wr->stats.transactions++;
 		wr->stats.applied_seq = last;
 		wr->stats.apply_errors += errors;
+		wr->stats.coalesced += coalesced;
 		wr->stats.apply_backlog -= ops;
 		while ((g = TAILQ_FIRST(&batch)) != NULL) {
 			TAILQ_REMOVE(&batch, g, entry);
@@ -721,6 +830,8 @@ apply_main(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&wr->lock);
+	free(run.w);
+	free(run.tab);
 	return NULL;
 }
 

@@ -1957,6 +1957,70 @@ test_apply_delay(void **state)
 	daemon_cleanup(&d);
 }
 
+/*
+ * Writes to one key in one applied batch: only the last reaches SQLite,
+ * unless an SQL write between them could see the earlier one.
+ */
+static void
+test_coalesced_writes(void **state)
+{
+	static const char *args[] = {"--apply-delay", "10s", NULL};
+	struct daemon_proc d;
+	struct sbuf	   b = {NULL, 0, 0};
+	long long	   coalesced;
+	json_t		 **ans, *j;
+	int		   fd, i;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, args), 0);
+	fd = connect_to(&d);
+	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE co(v)\"}");
+	for (i = 0; i < 200; i++)
+		sb_printf(&b,
+		    "{\"op\":\"set\",\"key\":\"co:hot\",\"value\":%d,"
+		    "\"durability\":\"journal\"}\n",
+		    i);
+	/* An SQL write reads the key between two sets of it. */
+	sb_printf(&b, "{\"op\":\"exec\",\"sql\":\"INSERT INTO co SELECT "
+		      "value FROM stash_kv WHERE key = 'co:hot'\","
+		      "\"durability\":\"journal\"}\n");
+	sb_printf(&b, "{\"op\":\"set\",\"key\":\"co:hot\",\"value\":"
+		      "\"last\",\"durability\":\"journal\"}\n");
+	sb_printf(&b, "{\"op\":\"del\",\"key\":\"co:gone\","
+		      "\"durability\":\"journal\"}\n");
+	ans = pipeline(fd, b.p, b.len, 203, NULL, NULL);
+	for (i = 0; i < 203; i++)
+		assert_ok(ans[i]);
+	answers_free(ans, 203);
+	sb_free(&b);
+	sync_on(fd);
+	/* The exec saw the value of the set just before it. */
+	j = askf(fd, "{\"op\":\"query\",\"sql\":\"SELECT v FROM co\"}");
+	assert_ok(j);
+	assert_int_equal(json_array_size(json_object_get(j, "rows")), 1);
+	assert_string_equal(
+	    json_string_value(json_array_get(
+		json_array_get(json_object_get(j, "rows"), 0), 0)),
+	    "199");
+	json_decref(j);
+	j = askf(fd, "{\"op\":\"query\",\"sql\":\"SELECT value FROM "
+		     "stash_kv WHERE key = 'co:hot'\"}");
+	assert_ok(j);
+	assert_string_equal(
+	    json_string_value(json_array_get(
+		json_array_get(json_object_get(j, "rows"), 0), 0)),
+	    "\"last\"");
+	json_decref(j);
+	j = stats_of(d.sock);
+	coalesced = stat_int(j, "sqlite", "writes_coalesced");
+	json_decref(j);
+	/* 199 of the first 200 were overwritten before the exec. */
+	assert_int_equal(coalesced, 199);
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
 /* Group commit: pipelined writes share groups and fsyncs. */
 static void
 test_group_commit(void **state)
@@ -2514,6 +2578,7 @@ main(void)
 	    cmocka_unit_test(test_refusal_code),
 	    cmocka_unit_test(test_sync),
 	    cmocka_unit_test(test_apply_delay),
+	    cmocka_unit_test(test_coalesced_writes),
 	    cmocka_unit_test(test_mixed_durability),
 	    cmocka_unit_test(test_stats_sections),
 	};
