@@ -411,6 +411,7 @@ write_take(struct cmd_ctx *ctx, struct wreq *w)
 		ks = keymap_get(ctx->keys, w->key, w->klen);
 		ks->pending++;
 		ks->last = w;
+		w->ks = ks;
 		ks->last_version = w->seq;
 		ks->last_is_del = w->type == WREQ_KV_DEL;
 	}
@@ -1226,12 +1227,13 @@ cmd_applied(void *arg, struct wgroup *g)
 			cache_unreserve(ctx->cache, w->reserved);
 			w->reserved = 0;
 		}
-		if (WREQ_IS_KV(w->type) &&
-		    (ks = keymap_find(ctx->keys, w->key, w->klen)) != NULL) {
+		/* Pending, its key's state stays: no lookup. */
+		if ((ks = w->ks) != NULL) {
+			w->ks = NULL;
 			if (ks->last == w)
 				ks->last = NULL;
-			ks->pending--;
-			keymap_put(ctx->keys, ks);
+			if (--ks->pending == 0)
+				keymap_put(ctx->keys, ks);
 		}
 		ctx->unapplied_bytes -= w->rec_len;
 	}

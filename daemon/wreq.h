@@ -33,6 +33,8 @@ enum wreq_type {
 #define WREQ_IS_KV(t)                                                          \
 	((t) == WREQ_KV_SET || (t) == WREQ_KV_SET_RAW || (t) == WREQ_KV_DEL)
 
+struct kstate;
+
 struct wreq {
 	TAILQ_ENTRY(wreq) entry;
 	uint64_t       seq;
@@ -56,15 +58,16 @@ struct wreq {
 	struct store_result res;     /* EXEC */
 	char		   *results; /* TX: JSON array text */
 	/* Loop side. */
-	void	*owner;	   /* the waiting answer, or NULL */
-	size_t	 reserved; /* cache bytes held for it */
-	uint32_t ttl;	   /* seconds, for the cache */
-	int	 acked;
-	int	 pinned; /* in the cache, pinned */
-	char	*id;	 /* the request's id, JSON */
-	size_t	 id_len;
-	int	 deleted; /* KV_DEL: the key existed */
-	int	 resp;	  /* answered in RESP: id holds the answer */
+	void	      *owner;	 /* the waiting answer, or NULL */
+	size_t	       reserved; /* cache bytes held for it */
+	struct kstate *ks;	 /* its key's state, while it is pending */
+	uint32_t       ttl;	 /* seconds, for the cache */
+	int	       acked;
+	int	       pinned; /* in the cache, pinned */
+	char	      *id;     /* the request's id, JSON */
+	size_t	       id_len;
+	int	       deleted; /* KV_DEL: the key existed */
+	int	       resp;	/* answered in RESP: id holds the answer */
 };
 TAILQ_HEAD(wreq_list, wreq);
 
