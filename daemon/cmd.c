@@ -38,6 +38,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -401,6 +402,20 @@ ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 	w->owner = NULL;
 }
 
+/* Trim the heap once this much of writes waiting for SQLite is gone. */
+#define CMD_TRIM_AFTER (16 * 1024 * 1024)
+
+/*
+ * The memory a write holds until it is applied: its record, its struct and
+ * the allocator's and its key state's share. The write queue limit counts
+ * this, not the record alone, so that it bounds what it is meant to.
+ */
+static size_t
+write_mem(const struct wreq *w)
+{
+	return w->rec_len + sizeof(*w) + 64;
+}
+
 /* Take write w: number it, account it, and hand it to the writer. */
 static void
 write_take(struct cmd_ctx *ctx, struct wreq *w)
@@ -415,7 +430,9 @@ write_take(struct cmd_ctx *ctx, struct wreq *w)
 		ks->last_version = w->seq;
 		ks->last_is_del = w->type == WREQ_KV_DEL;
 	}
-	ctx->unapplied_bytes += w->rec_len;
+	ctx->unapplied_bytes += write_mem(w);
+	if (ctx->unapplied_bytes > ctx->unapplied_peak)
+		ctx->unapplied_peak = ctx->unapplied_bytes;
 	/* Half the write queue waits for SQLite: do not let it fill. */
 	if (ctx->unapplied_bytes >= ctx->write_queue_max / 2)
 		kick_apply(ctx, w->seq);
@@ -1235,9 +1252,18 @@ cmd_applied(void *arg, struct wgroup *g)
 			if (--ks->pending == 0)
 				keymap_put(ctx->keys, ks);
 		}
-		ctx->unapplied_bytes -= w->rec_len;
+		ctx->unapplied_bytes -= write_mem(w);
 	}
 	writer_group_free(g);
+	/*
+	 * A burst of writes is applied: give what it held back to the
+	 * system rather than keep the process at its peak.
+	 */
+	if (ctx->unapplied_bytes == 0 &&
+	    ctx->unapplied_peak >= CMD_TRIM_AFTER) {
+		ctx->unapplied_peak = 0;
+		malloc_trim(0);
+	}
 
 	while ((sw = ctx->syncs) != NULL && sw->target <= ctx->applied_seq) {
 		ctx->syncs = sw->next;

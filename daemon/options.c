@@ -107,7 +107,7 @@ static const struct cdef config_table[] = {
     {"fsync-interval", 0, C_MS, O(writer.fsync_interval_ms), 1, 60000, "1s",
 	"async writes are fsync'd within this", 0},
     {"write-queue-max", 0, C_SIZE, O(write_queue_max), 64 * KB, SIZE_MAX,
-	"64MB",
+	"32MB",
 	"writes not yet applied before writers wait "
 	"(at most half of max-memory)",
 	1},
@@ -174,7 +174,7 @@ options_defaults(struct options *o)
 	o->writer.checkpoint_interval_ms = 1000;
 	o->sync_normal = 1;
 	o->sqlite_cache = (size_t)16 * 1024 * 1024;
-	o->write_queue_max = (size_t)64 * 1024 * 1024;
+	o->write_queue_max = (size_t)32 * 1024 * 1024;
 	o->readers = 2;
 	o->sql_enabled = 1;
 	o->query_rows_max = 100000;
