@@ -108,9 +108,13 @@ compact_json(const char *s, size_t n)
 	}
 	v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
 	if (v == NULL) {
-		/* Numbers past a double are valid JSON all the same. */
+		/*
+		 * Valid JSON all the same: numbers past a double, member
+		 * names with "\u0000" (jansson cannot hold them).
+		 */
 		return strstr(err.text, "overflow") != NULL ||
-		       strstr(err.text, "too big") != NULL;
+		       strstr(err.text, "too big") != NULL ||
+		       strstr(err.text, "NUL byte in object key") != NULL;
 	}
 	json_decref(v);
 	return 1;
