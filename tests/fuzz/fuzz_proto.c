@@ -85,14 +85,37 @@ inside(const char *line, size_t len, const char *p, size_t n)
 	return p >= line && n <= len && (size_t)(p - line) <= len - n;
 }
 
+/*
+ * Does jansson, a parser written apart, take s[0..n) as JSON? 1 yes, 0 no,
+ * -1 when it cannot say: numbers past a double, member names holding
+ * "\u0000" (valid JSON that jansson cannot hold).
+ */
+static int
+jansson_takes(const char *s, size_t n, int *is_object)
+{
+	json_error_t err;
+	json_t	    *v;
+
+	v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+	if (v == NULL) {
+		if (strstr(err.text, "overflow") != NULL ||
+		    strstr(err.text, "too big") != NULL ||
+		    strstr(err.text, "NUL byte in object key") != NULL)
+			return -1;
+		return 0;
+	}
+	if (is_object != NULL)
+		*is_object = json_is_object(v);
+	json_decref(v);
+	return 1;
+}
+
 /* Is s[0..n) one JSON value with no whitespace outside its strings? */
 static int
 compact_json(const char *s, size_t n)
 {
-	json_error_t err;
-	json_t	    *v;
-	size_t	     i;
-	int	     instr = 0;
+	size_t i;
+	int    instr = 0;
 
 	for (i = 0; i < n; i++) {
 		if (instr) {
@@ -106,18 +129,7 @@ compact_json(const char *s, size_t n)
 			 s[i] == '\n')
 			return 0;
 	}
-	v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
-	if (v == NULL) {
-		/*
-		 * Valid JSON all the same: numbers past a double, member
-		 * names with "\u0000" (jansson cannot hold them).
-		 */
-		return strstr(err.text, "overflow") != NULL ||
-		       strstr(err.text, "too big") != NULL ||
-		       strstr(err.text, "NUL byte in object key") != NULL;
-	}
-	json_decref(v);
-	return 1;
+	return jansson_takes(s, n, NULL) != 0;
 }
 
 /* Offset of p in line, or -1 for NULL: to compare two parses. */
@@ -194,6 +206,7 @@ parse_line(const uint8_t *data, size_t len)
 	enum proto_status    s1, s2;
 	const char	    *e1, *e2;
 	char		    *b1, *b2;
+	int		     json, is_object = 0;
 
 	if ((b1 = malloc(len > 0 ? len : 1)) == NULL ||
 	    (b2 = malloc(len > 0 ? len : 1)) == NULL)
@@ -203,6 +216,7 @@ parse_line(const uint8_t *data, size_t len)
 		memcpy(b2, data, len);
 	}
 	FUZZ_CHECK(proto_utf8_valid(b1, len) == utf8_ok(data, len));
+	json = jansson_takes((const char *)data, len, &is_object);
 
 	memset(&r1, 0xa5, sizeof(r1));
 	memset(&r2, 0x5a, sizeof(r2));
@@ -247,6 +261,11 @@ parse_line(const uint8_t *data, size_t len)
 		check_ok(b1, len, &r1);
 	else
 		FUZZ_CHECK(e1[0] != '\0' && strlen(e1) < 200);
+	/* Both parsers agree on what is JSON. */
+	if (s1 == PROTO_OK)
+		FUZZ_CHECK(json == -1 || (json == 1 && is_object));
+	if (json == 1 && is_object)
+		FUZZ_CHECK(s1 == PROTO_OK || strncmp(e1, "malformed", 9) != 0);
 	free(b1);
 	free(b2);
 }
