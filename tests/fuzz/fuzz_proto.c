@@ -88,7 +88,8 @@ inside(const char *line, size_t len, const char *p, size_t n)
 /*
  * Does jansson, a parser written apart, take s[0..n) as JSON? 1 yes, 0 no,
  * -1 when it cannot say: numbers past a double, member names holding
- * "\u0000" (valid JSON that jansson cannot hold).
+ * "\u0000" (valid JSON that jansson cannot hold), raw NUL bytes (jansson
+ * may read past one as if it were not there).
  */
 static int
 jansson_takes(const char *s, size_t n, int *is_object)
@@ -96,6 +97,8 @@ jansson_takes(const char *s, size_t n, int *is_object)
 	json_error_t err;
 	json_t	    *v;
 
+	if (n > 0 && memchr(s, '\0', n) != NULL)
+		return -1;
 	v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
 	if (v == NULL) {
 		if (strstr(err.text, "overflow") != NULL ||
@@ -116,6 +119,9 @@ compact_json(const char *s, size_t n)
 {
 	size_t i;
 	int    instr = 0;
+
+	if (n > 0 && memchr(s, '\0', n) != NULL)
+		return 0; /* never in JSON text, not even in strings */
 
 	for (i = 0; i < n; i++) {
 		if (instr) {
