@@ -15,6 +15,8 @@
  *	bit 5	  seal: walk the records of each body and write their CRC,
  *		  except for records whose type has bit 6 set (otherwise a
  *		  fuzzer almost never makes a record that passes its CRC)
+ *	bit 6	  strict replay too: the callback fails on a payload that
+ *		  wreq_decode refuses, as the writer's does
  *
  * Then journal_open scans them, as the daemon does at start, and the
  * checks are:
@@ -29,6 +31,8 @@
  *  - each replayed payload that wreq_decode (what replay in the writer
  *    uses) accepts has its views inside the payload, and encodes back to
  *    the same bytes;
+ *  - a strict replay fails, with a cause, exactly when a payload is
+ *    refused, and leaves the journal usable;
  *  - a record appended after recovery, synced, is found by the next open,
  *    which must be clean: nothing cut, nothing refused, salvage or not.
  */
@@ -57,6 +61,7 @@
 #define F_RECMAX  0x0c
 #define F_TWO	  0x10
 #define F_SEAL	  0x20
+#define F_STRICT  0x40
 #define T_NOSEAL  0x40
 
 static const size_t record_maxes[4] = {32, 256, 4096, 1024 * 1024};
@@ -78,6 +83,8 @@ struct seen {
 	uint64_t prev;
 	uint64_t first;
 	uint64_t records;
+	int	 strict;  /* fail on a payload wreq_decode refuses */
+	uint64_t refused; /* payloads wreq_decode refused */
 };
 
 static void
@@ -265,7 +272,7 @@ inside(const void *base, size_t len, const void *p, size_t n)
 }
 
 /* Decode a payload as the writer's replay does, and encode it back. */
-static void
+static int
 payload_check(uint8_t type, uint64_t seq, const void *payload, size_t len)
 {
 	struct wreq w, *again;
@@ -273,7 +280,7 @@ payload_check(uint8_t type, uint64_t seq, const void *payload, size_t len)
 
 	memset(&w, 0, sizeof(w));
 	if (wreq_decode(&w, type, seq, payload, len) == -1)
-		return; /* replay refuses it with a message: fine */
+		return -1; /* replay refuses it with a message: fine */
 	FUZZ_CHECK(w.type == type && w.seq == seq);
 	switch (type) {
 	case WREQ_KV_SET:
@@ -295,12 +302,13 @@ payload_check(uint8_t type, uint64_t seq, const void *payload, size_t len)
 		FUZZ_CHECK(inside(pl, len, w.json, w.json_len));
 		again = wreq_tx(seq, w.json, w.json_len);
 		break;
-	default: FUZZ_CHECK(!"wreq_decode accepted an unknown type"); return;
+	default: FUZZ_CHECK(!"wreq_decode accepted an unknown type"); return -1;
 	}
 	FUZZ_CHECK(again->rec_len == journal_record_size(len));
 	FUZZ_CHECK(len == 0 ||
 		   memcmp(again->rec + JOURNAL_RECORD_HEADER, pl, len) == 0);
 	wreq_free(again);
+	return 0;
 }
 
 static int
@@ -314,7 +322,11 @@ on_record(
 	FUZZ_CHECK(len == 0 || payload != NULL);
 	FUZZ_CHECK(seq > sn->after);
 	FUZZ_CHECK(seq > sn->prev);
-	payload_check(type, seq, payload, len);
+	if (payload_check(type, seq, payload, len) == -1) {
+		sn->refused++;
+		if (sn->strict)
+			return -1;
+	}
 	if (sn->records == 0)
 		sn->first = seq;
 	sn->prev = seq;
@@ -326,7 +338,7 @@ on_record(
 static struct seen
 replay(struct journal *j, size_t record_max, uint64_t after)
 {
-	struct seen sn = {record_max, after, 0, 0, 0};
+	struct seen sn = {record_max, after, 0, 0, 0, 0, 0};
 	char	   *cause = NULL;
 
 	if (journal_replay(j, after, on_record, &sn, &cause) != 0) {
@@ -334,6 +346,27 @@ replay(struct journal *j, size_t record_max, uint64_t after)
 		FUZZ_CHECK(!"replay of a recovered journal failed");
 	}
 	return sn;
+}
+
+/*
+ * Replay failing on the first payload the writer would refuse: it fails
+ * exactly when there is one, with a cause.
+ */
+static void
+replay_strict(struct journal *j, size_t record_max, uint64_t refused)
+{
+	struct seen sn = {record_max, 0, 0, 0, 0, 1, 0};
+	char	   *cause = NULL;
+	int	    rc;
+
+	rc = journal_replay(j, 0, on_record, &sn, &cause);
+	if (refused == 0)
+		FUZZ_CHECK(rc == 0 && cause == NULL);
+	else {
+		FUZZ_CHECK(rc == -1 && sn.refused == 1);
+		FUZZ_CHECK(cause != NULL && strstr(cause, "replay of record"));
+		free(cause);
+	}
 }
 
 /* Append one record after last_seq, sync, close; 0 if it cannot be. */
@@ -458,6 +491,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(sn.records == 0);
 	} else
 		FUZZ_CHECK(rec.first_seq == 0 && rec.last_seq == 0);
+	if (flags & F_STRICT) {
+		sn = replay(j, opts.record_max, 0);
+		replay_strict(j, opts.record_max, sn.refused);
+	}
 
 	/* Writing goes on after recovery, and the next start is clean. */
 	added = append_one(j, rec.last_seq);
