@@ -1070,16 +1070,27 @@ cache_verify(const struct cache *c)
 int
 cache_reserve(struct cache *c, size_t n)
 {
-	size_t excess, avail;
+	size_t excess, avail, need = n;
 
-	if (c->max_memory != 0 && c->bytes + n > c->max_memory) {
-		if (n > c->max_memory)
+	/*
+	 * An empty cache has no bucket array: the first set allocates one,
+	 * so the room promised must hold it too. (Once the array exists,
+	 * reservations and the array both count in bytes; when the cache
+	 * empties again, the array freed was at least this large.)
+	 */
+	if (c->ht[0].size == 0) {
+		if (n > SIZE_MAX - CACHE_MIN_BUCKETS * sizeof(*c->ht[0].b))
 			return CACHE_EFULL;
-		excess = c->bytes + n - c->max_memory;
+		need += CACHE_MIN_BUCKETS * sizeof(*c->ht[0].b);
+	}
+	if (c->max_memory != 0 && c->bytes + need > c->max_memory) {
+		if (need > c->max_memory)
+			return CACHE_EFULL;
+		excess = c->bytes + need - c->max_memory;
 		avail = c->bytes - c->table_bytes - c->pinned_bytes;
 		if (excess > avail)
 			return CACHE_EFULL;
-		while (c->bytes + n > c->max_memory)
+		while (c->bytes + need > c->max_memory)
 			cache_evict_one(c);
 	}
 	c->bytes += n;

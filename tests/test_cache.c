@@ -838,6 +838,36 @@ test_reserve(void **state)
 	cache_destroy(c);
 }
 
+/*
+ * A reservation in an empty cache, which has no bucket array yet, holds
+ * room for the array as well: the pinned set it promises must fit though
+ * that set allocates the array.
+ */
+static void
+test_reserve_empty(void **state)
+{
+	struct cache *c;
+	size_t	      big = cache_entry_size(2, 1000); /* 1045 bytes */
+	size_t	      fits = cache_entry_size(2, 979); /* 1024 bytes */
+
+	(void)state;
+	c = new_cache(2048, 1, NULL, NULL);
+	assert_non_null(c);
+	assert_int_equal(stats(c).table_buckets, 0);
+	assert_int_equal(cache_reserve(c, 960), CACHE_OK);
+	/* 960 + 1045 leave no room for the 8 buckets of 8 bytes. */
+	assert_int_equal(cache_reserve(c, big), CACHE_EFULL);
+	assert_int_equal(stats(c).reserved, 960);
+	/* 960 + 1024 + 64 is 2048: that one is kept, and then fits. */
+	assert_int_equal(cache_reserve(c, fits), CACHE_OK);
+	cache_unreserve(c, fits);
+	assert_int_equal(put(c, "p1", 979, 1, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_int_equal(stats(c).table_buckets, 8);
+	assert_int_equal(stats(c).bytes, 2048);
+	cache_unreserve(c, 960);
+	cache_destroy(c);
+}
+
 /* Tombstones: no value, a hit, removed when unpinned. */
 static void
 test_tombstones(void **state)
@@ -1359,6 +1389,7 @@ main(void)
 	    cmocka_unit_test(test_sweep),
 	    cmocka_unit_test(test_pinning),
 	    cmocka_unit_test(test_reserve),
+	    cmocka_unit_test(test_reserve_empty),
 	    cmocka_unit_test(test_tombstones),
 	    cmocka_unit_test(test_delete),
 	    cmocka_unit_test(test_overwrite),
