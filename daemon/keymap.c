@@ -19,7 +19,7 @@ struct keymap {
 };
 
 /* FNV-1a, 64 bits: keys here are few and short-lived. */
-static uint64_t
+uint64_t
 keymap_hash(const char *key, size_t klen)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;

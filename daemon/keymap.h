@@ -34,4 +34,7 @@ struct kstate *keymap_get(struct keymap *m, const char *key, size_t klen);
 void   keymap_put(struct keymap *m, struct kstate *st);
 size_t keymap_count(const struct keymap *m);
 
+/* The hash of a key (FNV-1a), for tables of keys elsewhere too. */
+uint64_t keymap_hash(const char *key, size_t klen);
+
 #endif /* STASHD_KEYMAP_H */

@@ -54,6 +54,7 @@
 
 #include "crashpoint.h"
 #include "journal.h"
+#include "keymap.h"
 #include "log.h"
 #include "mailbox.h"
 #include "proto.h"
@@ -525,13 +526,8 @@ struct kvrun {
 static uint64_t
 kv_hash(const char *key, size_t klen)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	size_t	 i;
+	uint64_t h = keymap_hash(key, klen);
 
-	for (i = 0; i < klen; i++) {
-		h ^= (unsigned char)key[i];
-		h *= 0x100000001b3ULL;
-	}
 	return h ^ (h >> 29);
 }
 
