@@ -364,6 +364,7 @@ main(int argc, char **argv)
 	so.cache_bytes = d.opts.sqlite_cache;
 	so.query_rows_max = d.opts.query_rows_max;
 	so.query_bytes_max = d.opts.query_bytes_max;
+	so.query_timeout_ms = d.opts.query_timeout_ms;
 	last_seq = recover(&d, &so);
 	if (d.opts.salvage) {
 		log_info("salvage done: the journal holds only good records, "

@@ -119,6 +119,8 @@ static const struct cdef config_table[] = {
 	"most rows in a query answer", 0},
     {"query-bytes-max", 0, C_SIZE, O(query_bytes_max), KB, SIZE_MAX, "16MB",
 	"most bytes in a query answer", 0},
+    {"query-timeout", 0, C_MS, O(query_timeout_ms), 0, UINT_MAX, "10s",
+	"longest a query may run (too_large past it); 0 = no limit", 0},
     {"sqlite-cache", 0, C_SIZE, O(sqlite_cache), 1024 * 1024, 64 * GB, "16MB",
 	"SQLite page cache of the connection that applies writes", 0},
     {"synchronous", 0, C_SYNC, O(sync_normal), 0, 0, "normal",
@@ -179,6 +181,7 @@ options_defaults(struct options *o)
 	o->sql_enabled = 1;
 	o->query_rows_max = 100000;
 	o->query_bytes_max = (size_t)16 * 1024 * 1024;
+	o->query_timeout_ms = 10000;
 }
 
 void

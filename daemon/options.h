@@ -32,6 +32,7 @@ struct options {
 	unsigned	      readers;
 	int		      sql_enabled;
 	size_t		      query_rows_max;
+	unsigned	      query_timeout_ms;
 	size_t		      query_bytes_max;
 	int		      salvage;
 	int		      sync_normal;

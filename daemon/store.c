@@ -71,6 +71,7 @@ struct store {
 	int		     client_sql;	      /* authorizer on */
 	struct stmt_slot     stmts[STORE_STMT_CACHE]; /* client SQL */
 	uint64_t	     stmt_tick;
+	uint64_t	     deadline_ms; /* of the running query; 0: none */
 	int		     in_tx;
 	struct store_stats   stats;
 	/* Prepared statements of our own. */
@@ -309,6 +310,8 @@ store_schema(struct store *s, char **cause)
 	    cause);
 }
 
+static int store_progress(void *);
+
 struct store *
 store_open(const struct store_options *opts, char **cause)
 {
@@ -405,6 +408,8 @@ store_open(const struct store_options *opts, char **cause)
 		&s->st_meta_get, cause) == -1)
 		goto fail;
 	sqlite3_set_authorizer(s->db, store_authorize, s);
+	if (opts->query_timeout_ms > 0)
+		sqlite3_progress_handler(s->db, 10000, store_progress, s);
 	return s;
 
 fail:
@@ -960,8 +965,50 @@ add_text(struct wbuf *w, const char *p, size_t n)
 	wbuf_free(&tmp);
 }
 
+static uint64_t
+store_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* SQLite's progress handler: a query past its deadline is interrupted. */
+static int
+store_progress(void *arg)
+{
+	struct store *s = arg;
+
+	return s->deadline_ms != 0 && store_now_ms() >= s->deadline_ms;
+}
+
+static enum store_status store_query2(
+    struct store *, const char *, size_t, json_t *, struct wbuf *, char **);
+
+/* A query, within query_timeout_ms. */
 static enum store_status
 store_query1(struct store *s, const char *sql, size_t len, json_t *params,
+    struct wbuf *out, char **message)
+{
+	enum store_status ret;
+
+	if (s->opts.query_timeout_ms > 0)
+		s->deadline_ms = store_now_ms() + s->opts.query_timeout_ms;
+	ret = store_query2(s, sql, len, params, out, message);
+	if (s->deadline_ms != 0 && store_now_ms() >= s->deadline_ms &&
+	    ret != STORE_OK) {
+		free(*message);
+		xasprintf(message, "the query ran longer than %u ms",
+		    s->opts.query_timeout_ms);
+		ret = STORE_TOO_LARGE;
+	}
+	s->deadline_ms = 0;
+	return ret;
+}
+
+static enum store_status
+store_query2(struct store *s, const char *sql, size_t len, json_t *params,
     struct wbuf *out, char **message)
 {
 	enum store_status ret;

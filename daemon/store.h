@@ -33,8 +33,9 @@ struct store_options {
 	unsigned    busy_timeout_ms;
 	size_t	    cache_bytes; /* page cache; 0: SQLite's default */
 	/* Query limits (readers). */
-	size_t query_rows_max;
-	size_t query_bytes_max;
+	size_t	 query_rows_max;
+	size_t	 query_bytes_max;
+	unsigned query_timeout_ms; /* 0: none */
 };
 
 /* The outcome of one client statement. */

@@ -939,6 +939,40 @@ test_query(void **state)
 	close(fd);
 }
 
+/*
+ * --query-timeout: a query that would run for ever is stopped and
+ * answered too_large; the reader thread serves the next query.
+ */
+static void
+test_query_timeout(void **state)
+{
+	static const char *args[] = {
+	    "--query-timeout", "300ms", "--readers", "1", NULL};
+	struct daemon_proc d;
+	long long	   t0;
+	json_t		  *j;
+	int		   fd;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, args), 0);
+	fd = connect_to(&d);
+	t0 = now_ms();
+	j = ask(fd, "{\"op\":\"query\",\"sql\":\"WITH RECURSIVE c(x) AS "
+		    "(SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) "
+		    "FROM c\"}");
+	assert_error(j, "too_large");
+	assert_non_null(strstr(json_string_value(json_object_get(
+				   json_object_get(j, "error"), "message")),
+	    "longer than 300 ms"));
+	json_decref(j);
+	assert_true(now_ms() - t0 < 5000);
+	/* The one reader is free again. */
+	assert_int_equal(query_int(fd, "SELECT 41 + 1"), 42);
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
 /* --query-rows-max and --query-bytes-max: too_large, and the line lives. */
 static void
 test_query_limits(void **state)
@@ -2588,6 +2622,7 @@ main(void)
 	};
 	const struct CMUnitTest own_tests[] = {
 	    cmocka_unit_test(test_query_limits),
+	    cmocka_unit_test(test_query_timeout),
 	    cmocka_unit_test(test_sql_off),
 	    cmocka_unit_test(test_persist_sigterm),
 	    cmocka_unit_test(test_persist_sigkill),
