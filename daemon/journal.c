@@ -204,6 +204,30 @@ record_check(const unsigned char *buf, uint64_t size, uint64_t off,
 	return 0;
 }
 
+/*
+ * Could a sound record start at off? Only what record_check() would
+ * demand, without the CRC, plus a sequence number at most 2^32 after
+ * prev: a later record never is further on. The search past a bad record
+ * probes every offset; in a damaged region each could claim a long
+ * record, and a CRC over each claim made the search quadratic (a 2 MB
+ * region took 20 s).
+ */
+static int
+record_plausible(const unsigned char *buf, uint64_t size, uint64_t off,
+    uint64_t prev, size_t record_max)
+{
+	uint32_t len;
+	uint64_t seq;
+
+	if (size - off < JOURNAL_RECORD_HEADER)
+		return 0;
+	len = get_u32(buf + off + 4);
+	if (len > record_max || size - off - JOURNAL_RECORD_HEADER < len)
+		return 0;
+	seq = get_u64(buf + off + 9);
+	return seq > prev && seq - prev <= ((uint64_t)1 << 32);
+}
+
 /* Are all n bytes at p zero? */
 static int
 all_zero(const unsigned char *p, uint64_t n)
@@ -439,7 +463,9 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 	for (probe = off + 1; probe + JOURNAL_RECORD_HEADER <= size; probe++) {
 		const char *w2;
 
-		if (record_check(buf, size, probe, *prev, j->opts.record_max,
+		if (record_plausible(
+			buf, size, probe, *prev, j->opts.record_max) &&
+		    record_check(buf, size, probe, *prev, j->opts.record_max,
 			&p2, &pseq, &w2) == 0)
 			break;
 	}
