@@ -380,11 +380,13 @@ write_answer(struct cmd_ctx *ctx, struct wreq *w, int applied)
  * Acknowledge write w: make it visible (pinned when it is not applied
  * yet) and answer its client: through its slot when it has one (and the
  * client is still there), else into out when given (an async write
- * answered at once).
+ * answered at once). 0 when answering closed its connection.
  */
-static void
+static int
 ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 {
+	int alive;
+
 	if (!applied || w->status == STORE_OK)
 		make_visible(ctx, w, !applied);
 	w->acked = 1;
@@ -395,11 +397,12 @@ ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 			wbuf_add(out, ctx->ans.buf, ctx->ans.len);
 			wbuf_reset(&ctx->ans);
 		}
-		return;
+		return 1;
 	}
 	write_answer(ctx, w, applied);
-	answer_acked(ctx, w->owner);
+	alive = answer_acked(ctx, w->owner);
 	w->owner = NULL;
+	return alive;
 }
 
 /* Trim the heap once this much of writes waiting for SQLite is gone. */
@@ -442,12 +445,13 @@ write_take(struct cmd_ctx *ctx, struct wreq *w)
 
 /*
  * Write a set or del whose state is decided. Answers into out (slot NULL,
- * returns CMD_DONE or CMD_DEFERRED) or through slot (a decided lookup).
+ * returns CMD_DONE or CMD_DEFERRED) or through slot (a decided lookup;
+ * *alive is then 0 when answering closed the connection).
  */
 static enum cmd_result
 write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
     const struct pwrite *pw, const char *id, size_t id_len, uint64_t current,
-    struct wbuf *out)
+    struct wbuf *out, int *alive)
 {
 	struct wbuf *a = slot != NULL ? &ctx->ans : out;
 	size_t	     reserve = 0;
@@ -455,6 +459,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	uint64_t     seq;
 	int64_t	     expires_at = 0;
 
+	*alive = 1;
 	if (pw->has_if_version && current != pw->if_version) {
 		reply_error(ctx, a, id, id_len, ERR_CONFLICT,
 		    pw->if_version == 0 ? "key exists"
@@ -503,7 +508,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 		 */
 		w->owner = slot;
 		writer_submit(ctx->writer, w);
-		ack_write(ctx, w, 0, out);
+		*alive = ack_write(ctx, w, 0, out);
 		return slot != NULL ? CMD_DEFERRED : CMD_DONE;
 	}
 	if (slot == NULL) {
@@ -517,7 +522,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 answered:
 	if (slot == NULL)
 		return CMD_DONE;
-	answer_acked(ctx, slot);
+	*alive = answer_acked(ctx, slot);
 	return CMD_DEFERRED;
 }
 
@@ -610,7 +615,7 @@ lookup_done(struct rjob *job)
 	struct conn	   *c;
 	uint64_t	    current;
 	size_t		    i;
-	int		    stale = 0, found, alive = 0;
+	int		    stale = 0, found, alive = 0, held;
 
 	/*
 	 * The client went away: drop the answer. (At shutdown this is every
@@ -622,7 +627,9 @@ lookup_done(struct rjob *job)
 	}
 	/* The slot may be freed once answered: take the session now. */
 	ss = server_conn_session(c);
-	if (lk->counted)
+	/* A write's lookup holds its connection's writes until it is taken. */
+	held = lk->kind == LK_WRITE;
+	if (lk->counted && !held)
 		ss->reads--;
 	if (lk->kind == LK_QUERY) {
 		if (job->status == STORE_OK) {
@@ -639,8 +646,10 @@ lookup_done(struct rjob *job)
 	if (job->status != STORE_OK) {
 		reply_error(ctx, a, lk->id, lk->id_len, ERR_UNAVAILABLE,
 		    job->message ? job->message : "cannot read the database");
-		alive = lk->kind == LK_WRITE ? answer_acked(ctx, lk->slot)
-					     : answer_slot(ctx, lk->slot);
+		alive = held ? answer_acked(ctx, lk->slot)
+			     : answer_slot(ctx, lk->slot);
+		if (held && alive)
+			ss->reads--;
 		goto done;
 	}
 	/* Is the snapshot recent enough for the keys the cache lacks? */
@@ -656,7 +665,7 @@ lookup_done(struct rjob *job)
 			job->keys[i].found = 0;
 		}
 		job->status = STORE_OK;
-		if (lk->counted)
+		if (lk->counted && !held)
 			ss->reads++;
 		reader_submit(ctx->reader, job);
 		return;
@@ -684,7 +693,9 @@ lookup_done(struct rjob *job)
 		if (!known_version(ctx, lk->pw->key, lk->pw->klen, &current))
 			current = job->keys[0].found ? job->keys[0].version : 0;
 		write_kv(ctx, ss, lk->slot, lk->pw, lk->id, lk->id_len, current,
-		    NULL);
+		    NULL, &alive);
+		if (alive)
+			ss->reads--;
 		break;
 	case LK_QUERY: break;
 	}
@@ -705,8 +716,10 @@ cmd_ping(struct cmd_ctx *ctx, struct proto_request *req, struct wbuf *out)
 
 /*
  * What will wait for a reader job of req: its answer slot, taken now in
- * request order, and its id. Reads (not the lookup a write needs first)
- * count in the session, so that its next write waits for them.
+ * request order, and its id. Every lookup counts in the session's reads,
+ * so that its next write waits: after a read, so that the read does not
+ * see it; after the lookup a write needs first, so that it does not
+ * overtake that write.
  */
 static struct lookup *
 lookup_new(struct cmd_ctx *ctx, struct cmd_session *ss,
@@ -724,10 +737,8 @@ lookup_new(struct cmd_ctx *ctx, struct cmd_session *ss,
 		lk->id = memdup(req->id, req->id_len);
 		lk->id_len = req->id_len;
 	}
-	if (kind != LK_WRITE) {
-		ss->reads++;
-		lk->counted = 1;
-	}
+	ss->reads++;
+	lk->counted = 1;
 	return lk;
 }
 
@@ -863,7 +874,7 @@ cmd_setdel(struct cmd_ctx *ctx, struct cmd_session *ss,
 	struct pwrite pw, *copy;
 	struct rkey  *k;
 	uint64_t      current = 0;
-	int	      known;
+	int	      known, alive;
 
 	memset(&pw, 0, sizeof(pw));
 	pw.del = del;
@@ -880,8 +891,8 @@ cmd_setdel(struct cmd_ctx *ctx, struct cmd_session *ss,
 	known = (!del && !req->has_if_version) ||
 		known_version(ctx, req->key, req->key_len, &current);
 	if (known)
-		return write_kv(
-		    ctx, ss, NULL, &pw, req->id, req->id_len, current, out);
+		return write_kv(ctx, ss, NULL, &pw, req->id, req->id_len,
+		    current, out, &alive);
 
 	copy = xmalloc(sizeof(*copy));
 	*copy = pw;
@@ -1399,7 +1410,7 @@ void
 cmd_ack_write(
     struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 {
-	ack_write(ctx, w, applied, out);
+	(void)ack_write(ctx, w, applied, out);
 }
 
 void

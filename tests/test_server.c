@@ -496,6 +496,41 @@ test_writes_reach_the_writer_in_order(void **state)
 	close(fd);
 }
 
+/*
+ * A del of a key the cache does not know is decided after a lookup; a
+ * set sent after it on the connection must still come after it.
+ */
+static void
+test_pipeline_del_then_set(void **state)
+{
+	int	fd = connect_shared();
+	char	buf[512], *line;
+	json_t *j;
+	int	i;
+
+	snprintf(buf, sizeof(buf), "%s",
+	    "{\"op\":\"del\",\"key\":\"ds:never\",\"id\":1}\n"
+	    "{\"op\":\"set\",\"key\":\"ds:never\",\"value\":2,\"id\":2}\n"
+	    "{\"op\":\"get\",\"key\":\"ds:never\",\"id\":3}\n");
+	assert_int_equal(raw_sends(fd, buf), 0);
+	for (i = 1; i <= 3; i++) {
+		line = raw_readline(fd, 10000);
+		j = parse_answer(line);
+		free(line);
+		assert_ok(j);
+		assert_int_equal(
+		    json_integer_value(json_object_get(j, "id")), i);
+		if (i == 1)
+			assert_true(
+			    json_is_false(json_object_get(j, "deleted")));
+		if (i == 3)
+			assert_int_equal(
+			    json_integer_value(json_object_get(j, "value")), 2);
+		json_decref(j);
+	}
+	close(fd);
+}
+
 static void
 test_bad_requests_keep_connection(void **state)
 {
@@ -1069,6 +1104,7 @@ main(void)
 	    cmocka_unit_test(test_pipeline_async_after_wait),
 	    cmocka_unit_test(test_pipeline_order_after_lookup),
 	    cmocka_unit_test(test_writes_reach_the_writer_in_order),
+	    cmocka_unit_test(test_pipeline_del_then_set),
 	    cmocka_unit_test(test_bad_requests_keep_connection),
 	    cmocka_unit_test(test_invalid_utf8),
 	    cmocka_unit_test(test_key_limit),
