@@ -314,13 +314,26 @@ test_sync_and_stats(void **state)
 	close(fd);
 }
 
+/* Read the next answer on fd: it must be ok, for request id. */
+static json_t *
+next_answer(int fd, json_int_t id)
+{
+	char   *line = raw_readline(fd, 10000);
+	json_t *j = parse_answer(line);
+
+	free(line);
+	assert_ok(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), id);
+	return j;
+}
+
 /* 1,000 requests in one write; the answers come back in order. */
 static void
 test_pipeline_1000(void **state)
 {
 	int	fd = connect_shared();
 	size_t	cap = 1000 * 80, len = 0;
-	char   *buf = malloc(cap), *line;
+	char   *buf = malloc(cap);
 	json_t *j;
 	int	i;
 
@@ -338,12 +351,7 @@ test_pipeline_1000(void **state)
 	}
 	assert_int_equal(raw_send(fd, buf, len), 0);
 	for (i = 0; i < 1000; i++) {
-		line = raw_readline(fd, 10000);
-		j = parse_answer(line);
-		free(line);
-		assert_ok(j);
-		assert_int_equal(
-		    json_integer_value(json_object_get(j, "id")), i);
+		j = next_answer(fd, i);
 		if (i % 2 == 1)
 			assert_int_equal(
 			    json_integer_value(json_object_get(j, "value")),
@@ -363,7 +371,7 @@ test_pipeline_async_after_wait(void **state)
 {
 	int	fd = connect_shared();
 	size_t	cap = 300 * 100, len = 0;
-	char   *buf = malloc(cap), *line;
+	char   *buf = malloc(cap);
 	json_t *j;
 	int	i;
 
@@ -378,12 +386,7 @@ test_pipeline_async_after_wait(void **state)
 		    i, i, i, i + 1, i, i + 2);
 	assert_int_equal(raw_send(fd, buf, len), 0);
 	for (i = 0; i < 300; i++) {
-		line = raw_readline(fd, 10000);
-		j = parse_answer(line);
-		free(line);
-		assert_ok(j);
-		assert_int_equal(
-		    json_integer_value(json_object_get(j, "id")), i);
+		j = next_answer(fd, i);
 		json_decref(j);
 	}
 	free(buf);
@@ -400,7 +403,7 @@ static void
 test_pipeline_order_after_lookup(void **state)
 {
 	int	fd = connect_shared();
-	char	req[512], *line;
+	char	req[512];
 	json_t *j;
 	int	i, k;
 
@@ -417,12 +420,7 @@ test_pipeline_order_after_lookup(void **state)
 		    i, i);
 		assert_int_equal(raw_sends(fd, req), 0);
 		for (k = 1; k <= 3; k++) {
-			line = raw_readline(fd, 10000);
-			j = parse_answer(line);
-			free(line);
-			assert_ok(j);
-			assert_int_equal(
-			    json_integer_value(json_object_get(j, "id")), k);
+			j = next_answer(fd, k);
 			if (k == 1)
 				assert_true(json_is_false(
 				    json_object_get(j, "deleted")));
@@ -504,7 +502,7 @@ static void
 test_pipeline_del_then_set(void **state)
 {
 	int	fd = connect_shared();
-	char	buf[512], *line;
+	char	buf[512];
 	json_t *j;
 	int	i;
 
@@ -514,12 +512,7 @@ test_pipeline_del_then_set(void **state)
 	    "{\"op\":\"get\",\"key\":\"ds:never\",\"id\":3}\n");
 	assert_int_equal(raw_sends(fd, buf), 0);
 	for (i = 1; i <= 3; i++) {
-		line = raw_readline(fd, 10000);
-		j = parse_answer(line);
-		free(line);
-		assert_ok(j);
-		assert_int_equal(
-		    json_integer_value(json_object_get(j, "id")), i);
+		j = next_answer(fd, i);
 		if (i == 1)
 			assert_true(
 			    json_is_false(json_object_get(j, "deleted")));
