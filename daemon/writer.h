@@ -74,8 +74,8 @@ struct writer_stats {
 	uint64_t	   transactions;
 	uint64_t	   applied_seq;
 	uint64_t	   journaled_seq;
-	uint64_t	   apply_errors;  /* statements that failed */
-	uint64_t	   coalesced;	  /* kv writes overwritten in their batch */
+	uint64_t	   apply_errors; /* statements that failed */
+	uint64_t	   coalesced; /* kv writes overwritten in their batch */
 	uint64_t	   apply_retries; /* SQLite unavailable */
 	uint64_t	   queue_ops;	  /* waiting for the journal */
 	uint64_t	   queue_bytes;
