@@ -38,7 +38,6 @@
 #include "config.h"
 
 #include <stdio.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -405,9 +404,6 @@ ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 	return alive;
 }
 
-/* Trim the heap once this much of writes waiting for SQLite is gone. */
-#define CMD_TRIM_AFTER (16 * 1024 * 1024)
-
 /*
  * The memory a write holds until it is applied: its record, its struct and
  * the allocator's and its key state's share. The write queue limit counts
@@ -434,8 +430,6 @@ write_take(struct cmd_ctx *ctx, struct wreq *w)
 		ks->last_is_del = w->type == WREQ_KV_DEL;
 	}
 	ctx->unapplied_bytes += write_mem(w);
-	if (ctx->unapplied_bytes > ctx->unapplied_peak)
-		ctx->unapplied_peak = ctx->unapplied_bytes;
 	/* Half the write queue waits for SQLite: do not let it fill. */
 	if (ctx->unapplied_bytes >= ctx->write_queue_max / 2)
 		kick_apply(ctx, w->seq);
@@ -1266,15 +1260,6 @@ cmd_applied(void *arg, struct wgroup *g)
 		ctx->unapplied_bytes -= write_mem(w);
 	}
 	writer_group_free(g);
-	/*
-	 * A burst of writes is applied: give what it held back to the
-	 * system rather than keep the process at its peak.
-	 */
-	if (ctx->unapplied_bytes == 0 &&
-	    ctx->unapplied_peak >= CMD_TRIM_AFTER) {
-		ctx->unapplied_peak = 0;
-		malloc_trim(0);
-	}
 
 	while ((sw = ctx->syncs) != NULL && sw->target <= ctx->applied_seq) {
 		ctx->syncs = sw->next;

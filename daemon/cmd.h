@@ -67,9 +67,8 @@ struct cmd_ctx {
 	uint64_t	      applied_seq;     /* applied, as the loop knows */
 	size_t		      write_queue_max; /* bytes not yet applied */
 	size_t		      unapplied_bytes;
-	size_t		      unapplied_peak; /* since the heap was trimmed */
-	int		      unavailable;    /* SQLite cannot take writes */
-	int		      broken;	      /* the journal failed */
+	int		      unavailable; /* SQLite cannot take writes */
+	int		      broken;	   /* the journal failed */
 	void (*on_broken)(void *arg);
 	void *on_broken_arg;
 	TAILQ_HEAD(, cmd_session) waiters;	 /* for write queue room */

@@ -39,6 +39,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -111,6 +112,9 @@ now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
+
+/* The apply thread trims the heap once this much was applied since. */
+#define WRITER_TRIM_AFTER (16 * 1024 * 1024)
 
 /*
  * Most writes applied in one transaction: when SQLite falls behind, its
@@ -286,6 +290,7 @@ journal_main(void *arg)
 		}
 		wr->stats.queue_ops -= g->n;
 		wr->stats.queue_bytes -= bytes;
+		g->bytes = bytes;
 		pthread_mutex_unlock(&wr->lock);
 
 		/* Seal each record here, off the loop; mark the group's end. */
@@ -673,6 +678,7 @@ apply_main(void *arg)
 	uint64_t     last = 0, errors, coalesced, ops, last_purge = now_ms();
 	struct kvrun run;
 	uint64_t     last_ckpt = now_ms(), durable = 0, due, ckpt_seq = 0;
+	size_t	     bytes, applied_bytes = 0;
 	unsigned     backoff = 0;
 	int	     down = 0, n;
 	char	    *cause = NULL;
@@ -714,6 +720,16 @@ apply_main(void *arg)
 				break;
 			/* Idle: purge expired rows now and then. */
 			pthread_mutex_unlock(&wr->lock);
+			/*
+			 * A burst of writes is applied and, a second later,
+			 * freed by the loop: give the memory it held back to
+			 * the system, here rather than on the loop (a trim
+			 * walks the whole heap).
+			 */
+			if (applied_bytes >= WRITER_TRIM_AFTER) {
+				applied_bytes = 0;
+				malloc_trim(0);
+			}
 			if (ckpt_seq < last &&
 			    store_checkpoint(wr->store, 0, &cause) == 0) {
 				ckpt_seq = last;
@@ -756,12 +772,13 @@ apply_main(void *arg)
 			pthread_cond_timedwait(&wr->acond, &wr->lock, &until);
 			continue;
 		}
-		ops = 0;
+		ops = bytes = 0;
 		while ((g = TAILQ_FIRST(&wr->journaled)) != NULL &&
 		       (ops == 0 || ops + g->n <= apply_batch_max(wr))) {
 			TAILQ_REMOVE(&wr->journaled, g, entry);
 			TAILQ_INSERT_TAIL(&batch, g, entry);
 			ops += g->n;
+			bytes += g->bytes;
 			if (g->urgent)
 				wr->urgent--;
 		}
@@ -820,6 +837,7 @@ apply_main(void *arg)
 		wr->stats.apply_errors += errors;
 		wr->stats.coalesced += coalesced;
 		wr->stats.apply_backlog -= ops;
+		applied_bytes += bytes;
 		while ((g = TAILQ_FIRST(&batch)) != NULL) {
 			TAILQ_REMOVE(&batch, g, entry);
 			post(wr, msg_applied, g, 0, NULL);

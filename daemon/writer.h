@@ -29,6 +29,7 @@ struct wgroup {
 	uint64_t	 last_seq;
 	int		 synced;
 	int		 urgent;       /* holds commit writes: apply at once */
+	size_t		 bytes;	       /* of its records */
 	uint64_t	 journaled_ms; /* monotonic */
 	TAILQ_ENTRY(wgroup) entry;
 };
