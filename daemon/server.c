@@ -1149,10 +1149,18 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 	}
 	if (sl->t0 != 0)
 		server_slow(c, sl->op, server_now_ms() - sl->t0);
-	sl->buf = xmalloc(len > 0 ? len : 1);
-	memcpy(sl->buf, buf, len);
-	sl->len = len;
-	sl->done = 1;
+	if (sl == TAILQ_FIRST(&c->slots)) {
+		/* The usual case: nothing before it waits; no copy to keep. */
+		TAILQ_REMOVE(&c->slots, sl, entry);
+		c->nslots--;
+		wbuf_add(&c->pend, buf, len);
+		free(sl);
+	} else {
+		sl->buf = xmalloc(len > 0 ? len : 1);
+		memcpy(sl->buf, buf, len);
+		sl->len = len;
+		sl->done = 1;
+	}
 	/*
 	 * Gather what is ready at the head, in order. It is not sent at once:
 	 * the flush event sends it after the callback that answered it, so
