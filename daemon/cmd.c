@@ -484,10 +484,8 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	w->ttl = pw->ttl;
 	w->reserved = reserve;
 	w->deleted = pw->del && current != 0;
-	if (id != NULL) {
-		w->id = memdup(id, id_len);
-		w->id_len = id_len;
-	}
+	if (id != NULL)
+		wreq_set_id(w, id, id_len);
 	write_take(ctx, w);
 	if (slot == NULL)
 		ss->last_write = seq;
@@ -971,10 +969,8 @@ cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 		w = wreq_exec(
 		    seq, req->sql, req->sql_len, req->params, req->params_len);
 	w->durability = (uint8_t)dur;
-	if (req->id != NULL) {
-		w->id = memdup(req->id, req->id_len);
-		w->id_len = req->id_len;
-	}
+	if (req->id != NULL)
+		wreq_set_id(w, req->id, req->id_len);
 	write_take(ctx, w);
 	ss->last_write = seq;
 	if (dur == PROTO_DUR_ASYNC) {

@@ -40,6 +40,7 @@
 #include "mailbox.h"
 #include "notify.h"
 #include "options.h"
+#include "qpool.h"
 #include "reader.h"
 #include "server.h"
 #include "store.h"
@@ -309,6 +310,7 @@ main(int argc, char **argv)
 	struct store_options	so;
 	struct writer_callbacks wcb;
 	struct daemon		d;
+	struct qpool_stats	qs;
 	struct event	       *ev_term, *ev_int, *ev_hup;
 	struct timeval		tv = {0, SWEEP_INTERVAL_MS * 1000};
 	char		       *cause = NULL;
@@ -512,6 +514,10 @@ main(int argc, char **argv)
 	cache_destroy(d.cache);
 	access_free(d.access);
 	options_free(&d.opts);
+	qpool_thread_done();
+	qpool_get_stats(&qs);
+	if (qs.live != 0)
+		log_warnx("%zu writes still allocated at exit", qs.live);
 	log_info(d.exit_code == 0 ? "stopped"
 				  : "stopped after a journal "
 				    "failure");

@@ -1391,9 +1391,8 @@ rx_commit(struct rx *x, struct slot *slot)
 			continue;
 		}
 		if (i + 1 == r->nw) {
-			w->id_len = x->out->len - x->mark;
-			w->id = xmalloc(w->id_len);
-			memcpy(w->id, x->out->buf + x->mark, w->id_len);
+			wreq_set_id(
+			    w, x->out->buf + x->mark, x->out->len - x->mark);
 			x->out->len = x->mark;
 			if (slot == NULL) {
 				slot =

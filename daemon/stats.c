@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "qpool.h"
 #include "stash-protocol.h"
 #include "stats.h"
 #include "wbuf.h"
@@ -90,6 +91,7 @@ void
 stats_render(const struct stats *st, struct cache *cache, struct wbuf *w)
 {
 	struct cache_stats cs;
+	struct qpool_stats qs;
 	struct timespec	   now;
 	uint64_t	   uptime = 0;
 	int		   top = 1, f;
@@ -169,6 +171,9 @@ stats_render(const struct stats *st, struct cache *cache, struct wbuf *w)
 	object_open(w, &top, "process");
 	f = 1;
 	field_u64(w, &f, "rss_bytes", stats_rss_bytes());
+	qpool_get_stats(&qs);
+	field_u64(w, &f, "write_pool_bytes", qs.bytes);
+	field_u64(w, &f, "write_pool_live", qs.live);
 	wbuf_addc(w, '}');
 	wbuf_addc(w, '}');
 }

@@ -6,6 +6,7 @@
 
 #include "journal.h"
 #include "log.h"
+#include "qpool.h"
 #include "wreq.h"
 #include "xmalloc.h"
 
@@ -42,16 +43,22 @@ get_u32(const unsigned char *p)
 	       (uint32_t)p[3] << 24;
 }
 
-/* A wreq with room for a payload of len bytes; p points at the payload. */
+/*
+ * A wreq with room for a payload of len bytes; p points at the payload.
+ * The record follows the struct in the same allocation, from the write
+ * queue's pool (qpool.h).
+ */
 static struct wreq *
 wreq_alloc(uint8_t type, uint64_t seq, size_t len, unsigned char **p)
 {
-	struct wreq *w = xcalloc(1, sizeof(*w));
+	size_t	     rec_len = journal_record_size(len);
+	struct wreq *w = qpool_alloc(sizeof(*w) + rec_len);
 
+	memset(w, 0, sizeof(*w));
 	w->type = type;
 	w->seq = seq;
-	w->rec_len = journal_record_size(len);
-	w->rec = xmalloc(w->rec_len);
+	w->rec_len = rec_len;
+	w->rec = (unsigned char *)(w + 1);
 	*p = w->rec + JOURNAL_RECORD_HEADER;
 	return w;
 }
@@ -190,13 +197,23 @@ wreq_decode(
 }
 
 void
+wreq_set_id(struct wreq *w, const void *id, size_t id_len)
+{
+	qpool_free(w->id);
+	w->id = qpool_alloc(id_len + 1);
+	if (id_len > 0)
+		memcpy(w->id, id, id_len);
+	w->id[id_len] = '\0';
+	w->id_len = id_len;
+}
+
+void
 wreq_free(struct wreq *w)
 {
 	if (w == NULL)
 		return;
-	free(w->rec);
 	free(w->message);
 	free(w->results);
-	free(w->id);
-	free(w);
+	qpool_free(w->id);
+	qpool_free(w);
 }

@@ -83,6 +83,8 @@ struct wreq *wreq_tx(uint64_t seq, const char *tx, size_t tx_len);
  */
 int wreq_decode(struct wreq *w, uint8_t type, uint64_t seq, const void *payload,
     size_t len);
+/* Give w a copy of id (NUL-terminated), from the write queue's pool. */
+void wreq_set_id(struct wreq *w, const void *id, size_t id_len);
 void wreq_free(struct wreq *w);
 
 #endif /* STASHD_WREQ_H */

@@ -440,11 +440,14 @@ case_journal(const char *op, unsigned nth, const char *err, const char *vg)
 	}
 	/* Under valgrind, exit 99 tells of a leak or an error on the way out.
 	 */
-	if (vg != NULL && setenv("STASHD_WRAPPER", vg, 1) == -1)
+	if (vg != NULL && (setenv("STASHD_WRAPPER", vg, 1) == -1 ||
+			      setenv("STASHD_QPOOL", "malloc", 1) == -1))
 		fx_fail(f, "setenv: %s", strerror(errno));
 	rc = fx_start(f, spec);
-	if (vg != NULL)
+	if (vg != NULL) {
 		unsetenv("STASHD_WRAPPER");
+		unsetenv("STASHD_QPOOL");
+	}
 	if (rc == -1 || (fd = raw_connect(f->d.sock)) == -1 ||
 	    fx_warmup(f, fd) == -1)
 		goto out;

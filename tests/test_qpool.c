@@ -1,0 +1,217 @@
+/*
+ * test_qpool.c -- unit tests of the write queue's allocator (qpool.h).
+ *
+ * Every allocation must be aligned and must not overlap another; a chunk
+ * must go back as soon as its last allocation is freed, whatever the
+ * thread that frees it; one allocation kept must hold its own chunk and
+ * no other. Under AddressSanitizer (or STASHD_QPOOL=malloc) the pool is
+ * plain malloc: the tests of chunk bookkeeping are skipped there, those of
+ * the allocations' contents still run.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "daemon/qpool.h"
+
+#define SPARES_MAX 4 /* QPOOL_SPARES in qpool.c */
+
+static struct qpool_stats
+stats(void)
+{
+	struct qpool_stats st;
+
+	qpool_get_stats(&st);
+	return st;
+}
+
+/* Bytes mapped once every allocation is freed: spares only. */
+static void
+assert_drained(void)
+{
+	struct qpool_stats st;
+
+	qpool_thread_done();
+	st = stats();
+	assert_int_equal(st.live, 0);
+	assert_true(st.bytes <= SPARES_MAX * QPOOL_CHUNK);
+	assert_true(st.chunks <= SPARES_MAX);
+}
+
+static void
+test_alignment_and_contents(void **state)
+{
+	enum { N = 5000 };
+	unsigned char *p[N];
+	size_t	       len[N], i, j;
+
+	(void)state;
+	srand(1);
+	for (i = 0; i < N; i++) {
+		/* Mostly small; one in 50 larger than a quarter chunk. */
+		len[i] = i % 50 == 49
+			     ? QPOOL_CHUNK / 4 + 1 + (size_t)rand() % 100000
+			     : 1 + (size_t)rand() % 700;
+		p[i] = qpool_alloc(len[i]);
+		assert_non_null(p[i]);
+		assert_int_equal((uintptr_t)p[i] % 16, 0);
+		memset(p[i], (int)(i & 0xff), len[i]);
+	}
+	/* Nothing written later overwrote an earlier allocation. */
+	for (i = 0; i < N; i++)
+		for (j = 0; j < len[i]; j++)
+			if (p[i][j] != (unsigned char)(i & 0xff))
+				fail_msg("allocation %zu byte %zu overwritten",
+				    i, j);
+	if (qpool_pooled())
+		assert_int_equal(stats().live, N);
+	for (i = 0; i < N; i++)
+		qpool_free(p[i]);
+	if (qpool_pooled())
+		assert_drained();
+}
+
+static void
+test_calloc_zeroes(void **state)
+{
+	unsigned char *p, *q;
+	size_t	       i;
+
+	(void)state;
+	/* Dirty a chunk, give it back as a spare, and take it again. */
+	p = qpool_alloc(4000);
+	memset(p, 0xa5, 4000);
+	qpool_free(p);
+	qpool_thread_done();
+	q = qpool_calloc(4000);
+	for (i = 0; i < 4000; i++)
+		assert_int_equal(q[i], 0);
+	qpool_free(q);
+	qpool_free(NULL);
+	if (qpool_pooled())
+		assert_drained();
+}
+
+/* One allocation kept holds its chunk, and only it. */
+static void
+test_kept_allocation_holds_one_chunk(void **state)
+{
+	enum { PER = 1024, CHUNKS = 20 };
+	static void	  *p[PER * CHUNKS];
+	struct qpool_stats st;
+	size_t		   i;
+
+	(void)state;
+	if (!qpool_pooled())
+		skip();
+	for (i = 0; i < PER * CHUNKS; i++)
+		p[i] = qpool_alloc(200);
+	st = stats();
+	assert_true(st.chunks >= CHUNKS * 200 * PER / QPOOL_CHUNK);
+	/* Keep the 10th, free everything else. */
+	for (i = 0; i < PER * CHUNKS; i++)
+		if (i != 10)
+			qpool_free(p[i]);
+	qpool_thread_done();
+	st = stats();
+	assert_int_equal(st.live, 1);
+	assert_true(st.chunks <= 1 + SPARES_MAX);
+	assert_true(st.bytes <= (1 + SPARES_MAX) * QPOOL_CHUNK);
+	qpool_free(p[10]);
+	assert_drained();
+}
+
+static void
+test_large_allocation_is_given_back(void **state)
+{
+	struct qpool_stats before, st;
+	unsigned char	  *p;
+
+	(void)state;
+	if (!qpool_pooled())
+		skip();
+	before = stats();
+	p = qpool_alloc(10 * QPOOL_CHUNK + 12345);
+	memset(p, 1, 10 * QPOOL_CHUNK + 12345);
+	st = stats();
+	assert_true(st.bytes >= before.bytes + 10 * QPOOL_CHUNK + 12345);
+	assert_int_equal(st.live, before.live + 1);
+	qpool_free(p);
+	st = stats();
+	assert_int_equal(st.bytes, before.bytes);
+	assert_int_equal(st.live, before.live);
+}
+
+#define XN 20000
+
+static void *xs[XN];
+
+static void *
+free_all(void *arg)
+{
+	size_t i;
+
+	(void)arg;
+	for (i = 0; i < XN; i++)
+		qpool_free(xs[i]);
+	return NULL;
+}
+
+static void *
+alloc_all(void *arg)
+{
+	size_t i;
+
+	(void)arg;
+	for (i = 0; i < XN; i++) {
+		xs[i] = qpool_alloc(64 + i % 300);
+		memset(xs[i], 7, 64 + i % 300);
+	}
+	qpool_thread_done();
+	return NULL;
+}
+
+/* Allocated in one thread, freed in another, both ways. */
+static void
+test_free_from_another_thread(void **state)
+{
+	pthread_t t;
+	size_t	  i;
+
+	(void)state;
+	for (i = 0; i < XN; i++)
+		xs[i] = qpool_alloc(64 + i % 300);
+	assert_int_equal(pthread_create(&t, NULL, free_all, NULL), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	if (qpool_pooled())
+		assert_drained();
+
+	assert_int_equal(pthread_create(&t, NULL, alloc_all, NULL), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	for (i = 0; i < XN; i++)
+		qpool_free(xs[i]);
+	if (qpool_pooled())
+		assert_drained();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_alignment_and_contents),
+	    cmocka_unit_test(test_calloc_zeroes),
+	    cmocka_unit_test(test_kept_allocation_holds_one_chunk),
+	    cmocka_unit_test(test_large_allocation_is_given_back),
+	    cmocka_unit_test(test_free_from_another_thread),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
