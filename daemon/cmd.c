@@ -272,7 +272,7 @@ known_version(struct cmd_ctx *ctx, const char *key, size_t klen, uint64_t *v)
 	struct kstate	   *ks;
 
 	if ((ks = keymap_find(ctx->keys, key, klen)) != NULL &&
-	    ks->pending > 0) {
+	    ks->last != NULL) {
 		*v = ks->last_is_del ? 0 : ks->last_version;
 		return 1;
 	}
@@ -423,7 +423,11 @@ write_take(struct cmd_ctx *ctx, struct wreq *w)
 
 	if (WREQ_IS_KV(w->type)) {
 		ks = keymap_get(ctx->keys, w->key, w->klen);
-		ks->pending++;
+		if (ks->last != NULL) {
+			/* Only the latest write knows its key's state. */
+			((struct wreq *)ks->last)->ks = NULL;
+			ks = keymap_renew(ctx->keys, ks);
+		}
 		ks->last = w;
 		w->ks = ks;
 		ks->last_version = w->seq;
@@ -1245,13 +1249,14 @@ cmd_applied(void *arg, struct wgroup *g)
 			cache_unreserve(ctx->cache, w->reserved);
 			w->reserved = 0;
 		}
-		/* Pending, its key's state stays: no lookup. */
+		/*
+		 * The latest write of its key: none is pending any more (writes
+		 * are applied in journal order).
+		 */
 		if ((ks = w->ks) != NULL) {
 			w->ks = NULL;
-			if (ks->last == w)
-				ks->last = NULL;
-			if (--ks->pending == 0)
-				keymap_put(ctx->keys, ks);
+			ks->last = NULL;
+			keymap_put(ctx->keys, ks);
 		}
 		ctx->unapplied_bytes -= write_mem(w);
 	}
@@ -1314,6 +1319,14 @@ cmd_unavailable(void *arg, int on, const char *why)
 void
 cmd_dropped(void *arg, struct wreq *w)
 {
+	struct cmd_ctx *ctx = arg;
+
+	/* Freed unapplied: its key's state must not point at it. */
+	if (w->ks != NULL) {
+		w->ks->last = NULL;
+		keymap_put(ctx->keys, w->ks);
+		w->ks = NULL;
+	}
 	if (w->owner != NULL)
 		server_slot_drop(w->owner);
 	w->owner = NULL;

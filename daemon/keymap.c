@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "keymap.h"
+#include "log.h"
+#include "qpool.h"
 #include "xmalloc.h"
 
 struct keymap {
@@ -53,7 +55,7 @@ keymap_free(struct keymap *m)
 	for (i = 0; i < m->size; i++)
 		for (st = m->table[i]; st != NULL; st = next) {
 			next = st->next;
-			free(st);
+			qpool_free(st);
 		}
 	free(m->table);
 	free(m);
@@ -100,7 +102,7 @@ keymap_get(struct keymap *m, const char *key, size_t klen)
 		return st;
 	if (m->count >= m->size)
 		keymap_grow(m);
-	st = xcalloc(1, sizeof(*st) + klen);
+	st = qpool_calloc(sizeof(*st) + klen);
 	st->hash = keymap_hash(key, klen);
 	st->klen = klen;
 	memcpy(st->key, key, klen);
@@ -111,19 +113,36 @@ keymap_get(struct keymap *m, const char *key, size_t klen)
 	return st;
 }
 
+struct kstate *
+keymap_renew(struct keymap *m, struct kstate *st)
+{
+	struct kstate **pp, *n;
+	size_t		size = sizeof(*st) + st->klen;
+
+	for (pp = &m->table[st->hash & (m->size - 1)]; *pp != st;
+	     pp = &(*pp)->next)
+		if (*pp == NULL)
+			fatalx("keymap_renew: entry not in the map");
+	n = qpool_alloc(size);
+	memcpy(n, st, size);
+	*pp = n;
+	qpool_free(st);
+	return n;
+}
+
 void
 keymap_put(struct keymap *m, struct kstate *st)
 {
 	struct kstate **pp;
 
-	if (st->pending > 0 || st->lookup != NULL)
+	if (st->last != NULL || st->lookup != NULL)
 		return;
 	for (pp = &m->table[st->hash & (m->size - 1)]; *pp != NULL;
 	     pp = &(*pp)->next) {
 		if (*pp == st) {
 			*pp = st->next;
 			m->count--;
-			free(st);
+			qpool_free(st);
 			return;
 		}
 	}

@@ -4,6 +4,12 @@
  * An entry exists while a key has writes submitted but not yet applied, or
  * a lookup in a reader thread; it is what lets the loop decide if_version
  * and del in journal order without waiting for SQLite.
+ *
+ * Writes are applied in journal order, so a key has writes pending exactly
+ * while the latest one taken (last) is not applied. Entries come from the
+ * write queue's pool (qpool.h) and are short-lived: keymap_renew moves an
+ * entry next to each new write of its key, so that a key written without
+ * pause never holds an old chunk of the pool.
  */
 #ifndef STASHD_KEYMAP_H
 #define STASHD_KEYMAP_H
@@ -16,13 +22,13 @@ struct keymap;
 struct kstate {
 	struct kstate *next; /* hash chain */
 	uint64_t       hash;
-	uint32_t       pending;	     /* writes submitted, not applied */
 	uint64_t       last_version; /* of the latest submitted write */
 	int	       last_is_del;
-	void	      *last;   /* the latest write taken (struct wreq) */
-	void	      *lookup; /* a lookup in flight, or NULL */
-	size_t	       klen;
-	char	       key[];
+	/* The latest write taken (struct wreq), while not applied. */
+	void  *last;
+	void  *lookup; /* a lookup in flight, or NULL */
+	size_t klen;
+	char   key[];
 };
 
 struct keymap *keymap_create(void);
@@ -30,6 +36,11 @@ void	       keymap_free(struct keymap *m);
 struct kstate *keymap_find(struct keymap *m, const char *key, size_t klen);
 /* Find or add. */
 struct kstate *keymap_get(struct keymap *m, const char *key, size_t klen);
+/*
+ * Move st to a fresh allocation and return it; st is gone. Pointers to it
+ * held elsewhere (the last write's) are the caller's to update.
+ */
+struct kstate *keymap_renew(struct keymap *m, struct kstate *st);
 /* Remove st if nothing is in flight for it any more. */
 void   keymap_put(struct keymap *m, struct kstate *st);
 size_t keymap_count(const struct keymap *m);

@@ -339,7 +339,7 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 
 	memset(rv, 0, sizeof(*rv));
 	if (for_write && (ks = keymap_find(ctx->keys, key, klen)) != NULL &&
-	    ks->pending > 0 && ks->last != NULL) {
+	    ks->last != NULL) {
 		w = ks->last;
 		if (w->type == WREQ_KV_DEL ||
 		    (w->expires_at != 0 && w->expires_at <= now))

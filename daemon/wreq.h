@@ -60,7 +60,7 @@ struct wreq {
 	/* Loop side. */
 	void	      *owner;	 /* the waiting answer, or NULL */
 	size_t	       reserved; /* cache bytes held for it */
-	struct kstate *ks;	 /* its key's state, while it is pending */
+	struct kstate *ks;	 /* its key's state, if the latest write */
 	uint32_t       ttl;	 /* seconds, for the cache */
 	int	       acked;
 	int	       pinned; /* in the cache, pinned */
