@@ -1006,6 +1006,12 @@ cache_entry_ttl(const struct cache *c, const struct cache_entry *e)
 	return now >= e->expires ? 1 : e->expires - now;
 }
 
+int
+cache_entry_expired(const struct cache *c, const struct cache_entry *e)
+{
+	return e->expires != 0 && cache_now(c) >= e->expires;
+}
+
 #ifdef CACHE_DEBUG
 /* Check one list: links both ways, every entry pinned or not as l says. */
 static void

@@ -137,5 +137,11 @@ uint64_t    cache_entry_version(const struct cache_entry *e);
 unsigned    cache_entry_flags(const struct cache_entry *e);
 /* Seconds left before expiry, 0 when the entry has no TTL. */
 uint32_t cache_entry_ttl(const struct cache *c, const struct cache_entry *e);
+/*
+ * Whether e's time is up, pinned or not. A pinned entry is never reclaimed
+ * before it is unpinned (it stands for a write SQLite does not have yet),
+ * so callers that read it must ask: an expired entry reads as absent.
+ */
+int cache_entry_expired(const struct cache *c, const struct cache_entry *e);
 
 #endif /* STASH_CACHE_H */

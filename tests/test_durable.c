@@ -2113,6 +2113,52 @@ test_write_pool_drains(void **state)
 	daemon_cleanup(&d);
 }
 
+/*
+ * A key whose TTL runs out before its write is applied reads as absent:
+ * neither the new value (still pinned in the cache, waiting for SQLite)
+ * nor the older one SQLite holds.
+ */
+static void
+test_expired_before_applied(void **state)
+{
+	static const char *args[] = {"--apply-delay", "10s", NULL};
+	struct daemon_proc d;
+	long long	   ver;
+	json_t		  *j;
+	int		   fd;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, args), 0);
+	fd = connect_to(&d);
+	ask_ok(fd, "{\"op\":\"set\",\"key\":\"ex:k\",\"value\":\"old\"}");
+	sync_on(fd);
+	j = askf(fd, "{\"op\":\"set\",\"key\":\"ex:k\",\"value\":\"new\","
+		     "\"ttl\":1,\"durability\":\"journal\"}");
+	assert_ok(j);
+	ver = int_of(j, "version");
+	json_decref(j);
+	assert_get(fd, "ex:k", "\"new\"", ver);
+	usleep(2200 * 1000);
+	j = stats_of(d.sock);
+	assert_true(stat_int(j, "write_queue", "applied_seq") < ver);
+	json_decref(j);
+	ask_error(fd, "{\"op\":\"get\",\"key\":\"ex:k\"}", "not_found");
+	j = askf(fd, "{\"op\":\"mget\",\"keys\":[\"ex:k\"]}");
+	assert_ok(j);
+	assert_true(
+	    json_is_null(json_array_get(json_object_get(j, "values"), 0)));
+	json_decref(j);
+	/* Compare-and-set sees it absent too. */
+	ask_error(fd,
+	    "{\"op\":\"set\",\"key\":\"ex:k\",\"value\":1,\"if_version\":1}",
+	    "conflict");
+	sync_on(fd);
+	ask_error(fd, "{\"op\":\"get\",\"key\":\"ex:k\"}", "not_found");
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
 /* Group commit: pipelined writes share groups and fsyncs. */
 static void
 test_group_commit(void **state)
@@ -2672,6 +2718,7 @@ main(void)
 	    cmocka_unit_test(test_apply_delay),
 	    cmocka_unit_test(test_coalesced_writes),
 	    cmocka_unit_test(test_write_pool_drains),
+	    cmocka_unit_test(test_expired_before_applied),
 	    cmocka_unit_test(test_mixed_durability),
 	    cmocka_unit_test(test_stats_sections),
 	};
