@@ -290,6 +290,7 @@ payload_check(uint8_t type, uint64_t seq, const void *payload, size_t len)
 	FUZZ_CHECK(w.type == type && w.seq == seq);
 	switch (type) {
 	case WREQ_KV_SET:
+	case WREQ_KV_SET_RAW: /* the payload of KV_SET; the value is bytes */
 		FUZZ_CHECK(inside(pl, len, w.key, w.klen) && w.klen > 0);
 		FUZZ_CHECK(inside(pl, len, w.value, w.vlen));
 		again = wreq_kv_set(
