@@ -955,24 +955,44 @@ static int
 journal_rotate(struct journal *j, uint64_t first_seq, char **cause)
 {
 	unsigned char	hdr[JOURNAL_HEADER_SIZE];
-	struct segment *s;
-	uint64_t	salt;
+	struct segment *s, *last;
+	uint64_t	salt, name = first_seq;
 	ssize_t		n;
-	int		fd;
+	int		fd, taken = 0;
 
+	/*
+	 * Named by its first seq, unless a segment has that name already:
+	 * only one named above its own records can (a damaged or hand-made
+	 * journal whose last segment, of an older format, is not appended
+	 * to). Then the name after the last one's keeps them in order.
+	 */
+	pthread_mutex_lock(&j->lock);
+	TAILQ_FOREACH(last, &j->segments, entry)
+	{
+		if (last->name_seq == name)
+			taken = 1;
+	}
+	last = TAILQ_LAST(&j->segments, segment_list);
+	if (taken)
+		name = last->name_seq + 1;
+	pthread_mutex_unlock(&j->lock);
+	if (name == 0) {
+		xasprintf(cause, "journal: no segment name is left");
+		return -1;
+	}
 	if (getrandom(&salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
 		salt = now_ns();
 	memcpy(hdr, journal_magic, 8);
 	put_u32(hdr + 8, JOURNAL_FORMAT_VERSION);
 	put_u32(hdr + 12, JOURNAL_HEADER_SIZE);
-	put_u64(hdr + 16, first_seq);
+	put_u64(hdr + 16, name);
 	put_u64(hdr + 24, salt);
 	put_u32(hdr + 32, crc32c_mask(crc32c_extend(0, hdr, 32)));
 
 	s = xcalloc(1, sizeof(*s));
-	s->name_seq = first_seq;
+	s->name_seq = name;
 	s->version = JOURNAL_FORMAT_VERSION;
-	xasprintf(&s->path, "%s/%020" PRIu64 ".seg", j->dir, first_seq);
+	xasprintf(&s->path, "%s/%020" PRIu64 ".seg", j->dir, name);
 	fd = open(s->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd == -1) {
 		xasprintf(cause, "create %s: %s", s->path, strerror(errno));

@@ -2079,6 +2079,31 @@ test_format_1_segment(void **state)
 	check_recovery(&rec, &exp);
 	check_replay(j, 0, &exp);
 	journal_close(j);
+	free(v1);
+
+	/*
+	 * A format 1 last segment named above its own records (named 2,
+	 * holding seq 1: only a damaged or hand-made journal has that): the
+	 * next write, seq 2, must not need its name.
+	 */
+	rm_rf(t->dir);
+	items_free(&exp);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	write_group(j, &exp, 1, NULL, 1);
+	journal_close(j);
+	v1 = read_all(path, &size);
+	assert_int_equal(unlink(path), 0);
+	v1[16] = 2; /* first seq 2, little-endian */
+	seg_path(path8, sizeof(path8), t->dir, 2);
+	write_all(path8, v1, size);
+	free(v1);
+	set_format(path8, 1);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	check_recovery(&rec, &exp);
+	write_group(j, &exp, 2, NULL, 2);
+	j = reopen_check(j, t->dir, BIG_SEGMENT, &exp);
+	journal_close(j);
+	assert_int_equal(count_segments(t->dir), 2);
 
 	/* Format 1 with a record flagged unsynced: corruption. */
 	rm_rf(t->dir);
@@ -2093,8 +2118,6 @@ test_format_1_segment(void **state)
 	assert_cause_names(cause, 1, ss.off[4]);
 	free(cause);
 	seg_free(&ss);
-
-	free(v1);
 	items_free(&exp);
 }
 
