@@ -809,11 +809,12 @@ fx_wait_journaled(struct fx *f, int fd, unsigned ops, double secs)
 /*
  * A power cut that loses an earlier unsynced write of the journal and
  * keeps later ones: 50 journal writes, then 30 async ones, each in a
- * group of its own (a pause between them), left to the timed sync (60 s
- * away); SIGKILL; a cut that undoes only the oldest unsynced write of
- * each journal file. stashd must start by itself, without an operator's
- * --salvage: every journal write there, the async ones from the lost one
- * on gone (with a warning), new writes taken, exit 0 on SIGTERM.
+ * group of its own (the next is sent once the journal has the last),
+ * left to the timed sync (60 s away); SIGKILL; a cut that undoes only the
+ * oldest unsynced write of each journal file. stashd must start by
+ * itself, without an operator's --salvage: every journal write there,
+ * the async ones from the lost one on gone (with a warning), new writes
+ * taken, exit 0 on SIGTERM.
  */
 static void
 case_async_lost_write(void)
@@ -843,13 +844,14 @@ case_async_lost_write(void)
 			    f, "async write k%u not acknowledged", f->next - 1);
 			goto out;
 		}
-		usleep(3000); /* a group of its own */
+		/* In the journal before the next: a group of its own. */
+		if (fx_wait_journaled(f, fd, f->next, 10.0) == -1) {
+			fx_fail(f, "async write k%u did not reach the journal",
+			    f->next - 1);
+			goto out;
+		}
 	}
 	f->async_end = f->next;
-	if (fx_wait_journaled(f, fd, f->next, 10.0) == -1) {
-		fx_fail(f, "the async writes did not reach the journal");
-		goto out;
-	}
 	close(fd);
 	fd = -1;
 	f->cut_oldest = 1;
