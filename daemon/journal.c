@@ -44,7 +44,9 @@
  * promised durable, go. Nor can a lost unsynced write sit inside an
  * unflagged group (that group was synced before anything after it was
  * written), so a bad record right after an unflagged record that does
- * not end its group stays corruption.
+ * not end its group stays corruption. (The damaged first record of a
+ * synced group followed only by unsynced groups cannot be told from a
+ * lost write; a bad disk, not a power cut, makes that.)
  *
  * Segments are deleted once every record in them is applied to SQLite and
  * that state is durable (journal_release, called by the applier).
