@@ -30,6 +30,24 @@
  * corruption too. (A damaged group-end record of the second-to-last group
  * cannot be told from a torn tail; that double fault is not detected.)
  *
+ * Groups of async writes only break the "one unsynced group" rule: they
+ * are written one after another and fdatasync'd only every
+ * fsync_interval, so several can be unsynced at a power cut, and the disk
+ * may keep a later one and lose an earlier one. The writer marks every
+ * record of such a group with JOURNAL_F_UNSYNCED. A group without the
+ * flag was fdatasync'd before it was acknowledged, and that fdatasync
+ * covered everything written before it: a bad record with an unflagged
+ * sound record anywhere after it was synced, and is corruption. A bad
+ * record followed only by flagged records (in its segment and in every
+ * later one) is a lost unsynced write: the segment is cut there and the
+ * later segments removed, with a log line; only async writes, never
+ * promised durable, go. Nor can a lost unsynced write sit inside an
+ * unflagged group (that group was synced before anything after it was
+ * written), so a bad record right after an unflagged record that does
+ * not end its group stays corruption. (The damaged first record of a
+ * synced group followed only by unsynced groups cannot be told from a
+ * lost write; a bad disk, not a power cut, makes that.)
+ *
  * Segments are deleted once every record in them is applied to SQLite and
  * that state is durable (journal_release, called by the applier).
  *
@@ -67,6 +85,7 @@ static const char journal_magic[8] = {'S', 'T', 'A', 'S', 'H', 'J', 'N', 'L'};
 
 struct segment {
 	uint64_t name_seq;  /* from the file name */
+	uint32_t version;   /* format, from the header; 0: not read yet */
 	uint64_t first_seq; /* of its first record, 0: none */
 	uint64_t last_seq;  /* of its last record, 0: none */
 	uint64_t size;
@@ -157,14 +176,22 @@ journal_record_encode(
 	journal_record_seal(dst, type, seq, len);
 }
 
+/* The type flags a segment of this format may not hold. */
+static uint8_t
+format_bad_flags(uint32_t version)
+{
+	return version < 2 ? JOURNAL_F_UNSYNCED : 0;
+}
+
 /*
  * Check the record at buf[off..size): 0 and its total size in *recsize when
- * it is whole and sound with a seq above prev; -1 with *why otherwise.
+ * it is whole and sound with a seq above prev and none of the type flags
+ * in bad; -1 with *why otherwise.
  */
 static int
 record_check(const unsigned char *buf, uint64_t size, uint64_t off,
-    uint64_t prev, size_t record_max, uint64_t *recsize, uint64_t *seqp,
-    const char **why)
+    uint64_t prev, size_t record_max, uint8_t bad, uint64_t *recsize,
+    uint64_t *seqp, const char **why)
 {
 	uint32_t len, crc;
 	uint64_t seq;
@@ -197,6 +224,10 @@ record_check(const unsigned char *buf, uint64_t size, uint64_t off,
 	seq = get_u64(buf + off + 9);
 	if (seq <= prev) {
 		*why = "sequence number goes backwards";
+		return -1;
+	}
+	if ((buf[off + 8] & bad) != 0) {
+		*why = "a type flag this segment's format does not have";
 		return -1;
 	}
 	*recsize = JOURNAL_RECORD_HEADER + (uint64_t)len;
@@ -255,20 +286,23 @@ record_sound(const unsigned char *buf, uint64_t size, uint64_t off)
 		   JOURNAL_RECORD_HEADER - 4 + len)) == get_u32(buf + off);
 }
 
-/* Is the segment header at buf sound? */
+/* Is the segment header at buf sound? Its format version, or -1. */
 static int
 header_check(const unsigned char *buf, uint64_t size, uint64_t name_seq)
 {
+	uint32_t version;
+
 	if (size < JOURNAL_HEADER_SIZE)
 		return -1;
-	if (memcmp(buf, journal_magic, 8) != 0 ||
-	    get_u32(buf + 8) != JOURNAL_FORMAT_VERSION ||
+	version = get_u32(buf + 8);
+	if (memcmp(buf, journal_magic, 8) != 0 || version < 1 ||
+	    version > JOURNAL_FORMAT_VERSION ||
 	    get_u32(buf + 12) != JOURNAL_HEADER_SIZE ||
 	    get_u64(buf + 16) != name_seq)
 		return -1;
 	if (crc32c_mask(crc32c_extend(0, buf, 32)) != get_u32(buf + 32))
 		return -1;
-	return 0;
+	return (int)version;
 }
 
 /* Map a segment file read-only; *size 0 and NULL for an empty file. */
@@ -381,10 +415,106 @@ segment_free(struct segment *s)
 }
 
 /*
+ * Walk every sound record of buf from off on, stepping over damaged
+ * stretches byte by byte with the cheap probe first (record_plausible:
+ * no CRC over every offset's claim). 1 when each carries the unsynced
+ * flag, with their count added to *n and *prev moved to the last one's
+ * seq; 0 at the first one that does not.
+ */
+static int
+records_unsynced(const unsigned char *buf, uint64_t size, uint64_t off,
+    uint64_t *prev, size_t record_max, uint8_t bad, uint64_t *n)
+{
+	const char *why;
+	uint64_t    recsize, seq;
+
+	while (off < size && size - off >= JOURNAL_RECORD_HEADER) {
+		if (!record_plausible(buf, size, off, *prev, record_max) ||
+		    record_check(buf, size, off, *prev, record_max, bad,
+			&recsize, &seq, &why) == -1) {
+			off++;
+			continue;
+		}
+		if ((buf[off + 8] & JOURNAL_F_UNSYNCED) == 0)
+			return 0;
+		(*n)++;
+		*prev = seq;
+		off += recsize;
+	}
+	return 1;
+}
+
+/*
+ * Do the segments after s hold only records with the unsynced flag, or
+ * none? 1 (their count added to *n), 0 when one does not or a header is
+ * bad (a header only torn at the end of the last segment holds nothing),
+ * -1 with *cause.
+ */
+static int
+later_unsynced(struct journal *j, struct segment *s, uint64_t prev, uint64_t *n,
+    char **cause)
+{
+	const unsigned char *buf;
+	uint64_t	     size;
+	int		     version, ok;
+
+	for (s = TAILQ_NEXT(s, entry); s != NULL; s = TAILQ_NEXT(s, entry)) {
+		if ((buf = segment_map(s->path, &size, cause)) == NULL)
+			return -1;
+		version = header_check(buf, size, s->name_seq);
+		if (version == -1) {
+			segment_unmap(buf, size);
+			if (TAILQ_NEXT(s, entry) == NULL &&
+			    size <= JOURNAL_HEADER_SIZE)
+				continue;
+			return 0;
+		}
+		ok = records_unsynced(buf, size, JOURNAL_HEADER_SIZE, &prev,
+		    j->opts.record_max, format_bad_flags((uint32_t)version), n);
+		segment_unmap(buf, size);
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Remove every segment after s, the last first, then sync the folder:
+ * a crash on the way leaves a journal that gets the same verdict.
+ */
+static int
+segments_drop_after(struct journal *j, struct segment *s, char **cause)
+{
+	struct segment *t;
+	struct stat	sb;
+
+	while ((t = TAILQ_LAST(&j->segments, segment_list)) != s) {
+		if (stat(t->path, &sb) == -1) {
+			xasprintf(
+			    cause, "stat %s: %s", t->path, strerror(errno));
+			return -1;
+		}
+		log_warnx("journal: removing %s: it holds only unsynced "
+			  "records after a lost one",
+		    t->path);
+		if (unlink(t->path) == -1) {
+			xasprintf(
+			    cause, "unlink %s: %s", t->path, strerror(errno));
+			return -1;
+		}
+		j->stats.truncated_bytes += (uint64_t)sb.st_size;
+		TAILQ_REMOVE(&j->segments, t, entry);
+		segment_free(t);
+	}
+	return dir_sync(j, cause);
+}
+
+/*
  * Scan one segment. last says whether it is the last one (where a torn
  * tail is expected after a crash). *prev is the last seq seen so far.
- * Returns 0, or -1 with *cause; *bad_off is set when the scan stopped at
- * a damaged record that salvage could cut at.
+ * Returns 0, or -1 with *cause; 1 when the segment (a torn header) was
+ * removed; 2 when salvage cut it and the later segments must go. A lost
+ * unsynced write is cut here, later segments included (0).
  */
 static int
 segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
@@ -394,11 +524,12 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 	const char	    *why = NULL;
 	uint64_t	     size, off, recsize, seq, probe, pseq, p2;
 	uint64_t	     first = 0, lastseq = 0, nrec = 0;
-	int		     rc = 0, later_group;
+	uint8_t		     bad, lasttype = 0;
+	int		     rc = 0, later_group, whole, version;
 
 	if ((buf = segment_map(s->path, &size, cause)) == NULL)
 		return -1;
-	if (header_check(buf, size, s->name_seq) == -1) {
+	if ((version = header_check(buf, size, s->name_seq)) == -1) {
 		segment_unmap(buf, size);
 		/*
 		 * Only a header cut short by a crash while the segment was
@@ -422,15 +553,17 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 		    cause, "journal corrupt: segment %s: bad header", s->path);
 		return -1;
 	}
+	s->version = (uint32_t)version;
+	bad = format_bad_flags(s->version);
 	off = JOURNAL_HEADER_SIZE;
 	while (off < size) {
-		if (record_check(buf, size, off, *prev, j->opts.record_max,
+		if (record_check(buf, size, off, *prev, j->opts.record_max, bad,
 			&recsize, &seq, &why) == -1)
 			break;
 		if (cb != NULL && seq > after) {
 			uint32_t len = get_u32(buf + off + 4);
 
-			if (cb(arg, buf[off + 8] & ~JOURNAL_GROUP_END, seq,
+			if (cb(arg, buf[off + 8] & ~JOURNAL_TYPE_FLAGS, seq,
 				buf + off + JOURNAL_RECORD_HEADER, len) == -1) {
 				xasprintf(cause,
 				    "replay of record %" PRIu64 " failed", seq);
@@ -441,6 +574,7 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 		if (first == 0)
 			first = seq;
 		lastseq = seq;
+		lasttype = buf[off + 8];
 		nrec++;
 		*prev = seq;
 		off += recsize;
@@ -466,22 +600,23 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 		if (record_plausible(
 			buf, size, probe, *prev, j->opts.record_max) &&
 		    record_check(buf, size, probe, *prev, j->opts.record_max,
-			&p2, &pseq, &w2) == 0)
+			bad, &p2, &pseq, &w2) == 0)
 			break;
 	}
 	/*
 	 * A record whose bytes are all there and whose CRC holds was not
 	 * torn by a crash: if it is out of order, the log is inconsistent.
 	 */
-	later_group = record_sound(buf, size, off);
+	whole = record_sound(buf, size, off);
+	later_group = whole;
 	if (!later_group && probe + JOURNAL_RECORD_HEADER <= size) {
 		uint64_t    q = probe, qprev = *prev;
 		int	    ended = 0;
 		const char *w2;
 
-		while (
-		    q < size && record_check(buf, size, q, qprev,
-				    j->opts.record_max, &p2, &pseq, &w2) == 0) {
+		while (q < size &&
+		       record_check(buf, size, q, qprev, j->opts.record_max,
+			   bad, &p2, &pseq, &w2) == 0) {
 			if (ended) {
 				later_group = 1;
 				break;
@@ -496,6 +631,40 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 		    s->path, off, why);
 		rc = -1;
 		goto out;
+	}
+	/*
+	 * Records follow the damage: if they all carry the unsynced flag,
+	 * in this segment and every later one, and the damaged record is
+	 * not inside an unflagged group, an unsynced write was lost.
+	 */
+	if ((later_group || !last) && repair && !whole &&
+	    (nrec == 0 ||
+		(lasttype & (JOURNAL_GROUP_END | JOURNAL_F_UNSYNCED)) != 0)) {
+		uint64_t n = 0, q = *prev;
+		int	 lost;
+
+		lost = records_unsynced(
+		    buf, size, off + 1, &q, j->opts.record_max, bad, &n);
+		if (lost)
+			lost = later_unsynced(j, s, q, &n, cause);
+		if (lost == -1) {
+			rc = -1;
+			goto out;
+		}
+		if (lost && n > 0) {
+			log_warnx("journal: lost unsynced write in %s at "
+				  "offset %" PRIu64 " (%s): cutting %" PRIu64
+				  " bytes; %" PRIu64 " unsynced records "
+				  "after it dropped",
+			    s->path, off, why, size - off, n);
+			segment_unmap(buf, size);
+			if (segments_drop_after(j, s, cause) == -1)
+				return -1;
+			j->stats.truncated_bytes += size - off;
+			if (file_truncate(s->path, off, cause) == -1)
+				return -1;
+			return 0;
+		}
 	}
 	if (later_group || !last) {
 		if (!repair || !j->opts.salvage) {
@@ -616,6 +785,40 @@ journal_list(struct journal *j, char **cause)
 	return 0;
 }
 
+/*
+ * A last segment of an older format is never written to: the next write
+ * starts a new segment, named by its first seq. One that holds no record
+ * may bear that very name, so it goes now (it holds nothing).
+ */
+static int
+journal_drop_empty_old(struct journal *j, char **cause)
+{
+	struct segment *s;
+	struct stat	sb;
+
+	while ((s = TAILQ_LAST(&j->segments, segment_list)) != NULL &&
+	       s->version != JOURNAL_FORMAT_VERSION && s->records == 0) {
+		if (stat(s->path, &sb) == -1) {
+			xasprintf(
+			    cause, "stat %s: %s", s->path, strerror(errno));
+			return -1;
+		}
+		log_info("journal: removing %s: format %" PRIu32
+			 ", and no record in it",
+		    s->path, s->version);
+		if (unlink(s->path) == -1) {
+			xasprintf(
+			    cause, "unlink %s: %s", s->path, strerror(errno));
+			return -1;
+		}
+		j->stats.truncated_bytes += (uint64_t)sb.st_size;
+		j->stats.bytes -= s->size;
+		TAILQ_REMOVE(&j->segments, s, entry);
+		segment_free(s);
+	}
+	return 0;
+}
+
 struct journal *
 journal_open(const struct journal_options *opts, struct journal_recovery *rec,
     char **cause)
@@ -681,6 +884,8 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 		}
 		if (rc == 2)
 			cut = 1;
+		/* A lost unsynced write may have removed the later ones. */
+		next = TAILQ_NEXT(s, entry);
 		if (rec->first_seq == 0)
 			rec->first_seq = s->first_seq;
 		if (s->last_seq != 0)
@@ -688,6 +893,8 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 		rec->records += s->records;
 		j->stats.bytes += s->size;
 	}
+	if (journal_drop_empty_old(j, cause) == -1)
+		goto fail;
 	if ((cut || j->stats.truncated_bytes > 0) && dir_sync(j, cause) == -1)
 		goto fail;
 	TAILQ_FOREACH(s, &j->segments, entry)
@@ -695,8 +902,12 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 	rec->segments = j->stats.segments;
 	rec->truncated_bytes = j->stats.truncated_bytes;
 
-	/* Append to the last segment. */
-	if ((s = TAILQ_LAST(&j->segments, segment_list)) != NULL) {
+	/*
+	 * Append to the last segment; one of an older format is left as it
+	 * is, and the first write starts a new one.
+	 */
+	if ((s = TAILQ_LAST(&j->segments, segment_list)) != NULL &&
+	    s->version == JOURNAL_FORMAT_VERSION) {
 		struct stat sb;
 
 		if ((j->fd = open(s->path, O_WRONLY | O_CLOEXEC)) == -1 ||
@@ -746,23 +957,44 @@ static int
 journal_rotate(struct journal *j, uint64_t first_seq, char **cause)
 {
 	unsigned char	hdr[JOURNAL_HEADER_SIZE];
-	struct segment *s;
-	uint64_t	salt;
+	struct segment *s, *last;
+	uint64_t	salt, name = first_seq;
 	ssize_t		n;
-	int		fd;
+	int		fd, taken = 0;
 
+	/*
+	 * Named by its first seq, unless a segment has that name already:
+	 * only one named above its own records can (a damaged or hand-made
+	 * journal whose last segment, of an older format, is not appended
+	 * to). Then the name after the last one's keeps them in order.
+	 */
+	pthread_mutex_lock(&j->lock);
+	TAILQ_FOREACH(last, &j->segments, entry)
+	{
+		if (last->name_seq == name)
+			taken = 1;
+	}
+	last = TAILQ_LAST(&j->segments, segment_list);
+	if (taken)
+		name = last->name_seq + 1;
+	pthread_mutex_unlock(&j->lock);
+	if (name == 0) {
+		xasprintf(cause, "journal: no segment name is left");
+		return -1;
+	}
 	if (getrandom(&salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
 		salt = now_ns();
 	memcpy(hdr, journal_magic, 8);
 	put_u32(hdr + 8, JOURNAL_FORMAT_VERSION);
 	put_u32(hdr + 12, JOURNAL_HEADER_SIZE);
-	put_u64(hdr + 16, first_seq);
+	put_u64(hdr + 16, name);
 	put_u64(hdr + 24, salt);
 	put_u32(hdr + 32, crc32c_mask(crc32c_extend(0, hdr, 32)));
 
 	s = xcalloc(1, sizeof(*s));
-	s->name_seq = first_seq;
-	xasprintf(&s->path, "%s/%020" PRIu64 ".seg", j->dir, first_seq);
+	s->name_seq = name;
+	s->version = JOURNAL_FORMAT_VERSION;
+	xasprintf(&s->path, "%s/%020" PRIu64 ".seg", j->dir, name);
 	fd = open(s->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd == -1) {
 		xasprintf(cause, "create %s: %s", s->path, strerror(errno));

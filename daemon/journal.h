@@ -11,7 +11,13 @@
  *
  *	u32 masked crc32c | u32 payload length | u8 type | u64 seq | payload
  *
- * all little-endian, the CRC covering length, type, seq and payload.
+ * all little-endian, the CRC covering length, type, seq and payload. The
+ * low six bits of the type byte are the record's type; the top two are
+ * flags that replay takes off (JOURNAL_TYPE_FLAGS).
+ *
+ * Format 2 added JOURNAL_F_UNSYNCED; format 1 segments are still read (in
+ * them that bit makes a record invalid) but never written to: the first
+ * write after a start goes to a new segment.
  *
  * One thread (the journal writer) calls journal_write and journal_sync;
  * journal_release may be called from another thread (it takes a lock).
@@ -24,7 +30,7 @@
 
 #define JOURNAL_HEADER_SIZE    36
 #define JOURNAL_RECORD_HEADER  17
-#define JOURNAL_FORMAT_VERSION 1
+#define JOURNAL_FORMAT_VERSION 2
 /*
  * The last record of each group has this bit set in its type; replay
  * passes the type without it. Recovery uses it to tell a torn tail (bad
@@ -32,6 +38,16 @@
  * group) from corruption (a later group follows a damaged record).
  */
 #define JOURNAL_GROUP_END 0x80
+/*
+ * Every record of a group written without an fdatasync before it was
+ * acknowledged (a group of async writes only, left to the timed sync)
+ * has this bit set. A disk may keep such a write and lose an earlier one
+ * at a power cut: recovery takes a bad record followed only by flagged
+ * records as a lost unsynced write, not as corruption. Format 2 on.
+ */
+#define JOURNAL_F_UNSYNCED 0x40
+/* The flag bits of the type byte; replay passes the type without them. */
+#define JOURNAL_TYPE_FLAGS (JOURNAL_GROUP_END | JOURNAL_F_UNSYNCED)
 
 struct journal;
 
@@ -92,14 +108,16 @@ void journal_record_seal(void *dst, uint8_t type, uint64_t seq, size_t len);
 
 /*
  * Open the journal in opts->dir (created if missing), scanning every
- * segment: a torn tail of the last segment is cut off (logged); a bad
- * record followed by good ones is corruption and fails with *cause naming
- * the segment and offset, unless opts->salvage, which keeps the good
- * prefix. NULL on failure.
+ * segment: a torn tail of the last segment is cut off (logged); so is a
+ * bad record followed only by records with JOURNAL_F_UNSYNCED (a lost
+ * unsynced write: those records and any later segments go, logged); any
+ * other bad record followed by good ones is corruption and fails with
+ * *cause naming the segment and offset, unless opts->salvage, which keeps
+ * the good prefix. NULL on failure.
  */
 struct journal *journal_open(const struct journal_options *opts,
     struct journal_recovery *rec, char **cause);
-/* Call cb for every record with seq > after, in order. */
+/* Call cb for every record with seq > after, in order, its type unflagged. */
 int journal_replay(struct journal *j, uint64_t after, journal_record_cb cb,
     void *arg, char **cause);
 /*

@@ -11,7 +11,9 @@
  *     fdatasyncs once, reports the group journaled, and passes it on.
  *     A group made only of async writes is written but fsync'd only once
  *     fsync_interval_ms has passed since the last fsync (the timed wait
- *     takes care of it when no group comes).
+ *     takes care of it when no group comes); its records carry
+ *     JOURNAL_F_UNSYNCED, so that recovery knows that a later one may
+ *     survive a power cut that loses it.
  *
  *   apply thread: takes every journaled group waiting, applies them in one
  *     transaction (each client statement in its own SAVEPOINT, so one bad
@@ -218,7 +220,7 @@ journal_main(void *arg)
 	struct wreq    *w;
 	struct timespec until;
 	uint64_t	last_sync = now_ms();
-	int		unsynced = 0, need_sync;
+	int		unsynced = 0, need_sync, sync_now;
 	size_t		bytes;
 	char	       *cause = NULL;
 
@@ -293,23 +295,32 @@ journal_main(void *arg)
 		g->bytes = bytes;
 		pthread_mutex_unlock(&wr->lock);
 
+		/*
+		 * Sync now, or leave it to the timed sync? Decided before the
+		 * write: the records of a group left unsynced say so, for
+		 * recovery (a disk may lose it and keep a later one).
+		 */
+		sync_now = need_sync ||
+			   now_ms() - last_sync >= wr->opts.fsync_interval_ms;
 		/* Seal each record here, off the loop; mark the group's end. */
 		wbuf_reset(&buf);
 		wbuf_reserve(&buf, bytes);
 		TAILQ_FOREACH(w, &g->reqs, entry)
 		{
-			journal_record_seal(w->rec,
-			    w->type | (TAILQ_NEXT(w, entry) == NULL
-					      ? JOURNAL_GROUP_END
-					      : 0),
-			    w->seq, w->rec_len - JOURNAL_RECORD_HEADER);
+			uint8_t type = w->type;
+
+			if (!sync_now)
+				type |= JOURNAL_F_UNSYNCED;
+			if (TAILQ_NEXT(w, entry) == NULL)
+				type |= JOURNAL_GROUP_END;
+			journal_record_seal(w->rec, type, w->seq,
+			    w->rec_len - JOURNAL_RECORD_HEADER);
 			wbuf_add(&buf, w->rec, w->rec_len);
 		}
 		if (journal_write(wr->journal, buf.buf, buf.len, g->first_seq,
 			g->last_seq, &cause) == -1)
 			goto broken;
-		if (need_sync ||
-		    now_ms() - last_sync >= wr->opts.fsync_interval_ms) {
+		if (sync_now) {
 			if (journal_sync(wr->journal, &cause) == -1)
 				goto broken;
 			unsynced = 0;

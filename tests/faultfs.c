@@ -18,6 +18,9 @@
  *			opens an existing file, its content then (a baseline)
  *	W off len path	followed by len bytes: the old content of a range
  *			about to be overwritten or cut off (undo data)
+ *	X off len path	a write of len bytes at off was done (after its W
+ *			records): a power cut that loses some unsynced
+ *			writes and keeps others needs each one's extent
  *	C path		the file was created (gone after a power cut unless
  *			its folder is fsync'd later: D)
  *	M path		a folder was created (same rule, with its parent)
@@ -463,6 +466,8 @@ do_write(int fd, off_t off, size_t len, ssize_t (*fn)(void *), void *arg)
 		save_old(fd, path, off, len);
 	n = fn(arg);
 	saved = errno;
+	if (n > 0 && off >= 0)
+		emitf("X %lld %zd %s\n", (long long)off, n, path);
 	pthread_mutex_unlock(&ff.lock);
 	errno = saved;
 	return n;

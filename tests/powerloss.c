@@ -8,6 +8,12 @@
  * first, which leaves it as it was at its last sync, and it is cut to that
  * size; last, what was created after the last fsync of its folder goes.
  * This is the strictest reading of POSIX: nothing unsynced survives.
+ *
+ * powerloss_apply_oldest() models a disk that writes pages back in any
+ * order: a file it is asked to treat so loses only its oldest write since
+ * its last sync (the X record gives its extent; the W records just before
+ * it, what it overwrote; where it extended the file, zeros) and keeps
+ * every later one.
  */
 #include "config.h"
 
@@ -39,6 +45,13 @@ struct pstate {
 	long	     created; /* record index, -1 */
 	long	     mkdired; /* record index, -1 */
 	int	     gone;
+	/* The oldest write since the last sync (X), and its undo data. */
+	int	  has_x;
+	long long x_off;
+	size_t	  x_len;
+	size_t	  x_undo_from, x_undo_to; /* undo[from..to) */
+	size_t	  undo_mark;		  /* undo entries before: not its */
+	unsigned  x_later;		  /* writes after it */
 };
 
 struct dsync {
@@ -103,6 +116,16 @@ dir_synced_after(struct plog *pl, const char *path, long at)
 	return 0;
 }
 
+/* Forget the writes since the last sync: the file is as synced. */
+static void
+writes_reset(struct pstate *s)
+{
+	s->nundo = 0;
+	s->has_x = 0;
+	s->undo_mark = 0;
+	s->x_later = 0;
+}
+
 static void
 rm_tree(const char *path)
 {
@@ -161,9 +184,69 @@ rewind_file(
 	return 0;
 }
 
-int
-powerloss_apply(
-    const char *path, struct powerloss_stats *st, char *err, size_t errlen)
+/*
+ * Put back only the oldest write since the last sync: what it overwrote
+ * (its W records, newest first, so the oldest content wins), zeros where
+ * it extended the file. The file keeps its size and every later write.
+ */
+static int
+rewind_oldest(
+    struct pstate *s, struct powerloss_stats *st, char *err, size_t errlen)
+{
+	struct stat    sb;
+	unsigned char *old;
+	long long      lo, hi;
+	size_t	       i, n;
+	int	       fd;
+
+	if (s->gone || s->mkdired != -1 || !s->has_sync)
+		return 0;
+	if (!s->has_x)
+		return rewind_file(s, st, err, errlen); /* no write to undo */
+	if (stat(s->path, &sb) == -1 || !S_ISREG(sb.st_mode) ||
+	    sb.st_size <= s->x_off)
+		return 0;
+	n = (size_t)(sb.st_size - s->x_off) < s->x_len
+		? (size_t)(sb.st_size - s->x_off)
+		: s->x_len;
+	if ((old = calloc(1, n)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = s->x_undo_to; i-- > s->x_undo_from;) {
+		lo = s->undo[i].off > s->x_off ? s->undo[i].off : s->x_off;
+		hi = s->undo[i].off + (long long)s->undo[i].len;
+		if (hi > s->x_off + (long long)n)
+			hi = s->x_off + (long long)n;
+		if (lo < hi)
+			memcpy(old + (lo - s->x_off),
+			    s->undo[i].data + (lo - s->undo[i].off),
+			    (size_t)(hi - lo));
+	}
+	if ((fd = open(s->path, O_WRONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "open %s: %s", s->path, strerror(errno));
+		free(old);
+		return -1;
+	}
+	if (pwrite(fd, old, n, (off_t)s->x_off) != (ssize_t)n) {
+		snprintf(
+		    err, errlen, "pwrite %s: %s", s->path, strerror(errno));
+		close(fd);
+		free(old);
+		return -1;
+	}
+	close(fd);
+	free(old);
+	st->bytes_undone += n;
+	st->writes_undone++;
+	st->writes_kept += s->x_later;
+	st->files_rewound++;
+	return 0;
+}
+
+static int
+apply(const char *path, const char *match, struct powerloss_stats *st,
+    char *err, size_t errlen)
 {
 	struct plog    pl;
 	struct pstate *s;
@@ -209,8 +292,23 @@ powerloss_apply(
 			s = state(&pl, a);
 			s->has_sync = 1;
 			s->sync_size = x;
-			s->nundo = 0;
+			writes_reset(s);
 			st->syncs++;
+			break;
+		case 'X':
+			if (sscanf(p, "X %lld %lld %1023s", &x, &y, a) != 3 ||
+			    x < 0 || y <= 0)
+				goto bad;
+			s = state(&pl, a);
+			if (!s->has_x) {
+				s->has_x = 1;
+				s->x_off = x;
+				s->x_len = (size_t)y;
+				s->x_undo_from = s->undo_mark;
+				s->x_undo_to = s->nundo;
+			} else
+				s->x_later++;
+			s->undo_mark = s->nundo;
 			break;
 		case 'W':
 			if (sscanf(p, "W %lld %lld %1023s", &x, &y, a) != 3 ||
@@ -232,7 +330,7 @@ powerloss_apply(
 			s->created = idx;
 			s->has_sync = 1;
 			s->sync_size = 0;
-			s->nundo = 0;
+			writes_reset(s);
 			s->gone = 0;
 			break;
 		case 'M':
@@ -255,7 +353,7 @@ powerloss_apply(
 				goto bad;
 			s = state(&pl, a);
 			s->gone = 1;
-			s->nundo = 0;
+			writes_reset(s);
 			s->created = -1;
 			break;
 		case 'R':
@@ -267,7 +365,7 @@ powerloss_apply(
 			s = state(&pl, b);
 			s->gone = 0;
 			s->has_sync = 0;
-			s->nundo = 0;
+			writes_reset(s);
 			break;
 		case 'F': st->faults++; break;
 		default: goto bad;
@@ -276,7 +374,9 @@ powerloss_apply(
 	}
 
 	for (i = 0; i < pl.nst; i++)
-		if (rewind_file(&pl.st[i], st, err, errlen) == -1) {
+		if ((match != NULL && strstr(pl.st[i].path, match) != NULL
+			    ? rewind_oldest(&pl.st[i], st, err, errlen)
+			    : rewind_file(&pl.st[i], st, err, errlen)) == -1) {
 			rc = -1;
 			goto out;
 		}
@@ -316,6 +416,20 @@ out:
 	free(pl.ds);
 	free(buf);
 	return rc;
+}
+
+int
+powerloss_apply(
+    const char *path, struct powerloss_stats *st, char *err, size_t errlen)
+{
+	return apply(path, NULL, st, err, errlen);
+}
+
+int
+powerloss_apply_oldest(const char *path, const char *match,
+    struct powerloss_stats *st, char *err, size_t errlen)
+{
+	return apply(path, match, st, err, errlen);
 }
 
 int

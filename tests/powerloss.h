@@ -19,6 +19,9 @@ struct powerloss_stats {
 	unsigned dirs_dropped;
 	unsigned faults; /* F records: faults injected */
 	unsigned syncs;	 /* S records: successful syncs and baselines */
+	/* powerloss_apply_oldest: */
+	unsigned writes_undone; /* oldest unsynced writes put back */
+	unsigned writes_kept;	/* later unsynced writes left in place */
 };
 
 /*
@@ -28,6 +31,15 @@ struct powerloss_stats {
  */
 int powerloss_apply(
     const char *path, struct powerloss_stats *st, char *err, size_t errlen);
+/*
+ * The same, except for the files whose path contains match: each of them
+ * loses only its oldest write since its last sync (put back to what it
+ * overwrote, zeros where it extended the file) and keeps every later
+ * one, as a disk that writes pages back in any order may. Needs the X
+ * records of tests/faultfs.c.
+ */
+int powerloss_apply_oldest(const char *path, const char *match,
+    struct powerloss_stats *st, char *err, size_t errlen);
 /* What the record says about injected faults; read only. */
 struct powerloss_scan {
 	unsigned faults;	   /* F records */

@@ -36,6 +36,11 @@
  *   sanitizer or runs under valgrind, whose allocators the shim cannot
  *   sit under.
  *
+ *   a power cut that keeps later unsynced writes of the journal and loses
+ *   an earlier one (after async writes, each its own group, left to the
+ *   timed sync): stashd starts by itself, without the lost write and the
+ *   unsynced ones after it, with every write acknowledged as durable.
+ *
  * Every case ends the same way: the daemon is dead (killed, or exited by
  * itself); a power cut takes away whatever no successful fsync covered;
  * stashd starts without faults; every acknowledged key holds its value;
@@ -101,6 +106,13 @@ struct fx {
 	char		   msg[MSG_MAX];
 	const char	  *oom; /* FAILMALLOC of the next start, or NULL */
 	char		   jdir[320]; /* --journal-dir, when not empty */
+	const char *const *extra;     /* more arguments, NULL-terminated */
+	/* The power cut: journal files lose only their oldest write. */
+	int		       cut_oldest;
+	struct powerloss_stats cut; /* what the last power cut did */
+	/* Async writes k<async_first>..: not durable, but in order. */
+	unsigned async_first, async_end;
+	unsigned async_kept; /* of them, there after the restart */
 };
 
 static int    passes, fails;
@@ -189,18 +201,31 @@ fx_switch(struct fx *f, int on)
 static int
 fx_start(struct fx *f, const char *spec)
 {
-	const char	      *so = getenv("FAULTFS_SO");
-	const char	      *args[] = {"-d", f->db, "--segment-size", "64KB",
-	       f->jdir[0] != '\0' ? "--journal-dir" : NULL, f->jdir, NULL};
+	const char *so = getenv("FAULTFS_SO");
+	const char *args[24] = {"-d", f->db, "--segment-size", "64KB"};
 	struct powerloss_stats st;
 	char		       err[512];
+	size_t		       n = 4, i;
 	int		       rc;
 
+	if (f->jdir[0] != '\0') {
+		args[n++] = "--journal-dir";
+		args[n++] = f->jdir;
+	}
+	for (i = 0; f->extra != NULL && f->extra[i] != NULL &&
+		    n < sizeof(args) / sizeof(args[0]) - 1;
+	     i++)
+		args[n++] = f->extra[i];
+	args[n] = NULL;
 	memset(&st, 0, sizeof(st));
-	if (powerloss_apply(f->rec, &st, err, sizeof(err)) == -1) {
+	if ((f->cut_oldest
+		    ? powerloss_apply_oldest(
+			  f->rec, ".journal/", &st, err, sizeof(err))
+		    : powerloss_apply(f->rec, &st, err, sizeof(err))) == -1) {
 		fx_fail(f, "power cut: %s", err);
 		return -1;
 	}
+	f->cut = st;
 	if (f->d.dir[0] != '\0')
 		daemon_cleanup(&f->d); /* the last start's socket and log */
 	/* Only the daemon runs under the shim: set, fork, unset. */
@@ -279,11 +304,12 @@ fx_kill(struct fx *f)
 }
 
 /*
- * Send one set and read its answer: 1 acknowledged, 0 an error answer
- * (its code in code), -1 the connection is gone.
+ * Send one set (with durability dur, or the default: journal) and read
+ * its answer: 1 acknowledged, 0 an error answer (its code in code), -1
+ * the connection is gone. Only a durable write counts as acknowledged.
  */
 static int
-fx_set(struct fx *f, int fd, char *code, size_t len)
+fx_set_dur(struct fx *f, int fd, const char *dur, char *code, size_t len)
 {
 	static char  pad[PAD + 1];
 	json_error_t jerr;
@@ -301,8 +327,9 @@ fx_set(struct fx *f, int fd, char *code, size_t len)
 	f->next++;
 	snprintf(line, sizeof(line),
 	    "{\"op\":\"set\",\"key\":\"k%u\",\"value\":{\"n\":%u,"
-	    "\"pad\":\"%s\"}}",
-	    n, n, pad);
+	    "\"pad\":\"%s\"}%s%s%s}",
+	    n, n, pad, dur != NULL ? ",\"durability\":\"" : "",
+	    dur != NULL ? dur : "", dur != NULL ? "\"" : "");
 	if ((ans = raw_roundtrip(fd, line)) == NULL) {
 		f->closed++;
 		return -1;
@@ -314,8 +341,10 @@ fx_set(struct fx *f, int fd, char *code, size_t len)
 	}
 	free(ans);
 	if (json_is_true(json_object_get(j, "ok"))) {
-		f->acked[n] = 1;
-		f->nacked++;
+		if (dur == NULL || strcmp(dur, "async") != 0) {
+			f->acked[n] = 1;
+			f->nacked++;
+		}
 		rc = 1;
 	} else {
 		e = json_object_get(json_object_get(j, "error"), "code");
@@ -327,6 +356,12 @@ fx_set(struct fx *f, int fd, char *code, size_t len)
 	}
 	json_decref(j);
 	return rc;
+}
+
+static int
+fx_set(struct fx *f, int fd, char *code, size_t len)
+{
+	return fx_set_dur(f, fd, NULL, code, len);
 }
 
 /* The warm-up: WARMUP writes, every one acknowledged. */
@@ -354,8 +389,8 @@ fx_verify(struct fx *f)
 {
 	json_t	*j, *v;
 	char	 req[64], *ans, code[64];
-	unsigned n, lost = 0, first = 0;
-	int	 fd, rc;
+	unsigned n, lost = 0, first = 0, gap = 0;
+	int	 fd, rc, here;
 
 	fx_kill(f);
 	if (fx_start(f, NULL) == -1)
@@ -384,6 +419,31 @@ fx_verify(struct fx *f)
 		    "%u of %u acknowledged keys lost or wrong after the "
 		    "power cut and restart (first: k%u)",
 		    lost, f->nacked, first);
+	/*
+	 * Async writes may be lost, but only from one on: a later one
+	 * without an earlier one was replayed out of order.
+	 */
+	for (n = f->async_first; n < f->async_end; n++) {
+		snprintf(
+		    req, sizeof(req), "{\"op\":\"get\",\"key\":\"k%u\"}", n);
+		ans = raw_roundtrip(fd, req);
+		j = ans != NULL ? json_loads(ans, 0, NULL) : NULL;
+		v = json_object_get(json_object_get(j, "value"), "n");
+		here = json_is_integer(v) && json_integer_value(v) == n;
+		json_decref(j);
+		free(ans);
+		if (here && gap > 0) {
+			fx_fail(f,
+			    "async k%u is there after the restart, but not "
+			    "k%u before it",
+			    n, gap);
+			break;
+		}
+		if (here)
+			f->async_kept++;
+		else if (gap == 0)
+			gap = n;
+	}
 	if ((rc = fx_set(f, fd, code, sizeof(code))) != 1)
 		fx_fail(f, "a write after the recovery: %s",
 		    rc == 0 ? code : "connection closed");
@@ -708,6 +768,118 @@ out:
 	free(f);
 }
 
+/* Does the daemon's log hold s? */
+static int
+log_has(struct fx *f, const char *s)
+{
+	char  line[2048];
+	int   found = 0;
+	FILE *fp;
+
+	if ((fp = fopen(f->d.log, "r")) == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), fp) != NULL)
+		found = strstr(line, s) != NULL;
+	fclose(fp);
+	return found;
+}
+
+/* Wait up to secs until the journal has taken ops writes; 0 or -1. */
+static int
+fx_wait_journaled(struct fx *f, int fd, unsigned ops, double secs)
+{
+	double	t0 = now_s();
+	json_t *j, *o;
+	char   *ans;
+	int	done = 0;
+
+	while (!done && now_s() - t0 < secs) {
+		if ((ans = raw_roundtrip(fd, "{\"op\":\"stats\"}")) == NULL)
+			return -1;
+		j = json_loads(ans, 0, NULL);
+		free(ans);
+		o = json_object_get(
+		    json_object_get(json_object_get(j, "stats"), "groups"),
+		    "ops");
+		done = json_is_integer(o) && json_integer_value(o) >= ops;
+		json_decref(j);
+		if (!done)
+			usleep(10000);
+	}
+	return done ? 0 : -1;
+}
+
+/*
+ * A power cut that loses an earlier unsynced write of the journal and
+ * keeps later ones: 50 journal writes, then 30 async ones, each in a
+ * group of its own (the next is sent once the journal has the last),
+ * left to the timed sync (60 s away); SIGKILL; a cut that undoes only the
+ * oldest unsynced write of each journal file. stashd must start by
+ * itself, without an operator's --salvage: every journal write there,
+ * the async ones from the lost one on gone (with a warning), new writes
+ * taken, exit 0 on SIGTERM.
+ */
+static void
+case_async_lost_write(void)
+{
+	static const char *const extra[] = {"--segment-size", "4MB",
+	    "--fsync-interval", "60s", "--apply-delay", "10s", NULL};
+	struct fx		*f = calloc(1, sizeof(*f));
+	char			 code[64], detail[256] = "";
+	unsigned		 i;
+	int			 fd = -1;
+
+	if (f == NULL ||
+	    fx_init(f, "a power cut loses an unsynced async write and keeps "
+		       "later ones") == -1) {
+		fails++;
+		free(f);
+		return;
+	}
+	f->extra = extra;
+	if (fx_start(f, NULL) == -1 || (fd = raw_connect(f->d.sock)) == -1 ||
+	    fx_warmup(f, fd) == -1)
+		goto out;
+	f->async_first = f->next;
+	for (i = 0; i < 30; i++) {
+		if (fx_set_dur(f, fd, "async", code, sizeof(code)) != 1) {
+			fx_fail(
+			    f, "async write k%u not acknowledged", f->next - 1);
+			goto out;
+		}
+		/* In the journal before the next: a group of its own. */
+		if (fx_wait_journaled(f, fd, f->next, 10.0) == -1) {
+			fx_fail(f, "async write k%u did not reach the journal",
+			    f->next - 1);
+			goto out;
+		}
+	}
+	f->async_end = f->next;
+	close(fd);
+	fd = -1;
+	f->cut_oldest = 1;
+	fx_verify(f);
+	if (f->failed)
+		goto out;
+	/* Else the cut took nothing that a strict one would not. */
+	if (f->cut.writes_undone == 0 || f->cut.writes_kept < 2)
+		fx_fail(f,
+		    "the power cut undid %u writes and kept %u later ones: "
+		    "it proves nothing",
+		    f->cut.writes_undone, f->cut.writes_kept);
+	else if (!log_has(f, "lost unsynced write"))
+		fx_fail(f, "no warning of the lost unsynced write in the log");
+	snprintf(detail, sizeof(detail),
+	    "the cut kept %u later unsynced writes; stashd started by "
+	    "itself, %u of 30 async writes left, all %u journal writes there",
+	    f->cut.writes_kept, f->async_kept, f->nacked);
+out:
+	if (fd != -1)
+		close(fd);
+	fx_done(f, detail);
+	free(f);
+}
+
 /* Is $STASHD built with AddressSanitizer (linked to libasan)? */
 static int
 sanitized(void)
@@ -878,6 +1050,7 @@ main(int argc, char **argv)
 		case_sqlite("ENOSPC");
 		case_journal_full();
 		case_new_journal_dir();
+		case_async_lost_write();
 	}
 	if (oom) {
 		for (n = 1; n <= 20; n++)

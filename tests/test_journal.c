@@ -76,6 +76,8 @@ struct segscan {
 
 /* Pre-zeroing chunk of the journals the tests open (0: off). */
 static size_t jopen_prezero;
+/* Flags encode_group() sets on every record (JOURNAL_F_UNSYNCED or 0). */
+static uint8_t group_flags;
 
 /* ------------------------------------------------------------------ */
 /* Small helpers. */
@@ -152,6 +154,7 @@ static int
 setup(void **state)
 {
 	jopen_prezero = 0;
+	group_flags = 0;
 	const char *root = getenv("TESTS_TMPDIR");
 	struct tmp *t;
 
@@ -512,8 +515,8 @@ items_free(struct items *l)
 static uint8_t
 type_of(uint64_t seq)
 {
-	/* The top bit is the journal's group-end flag, never a type. */
-	return (uint8_t)((seq * 7 + 3) & 0x7f);
+	/* The top two bits are the journal's flags, never a type. */
+	return (uint8_t)((seq * 7 + 3) & 0x3f);
 }
 
 /* The default payload length of a record: varied, some empty. */
@@ -556,7 +559,8 @@ encode_group(struct items *exp, const uint64_t *seqs, const size_t *lens,
 		fill_payload(payload, seqs[i], lens[i]);
 		/* The last record of a group carries the group-end flag. */
 		journal_record_encode(buf + off,
-		    type_of(seqs[i]) | (i == n - 1 ? JOURNAL_GROUP_END : 0),
+		    type_of(seqs[i]) | group_flags |
+			(i == n - 1 ? JOURNAL_GROUP_END : 0),
 		    seqs[i], payload, lens[i]);
 		if (exp != NULL)
 			items_add(
@@ -621,6 +625,38 @@ write_uniform(
 	for (i = 0; i < n; i++)
 		lens[i] = len;
 	write_group(j, exp, first, lens, n);
+	free(lens);
+}
+
+/*
+ * Records first..first+n-1 as one group of async writes, as the writer
+ * writes them: flagged unsynced, and not synced.
+ */
+static void
+write_unsynced(struct journal *j, struct items *exp, uint64_t first, size_t n)
+{
+	unsigned char *buf;
+	uint64_t      *seqs;
+	size_t	      *lens, i, total;
+	char	      *cause = NULL;
+	int	       rc;
+
+	seqs = malloc(n * sizeof(*seqs));
+	lens = malloc(n * sizeof(*lens));
+	assert_true(seqs != NULL && lens != NULL);
+	for (i = 0; i < n; i++) {
+		seqs[i] = first + i;
+		lens[i] = len_of(first + i);
+	}
+	group_flags = JOURNAL_F_UNSYNCED;
+	buf = encode_group(exp, seqs, lens, n, &total);
+	group_flags = 0;
+	rc = journal_write(j, buf, total, first, first + n - 1, &cause);
+	if (rc != 0)
+		print_error("journal_write: %s\n", cause);
+	assert_int_equal(rc, 0);
+	free(buf);
+	free(seqs);
 	free(lens);
 }
 
@@ -1656,6 +1692,436 @@ test_flip_last_record(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Unsynced groups: async writes left to the timed sync. */
+
+/* Zero [off, off+len) of a file: a write the disk never made. */
+static void
+zero_range(const char *path, uint64_t off, size_t len)
+{
+	unsigned char *z;
+	int	       fd;
+
+	z = calloc(1, len);
+	assert_non_null(z);
+	fd = open(path, O_RDWR);
+	assert_true(fd != -1);
+	assert_int_equal(pwrite(fd, z, len, (off_t)off), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+	free(z);
+}
+
+/* The first n expected records, copied. */
+static void
+items_prefix(struct items *dst, const struct items *src, size_t n)
+{
+	size_t i;
+
+	memset(dst, 0, sizeof(*dst));
+	for (i = 0; i < n; i++)
+		items_add(dst, src->v[i].type, src->v[i].seq, src->v[i].data,
+		    src->v[i].len);
+}
+
+/*
+ * Two synced groups, then six unsynced groups of two records (seqs 8 to
+ * 19). A power cut may lose any unsynced write and keep later ones: a
+ * record of the unsynced tail damaged (a bit flipped anywhere in it, or
+ * zeros where it was) must open, cut at that record, keeping every record
+ * before it, and the log goes on from there. Without the flag's rule
+ * this was "corrupt": good groups follow the damage.
+ */
+static void
+test_unsynced_tail_lost(void **state)
+{
+	struct tmp	       *t = *state;
+	struct journal_recovery rec;
+	struct segscan		ss;
+	struct items		exp, want;
+	struct journal	       *j;
+	char			path[PATH_MAX];
+	unsigned char	       *orig;
+	uint64_t		where[32], bad;
+	size_t			size, npt, k, v, victim = 0, len;
+	int			bit[32];
+	/* The first unsynced record, the first of a middle group, a second. */
+	static const size_t victims[] = {7, 11, 14};
+
+	memset(&exp, 0, sizeof(exp));
+	seg_path(path, sizeof(path), t->dir, 1);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	write_group(j, &exp, 1, NULL, 4);
+	write_group(j, &exp, 5, NULL, 3);
+	for (k = 0; k < 6; k++)
+		write_unsynced(j, &exp, 8 + 2 * k, 2);
+	journal_close(j);
+	seg_scan(t->dir, 1, &ss);
+	assert_int_equal(ss.n, 19);
+	orig = read_all(path, &size);
+
+	for (v = 0; v < sizeof(victims) / sizeof(victims[0]); v++) {
+		victim = victims[v];
+		bad = ss.off[victim];
+		len = (size_t)(ss.off[victim + 1] - bad);
+		npt =
+		    damage_points(bad, len - JOURNAL_RECORD_HEADER, where, bit);
+		items_prefix(&want, &exp, victim);
+		for (k = 0; k <= npt; k++) {
+			write_all(path, orig, size);
+			if (k < npt)
+				flip_bit(path, where[k], bit[k]);
+			else
+				zero_range(path, bad, len);
+			j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+			check_recovery(&rec, &want);
+			assert_int_equal(rec.truncated_bytes, size - bad);
+			assert_int_equal(file_size(path), bad);
+			check_replay(j, 0, &want);
+			journal_close(j);
+		}
+		items_free(&want);
+	}
+
+	/* After the last cut the log goes on, and opens cleanly. */
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	items_cut(&exp, victim);
+	write_group(j, &exp, victim + 1, NULL, 2);
+	write_unsynced(j, &exp, victim + 3, 2);
+	j = reopen_check(j, t->dir, BIG_SEGMENT, &exp);
+	journal_close(j);
+
+	free(orig);
+	seg_free(&ss);
+	items_free(&exp);
+}
+
+/* Damage the record of seq victim_seq in segment 1; open must refuse. */
+static void
+refused_at(struct tmp *t, uint64_t victim_seq, int zero)
+{
+	struct segscan ss;
+	char	       path[PATH_MAX], *cause;
+	unsigned char *orig, *now;
+	uint64_t       bad;
+	size_t	       size, size2, i;
+
+	seg_path(path, sizeof(path), t->dir, 1);
+	seg_scan(t->dir, 1, &ss);
+	for (i = 0; i < ss.n && ss.seq[i] != victim_seq; i++)
+		;
+	assert_true(i < ss.n);
+	bad = ss.off[i];
+	orig = read_all(path, &size);
+	if (zero)
+		zero_range(path, bad, (size_t)(ss.off[i + 1] - bad));
+	else
+		flip_bit(path, bad + JOURNAL_RECORD_HEADER - 1, 4);
+	cause = jopen_fail(t->dir, BIG_SEGMENT, RECORD_MAX);
+	assert_cause_names(cause, 1, bad);
+	assert_non_null(strstr(cause, "corrupt"));
+	free(cause);
+	/* Refusing to start leaves the evidence as it is. */
+	now = read_all(path, &size2);
+	assert_int_equal(size2, size);
+	free(now);
+	write_all(path, orig, size);
+	free(orig);
+	seg_free(&ss);
+}
+
+/*
+ * A damaged record with a record without the unsynced flag anywhere
+ * after it: that record's group was synced before it was acknowledged,
+ * and the sync covered the damaged one. Corruption, as before, and
+ * salvage keeps the good prefix. So is damage inside a synced group
+ * followed only by unsynced groups: that group was synced before any of
+ * them was written.
+ */
+static void
+test_unsynced_then_synced_refused(void **state)
+{
+	struct tmp	       *t = *state;
+	struct journal_recovery rec;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX];
+	int			zero;
+
+	memset(&exp, 0, sizeof(exp));
+	seg_path(path, sizeof(path), t->dir, 1);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	write_group(j, &exp, 1, NULL, 4);
+	write_unsynced(j, &exp, 5, 2);
+	write_unsynced(j, &exp, 7, 2);
+	write_group(j, &exp, 9, NULL, 2); /* synced: covers 1..10 */
+	write_unsynced(j, &exp, 11, 2);
+	journal_close(j);
+
+	for (zero = 0; zero < 2; zero++) {
+		refused_at(t, 5, zero);
+		refused_at(t, 8, zero);
+		refused_at(t, 2, zero);
+	}
+
+	/* Salvage keeps the records before the damage. */
+	refused_at(t, 7, 1);
+	{
+		struct segscan ss;
+
+		seg_scan(t->dir, 1, &ss);
+		zero_range(path, ss.off[6], (size_t)(ss.off[7] - ss.off[6]));
+		j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 1, &rec);
+		assert_int_equal(file_size(path), ss.off[6]);
+		seg_free(&ss);
+	}
+	items_cut(&exp, 6);
+	check_recovery(&rec, &exp);
+	check_replay(j, 0, &exp);
+	journal_close(j);
+
+	/* Inside a synced group, only unsynced groups after it. */
+	rm_rf(t->dir);
+	items_free(&exp);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	write_group(j, &exp, 1, NULL, 4);
+	write_unsynced(j, &exp, 5, 2);
+	write_unsynced(j, &exp, 7, 2);
+	journal_close(j);
+	for (zero = 0; zero < 2; zero++) {
+		refused_at(t, 3, zero);
+		refused_at(t, 4, zero);
+	}
+	/* Put right, it opens with everything. */
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	assert_int_equal(rec.truncated_bytes, 0);
+	check_recovery(&rec, &exp);
+	check_replay(j, 0, &exp);
+	journal_close(j);
+	items_free(&exp);
+}
+
+/*
+ * Unsynced groups over several segments. A record damaged in one of them
+ * with only unsynced records after it: that segment is cut there and the
+ * later ones go (seqs stay contiguous). With a synced record in the last
+ * segment, the same damage is corruption and nothing is touched.
+ */
+static void
+test_unsynced_later_segments(void **state)
+{
+	struct tmp	       *t = *state;
+	struct journal_recovery rec;
+	struct segscan		ss;
+	struct items		exp, want;
+	struct journal	       *j;
+	char			path[PATH_MAX], *cause;
+	unsigned char	      **bufs;
+	uint64_t	       *seqs, seq = 1, bad, cut;
+	size_t		       *sizes, nseg, i, vs, victim, keep;
+
+	memset(&exp, 0, sizeof(exp));
+	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
+	for (; seq < 7; seq += 2)
+		write_group(j, &exp, seq, NULL, 2);
+	for (; seq < 61; seq += 2)
+		write_unsynced(j, &exp, seq, 2);
+	journal_close(j);
+	nseg = segment_seqs(t->dir, &seqs);
+	assert_true(nseg >= 5);
+	bufs = calloc(nseg, sizeof(*bufs));
+	sizes = calloc(nseg, sizeof(*sizes));
+	assert_true(bufs != NULL && sizes != NULL);
+	for (i = 0; i < nseg; i++) {
+		seg_path(path, sizeof(path), t->dir, seqs[i]);
+		bufs[i] = read_all(path, &sizes[i]);
+	}
+	/* The second segment whose records are all unsynced. */
+	for (vs = 0; vs < nseg && seqs[vs] < 7; vs++)
+		;
+	vs++;
+	assert_true(vs + 2 < nseg);
+	seg_scan(t->dir, seqs[vs], &ss);
+	assert_true(ss.n >= 2);
+	victim = ss.n / 2;
+	bad = ss.off[victim];
+	seg_path(path, sizeof(path), t->dir, seqs[vs]);
+
+	/* A synced record at the very end: refused, nothing touched. */
+	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
+	write_group(j, NULL, seq, NULL, 1);
+	journal_close(j);
+	flip_bit(path, bad + JOURNAL_RECORD_HEADER, 1);
+	cause = jopen_fail(t->dir, 1024, RECORD_MAX);
+	assert_cause_names(cause, seqs[vs], bad);
+	free(cause);
+	assert_int_equal(count_segments(t->dir), nseg);
+	assert_int_equal(file_size(path), sizes[vs]);
+
+	/* Only unsynced records after it: cut, later segments gone. */
+	rm_rf(t->dir);
+	assert_int_equal(mkdir(t->dir, 0700), 0);
+	for (i = 0; i < nseg; i++) {
+		seg_path(path, sizeof(path), t->dir, seqs[i]);
+		write_all(path, bufs[i], sizes[i]);
+	}
+	seg_path(path, sizeof(path), t->dir, seqs[vs]);
+	zero_range(path, bad, (size_t)(ss.off[victim + 1] - bad));
+	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
+	for (keep = 0; keep < exp.n && exp.v[keep].seq < ss.seq[victim]; keep++)
+		;
+	items_prefix(&want, &exp, keep);
+	check_recovery(&rec, &want);
+	check_replay(j, 0, &want);
+	assert_int_equal(rec.segments, vs + 1);
+	assert_int_equal(count_segments(t->dir), vs + 1);
+	assert_int_equal(file_size(path), bad);
+	cut = sizes[vs] - bad;
+	for (i = vs + 1; i < nseg; i++) {
+		seg_path(path, sizeof(path), t->dir, seqs[i]);
+		assert_false(file_exists(path));
+		cut += sizes[i];
+	}
+	assert_int_equal(rec.truncated_bytes, cut);
+	/* And the log goes on from there. */
+	write_group(j, &want, ss.seq[victim], NULL, 3);
+	j = reopen_check(j, t->dir, 1024, &want);
+	journal_close(j);
+
+	for (i = 0; i < nseg; i++)
+		free(bufs[i]);
+	free(bufs);
+	free(sizes);
+	free(seqs);
+	seg_free(&ss);
+	items_free(&want);
+	items_free(&exp);
+}
+
+/* Rewrite a segment's header as format version, its CRC right. */
+static void
+set_format(const char *path, uint32_t version)
+{
+	unsigned char *buf;
+	size_t	       size;
+	uint32_t       crc;
+	int	       k;
+
+	buf = read_all(path, &size);
+	assert_true(size >= JOURNAL_HEADER_SIZE);
+	for (k = 0; k < 4; k++)
+		buf[8 + k] = (unsigned char)(version >> (8 * k));
+	crc = crc32c_mask(crc32c_ref(0, buf, 32));
+	for (k = 0; k < 4; k++)
+		buf[32 + k] = (unsigned char)(crc >> (8 * k));
+	write_all(path, buf, size);
+	free(buf);
+}
+
+/*
+ * Segments of format 1 (before the unsynced flag) are still read; they
+ * are never written to: the next write starts a segment of the current
+ * format. A format 1 segment holding no record goes at open (the next
+ * segment may need its name). In format 1 the unsynced bit makes a
+ * record invalid: a whole record with it is corruption.
+ */
+static void
+test_format_1_segment(void **state)
+{
+	struct tmp	       *t = *state;
+	struct journal_recovery rec;
+	struct segscan		ss;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX], path8[PATH_MAX], *cause;
+	unsigned char	       *v1, *now, hdr[JOURNAL_HEADER_SIZE];
+	size_t			size, size2;
+
+	memset(&exp, 0, sizeof(exp));
+	seg_path(path, sizeof(path), t->dir, 1);
+	seg_path(path8, sizeof(path8), t->dir, 8);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	write_group(j, &exp, 1, NULL, 4);
+	write_group(j, &exp, 5, NULL, 3);
+	journal_close(j);
+	set_format(path, 1);
+	v1 = read_all(path, &size);
+
+	/* A header-only format 1 segment after it, named by the next seq. */
+	memcpy(hdr, v1, JOURNAL_HEADER_SIZE);
+	hdr[16] = 8; /* first seq: 8, little-endian */
+	{
+		uint32_t crc = crc32c_mask(crc32c_ref(0, hdr, 32));
+		int	 k;
+
+		for (k = 0; k < 4; k++)
+			hdr[32 + k] = (unsigned char)(crc >> (8 * k));
+	}
+	write_all(path8, hdr, sizeof(hdr));
+
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	assert_int_equal(rec.segments, 1);
+	assert_false(file_exists(path8));
+	check_recovery(&rec, &exp);
+	check_replay(j, 0, &exp);
+	write_group(j, &exp, 8, NULL, 2);
+	write_unsynced(j, &exp, 10, 2);
+	journal_close(j);
+	/* The old segment is as it was; the new one is of this format. */
+	now = read_all(path, &size2);
+	assert_int_equal(size2, size);
+	assert_memory_equal(now, v1, size);
+	free(now);
+	assert_int_equal(count_segments(t->dir), 2);
+	seg_scan(t->dir, 8, &ss);
+	assert_int_equal(ss.n, 4);
+	seg_free(&ss);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	assert_int_equal(rec.truncated_bytes, 0);
+	check_recovery(&rec, &exp);
+	check_replay(j, 0, &exp);
+	journal_close(j);
+	free(v1);
+
+	/*
+	 * A format 1 last segment named above its own records (named 2,
+	 * holding seq 1: only a damaged or hand-made journal has that): the
+	 * next write, seq 2, must not need its name.
+	 */
+	rm_rf(t->dir);
+	items_free(&exp);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	write_group(j, &exp, 1, NULL, 1);
+	journal_close(j);
+	v1 = read_all(path, &size);
+	assert_int_equal(unlink(path), 0);
+	v1[16] = 2; /* first seq 2, little-endian */
+	seg_path(path8, sizeof(path8), t->dir, 2);
+	write_all(path8, v1, size);
+	free(v1);
+	set_format(path8, 1);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	check_recovery(&rec, &exp);
+	write_group(j, &exp, 2, NULL, 2);
+	j = reopen_check(j, t->dir, BIG_SEGMENT, &exp);
+	journal_close(j);
+	assert_int_equal(count_segments(t->dir), 2);
+
+	/* Format 1 with a record flagged unsynced: corruption. */
+	rm_rf(t->dir);
+	items_free(&exp);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	write_group(j, &exp, 1, NULL, 4);
+	write_unsynced(j, &exp, 5, 2);
+	journal_close(j);
+	seg_scan(t->dir, 1, &ss);
+	set_format(path, 1);
+	cause = jopen_fail(t->dir, BIG_SEGMENT, RECORD_MAX);
+	assert_cause_names(cause, 1, ss.off[4]);
+	free(cause);
+	seg_free(&ss);
+	items_free(&exp);
+}
+
+/* ------------------------------------------------------------------ */
 /* Rotation and deletion. */
 
 static void
@@ -2364,6 +2830,14 @@ main(void)
 		test_flip_middle_earlier_segment, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_flip_last_record, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_unsynced_tail_lost, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_unsynced_then_synced_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_unsynced_later_segments, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_format_1_segment, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_header, setup, teardown),

@@ -13,16 +13,21 @@
  *		  the body's size) say where the first one ends; the second
  *		  gets a sound header named after its first record's seq
  *	bit 5	  seal: walk the records of each body and write their CRC,
- *		  except for records whose type has bit 6 set (otherwise a
- *		  fuzzer almost never makes a record that passes its CRC)
+ *		  except for records whose type has bit 5 set (otherwise a
+ *		  fuzzer almost never makes a record that passes its CRC);
+ *		  sealed records with bit 6 of their type carry the unsynced
+ *		  flag (JOURNAL_F_UNSYNCED)
  *	bit 6	  strict replay too: the callback fails on a payload that
  *		  wreq_decode refuses, as the writer's does
+ *	bit 7	  the sound headers say format 1 (no unsynced flag: a record
+ *		  with it is invalid there)
  *
  * Then journal_open scans them, as the daemon does at start, and the
  * checks are:
  *  - it fails only with a cause that names the reason (corruption, bad
  *    header, record-max), and then, without salvage, every file is left
  *    exactly as it was: a refused start loses nothing;
+ *  - replay hands out types without their flag bits;
  *  - when it opens, every file left is a prefix of what it was (recovery
  *    only cuts), without salvage the bytes cut add up to truncated_bytes,
  *    and replay hands out exactly rec.records records, seqs growing from
@@ -62,7 +67,8 @@
 #define F_TWO	  0x10
 #define F_SEAL	  0x20
 #define F_STRICT  0x40
-#define T_NOSEAL  0x40
+#define F_V1	  0x80
+#define T_NOSEAL  0x20
 
 static const size_t record_maxes[4] = {32, 256, 4096, 1024 * 1024};
 
@@ -193,10 +199,10 @@ seal(uint8_t *body, size_t len)
 	}
 }
 
-/* Build a segment named seq: header (unless raw) and body. */
+/* Build a segment named seq: header of format version (unless raw), body. */
 static void
-seg_make(struct seg *s, uint64_t seq, int raw, const uint8_t *body, size_t len,
-    int sealed)
+seg_make(struct seg *s, uint64_t seq, int raw, uint32_t version,
+    const uint8_t *body, size_t len, int sealed)
 {
 	size_t hdr = raw ? 0 : JOURNAL_HEADER_SIZE;
 	int    n;
@@ -209,7 +215,7 @@ seg_make(struct seg *s, uint64_t seq, int raw, const uint8_t *body, size_t len,
 		abort();
 	if (!raw) {
 		memcpy(s->buf, "STASHJNL", 8);
-		put_u32(s->buf + 8, JOURNAL_FORMAT_VERSION);
+		put_u32(s->buf + 8, version);
 		put_u32(s->buf + 12, JOURNAL_HEADER_SIZE);
 		put_u64(s->buf + 16, seq);
 		put_u64(s->buf + 24, 0x5eed5eed5eed5eedULL);
@@ -284,6 +290,7 @@ payload_check(uint8_t type, uint64_t seq, const void *payload, size_t len)
 	FUZZ_CHECK(w.type == type && w.seq == seq);
 	switch (type) {
 	case WREQ_KV_SET:
+	case WREQ_KV_SET_RAW: /* the payload of KV_SET; the value is bytes */
 		FUZZ_CHECK(inside(pl, len, w.key, w.klen) && w.klen > 0);
 		FUZZ_CHECK(inside(pl, len, w.value, w.vlen));
 		again = wreq_kv_set(
@@ -317,7 +324,7 @@ on_record(
 {
 	struct seen *sn = arg;
 
-	FUZZ_CHECK(!(type & JOURNAL_GROUP_END));
+	FUZZ_CHECK(!(type & JOURNAL_TYPE_FLAGS));
 	FUZZ_CHECK(len <= sn->record_max);
 	FUZZ_CHECK(len == 0 || payload != NULL);
 	FUZZ_CHECK(seq > sn->after);
@@ -399,6 +406,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t			flags, *now;
 	size_t			nseg = 1, split, nowlen, i, cut = 0;
 	uint64_t		seq2, added;
+	uint32_t		version;
 	char		       *cause = NULL;
 
 	if (size < 1)
@@ -422,14 +430,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		split = size > 0 ? split % (size + 1) : 0;
 		nseg = 2;
 	}
-	seg_make(&seg[0], 1, flags & F_RAW, data, split, flags & F_SEAL);
+	version = flags & F_V1 ? 1 : JOURNAL_FORMAT_VERSION;
+	seg_make(
+	    &seg[0], 1, flags & F_RAW, version, data, split, flags & F_SEAL);
 	if (nseg == 2) {
 		seq2 = size - split >= JOURNAL_RECORD_HEADER
 			   ? get_u64(data + split + 9)
 			   : 2;
 		if (seq2 <= 1)
 			seq2 = 2;
-		seg_make(&seg[1], seq2, 0, data + split, size - split,
+		seg_make(&seg[1], seq2, 0, version, data + split, size - split,
 		    flags & F_SEAL);
 	}
 	for (i = 0; i < nseg; i++)
