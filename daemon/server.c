@@ -95,9 +95,6 @@
 #define CONN_PROTO_JSON	   1 /* protocol v1: JSON lines */
 #define CONN_PROTO_RESP	   2 /* '*' or a letter: a Redis client */
 
-/* An inline RESP command (typed at a terminal) is at most this long. */
-#define SERVER_INLINE_MAX (64 * 1024)
-
 struct slot {
 	TAILQ_ENTRY(slot) entry;
 	struct conn *conn; /* NULL: the client went away */
@@ -561,9 +558,8 @@ conn_process_resp(struct conn *c)
 
 	lim.args_max = RESP_ARGS_CAP;
 	lim.bulk_max = srv->cfg.line_max;
-	lim.inline_max = srv->cfg.line_max < SERVER_INLINE_MAX
-			     ? srv->cfg.line_max
-			     : SERVER_INLINE_MAX;
+	lim.inline_max = srv->cfg.line_max < RESP_INLINE_CAP ? srv->cfg.line_max
+							     : RESP_INLINE_CAP;
 	srv->cmd->value_max = srv->cfg.line_max;
 	while (!(c->flags & (CONN_CLOSING | CONN_WAIT | CONN_BACKLOG))) {
 		if ((room = conn_room(c)) != ROOM_YES) {

@@ -356,6 +356,15 @@ def test_raw_protocol():
     eq(raw(b"*1\r\n$5\r\nHELLO\r\n*2\r\n$5\r\nHELLO\r\n$1\r\n4\r\n")[-31:],
        b"-NOPROTO unsupported protocol version\r\n"[-31:], "HELLO 4")
     eq(raw(b"QUIT\r\nPING\r\n", want_close=True), b"+OK\r\n", "QUIT")
+    # Inline arguments in quotes, split as redis-cli splits them.
+    eq(raw(b'SET "q k" "a\\x00\\"b\\n"\r\nGET \'q k\'\r\n'
+           b"ECHO 'it\\'s \\n'\r\n"),
+       b'+OK\r\n$5\r\na\x00"b\n\r\n$7\r\nit\'s \\n\r\n', "inline quotes")
+    eq(client().get("q k"), b'a\x00"b\n', "GET of an inline quoted SET")
+    for bad in (b'SET k "v\r\n', b"SET k 'v\r\n", b'SET k "v"w\r\n'):
+        eq(raw(bad + b"PING\r\n", want_close=True),
+           b"-ERR Protocol error: unbalanced quotes in request\r\n",
+           "unbalanced quotes in %r" % bad)
     # Malformed input: an error, then the connection is closed.
     for bad in (b"*1\r\n$-5\r\n", b"*x\r\n", b"*1\r\n:1\r\n",
                 b"*1\r\n$4\r\nPINGxx", b"*99999999\r\n",
