@@ -383,15 +383,15 @@ conn_too_large(struct conn *c)
 /*
  * Which protocol the client speaks, from what it sent first: '*' (a RESP
  * array) or a RESP command name followed by a space or the end of its
- * line (an inline command) is RESP; anything else, '{' first, is
- * protocol v1, whose errors it will then get. UNKNOWN while the first
- * word is still incomplete.
+ * line (an inline command), or a command name in quotes ("get" k), is
+ * RESP; anything else, '{' first, is protocol v1, whose errors it will
+ * then get. UNKNOWN while the first word is still incomplete.
  */
 static int
 conn_guess_proto(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	size_t		 avail = evbuffer_get_length(in), n, i;
+	size_t		 avail = evbuffer_get_length(in), n, i, q;
 	const char	*p;
 
 	n = avail < 32 ? avail : 32;
@@ -399,14 +399,20 @@ conn_guess_proto(struct conn *c)
 		fatalx("evbuffer_pullup");
 	if (p[0] == '*')
 		return CONN_PROTO_RESP;
-	if (!((p[0] >= 'a' && p[0] <= 'z') || (p[0] >= 'A' && p[0] <= 'Z')))
+	q = p[0] == '"' || p[0] == '\'' ? 1 : 0;
+	if (q == n)
+		return c->flags & CONN_DRAIN ? CONN_PROTO_JSON
+					     : CONN_PROTO_UNKNOWN;
+	if (!((p[q] >= 'a' && p[q] <= 'z') || (p[q] >= 'A' && p[q] <= 'Z')))
 		return CONN_PROTO_JSON;
-	for (i = 0; i < n; i++)
-		if (p[i] == ' ' || p[i] == '\r' || p[i] == '\n')
+	for (i = q; i < n; i++)
+		if (q ? p[i] == p[0]
+		      : p[i] == ' ' || p[i] == '\r' || p[i] == '\n')
 			break;
 	if (i == n && n < 32 && !(c->flags & CONN_DRAIN))
 		return CONN_PROTO_UNKNOWN;
-	return i < n && rcmd_known(p, i) ? CONN_PROTO_RESP : CONN_PROTO_JSON;
+	return i < n && rcmd_known(p + q, i - q) ? CONN_PROTO_RESP
+						 : CONN_PROTO_JSON;
 }
 
 /*

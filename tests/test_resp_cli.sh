@@ -176,6 +176,9 @@ if command -v socat >/dev/null 2>&1; then
 	got=$(inline 'SET k "v"w' 'PING')
 	[ "$got" = "$want" ] && ok || bad "a quote closed against a byte: $got"
 	is "nothing set by unbalanced quotes" "" get k
+	got=$(inline '"ping" '"'hi'")
+	[ "$got" = "$(bytes '$2\r\nhi\r\n')" ] && ok ||
+	    bad "quoted command name: $got"
 else
 	echo "test_resp_cli: socat is not installed, skipping inline quotes" >&2
 fi
