@@ -454,6 +454,29 @@ def test_eviction():
     eq(r.exists("ev5", "ev6"), 2, "EXISTS of evicted keys")
 
 
+def test_max_clients():
+    """Clients over --max-connections are refused in their protocol."""
+    eq(stop(), 0, "SIGTERM exits 0")
+    start("--max-connections", "2")
+    time.sleep(0.1)  # start()'s probe may still be counted
+    held = [client(), client()]
+    for c in held:
+        eq(c.ping(), True, "a connection within the limit")
+    try:
+        client().ping()
+    except redis.ConnectionError as e:
+        eq(str(e), "max number of clients reached", "redis-py refused")
+    else:
+        raise AssertionError("a client over the limit was served")
+    eq(raw(b"*1\r\n$4\r\nPING\r\n", want_close=True),
+       b"-ERR max number of clients reached\r\n", "RESP refused")
+    out = raw(b'{"op":"ping"}\n', want_close=True)
+    eq(json.loads(out)["error"]["code"], "busy", "JSON refused")
+    for c in held:
+        eq(c.ping(), True, "the connections within the limit stay")
+        c.close()
+
+
 def main():
     try:
         start()
@@ -474,6 +497,7 @@ def main():
         test_raw_protocol()
         test_restart()
         test_eviction()
+        test_max_clients()
         eq(stop(), 0, "SIGTERM exits 0")
     except AssertionError as e:
         print("FAIL: %s" % e, file=sys.stderr)
