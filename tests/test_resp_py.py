@@ -229,6 +229,59 @@ def test_expiry(r):
     eq(r.incr("e2"), 1, "INCR after expiry starts again")
 
 
+def expiry_second(r, key, set_expiry, what):
+    """Run set_expiry, then PTTL and TTL of key: the whole second the key
+    expires at, as PTTL tells it. Checks that PTTL counts to a whole
+    second and TTL is PTTL in seconds rounded up. Retries when a second
+    boundary falls where it would blur the answer."""
+    for _ in range(20):
+        t0 = time.time()
+        set_expiry()
+        t1 = time.time()
+        pttl = r.pttl(key)
+        t2 = time.time()
+        ttl = r.ttl(key)
+        t3 = time.time()
+        if int(t0) != int(t3) or t3 - t0 > 0.3:
+            time.sleep(0.05)
+            continue
+        # stashd read its clock between t1 and t2: the expiry, in ms, is
+        # between t1 + pttl and t2 + pttl, and must be a whole second.
+        lo = int(t1 * 1000) + pttl - 1
+        hi = int(t2 * 1000) + pttl + 1
+        at = -(-lo // 1000)
+        check(at * 1000 <= hi,
+              "%s: PTTL %d is not to a whole second (%d to %d ms)"
+              % (what, pttl, lo, hi))
+        eq(ttl, -(-pttl // 1000), what + ": TTL is PTTL rounded up")
+        eq(ttl, at - int(t0), what + ": TTL counts from this second")
+        return at - int(t0)
+    raise AssertionError(what + ": no quiet second to measure in")
+
+
+def test_expiry_rounding(r):
+    """Milliseconds are rounded up to whole seconds counted from the
+    current second (see README); PTTL counts to that second."""
+    for ms, secs in ((1, 1), (999, 1), (1000, 1), (1001, 2), (1500, 2),
+                     (2999, 3)):
+        eq(expiry_second(r, "pt", lambda: r.set("pt", "v", px=ms),
+                         "SET PX %d" % ms), secs, "SET PX %d" % ms)
+        eq(expiry_second(r, "pt", lambda: r.psetex("pt", ms, "v"),
+                         "PSETEX %d" % ms), secs, "PSETEX %d" % ms)
+        eq(expiry_second(r, "pt",
+                         lambda: (r.set("pt", "v"), r.pexpire("pt", ms)),
+                         "PEXPIRE %d" % ms), secs, "PEXPIRE %d" % ms)
+    eq(expiry_second(r, "pt", lambda: r.set("pt", "v", ex=3), "SET EX 3"),
+       3, "SET EX 3")
+    # PXAT: the next whole second at or after the instant.
+    for frac, up in ((0, 0), (1, 1), (999, 1)):
+        def pxat():
+            r.set("pt", "v", pxat=(int(time.time()) + 3) * 1000 + frac)
+        eq(expiry_second(r, "pt", pxat, "SET PXAT +%d" % frac), 3 + up,
+           "SET PXAT +%d ms" % frac)
+    r.delete("pt")
+
+
 def test_cross_protocol(r):
     r.set("x1", "héllo")
     a = json_req({"op": "get", "key": "x1"})
@@ -489,6 +542,7 @@ def main():
         test_strings(r)
         test_counters(r)
         test_expiry(r)
+        test_expiry_rounding(r)
         test_cross_protocol(r)
         test_durability(r)
         test_pipeline(r)
