@@ -79,15 +79,20 @@ struct daemon {
 /* How often the one-line status goes to the service manager. */
 #define STATUS_INTERVAL_MS 2000
 
+/* Descriptors besides the connections: the daemon's own files. */
+#define MAIN_OWN_FDS 64
+
 /*
  * Raise the descriptor limit to fit max_connections (plus room for the
- * daemon's own files); lower max_connections if the hard limit is short.
+ * daemon's own files and the refused clients it may hold a moment);
+ * lower max_connections if the hard limit is short.
  */
 static void
 raise_nofile(struct options *o)
 {
 	struct rlimit rl;
-	rlim_t	      want = (rlim_t)o->server.max_conns + 64;
+	rlim_t	      want =
+	    (rlim_t)o->server.max_conns + MAIN_OWN_FDS + SERVER_REFUSED_MAX;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
 		log_warn("getrlimit(RLIMIT_NOFILE)");
@@ -103,7 +108,10 @@ raise_nofile(struct options *o)
 		    (unsigned long long)rl.rlim_cur);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
 		o->server.max_conns =
-		    rl.rlim_cur > 128 ? (size_t)rl.rlim_cur - 64 : 64;
+		    rl.rlim_cur > 2 * (MAIN_OWN_FDS + SERVER_REFUSED_MAX)
+			? (size_t)rl.rlim_cur - MAIN_OWN_FDS -
+			      SERVER_REFUSED_MAX
+			: MAIN_OWN_FDS;
 		log_warnx("descriptor limit is %llu: max-connections lowered "
 			  "to %zu",
 		    (unsigned long long)rl.rlim_cur, o->server.max_conns);

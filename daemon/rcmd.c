@@ -736,11 +736,18 @@ h_strlen(struct rx *x)
 		r_int(x->out, rv.exists ? (int64_t)rv.vlen : 0);
 }
 
+/*
+ * TTL and PTTL. Expiry is a whole second of the clock (expires_at), the
+ * key goes when the clock reaches it: TTL is the seconds to it counted
+ * from the current whole second (so 1 in the last second, never 0), PTTL
+ * the milliseconds to it from now; TTL is PTTL / 1000 rounded up.
+ */
 static void
 ttl_reply(struct rx *x, int ms)
 {
-	struct rval rv;
-	int64_t	    left;
+	struct rval	rv;
+	struct timespec ts;
+	int64_t		left;
 
 	if (!rx_state(x, 1, 0, &rv))
 		return;
@@ -748,11 +755,17 @@ ttl_reply(struct rx *x, int ms)
 		r_int(x->out, -2);
 	else if (rv.expires_at == 0)
 		r_int(x->out, -1);
-	else {
+	else if (!ms) {
 		left = rv.expires_at - (int64_t)time(NULL);
-		if (left < 0)
-			left = 0;
-		r_int(x->out, ms ? left * 1000 : left);
+		r_int(x->out, left < 1 ? 1 : left);
+	} else {
+		if (clock_gettime(CLOCK_REALTIME, &ts) == -1) {
+			rx_error(x, ERR_INTERNAL, "cannot read the clock");
+			return;
+		}
+		left = rv.expires_at * 1000 -
+		       ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+		r_int(x->out, left < 1 ? 1 : left);
 	}
 }
 
@@ -771,9 +784,12 @@ h_pttl(struct rx *x)
 /* Writes. */
 
 /*
- * The expiry in argument ai, in seconds or milliseconds (rounded up to
- * the next second: expiry has a resolution of one second), from now or
- * absolute.
+ * The expiry in argument ai, in seconds or milliseconds, from now or
+ * absolute, as the whole second of the clock the key goes at (expiry
+ * has a resolution of one second). Milliseconds are rounded up to whole
+ * seconds: PX 1500 is EX 2, PXAT 1700000000001 is EXAT 1700000001. A
+ * relative expiry counts from the current whole second, so EX n (and PX
+ * of n * 1000 - 999 to n * 1000) leaves the key n - 1 to n seconds.
  */
 static int
 expiry_of(struct rx *x, size_t ai, int ms, int absolute, int64_t *at)
@@ -959,7 +975,7 @@ expire(struct rx *x, int ms, int persist)
 			rx_del(x, 1);
 			return;
 		}
-		if (ms)
+		if (ms) /* rounded up, as expiry_of() does */
 			n = n / 1000 + (n % 1000 != 0);
 		if (n > (int64_t)100 * 365 * 86400) {
 			rx_error(x, ERR_BAD_REQUEST, "invalid expire time");

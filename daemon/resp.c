@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -54,46 +55,172 @@ resp_number(const char *buf, size_t len, size_t *pos, long long *v)
 	return 1;
 }
 
-/* An inline command: one line of words. */
+/* The blanks between inline arguments: isspace() in the C locale. */
+static int
+resp_blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' ||
+	       ch == '\v' || ch == '\f';
+}
+
+/* The value of a hex digit, -1 for anything else. */
+static int
+resp_hex(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Add byte ch to the inline argument a. src is where ch lies in the
+ * input, NULL for the byte an escape stands for: while every byte so far
+ * is the next one of the input, a stays a view; the first one that is
+ * not moves a to the scratch, where it grows from then on. The scratch
+ * cannot overflow: each byte there stands for at least one input byte of
+ * a line that is at most RESP_INLINE_CAP long.
+ */
+static void
+resp_word_add(struct resp_cmd *out, struct resp_arg *a, int *copied,
+    const char *src, char ch)
+{
+	if (!*copied) {
+		if (src != NULL && (a->len == 0 || src == a->p + a->len)) {
+			if (a->len == 0)
+				a->p = src;
+			a->len++;
+			return;
+		}
+		assert(out->scratch_len + a->len < sizeof(out->scratch));
+		memmove(out->scratch + out->scratch_len, a->p, a->len);
+		a->p = out->scratch + out->scratch_len;
+		*copied = 1;
+	}
+	assert(out->scratch_len + a->len < sizeof(out->scratch));
+	out->scratch[out->scratch_len + a->len] = ch;
+	a->len++;
+}
+
+/*
+ * Read the inline argument at line[*pos..end), which is not a blank, into
+ * a, as sdssplitargs() reads it (see resp.h). 0 with *pos past it, -1 on
+ * unbalanced quotes.
+ */
+static int
+resp_word(struct resp_cmd *out, const char *line, size_t end, size_t *pos,
+    struct resp_arg *a)
+{
+	size_t i = *pos;
+	int    copied = 0, hi, lo;
+	char   quote = 0, ch;
+
+	a->p = line + i;
+	a->len = 0;
+	for (;; i++) {
+		if (quote == 0) {
+			if (i == end || line[i] == ' ' || line[i] == '\t' ||
+			    line[i] == '\r' || line[i] == '\n')
+				break;
+			if (line[i] == '"' || line[i] == '\'')
+				quote = line[i];
+			else
+				resp_word_add(
+				    out, a, &copied, line + i, line[i]);
+			continue;
+		}
+		if (i == end)
+			return -1; /* the quote is not closed */
+		if (line[i] == quote) {
+			/* The closing quote ends the argument. */
+			if (i + 1 < end && !resp_blank(line[i + 1]))
+				return -1;
+			i++;
+			break;
+		}
+		if (line[i] != '\\' || i + 1 == end) {
+			resp_word_add(out, a, &copied, line + i, line[i]);
+			continue;
+		}
+		if (quote == '\'') {
+			/* Only \' is an escape between single quotes. */
+			if (line[i + 1] == '\'')
+				resp_word_add(out, a, &copied, NULL, line[++i]);
+			else
+				resp_word_add(out, a, &copied, line + i, '\\');
+			continue;
+		}
+		if (line[i + 1] == 'x' && i + 3 < end &&
+		    (hi = resp_hex(line[i + 2])) >= 0 &&
+		    (lo = resp_hex(line[i + 3])) >= 0) {
+			resp_word_add(
+			    out, a, &copied, NULL, (char)(hi * 16 + lo));
+			i += 3;
+			continue;
+		}
+		switch ((ch = line[++i])) {
+		case 'n': ch = '\n'; break;
+		case 'r': ch = '\r'; break;
+		case 't': ch = '\t'; break;
+		case 'b': ch = '\b'; break;
+		case 'a': ch = '\a'; break;
+		default: break; /* \\, \" and any other \c: c */
+		}
+		resp_word_add(out, a, &copied, NULL, ch);
+	}
+	if (copied)
+		out->scratch_len += a->len;
+	*pos = i;
+	return 0;
+}
+
+/* An inline command: one line of arguments. */
 static enum resp_status
 resp_parse_inline(const char *buf, size_t len, const struct resp_limits *lim,
     struct resp_cmd *out)
 {
 	const char *nl = memchr(buf, '\n', len);
-	size_t	    end, i, start;
+	size_t	    end, i, max;
 
+	max = lim->inline_max < RESP_INLINE_CAP ? lim->inline_max
+						: RESP_INLINE_CAP;
 	if (nl == NULL) {
-		if (len > lim->inline_max) {
+		if (len > max) {
 			out->error = "Protocol error: too big inline request";
 			return RESP_ERROR;
 		}
 		return RESP_NEED_MORE;
 	}
 	end = (size_t)(nl - buf);
-	if (end > lim->inline_max) {
+	if (end > max) {
 		out->error = "Protocol error: too big inline request";
 		return RESP_ERROR;
 	}
-	out->consumed = end + 1;
 	if (end > 0 && buf[end - 1] == '\r')
 		end--;
-	out->is_inline = 1;
-	for (i = 0; i < end;) {
-		if (buf[i] == ' ' || buf[i] == '\t') {
+	for (i = 0;;) {
+		while (i < end && resp_blank(buf[i]))
 			i++;
-			continue;
-		}
-		start = i;
-		while (i < end && buf[i] != ' ' && buf[i] != '\t')
-			i++;
+		if (i == end)
+			break;
 		if (out->argc >= lim->args_max || out->argc >= RESP_ARGS_CAP) {
+			out->argc = 0;
 			out->error = "Protocol error: too many arguments";
 			return RESP_ERROR;
 		}
-		out->argv[out->argc].p = buf + start;
-		out->argv[out->argc].len = i - start;
+		if (resp_word(out, buf, end, &i, &out->argv[out->argc]) == -1) {
+			out->argc = 0;
+			out->error = "Protocol error: unbalanced quotes in "
+				     "request";
+			return RESP_ERROR;
+		}
 		out->argc++;
 	}
+	out->consumed = (size_t)(nl - buf) + 1;
+	out->is_inline = 1;
 	return RESP_OK;
 }
 
@@ -109,6 +236,7 @@ resp_parse(const char *buf, size_t len, const struct resp_limits *lim,
 	out->consumed = 0;
 	out->is_inline = 0;
 	out->error = NULL;
+	out->scratch_len = 0;
 	if (len == 0)
 		return RESP_NEED_MORE;
 	if (buf[0] != '*')

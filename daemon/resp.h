@@ -12,8 +12,22 @@
  * Two forms are taken, as a Redis server takes them:
  *
  *	*<argc>\r\n then argc times $<len>\r\n<len bytes>\r\n
- *	an inline command: words separated by spaces or tabs, ended by \n
- *	(a \r before it is dropped), for people typing at a terminal.
+ *	an inline command: one line ended by \n (a \r before it is
+ *	dropped), for people typing at a terminal, split into arguments
+ *	as Redis and redis-cli split it (sdssplitargs).
+ *
+ * Inline splitting: arguments are separated by blanks (space, \t, \r,
+ * \v, \f). "double quotes" take the escapes \n \r \t \b \a \\ \" and
+ * \xHH (any other \c is c); in 'single quotes' only \' is an escape.
+ * A quote may open in the middle of an argument (a"b c" is "ab c"); a
+ * closing quote must be followed by a blank or the end of the line, and
+ * a quote left open is RESP_ERROR "unbalanced quotes in request". Unlike
+ * Redis, a NUL byte is an ordinary byte rather than the end of the line.
+ *
+ * An argument is a view into buf when its bytes are a run of buf (a word
+ * without quotes, or a quoted one without escapes); only the others are
+ * copied, into the command's own scratch (a quoted argument is never
+ * longer than its source, so inline_max bytes of scratch always do).
  *
  * A command with no arguments (*0, *-1 or an empty inline line) is
  * RESP_OK with argc 0: the caller skips it.
@@ -26,6 +40,9 @@
 /* The most arguments resp_parse() can return, whatever the limits say. */
 #define RESP_ARGS_CAP 1024
 
+/* The longest inline line resp_parse() takes, whatever the limits say. */
+#define RESP_INLINE_CAP (64 * 1024)
+
 enum resp_status {
 	RESP_NEED_MORE = 0, /* a prefix of a command: read more */
 	RESP_OK = 1,	    /* one command parsed */
@@ -35,7 +52,7 @@ enum resp_status {
 struct resp_limits {
 	size_t args_max;   /* arguments of one command, <= RESP_ARGS_CAP */
 	size_t bulk_max;   /* bytes of one argument */
-	size_t inline_max; /* bytes of an inline command line */
+	size_t inline_max; /* bytes of an inline line, <= RESP_INLINE_CAP */
 };
 
 struct resp_arg {
@@ -49,6 +66,9 @@ struct resp_cmd {
 	size_t		consumed; /* bytes of buf the command used */
 	int		is_inline;
 	const char     *error; /* RESP_ERROR: why, static */
+	/* Inline arguments unquoted into a copy: argv points here. */
+	char   scratch[RESP_INLINE_CAP];
+	size_t scratch_len;
 };
 
 enum resp_status resp_parse(const char *buf, size_t len,

@@ -44,6 +44,16 @@
  * listener is disabled for 100 ms rather than spinning on a failing
  * accept(); a client over max_connections gets one busy answer and is
  * closed.
+ *
+ * A refused client (too many connections, not an allowed peer) is
+ * answered in its own protocol, so that a Redis client reads Redis's
+ * "-ERR max number of clients reached" rather than a JSON line it cannot
+ * parse. Its protocol is in its first bytes, which are usually there when
+ * it is accepted; when they are not, it waits for them in a pen of at
+ * most SERVER_REFUSED_MAX sockets, for at most SERVER_REFUSED_WAIT_MS, as
+ * a struct refused (a descriptor, an event, 32 bytes), never as a
+ * connection. A client still silent then, or one refused while the pen
+ * is full, gets protocol v1's JSON line at once, as all did before.
  */
 #include "config.h"
 
@@ -95,8 +105,28 @@
 #define CONN_PROTO_JSON	   1 /* protocol v1: JSON lines */
 #define CONN_PROTO_RESP	   2 /* '*' or a letter: a Redis client */
 
-/* An inline RESP command (typed at a terminal) is at most this long. */
-#define SERVER_INLINE_MAX (64 * 1024)
+/* The first bytes of a client that tell its protocol. */
+#define SERVER_GUESS_BYTES 32
+
+/* A refused client waits this long for its first bytes, in the pen. */
+#define SERVER_REFUSED_WAIT_MS 1000
+
+/*
+ * A refused client in the pen: answered and freed as soon as its first
+ * bytes tell its protocol, or when its time is up.
+ */
+struct refused {
+	struct server *srv;
+	int	       fd;
+	struct event  *ev;
+	uint64_t       deadline; /* monotonic ms */
+	const char    *code;	 /* "busy" or "forbidden" */
+	const char    *why;	 /* static */
+	char	       buf[SERVER_GUESS_BYTES];
+	size_t	       len;
+	int	       eof;
+	TAILQ_ENTRY(refused) entry;
+};
 
 struct slot {
 	TAILQ_ENTRY(slot) entry;
@@ -145,9 +175,11 @@ struct server {
 	TAILQ_HEAD(, conn) flushq; /* connections with deferred answers */
 	uint64_t	next_id;
 	int		shutting_down;
-	int		activated; /* the socket is systemd's */
-	struct wbuf	out;	   /* answers being composed */
-	struct resp_cmd rcmd;	   /* the RESP command being run */
+	int		activated;     /* the socket is systemd's */
+	struct wbuf	out;	       /* answers being composed */
+	struct resp_cmd rcmd;	       /* the RESP command being run */
+	TAILQ_HEAD(, refused) refused; /* the pen: refused, waiting */
+	size_t nrefused;
 };
 
 static int  conn_process(struct conn *);
@@ -384,32 +416,49 @@ conn_too_large(struct conn *c)
 }
 
 /*
- * Which protocol the client speaks, from what it sent first: '*' (a RESP
+ * Which protocol a client speaks, from the first bytes it sent, p[0..n)
+ * with n <= SERVER_GUESS_BYTES (eof: no more will come): '*' (a RESP
  * array) or a RESP command name followed by a space or the end of its
- * line (an inline command) is RESP; anything else, '{' first, is
- * protocol v1, whose errors it will then get. UNKNOWN while the first
- * word is still incomplete.
+ * line (an inline command), or a command name in quotes ("get" k), is
+ * RESP; anything else, '{' first, is protocol v1, whose errors it will
+ * then get. UNKNOWN while the first word is still incomplete.
  */
+static int
+server_guess_proto(const char *p, size_t n, int eof)
+{
+	size_t i, q;
+
+	if (n == 0)
+		return eof ? CONN_PROTO_JSON : CONN_PROTO_UNKNOWN;
+	if (p[0] == '*')
+		return CONN_PROTO_RESP;
+	q = p[0] == '"' || p[0] == '\'' ? 1 : 0;
+	if (q == n)
+		return eof ? CONN_PROTO_JSON : CONN_PROTO_UNKNOWN;
+	if (!((p[q] >= 'a' && p[q] <= 'z') || (p[q] >= 'A' && p[q] <= 'Z')))
+		return CONN_PROTO_JSON;
+	for (i = q; i < n; i++)
+		if (q ? p[i] == p[0]
+		      : p[i] == ' ' || p[i] == '\r' || p[i] == '\n')
+			break;
+	if (i == n && n < SERVER_GUESS_BYTES && !eof)
+		return CONN_PROTO_UNKNOWN;
+	return i < n && rcmd_known(p + q, i - q) ? CONN_PROTO_RESP
+						 : CONN_PROTO_JSON;
+}
+
+/* server_guess_proto() of what a connection has sent so far. */
 static int
 conn_guess_proto(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	size_t		 avail = evbuffer_get_length(in), n, i;
+	size_t		 avail = evbuffer_get_length(in), n;
 	const char	*p;
 
-	n = avail < 32 ? avail : 32;
+	n = avail < SERVER_GUESS_BYTES ? avail : SERVER_GUESS_BYTES;
 	if ((p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n)) == NULL)
 		fatalx("evbuffer_pullup");
-	if (p[0] == '*')
-		return CONN_PROTO_RESP;
-	if (!((p[0] >= 'a' && p[0] <= 'z') || (p[0] >= 'A' && p[0] <= 'Z')))
-		return CONN_PROTO_JSON;
-	for (i = 0; i < n; i++)
-		if (p[i] == ' ' || p[i] == '\r' || p[i] == '\n')
-			break;
-	if (i == n && n < 32 && !(c->flags & CONN_DRAIN))
-		return CONN_PROTO_UNKNOWN;
-	return i < n && rcmd_known(p, i) ? CONN_PROTO_RESP : CONN_PROTO_JSON;
+	return server_guess_proto(p, n, (c->flags & CONN_DRAIN) != 0);
 }
 
 /*
@@ -561,9 +610,8 @@ conn_process_resp(struct conn *c)
 
 	lim.args_max = RESP_ARGS_CAP;
 	lim.bulk_max = srv->cfg.line_max;
-	lim.inline_max = srv->cfg.line_max < SERVER_INLINE_MAX
-			     ? srv->cfg.line_max
-			     : SERVER_INLINE_MAX;
+	lim.inline_max = srv->cfg.line_max < RESP_INLINE_CAP ? srv->cfg.line_max
+							     : RESP_INLINE_CAP;
 	srv->cmd->value_max = srv->cfg.line_max;
 	while (!(c->flags & (CONN_CLOSING | CONN_WAIT | CONN_BACKLOG))) {
 		if ((room = conn_room(c)) != ROOM_YES) {
@@ -698,23 +746,141 @@ conn_apply_limits(struct conn *c)
 		bufferevent_set_timeouts(c->bev, NULL, NULL);
 }
 
-/* Refuse a new client with one answer, then close. */
+/*
+ * Read what a refused client has sent, up to the bytes that tell its
+ * protocol. 1 when its answer can go (its protocol is known, it sent all
+ * it will, or its socket failed), 0 when it has sent too little yet.
+ */
+static int
+refused_read(struct refused *rf)
+{
+	ssize_t n;
+
+	while (server_guess_proto(rf->buf, rf->len, rf->eof) ==
+	       CONN_PROTO_UNKNOWN) {
+		n = recv(rf->fd, rf->buf + rf->len, sizeof(rf->buf) - rf->len,
+		    MSG_DONTWAIT);
+		if (n > 0)
+			rf->len += (size_t)n;
+		else if (n == 0)
+			rf->eof = 1;
+		else if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		else if (errno != EINTR) {
+			log_debug("refused client: recv: %s", strerror(errno));
+			rf->eof = 1;
+		}
+	}
+	return 1;
+}
+
+/*
+ * Answer a refused client in its protocol (protocol v1 unless its first
+ * bytes say RESP), then close and free it. What it sent is read first, up
+ * to a bound, so that the close does not reset the connection before the
+ * client reads the answer.
+ */
+static void
+refused_answer(struct refused *rf)
+{
+	char	drain[4096];
+	char	msg[256];
+	int	n, i;
+	ssize_t r;
+
+	if (server_guess_proto(rf->buf, rf->len, 1) == CONN_PROTO_RESP) {
+		if (strcmp(rf->code, "busy") == 0)
+			n = snprintf(msg, sizeof(msg),
+			    "-ERR max number of clients reached\r\n");
+		else
+			n = snprintf(
+			    msg, sizeof(msg), "-NOPERM %s\r\n", rf->why);
+	} else
+		n = snprintf(msg, sizeof(msg),
+		    "{\"ok\":false,\"error\":{\"code\":"
+		    "\"%s\",\"message\":\"%s\"}}\n",
+		    rf->code, rf->why);
+	for (i = 0; i < 16 && !rf->eof; i++) {
+		r = recv(rf->fd, drain, sizeof(drain), MSG_DONTWAIT);
+		if (r <= 0 && !(r == -1 && errno == EINTR))
+			break;
+	}
+	/* Best effort: the socket is new, its buffer is empty. */
+	if (n > 0 && (size_t)n < sizeof(msg) &&
+	    send(rf->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == -1)
+		log_debug("refusing a connection: %s", strerror(errno));
+	if (close(rf->fd) == -1)
+		log_debug("refused client: close: %s", strerror(errno));
+	if (rf->ev != NULL)
+		event_free(rf->ev);
+	free(rf);
+}
+
+/* Take a refused client out of the pen, answer it and free it. */
+static void
+refused_release(struct refused *rf)
+{
+	TAILQ_REMOVE(&rf->srv->refused, rf, entry);
+	rf->srv->nrefused--;
+	refused_answer(rf);
+}
+
+/* Wait in the pen for the rest of the time a refused client has. */
+static int
+refused_wait(struct refused *rf)
+{
+	struct timeval tv;
+	uint64_t       now = server_now_ms(), left;
+
+	left = rf->deadline > now ? rf->deadline - now : 0;
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+	return event_add(rf->ev, &tv);
+}
+
+/* A refused client in the pen sent bytes, or its time is up. */
+static void
+refused_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct refused *rf = arg;
+
+	(void)fd;
+	if (!(what & EV_TIMEOUT) && refused_read(rf) == 0 &&
+	    refused_wait(rf) == 0)
+		return;
+	refused_release(rf);
+}
+
+/*
+ * Refuse a new client with one answer in its protocol, then close: at
+ * once when its first bytes are there (or the pen is full), else once
+ * they come or its time in the pen is up.
+ */
 static void
 server_refuse(struct server *srv, int fd, const char *code, const char *why)
 {
-	char msg[256];
-	int  n;
+	struct refused *rf;
 
 	srv->stats->conn_rejected++;
-	n = snprintf(msg, sizeof(msg),
-	    "{\"ok\":false,\"error\":{\"code\":"
-	    "\"%s\",\"message\":\"%s\"}}\n",
-	    code, why);
-	/* Best effort: the socket is new, its buffer is empty. */
-	if (n > 0 &&
-	    send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == -1)
-		log_debug("refusing a connection: %s", strerror(errno));
-	close(fd);
+	rf = xcalloc(1, sizeof(*rf));
+	rf->srv = srv;
+	rf->fd = fd;
+	rf->code = code;
+	rf->why = why;
+	if (refused_read(rf) == 1 || srv->nrefused >= SERVER_REFUSED_MAX) {
+		refused_answer(rf);
+		return;
+	}
+	rf->deadline = server_now_ms() + SERVER_REFUSED_WAIT_MS;
+	if ((rf->ev = event_new(srv->base, fd, EV_READ, refused_cb, rf)) ==
+		NULL ||
+	    refused_wait(rf) == -1) {
+		log_warnx("cannot wait for a refused client's first bytes");
+		refused_answer(rf);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&srv->refused, rf, entry);
+	srv->nrefused++;
 }
 
 /* Connections open for uid. */
@@ -954,6 +1120,7 @@ server_create(struct event_base *base, const struct server_config *cfg,
 	srv->stats = stats;
 	stats->conn_max = cfg->max_conns;
 	TAILQ_INIT(&srv->conns);
+	TAILQ_INIT(&srv->refused);
 	wbuf_init(&srv->out);
 	TAILQ_INIT(&srv->flushq);
 	srv->resume_ev = evtimer_new(base, server_resume_accept_cb, srv);
@@ -1065,11 +1232,14 @@ server_shutdown(struct server *srv)
 void
 server_free(struct server *srv)
 {
-	struct conn *c;
+	struct conn    *c;
+	struct refused *rf;
 
 	srv->shutting_down = 1;
 	while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
 		conn_free(c);
+	while ((rf = TAILQ_FIRST(&srv->refused)) != NULL)
+		refused_release(rf);
 	server_unlisten(srv);
 	if (srv->resume_ev != NULL)
 		event_free(srv->resume_ev);

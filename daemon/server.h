@@ -16,6 +16,13 @@ struct conn;
 struct slot;
 struct access;
 
+/*
+ * Refused clients (too many connections, not allowed) that may wait at
+ * once for their first bytes, to be refused in their own protocol; each
+ * holds a descriptor for at most a second.
+ */
+#define SERVER_REFUSED_MAX 16
+
 struct server_config {
 	char	*socket_path;
 	mode_t	 socket_mode; /* of the socket file */

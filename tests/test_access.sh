@@ -67,6 +67,9 @@ expect "nobody may not INCR" "$out" "-NOPERM uid $NOBODY may only read"
 expect "the RESP connection stays" "$out" "still"
 out=$(greet 1 1)
 expect "an unlisted user is refused" "$out" '"not an allowed user or group"'
+out=$(as 1 1 'PING')
+expect "a RESP client is refused in RESP" "$out" \
+    "$(printf -- '-NOPERM not an allowed user or group\r')"
 grep -q "refused pid [0-9]* uid 1 " "$TMP/log" && ok || bad "refusal not logged"
 
 # At most one connection for nobody: hold one, the second is refused.
@@ -77,6 +80,9 @@ KILL="$KILL $HOLD"
 sleep 0.5
 out=$(greet $NOBODY $NOBODY)
 expect "per-user limit" "$out" '"too many connections for this user"'
+out=$(as $NOBODY $NOBODY 'PING')
+expect "per-user limit in RESP" "$out" \
+    "$(printf -- '-ERR max number of clients reached\r')"
 kill $HOLD 2>/dev/null; wait $HOLD 2>/dev/null; HOLD=
 sleep 0.3
 

@@ -42,6 +42,14 @@ parse_copy(const char *buf, size_t len, const struct resp_limits *lim)
 		size_t i;
 
 		for (i = 0; i < cmd.argc; i++) {
+			if (cmd.argv[i].p >= cmd.scratch &&
+			    cmd.argv[i].p < cmd.scratch + sizeof(cmd.scratch)) {
+				/* An unquoted copy: inline only. */
+				assert_true(cmd.is_inline);
+				assert_true(cmd.argv[i].p + cmd.argv[i].len <=
+					    cmd.scratch + cmd.scratch_len);
+				continue;
+			}
 			assert_true(cmd.argv[i].p >= copy);
 			assert_true(
 			    cmd.argv[i].p + cmd.argv[i].len <= copy + len);
@@ -57,8 +65,8 @@ struct good {
 	const char *msg;
 	size_t	    len; /* 0: strlen */
 	size_t	    argc;
-	const char *argv[4];
-	size_t	    arglen[4]; /* 0: strlen */
+	const char *argv[6];
+	size_t	    arglen[6]; /* 0: strlen */
 };
 
 static const struct good goods[] = {
@@ -76,6 +84,18 @@ static const struct good goods[] = {
     {"*-1\r\n", 0, 0, {NULL}, {0}},
     {"\r\n", 0, 0, {NULL}, {0}},
     {"*1\r\n$10\r\n0123456789\r\n", 0, 1, {"0123456789"}, {0}},
+    /* Inline quoting, as sdssplitargs() does it. */
+    {"SET \"a b\" \"x\\ny\"\r\n", 0, 3, {"SET", "a b", "x\ny"}, {0}},
+    {"\"\" ''\n", 0, 2, {"", ""}, {0}},
+    {"ECHO \"\\x41\\x6a\\x4A\\x7\" \"\\t\\r\\b\\a\\\\\\\"\\q\"\n", 0, 3,
+	{"ECHO", "AjJx7", "\t\r\b\a\\\"q"}, {0}},
+    {"\"\\x00\\xfF\" \"\\x\" \"\\xg0\"\n", 0, 3, {"\0\xff", "x", "xg0"},
+	{2, 0, 0}},
+    {"'it\\'s' 'a\\nb\\c' '\"' \"'\"\n", 0, 4, {"it's", "a\\nb\\c", "\"", "'"},
+	{0}},
+    {"a\"b c\" x'y z' \"u\"\t'v'\r\n", 0, 4, {"ab c", "xy z", "u", "v"}, {0}},
+    {"a\vb \f\vc\t\r\"d\"\r\n", 0, 3, {"a\vb", "c", "d"}, {0}},
+    {"\"a\"\r\r\n", 0, 1, {"a"}, {0}},
 };
 
 static void
@@ -203,6 +223,18 @@ static const struct bad bads[] = {
     {"*1\r\n$4\r\nPINGx", "CRLF"},
     {"*2\r\n$3\r\nGET\r\nxx", "expected '$'"},
     {"a b c d e f g h i j k l m n o p q\r\n", "too many arguments"},
+    {"a b c d e f g h i j k l m n o p \"q\"\r\n", "too many arguments"},
+    /* Quotes left open, or closed against the next byte. */
+    {"SET \"a b\r\n", "unbalanced quotes"},
+    {"SET 'a b\n", "unbalanced quotes"},
+    {"SET \"a\\\"\r\n", "unbalanced quotes"},
+    {"SET \"a\\\n", "unbalanced quotes"},
+    {"SET 'a\\'\n", "unbalanced quotes"},
+    {"SET \"a\"b\n", "unbalanced quotes"},
+    {"SET 'a'b\n", "unbalanced quotes"},
+    {"SET \"a\"\"b\"\n", "unbalanced quotes"},
+    {"SET k \"\n", "unbalanced quotes"},
+    {"SET k a\"b\n", "unbalanced quotes"},
 };
 
 static void
@@ -256,22 +288,93 @@ test_limits(void **state)
 	assert_int_equal(parse_copy(line, strlen(line), &lim), RESP_NEED_MORE);
 }
 
+/*
+ * Inline arguments stay views into the input unless they hold an escape
+ * or a quote inside them; those are copies that do not overlap.
+ */
+static void
+test_inline_views(void **state)
+{
+	const char *buf = "SET \"a b\" 'c' d \"\"\n";
+	const char *esc = "SET \"a\\tb\" x\"c d\" 'e\\'f'\n";
+
+	(void)state;
+	assert_int_equal(resp_parse(buf, strlen(buf), &limits, &cmd), RESP_OK);
+	assert_int_equal(cmd.argc, 5);
+	assert_ptr_equal(cmd.argv[1].p, buf + 5);
+	assert_ptr_equal(cmd.argv[2].p, buf + 11);
+	assert_ptr_equal(cmd.argv[3].p, buf + 14);
+	assert_int_equal(cmd.argv[4].len, 0);
+	assert_int_equal(cmd.scratch_len, 0);
+
+	assert_int_equal(resp_parse(esc, strlen(esc), &limits, &cmd), RESP_OK);
+	assert_int_equal(cmd.argc, 4);
+	assert_ptr_equal(cmd.argv[0].p, esc);
+	assert_ptr_equal(cmd.argv[1].p, cmd.scratch);
+	assert_memory_equal(cmd.argv[1].p, "a\tb", 3);
+	assert_ptr_equal(cmd.argv[2].p, cmd.scratch + 3);
+	assert_memory_equal(cmd.argv[2].p, "xc d", 4);
+	assert_ptr_equal(cmd.argv[3].p, cmd.scratch + 7);
+	assert_memory_equal(cmd.argv[3].p, "e'f", 3);
+	assert_int_equal(cmd.scratch_len, 10);
+}
+
+/* Quoted lines are held to the same limits, up to RESP_INLINE_CAP. */
+static void
+test_inline_limits(void **state)
+{
+	struct resp_limits lim = limits;
+	char		  *line;
+	size_t		   i, n = RESP_INLINE_CAP;
+
+	(void)state;
+	assert_non_null(line = malloc(n + 2));
+	/* 80 bytes of escapes: the whole line, at inline_max. */
+	line[0] = '"';
+	for (i = 1; i < 79; i += 2)
+		memcpy(line + i, "\\t", 2);
+	memcpy(line + 79, "\"\n", 2);
+	assert_int_equal(parse_copy(line, 81, &lim), RESP_OK);
+	assert_int_equal(cmd.argc, 1);
+	assert_int_equal(cmd.argv[0].len, 39);
+	assert_int_equal(cmd.argv[0].p[38], '\t');
+	/* Past it, the quote makes no difference. */
+	memcpy(line + 79, "x\"\n", 3);
+	assert_int_equal(parse_copy(line, 82, &lim), RESP_ERROR);
+
+	/* A line of RESP_INLINE_CAP bytes nearly all copied: it fits. */
+	lim.inline_max = (size_t)-1;
+	memset(line, 'b', n + 2);
+	memcpy(line, "a\"", 2);
+	memcpy(line + n - 1, "\"\n", 2);
+	assert_int_equal(parse_copy(line, n + 1, &lim), RESP_OK);
+	assert_int_equal(cmd.argc, 1);
+	assert_int_equal(cmd.argv[0].len, n - 2);
+	assert_int_equal(cmd.scratch_len, n - 2);
+	/* One more byte is past the cap, whatever inline_max says. */
+	memcpy(line + n - 1, "b\"\n", 3);
+	assert_int_equal(parse_copy(line, n + 2, &lim), RESP_ERROR);
+	assert_non_null(strstr(cmd.error, "too big"));
+	free(line);
+}
+
 /* Any byte sequence gives an answer without reading past the end. */
 static void
 test_noise(void **state)
 {
-	unsigned char buf[48];
-	uint32_t      x = 12345;
-	size_t	      i, n, len;
+	/* Mostly protocol bytes, quotes and escapes too, to go deep. */
+	static const char bytes[] = "*$\r\n0123-9ab\"' \\x";
+	unsigned char	  buf[48];
+	uint32_t	  x = 12345;
+	size_t		  i, n, len;
 
 	(void)state;
 	for (n = 0; n < 20000; n++) {
 		len = n % sizeof(buf);
 		for (i = 0; i < len; i++) {
 			x = x * 1103515245 + 12345;
-			/* Mostly protocol bytes, to go deep. */
-			buf[i] =
-			    (unsigned char)("*$\r\n0123-9ab"[(x >> 16) % 12]);
+			buf[i] = (unsigned char)
+			    bytes[(x >> 16) % (sizeof(bytes) - 1)];
 		}
 		switch (parse_copy((char *)buf, len, &limits)) {
 		case RESP_OK: assert_true(cmd.consumed <= len); break;
@@ -292,6 +395,8 @@ main(void)
 	    cmocka_unit_test(test_pipeline),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_inline_views),
+	    cmocka_unit_test(test_inline_limits),
 	    cmocka_unit_test(test_noise),
 	};
 

@@ -151,6 +151,38 @@ OK
 end"
 [ "$out" = "$want" ] && ok || bad "session on stdin: \"$out\""
 
+# Inline commands with quotes, as typed at nc or socat: redis-cli's own
+# splitting (sdssplitargs), done by the server. Answers are compared as
+# od -c prints them.
+if command -v socat >/dev/null 2>&1; then
+	# inline LINE...: the answers to the lines, sent on one connection.
+	inline() {
+		printf '%s\r\n' "$@" | timeout 10 socat -t 2 - \
+		    "UNIX-CONNECT:$SOCK" | od -An -c | tr -s ' \n' ' '
+	}
+	# bytes FORMAT: what printf FORMAT prints, as inline() shows it.
+	bytes() {
+		printf -- "$1" | od -An -c | tr -s ' \n' ' '
+	}
+	got=$(inline 'SET "a b" "x\ny\t\x41\"z"' 'GET "a b"' \
+	    "APPEND 'a b' 'it\\'s'" 'ECHO a"b c"' 'ECHO ""')
+	want=$(bytes '+OK\r\n$7\r\nx\ny\tA"z\r\n:11\r\n$4\r\nab c\r\n$0\r\n\r\n')
+	[ "$got" = "$want" ] && ok || bad "inline quotes: $got"
+	is "GET of a quoted inline SET" "$(printf 'x\ny\tA"zit'"'"'s')" \
+	    get "a b"
+	got=$(inline 'SET k "v' 'PING')
+	want=$(bytes '-ERR Protocol error: unbalanced quotes in request\r\n')
+	[ "$got" = "$want" ] && ok || bad "unbalanced quotes: $got"
+	got=$(inline 'SET k "v"w' 'PING')
+	[ "$got" = "$want" ] && ok || bad "a quote closed against a byte: $got"
+	is "nothing set by unbalanced quotes" "" get k
+	got=$(inline '"ping" '"'hi'")
+	[ "$got" = "$(bytes '$2\r\nhi\r\n')" ] && ok ||
+	    bad "quoted command name: $got"
+else
+	echo "test_resp_cli: socat is not installed, skipping inline quotes" >&2
+fi
+
 # redis-cli at a terminal: it asks COMMAND DOCS at start, then prompts.
 if command -v script >/dev/null 2>&1; then
 	(sleep 0.5; printf 'set t 41\r'; sleep 0.3; printf 'incr t\r'

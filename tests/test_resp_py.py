@@ -229,6 +229,59 @@ def test_expiry(r):
     eq(r.incr("e2"), 1, "INCR after expiry starts again")
 
 
+def expiry_second(r, key, set_expiry, what):
+    """Run set_expiry, then PTTL and TTL of key: the whole second the key
+    expires at, as PTTL tells it. Checks that PTTL counts to a whole
+    second and TTL is PTTL in seconds rounded up. Retries when a second
+    boundary falls where it would blur the answer."""
+    for _ in range(20):
+        t0 = time.time()
+        set_expiry()
+        t1 = time.time()
+        pttl = r.pttl(key)
+        t2 = time.time()
+        ttl = r.ttl(key)
+        t3 = time.time()
+        if int(t0) != int(t3) or t3 - t0 > 0.3:
+            time.sleep(0.05)
+            continue
+        # stashd read its clock between t1 and t2: the expiry, in ms, is
+        # between t1 + pttl and t2 + pttl, and must be a whole second.
+        lo = int(t1 * 1000) + pttl - 1
+        hi = int(t2 * 1000) + pttl + 1
+        at = -(-lo // 1000)
+        check(at * 1000 <= hi,
+              "%s: PTTL %d is not to a whole second (%d to %d ms)"
+              % (what, pttl, lo, hi))
+        eq(ttl, -(-pttl // 1000), what + ": TTL is PTTL rounded up")
+        eq(ttl, at - int(t0), what + ": TTL counts from this second")
+        return at - int(t0)
+    raise AssertionError(what + ": no quiet second to measure in")
+
+
+def test_expiry_rounding(r):
+    """Milliseconds are rounded up to whole seconds counted from the
+    current second (see README); PTTL counts to that second."""
+    for ms, secs in ((1, 1), (999, 1), (1000, 1), (1001, 2), (1500, 2),
+                     (2999, 3)):
+        eq(expiry_second(r, "pt", lambda: r.set("pt", "v", px=ms),
+                         "SET PX %d" % ms), secs, "SET PX %d" % ms)
+        eq(expiry_second(r, "pt", lambda: r.psetex("pt", ms, "v"),
+                         "PSETEX %d" % ms), secs, "PSETEX %d" % ms)
+        eq(expiry_second(r, "pt",
+                         lambda: (r.set("pt", "v"), r.pexpire("pt", ms)),
+                         "PEXPIRE %d" % ms), secs, "PEXPIRE %d" % ms)
+    eq(expiry_second(r, "pt", lambda: r.set("pt", "v", ex=3), "SET EX 3"),
+       3, "SET EX 3")
+    # PXAT: the next whole second at or after the instant.
+    for frac, up in ((0, 0), (1, 1), (999, 1)):
+        def pxat():
+            r.set("pt", "v", pxat=(int(time.time()) + 3) * 1000 + frac)
+        eq(expiry_second(r, "pt", pxat, "SET PXAT +%d" % frac), 3 + up,
+           "SET PXAT +%d ms" % frac)
+    r.delete("pt")
+
+
 def test_cross_protocol(r):
     r.set("x1", "héllo")
     a = json_req({"op": "get", "key": "x1"})
@@ -356,6 +409,15 @@ def test_raw_protocol():
     eq(raw(b"*1\r\n$5\r\nHELLO\r\n*2\r\n$5\r\nHELLO\r\n$1\r\n4\r\n")[-31:],
        b"-NOPROTO unsupported protocol version\r\n"[-31:], "HELLO 4")
     eq(raw(b"QUIT\r\nPING\r\n", want_close=True), b"+OK\r\n", "QUIT")
+    # Inline arguments in quotes, split as redis-cli splits them.
+    eq(raw(b'SET "q k" "a\\x00\\"b\\n"\r\nGET \'q k\'\r\n'
+           b"ECHO 'it\\'s \\n'\r\n"),
+       b'+OK\r\n$5\r\na\x00"b\n\r\n$7\r\nit\'s \\n\r\n', "inline quotes")
+    eq(client().get("q k"), b'a\x00"b\n', "GET of an inline quoted SET")
+    for bad in (b'SET k "v\r\n', b"SET k 'v\r\n", b'SET k "v"w\r\n'):
+        eq(raw(bad + b"PING\r\n", want_close=True),
+           b"-ERR Protocol error: unbalanced quotes in request\r\n",
+           "unbalanced quotes in %r" % bad)
     # Malformed input: an error, then the connection is closed.
     for bad in (b"*1\r\n$-5\r\n", b"*x\r\n", b"*1\r\n:1\r\n",
                 b"*1\r\n$4\r\nPINGxx", b"*99999999\r\n",
@@ -445,6 +507,29 @@ def test_eviction():
     eq(r.exists("ev5", "ev6"), 2, "EXISTS of evicted keys")
 
 
+def test_max_clients():
+    """Clients over --max-connections are refused in their protocol."""
+    eq(stop(), 0, "SIGTERM exits 0")
+    start("--max-connections", "2")
+    time.sleep(0.1)  # start()'s probe may still be counted
+    held = [client(), client()]
+    for c in held:
+        eq(c.ping(), True, "a connection within the limit")
+    try:
+        client().ping()
+    except redis.ConnectionError as e:
+        eq(str(e), "max number of clients reached", "redis-py refused")
+    else:
+        raise AssertionError("a client over the limit was served")
+    eq(raw(b"*1\r\n$4\r\nPING\r\n", want_close=True),
+       b"-ERR max number of clients reached\r\n", "RESP refused")
+    out = raw(b'{"op":"ping"}\n', want_close=True)
+    eq(json.loads(out)["error"]["code"], "busy", "JSON refused")
+    for c in held:
+        eq(c.ping(), True, "the connections within the limit stay")
+        c.close()
+
+
 def main():
     try:
         start()
@@ -457,6 +542,7 @@ def main():
         test_strings(r)
         test_counters(r)
         test_expiry(r)
+        test_expiry_rounding(r)
         test_cross_protocol(r)
         test_durability(r)
         test_pipeline(r)
@@ -465,6 +551,7 @@ def main():
         test_raw_protocol()
         test_restart()
         test_eviction()
+        test_max_clients()
         eq(stop(), 0, "SIGTERM exits 0")
     except AssertionError as e:
         print("FAIL: %s" % e, file=sys.stderr)

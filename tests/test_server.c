@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -26,6 +27,7 @@
 #include <jansson.h>
 
 #include "answers.h"
+#include "daemon/server.h"
 #include "harness.h"
 
 /* The shared daemon of the tests that need no special options. */
@@ -875,6 +877,172 @@ stats_of(const char *sock)
 	return j;
 }
 
+/* Monotonic milliseconds. */
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Descriptors the process pid has open, from /proc/PID/fd. */
+static int
+fds_of(pid_t pid)
+{
+	char	       path[64];
+	DIR	      *dir;
+	struct dirent *e;
+	int	       n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
+	assert_non_null(dir = opendir(path));
+	while ((e = readdir(dir)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n;
+}
+
+/*
+ * The one line a refused client reads (without its \n), after sending
+ * first (NULL: nothing) and, after delay_ms, then; the connection must
+ * close after it.
+ */
+static char *
+refused_line(
+    const char *sock, const char *first, int delay_ms, const char *then)
+{
+	int   fd = raw_connect(sock);
+	char *line;
+
+	assert_true(fd >= 0);
+	if (first != NULL)
+		assert_int_equal(raw_sends(fd, first), 0);
+	if (delay_ms > 0)
+		usleep((useconds_t)delay_ms * 1000);
+	/* It may fail: a client refused at once is closed already. */
+	if (then != NULL)
+		(void)raw_sends(fd, then);
+	line = raw_readline(fd, 5000);
+	assert_non_null(line);
+	assert_true(raw_closed(fd, 5000));
+	close(fd);
+	return line;
+}
+
+/* Refused as a Redis client: Redis's own error line. */
+static void
+assert_refused_resp(
+    const char *sock, const char *first, int delay_ms, const char *then)
+{
+	char *line = refused_line(sock, first, delay_ms, then);
+
+	if (strcmp(line, "-ERR max number of clients reached\r") != 0)
+		fail_msg("%s%s: refused with \"%s\"", first ? first : "",
+		    then ? then : "", line);
+	free(line);
+}
+
+/* Refused as a protocol v1 client: the JSON busy error. */
+static void
+assert_refused_json(
+    const char *sock, const char *first, int delay_ms, const char *then)
+{
+	char   *line = refused_line(sock, first, delay_ms, then);
+	json_t *j = parse_answer(line);
+
+	free(line);
+	assert_error(j, "busy");
+	json_decref(j);
+}
+
+/*
+ * A client refused for --max-connections is answered in its protocol: a
+ * Redis client reads Redis's "-ERR max number of clients reached",
+ * whether its first bytes come with the connection, a moment later or
+ * in pieces; a JSON client and a silent one read the JSON busy error, the
+ * silent one after about a second. At most SERVER_REFUSED_MAX wait at
+ * once: past them a client is refused at once, as protocol v1; and the
+ * refused ones leave no descriptor behind.
+ */
+static void
+test_max_connections_protocols(void **state)
+{
+	static const char *args[] = {"--max-connections", "2", NULL};
+	enum { PEN = SERVER_REFUSED_MAX };
+	struct daemon_proc d;
+	int		   fds[2], pen[PEN], i, nfd;
+	long long	   t0;
+	char		  *line;
+	json_t		  *j;
+
+	assert_int_equal(daemon_start(&d, args), 0);
+	usleep(100 * 1000);
+	for (i = 0; i < 2; i++) {
+		fds[i] = raw_connect(d.sock);
+		j = ask(fds[i], "{\"op\":\"ping\"}");
+		assert_ok(j);
+		json_decref(j);
+	}
+	nfd = fds_of(d.pid);
+
+	assert_refused_resp(d.sock, "*1\r\n$4\r\nPING\r\n", 0, NULL);
+	assert_refused_resp(d.sock, "PING\r\n", 0, NULL);
+	assert_refused_resp(d.sock, "\"ping\"\r\n", 0, NULL);
+	assert_refused_resp(d.sock, NULL, 300, "*1\r\n$4\r\nPING\r\n");
+	assert_refused_resp(d.sock, "pi", 300, "ng\r\n");
+	assert_refused_json(d.sock, "{\"op\":\"ping\"}\n", 0, NULL);
+	assert_refused_json(d.sock, "{\"op\"", 300, ":\"ping\"}\n");
+	/* A word that is no command is protocol v1. */
+	assert_refused_json(d.sock, "nosuch\n", 0, NULL);
+	t0 = mono_ms();
+	assert_refused_json(d.sock, NULL, 0, NULL);
+	assert_true(mono_ms() - t0 >= 900);
+
+	/* The pen is full: one more is answered at once, as protocol v1. */
+	for (i = 0; i < PEN; i++)
+		assert_true((pen[i] = raw_connect(d.sock)) >= 0);
+	usleep(200 * 1000);
+	t0 = mono_ms();
+	assert_refused_json(d.sock, NULL, 0, NULL);
+	assert_refused_json(d.sock, NULL, 300, "PING\r\n");
+	assert_true(mono_ms() - t0 < 900);
+	/* Those in the pen are answered when their time is up. */
+	for (i = 0; i < PEN; i++) {
+		line = raw_readline(pen[i], 5000);
+		j = parse_answer(line);
+		free(line);
+		assert_error(j, "busy");
+		json_decref(j);
+		assert_true(raw_closed(pen[i], 5000));
+		close(pen[i]);
+	}
+	/* And then the pen takes clients again. */
+	assert_refused_resp(d.sock, NULL, 300, "PING\r\n");
+	assert_int_equal(fds_of(d.pid), nfd);
+
+	/* The connections in use were not disturbed. */
+	for (i = 0; i < 2; i++) {
+		j = ask(fds[i], "{\"op\":\"ping\"}");
+		assert_ok(j);
+		json_decref(j);
+	}
+	close(fds[0]);
+	usleep(100 * 1000);
+	j = stats_of(d.sock);
+	assert_int_equal(
+	    json_integer_value(json_object_get(
+		json_object_get(json_object_get(j, "stats"), "connections"),
+		"rejected")),
+	    12 + PEN);
+	json_decref(j);
+	close(fds[1]);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
 /*
  * A client that writes and never reads: it is paused, others keep being
  * served, and the daemon's memory stays bounded.
@@ -1112,6 +1280,7 @@ main(void)
 	    cmocka_unit_test(test_line_limit_exact),
 	    cmocka_unit_test(test_mget_limit),
 	    cmocka_unit_test(test_max_connections),
+	    cmocka_unit_test(test_max_connections_protocols),
 	    cmocka_unit_test(test_client_never_reads),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_sigterm),

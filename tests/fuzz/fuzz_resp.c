@@ -9,12 +9,15 @@
  *
  * Invariants checked on every command:
  *  - RESP_OK: it used at least one byte and no more than it was given,
- *    argc within the limits, every argument inside the bytes it used,
- *    bulk arguments within bulk_max, inline words without blanks, an
+ *    argc within the limits, every argument inside the bytes it used or
+ *    (an inline argument unquoted into a copy) inside the used part of
+ *    the command's scratch, bulk arguments within bulk_max, inline
+ *    arguments without a \n and no more bytes in all than the line, an
  *    inline line within inline_max;
  *  - RESP_ERROR comes with a message; RESP_NEED_MORE and RESP_OK without;
  *  - the command's bytes alone, in a buffer of their own, parse the same
- *    (what follows a command does not change it), and a cut of them is
+ *    (what follows a command does not change it: the same views, the
+ *    same copies), and a cut of them is
  *    RESP_NEED_MORE, never an error or another command: a command split
  *    across reads parses as the whole one does.
  */
@@ -30,7 +33,7 @@
 /* Small limits, so that short inputs reach them. */
 static const struct resp_limits fuzz_limits = {8, 64, 128};
 
-static struct resp_cmd cmd1, cmd2; /* 16 KB each: off the stack */
+static struct resp_cmd cmd1, cmd2; /* 80 KB each: off the stack */
 
 /* Does [p, p+n) lie inside [base, base+len)? */
 static int
@@ -43,7 +46,7 @@ inside(const char *base, size_t len, const char *p, size_t n)
 static void
 check_ok(const char *buf, size_t len, const struct resp_cmd *c)
 {
-	size_t i, k;
+	size_t i, k, total = 0;
 
 	FUZZ_CHECK(c->consumed > 0 && c->consumed <= len);
 	FUZZ_CHECK(c->error == NULL);
@@ -52,18 +55,29 @@ check_ok(const char *buf, size_t len, const struct resp_cmd *c)
 		FUZZ_CHECK(c->consumed - 1 <= fuzz_limits.inline_max &&
 			   buf[c->consumed - 1] == '\n');
 	for (i = 0; i < c->argc; i++) {
-		FUZZ_CHECK(
-		    inside(buf, c->consumed, c->argv[i].p, c->argv[i].len));
 		if (!c->is_inline) {
+			FUZZ_CHECK(inside(
+			    buf, c->consumed, c->argv[i].p, c->argv[i].len));
 			FUZZ_CHECK(c->argv[i].len <= fuzz_limits.bulk_max);
 			continue;
 		}
-		FUZZ_CHECK(c->argv[i].len > 0);
-		for (k = 0; k < c->argv[i].len; k++)
-			FUZZ_CHECK(c->argv[i].p[k] != ' ' &&
-				   c->argv[i].p[k] != '\t' &&
-				   c->argv[i].p[k] != '\n');
+		if (!inside(buf, c->consumed, c->argv[i].p, c->argv[i].len)) {
+			FUZZ_CHECK(inside(c->scratch, c->scratch_len,
+			    c->argv[i].p, c->argv[i].len));
+		} else {
+			for (k = 0; k < c->argv[i].len; k++)
+				FUZZ_CHECK(c->argv[i].p[k] != '\n');
+		}
+		total += c->argv[i].len;
 	}
+	FUZZ_CHECK(total < c->consumed || c->argc == 0);
+}
+
+/* Whether argument a of c (parsed from buf) is a copy in its scratch. */
+static int
+is_copy(const struct resp_cmd *c, const struct resp_arg *a)
+{
+	return a->p >= c->scratch && a->p < c->scratch + sizeof(c->scratch);
 }
 
 /* Parse buf[0..n) from a heap copy of exactly n bytes. */
@@ -88,9 +102,16 @@ check_alone(const char *buf, const struct resp_cmd *c)
 	FUZZ_CHECK(parse_copy(buf, c->consumed, &cmd2, &copy) == RESP_OK);
 	FUZZ_CHECK(cmd2.consumed == c->consumed && cmd2.argc == c->argc &&
 		   cmd2.is_inline == c->is_inline);
-	for (i = 0; i < c->argc; i++)
-		FUZZ_CHECK(cmd2.argv[i].p - copy == c->argv[i].p - buf &&
-			   cmd2.argv[i].len == c->argv[i].len);
+	for (i = 0; i < c->argc; i++) {
+		FUZZ_CHECK(cmd2.argv[i].len == c->argv[i].len);
+		FUZZ_CHECK(
+		    is_copy(&cmd2, &cmd2.argv[i]) == is_copy(c, &c->argv[i]));
+		if (is_copy(c, &c->argv[i]))
+			FUZZ_CHECK(memcmp(cmd2.argv[i].p, c->argv[i].p,
+				       c->argv[i].len) == 0);
+		else
+			FUZZ_CHECK(cmd2.argv[i].p - copy == c->argv[i].p - buf);
+	}
 	free(copy);
 	for (i = 0; i < 3; i++) {
 		if (cuts[i] == 0 || cuts[i] >= c->consumed)
