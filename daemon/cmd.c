@@ -609,7 +609,7 @@ lookup_done(struct rjob *job)
 	struct lookup	   *lk = job->arg;
 	struct cmd_ctx	   *ctx = lk->ctx;
 	struct wbuf	   *a = &ctx->ans;
-	struct cmd_session *ss;
+	struct cmd_session *ss = NULL; /* read at done only when alive */
 	struct conn	   *c;
 	uint64_t	    current;
 	size_t		    i;
