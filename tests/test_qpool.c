@@ -217,7 +217,7 @@ test_keymap_renew_moves_entries(void **state)
 {
 	enum { KEYS = 40, BULK = 1000 };
 	static void   *bulk[KEYS * BULK];
-	struct keymap *m = keymap_create();
+	struct keymap *m;
 	struct kstate *st;
 	char	       key[32];
 	size_t	       i;
@@ -226,6 +226,7 @@ test_keymap_renew_moves_entries(void **state)
 	(void)state;
 	if (!qpool_pooled())
 		skip();
+	m = keymap_create();
 	for (r = 0; r < KEYS; r++) {
 		n = snprintf(key, sizeof(key), "hot:%d", r);
 		st = keymap_get(m, key, (size_t)n);
