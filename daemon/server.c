@@ -461,6 +461,23 @@ conn_guess_proto(struct conn *c)
 	return server_guess_proto(p, n, (c->flags & CONN_DRAIN) != 0);
 }
 
+static void conn_hold_answer(struct conn *, size_t);
+
+/*
+ * What ends a pass over the input: send the answers ready, and close a
+ * drained connection once nothing more is to come from it.
+ */
+static int
+conn_process_end(struct conn *c)
+{
+	if (conn_flush_answers(c) == -1)
+		return -1;
+	if ((c->flags & (CONN_DRAIN | CONN_CLOSING | CONN_WAIT |
+			    CONN_BACKLOG)) == CONN_DRAIN)
+		return conn_close_after_flush(c);
+	return 0;
+}
+
 /*
  * Answer every complete line in the input, in order, until the input has
  * no complete line or the output is over its limit. Returns -1 when the
@@ -522,19 +539,8 @@ conn_process(struct conn *c)
 			break;
 		}
 		srv->stats->bytes_in += len + 1;
-		if (r == CMD_DONE && !TAILQ_EMPTY(&c->slots)) {
-			/* Earlier answers are still to come: queue it. */
-			struct slot *sl = xcalloc(1, sizeof(*sl));
-
-			sl->conn = c;
-			sl->done = 1;
-			sl->len = srv->out.len - mark;
-			sl->buf = xmalloc(sl->len);
-			memcpy(sl->buf, srv->out.buf + mark, sl->len);
-			srv->out.len = mark;
-			TAILQ_INSERT_TAIL(&c->slots, sl, entry);
-			c->nslots++;
-		}
+		if (r == CMD_DONE)
+			conn_hold_answer(c, mark);
 		if (evbuffer_drain(in, len + 1) == -1)
 			fatalx("evbuffer_drain");
 		c->scanned = 0;
@@ -542,12 +548,7 @@ conn_process(struct conn *c)
 		    conn_flush_answers(c) == -1)
 			return -1;
 	}
-	if (conn_flush_answers(c) == -1)
-		return -1;
-	if ((c->flags & (CONN_DRAIN | CONN_CLOSING | CONN_WAIT |
-			    CONN_BACKLOG)) == CONN_DRAIN)
-		return conn_close_after_flush(c);
-	return 0;
+	return conn_process_end(c);
 }
 
 /*
@@ -661,12 +662,7 @@ conn_process_resp(struct conn *c)
 		    conn_flush_answers(c) == -1)
 			return -1;
 	}
-	if (conn_flush_answers(c) == -1)
-		return -1;
-	if ((c->flags & (CONN_DRAIN | CONN_CLOSING | CONN_WAIT |
-			    CONN_BACKLOG)) == CONN_DRAIN)
-		return conn_close_after_flush(c);
-	return 0;
+	return conn_process_end(c);
 }
 
 static void
