@@ -1007,9 +1007,10 @@ cache_entry_ttl(const struct cache *c, const struct cache_entry *e)
 }
 
 int
-cache_entry_expired(const struct cache *c, const struct cache_entry *e)
+cache_entry_absent(const struct cache *c, const struct cache_entry *e)
 {
-	return e->expires != 0 && cache_now(c) >= e->expires;
+	return (e->flags & CACHE_F_TOMBSTONE) ||
+	       (e->expires != 0 && cache_now(c) >= e->expires);
 }
 
 #ifdef CACHE_DEBUG

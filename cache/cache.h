@@ -138,10 +138,11 @@ unsigned    cache_entry_flags(const struct cache_entry *e);
 /* Seconds left before expiry, 0 when the entry has no TTL. */
 uint32_t cache_entry_ttl(const struct cache *c, const struct cache_entry *e);
 /*
- * Whether e's time is up, pinned or not. A pinned entry is never reclaimed
- * before it is unpinned (it stands for a write SQLite does not have yet),
- * so callers that read it must ask: an expired entry reads as absent.
+ * Whether e reads as absent: a tombstone, or its time is up. A pinned
+ * entry is never reclaimed before it is unpinned (it stands for a write
+ * SQLite does not have yet), so it may outlive its expiry: callers that
+ * read it must ask this, not the tombstone flag alone.
  */
-int cache_entry_expired(const struct cache *c, const struct cache_entry *e);
+int cache_entry_absent(const struct cache *c, const struct cache_entry *e);
 
 #endif /* STASH_CACHE_H */

@@ -277,10 +277,8 @@ known_version(struct cmd_ctx *ctx, const char *key, size_t klen, uint64_t *v)
 		return 1;
 	}
 	if ((e = cache_peek(ctx->cache, key, klen)) != NULL) {
-		*v = (cache_entry_flags(e) & CACHE_F_TOMBSTONE) ||
-			     cache_entry_expired(ctx->cache, e)
-			 ? 0
-			 : cache_entry_version(e);
+		*v = cache_entry_absent(ctx->cache, e) ? 0
+						       : cache_entry_version(e);
 		return 1;
 	}
 	return 0;
@@ -579,8 +577,7 @@ add_value(struct cmd_ctx *ctx, struct wbuf *a, const struct rkey *k,
 
 	*found = 0;
 	if (e != NULL) {
-		if ((cache_entry_flags(e) & CACHE_F_TOMBSTONE) ||
-		    cache_entry_expired(ctx->cache, e))
+		if (cache_entry_absent(ctx->cache, e))
 			return;
 		v = cache_entry_value(e, &vlen);
 		cmd_add_json_value(
@@ -769,8 +766,7 @@ cmd_get(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 		k->klen = req->key_len;
 		return defer_lookup(ctx, ss, req, LK_GET, k, 1, NULL);
 	}
-	if ((cache_entry_flags(e) & CACHE_F_TOMBSTONE) ||
-	    cache_entry_expired(ctx->cache, e)) {
+	if (cache_entry_absent(ctx->cache, e)) {
 		req_error(ctx, out, req, ERR_NOT_FOUND, "no such key");
 		return CMD_DONE;
 	}
@@ -818,8 +814,7 @@ cmd_mget(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 			misses++;
 			continue;
 		}
-		if ((cache_entry_flags(e) & CACHE_F_TOMBSTONE) ||
-		    cache_entry_expired(ctx->cache, e)) {
+		if (cache_entry_absent(ctx->cache, e)) {
 			wbuf_add(out, "null", 4);
 			continue;
 		}

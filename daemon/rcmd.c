@@ -354,8 +354,7 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 	e = for_write ? cache_peek(ctx->cache, key, klen)
 		      : cache_get(ctx->cache, key, klen);
 	if (e != NULL) {
-		if ((cache_entry_flags(e) & CACHE_F_TOMBSTONE) ||
-		    cache_entry_expired(ctx->cache, e))
+		if (cache_entry_absent(ctx->cache, e))
 			return 1;
 		rv->exists = 1;
 		rv->v = cache_entry_value(e, &rv->vlen);

@@ -630,9 +630,20 @@ test_ttl_pinned(void **state)
 	(void)state;
 	assert_non_null(c = new_cache(0, 3, NULL, &fc));
 	assert_int_equal(put(c, "p", 5, 1, 2, CACHE_F_PINNED), CACHE_OK);
+	assert_int_equal(
+	    put(c, "t", 0, 2, 0, CACHE_F_PINNED | CACHE_F_TOMBSTONE), CACHE_OK);
+	assert_int_equal(put(c, "q", 5, 3, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_non_null(e = cache_get(c, "p", 1));
+	assert_false(cache_entry_absent(c, e));
 	fc.now += 10;
+	/* Kept while pinned, but read as absent: its time is up. */
 	assert_non_null(e = cache_get(c, "p", 1));
 	assert_int_equal(cache_entry_ttl(c, e), 1);
+	assert_true(cache_entry_absent(c, e));
+	assert_true(cache_entry_absent(c, cache_get(c, "t", 1)));
+	assert_false(cache_entry_absent(c, cache_get(c, "q", 1)));
+	assert_int_equal(cache_del(c, "t", 1), CACHE_OK);
+	assert_int_equal(cache_del(c, "q", 1), CACHE_OK);
 	assert_int_equal(cache_sweep(c, 100), 0);
 	assert_non_null(cache_peek(c, "p", 1));
 	assert_int_equal(cache_unpin(c, "p", 1, 1), CACHE_OK);
