@@ -306,6 +306,18 @@ conn_send(struct conn *c, const char *buf, size_t len)
 	return bufferevent_write(c->bev, buf, len);
 }
 
+/* Have c's gathered answers sent at the end of this turn of the loop. */
+static void
+conn_queue_pending(struct conn *c)
+{
+	if (c->queued)
+		return;
+	if (TAILQ_EMPTY(&c->srv->flushq))
+		event_active(c->srv->flush_ev, EV_READ, 0);
+	TAILQ_INSERT_TAIL(&c->srv->flushq, c, fentry);
+	c->queued = 1;
+}
+
 /*
  * Send the deferred answers gathered for c, off the flush queue. -1 when
  * the connection had to be freed.
@@ -470,11 +482,19 @@ static void conn_hold_answer(struct conn *, size_t);
 static int
 conn_process_end(struct conn *c)
 {
-	if (conn_flush_answers(c) == -1)
-		return -1;
+	struct server *srv = c->srv;
+
 	if ((c->flags & (CONN_DRAIN | CONN_CLOSING | CONN_WAIT |
-			    CONN_BACKLOG)) == CONN_DRAIN)
+			    CONN_BACKLOG)) == CONN_DRAIN) {
+		if (conn_flush_answers(c) == -1)
+			return -1;
 		return conn_close_after_flush(c);
+	}
+	if (srv->out.len > 0) {
+		wbuf_add(&c->pend, srv->out.buf, srv->out.len);
+		wbuf_reset(&srv->out);
+		conn_queue_pending(c);
+	}
 	return 0;
 }
 
@@ -1341,12 +1361,8 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 		free(sl->buf);
 		free(sl);
 	}
-	if (c->pend.len > 0 && !c->queued) {
-		if (TAILQ_EMPTY(&c->srv->flushq))
-			event_active(c->srv->flush_ev, EV_READ, 0);
-		TAILQ_INSERT_TAIL(&c->srv->flushq, c, fentry);
-		c->queued = 1;
-	}
+	if (c->pend.len > 0)
+		conn_queue_pending(c);
 	if ((c->flags & CONN_CLOSING) && !c->queued && TAILQ_EMPTY(&c->slots))
 		return conn_close_when_sent(c) == -1 ? 0 : 1;
 	if ((c->flags & CONN_BACKLOG) && c->nslots < CONN_SLOTS_MAX / 2) {
