@@ -107,7 +107,7 @@ static const struct cdef config_table[] = {
     {"fsync-interval", 0, C_MS, O(writer.fsync_interval_ms), 1, 60000, "1s",
 	"async writes are fsync'd within this", 0},
     {"write-queue-max", 0, C_SIZE, O(write_queue_max), 64 * KB, SIZE_MAX,
-	"max-memory/8",
+	"32MB",
 	"writes not yet applied before writers wait "
 	"(at most half of max-memory)",
 	1},
@@ -176,7 +176,7 @@ options_defaults(struct options *o)
 	o->writer.checkpoint_interval_ms = 1000;
 	o->sync_normal = 1;
 	o->sqlite_cache = (size_t)16 * 1024 * 1024;
-	o->write_queue_max = 0; /* not set: an eighth of max_memory */
+	o->write_queue_max = (size_t)32 * 1024 * 1024;
 	o->readers = 2;
 	o->sql_enabled = 1;
 	o->query_rows_max = 100000;
@@ -732,11 +732,7 @@ options_format(const struct options *o, size_t i, char *buf, size_t size)
 		    (unsigned)*(const mode_t *)(const void *)p);
 		break;
 	case C_SIZE:
-		/* Below its minimum, 0 is a size left to its default. */
-		if (*(const size_t *)(const void *)p == 0 && d->min > 0)
-			snprintf(buf, size, "%s", d->dflt);
-		else
-			fmt_size(*(const size_t *)(const void *)p, buf, size);
+		fmt_size(*(const size_t *)(const void *)p, buf, size);
 		break;
 	case C_COUNT:
 		snprintf(buf, size, "%zu", *(const size_t *)(const void *)p);

@@ -97,16 +97,11 @@ printf 'socket = %s/f.sock\ndatabase = %s/f.db\nmax_connections = 100\n' \
 : > "$TMP/log"
 start -c "$TMP/f.conf"
 [ "$(stat_of connections max)" = 100 ] && ok || bad "max_connections not 100"
-# The write queue's limit defaults to an eighth of max_memory (256MB).
-[ "$(stat_of write_queue limit_bytes)" = 33554432 ] && ok ||
-    bad "write queue limit not 32MB: $(stat_of write_queue limit_bytes)"
 printf 'socket = %s/g.sock\ndatabase = %s/f.db\nmax_connections = 7\nmax_memory = 64MB\n' \
     "$TMP" "$TMP" > "$TMP/f.conf"
 kill -HUP "$PID"; sleep 0.5
 [ "$(stat_of connections max)" = 7 ] && ok || bad "reload: max_connections"
 [ "$(stat_of cache limit)" = 67108864 ] && ok || bad "reload: max_memory"
-[ "$(stat_of write_queue limit_bytes)" = 8388608 ] && ok ||
-    bad "reload: the write queue limit did not follow max_memory"
 grep -q "reload: socket: .* needs a restart" "$TMP/log" && ok ||
     bad "reload: socket change not reported"
 [ -S "$TMP/f.sock" ] && ok || bad "reload moved the socket"
@@ -115,20 +110,6 @@ kill -HUP "$PID"; sleep 0.5
 grep -q "keeping the running settings" "$TMP/log" && ok ||
     bad "a bad file on reload not reported"
 [ "$(stat_of connections max)" = 7 ] && ok || bad "a bad file changed settings"
-stop
-
-# A write_queue_max that is set wins, up to half of max_memory.
-printf 'socket = %s/f.sock\ndatabase = %s/f.db\nmax_memory = 64MB\nwrite_queue_max = 1MB\n' \
-    "$TMP" "$TMP" > "$TMP/f.conf"
-start -c "$TMP/f.conf"
-[ "$(stat_of write_queue limit_bytes)" = 1048576 ] && ok ||
-    bad "write_queue_max = 1MB not applied"
-stop
-start -c "$TMP/f.conf" --write-queue-max 1GB
-[ "$(stat_of write_queue limit_bytes)" = 33554432 ] && ok ||
-    bad "write_queue_max over half of max_memory not lowered to 32MB"
-grep -q "write-queue-max lowered to 33554432 bytes" "$TMP/log" && ok ||
-    bad "the lowered write queue limit not logged"
 stop
 
 # apply_nice: the thread that applies writes to SQLite runs that much
