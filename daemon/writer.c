@@ -61,6 +61,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "proto.h"
+#include "qpool.h"
 #include "store.h"
 #include "wbuf.h"
 #include "writer.h"
@@ -117,6 +118,8 @@ now_ms(void)
 
 /* The apply thread trims the heap once this much was applied since. */
 #define WRITER_TRIM_AFTER (16 * 1024 * 1024)
+/* Coalescing table slots kept from one batch to the next (512 KiB). */
+#define WRITER_RUN_KEEP 65536
 
 /*
  * Most writes applied in one transaction: when SQLite falls behind, its
@@ -155,7 +158,7 @@ writer_group_free(struct wgroup *g)
 		TAILQ_REMOVE(&g->reqs, w, entry);
 		wreq_free(w);
 	}
-	free(g);
+	qpool_free(g);
 }
 
 /* Loop-thread trampolines of the callbacks. */
@@ -271,7 +274,8 @@ journal_main(void *arg)
 			}
 			pthread_mutex_lock(&wr->lock);
 		}
-		g = xcalloc(1, sizeof(*g));
+		/* From the write queue's pool, as the writes are. */
+		g = qpool_calloc(sizeof(*g));
 		TAILQ_INIT(&g->reqs);
 		bytes = 0;
 		need_sync = 0;
@@ -355,6 +359,7 @@ journal_main(void *arg)
 	pthread_cond_signal(&wr->acond);
 	pthread_mutex_unlock(&wr->lock);
 	wbuf_free(&buf);
+	qpool_thread_done();
 	return NULL;
 
 broken:
@@ -370,13 +375,14 @@ broken:
 	if (g != NULL) {
 		TAILQ_CONCAT(&g->reqs, &wr->incoming, entry);
 		TAILQ_CONCAT(&wr->incoming, &g->reqs, entry);
-		free(g);
+		qpool_free(g);
 	}
 	wr->broken = 1;
 	wr->journal_done = 1;
 	pthread_cond_signal(&wr->acond);
 	pthread_mutex_unlock(&wr->lock);
 	wbuf_free(&buf);
+	qpool_thread_done();
 	return NULL;
 }
 
@@ -837,6 +843,15 @@ apply_main(void *arg)
 			sleep_ms(backoff);
 		}
 		CRASH_POINT("after-commit");
+		/*
+		 * A large batch's coalescing arrays (megabytes) go back at
+		 * once, rather than stay for the next burst.
+		 */
+		if (run.tab_size > WRITER_RUN_KEEP) {
+			free(run.w);
+			free(run.tab);
+			memset(&run, 0, sizeof(run));
+		}
 		backoff = 0;
 		if (down) {
 			post(wr, msg_unavailable, NULL, 0, NULL);
