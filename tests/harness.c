@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -66,6 +67,7 @@ daemon_start(struct daemon_proc *d, const char *const *args)
 	const char *tmp = getenv("TESTS_TMPDIR");
 	const char *argv[64];
 	long long   deadline;
+	pid_t	    parent;
 	int	    fd, n = 0, i;
 
 	memset(d, 0, sizeof(*d));
@@ -93,12 +95,22 @@ daemon_start(struct daemon_proc *d, const char *const *args)
 		argv[n++] = args[i];
 	argv[n] = NULL;
 
+	parent = getpid();
 	if ((d->pid = fork()) == -1) {
 		perror("fork");
 		return -1;
 	}
 	if (d->pid == 0) {
-		int lfd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int lfd;
+
+		/*
+		 * A failed assertion leaves its test without daemon_stop: the
+		 * daemon goes with the test program rather than outlive it.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+		    getppid() != parent)
+			_exit(127);
+		lfd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
 		if (lfd != -1) {
 			dup2(lfd, STDERR_FILENO);
