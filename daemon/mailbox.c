@@ -1,10 +1,13 @@
 /*
  * mailbox.c -- a locked queue of callbacks for the loop thread.
  *
- * Posting takes the lock for a few instructions and activates the loop's
- * event only when the queue was empty, so a burst of completions costs one
- * wake-up. The loop swaps the whole queue out under the lock and runs it
- * without holding the lock, so a callback may post again.
+ * Posting takes the lock for a few instructions and, only when the queue
+ * was empty, writes to the mailbox's eventfd, which the loop watches: a
+ * burst of completions costs one wake-up. The loop swaps the whole queue
+ * out under the lock and runs it without holding the lock, so a callback
+ * may post again. No other thread calls libevent, so libevent runs
+ * without locks of its own (no evthread_use_pthreads): the loop's every
+ * event_add and callback would take one.
  *
  * A turn of the loop runs callbacks for at most MAILBOX_SLICE_US and
  * leaves the rest for the next turn (a zero timeout), so that a burst --
@@ -13,10 +16,14 @@
  */
 #include "config.h"
 
+#include <sys/eventfd.h>
+
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -34,7 +41,8 @@ struct mailbox {
 	pthread_mutex_t lock;
 	struct mail    *head;
 	struct mail    *tail;
-	struct event   *ev;
+	int		efd;   /* eventfd: readable when mail waits */
+	struct event   *ev;    /* on efd */
 	struct mail    *local; /* taken out, not yet run (the loop's) */
 	struct mail    *local_tail;
 	struct event   *more; /* the next turn runs the rest */
@@ -95,7 +103,13 @@ mailbox_cb(evutil_socket_t fd, short what, void *arg)
 	unsigned	n = 0;
 
 	(void)fd;
-	(void)what;
+	if (what & EV_READ) {
+		uint64_t v;
+
+		/* Reset before taking: a post after the take writes again. */
+		if (read(mb->efd, &v, sizeof(v)) == -1 && errno != EAGAIN)
+			fatal("mailbox: read eventfd");
+	}
 	mailbox_take(mb);
 	while (mailbox_run_one(mb)) {
 		if (++n % 8 == 0 && mono_us() - start >= MAILBOX_SLICE_US)
@@ -112,8 +126,12 @@ mailbox_create(struct event_base *base)
 
 	if (pthread_mutex_init(&mb->lock, NULL) != 0)
 		fatalx("pthread_mutex_init");
-	if ((mb->ev = event_new(base, -1, 0, mailbox_cb, mb)) == NULL ||
-	    (mb->more = evtimer_new(base, mailbox_cb, mb)) == NULL)
+	if ((mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		fatal("eventfd");
+	if ((mb->ev = event_new(base, mb->efd, EV_READ | EV_PERSIST, mailbox_cb,
+		 mb)) == NULL ||
+	    (mb->more = evtimer_new(base, mailbox_cb, mb)) == NULL ||
+	    event_add(mb->ev, NULL) == -1)
 		fatalx("event_new");
 	return mb;
 }
@@ -140,9 +158,18 @@ mailbox_post(struct mailbox *mb, mailbox_fn fn, void *arg)
 	else
 		mb->head = m;
 	mb->tail = m;
-	if (wake)
-		event_active(mb->ev, EV_READ, 0);
 	pthread_mutex_unlock(&mb->lock);
+	if (wake) {
+		uint64_t one = 1;
+
+		/* EAGAIN: the counter is full, the loop is woken anyway. */
+		while (write(mb->efd, &one, sizeof(one)) == -1) {
+			if (errno == EAGAIN)
+				break;
+			if (errno != EINTR)
+				fatal("mailbox: write eventfd");
+		}
+	}
 }
 
 void
@@ -170,6 +197,7 @@ mailbox_free(struct mailbox *mb)
 	}
 	event_free(mb->ev);
 	event_free(mb->more);
+	close(mb->efd);
 	pthread_mutex_destroy(&mb->lock);
 	free(mb);
 }

@@ -2,8 +2,8 @@
  * mailbox.h -- hand work from other threads to the event-loop thread.
  *
  * Any thread posts a function and its argument; the loop runs them, in the
- * order posted, from one libevent callback. The loop is woken through
- * event_active() (libevent is set up with evthread_use_pthreads).
+ * order posted, from one libevent callback. The loop is woken through an
+ * eventfd of the mailbox's own; no other thread calls libevent.
  */
 #ifndef STASHD_MAILBOX_H
 #define STASHD_MAILBOX_H

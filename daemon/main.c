@@ -29,8 +29,6 @@
 
 #include <event2/event.h>
 
-#include <event2/thread.h>
-
 #include "access.h"
 #include "cache.h"
 #include "cmd.h"
@@ -364,8 +362,6 @@ main(int argc, char **argv)
 	/* A socket passed by socket activation replaces our own. */
 	if ((d.opts.server.listen_fd = notify_listen_fd(&cause)) == -2)
 		fatalx("%s", cause);
-	if (evthread_use_pthreads() == -1)
-		fatalx("evthread_use_pthreads");
 
 	memset(&so, 0, sizeof(so));
 	so.path = d.opts.database;
