@@ -433,9 +433,15 @@ write_take(struct cmd_ctx *ctx, struct wreq *w)
 		ks->last_is_del = w->type == WREQ_KV_DEL;
 	}
 	ctx->unapplied_bytes += write_mem(w);
-	/* Half the write queue waits for SQLite: do not let it fill. */
-	if (ctx->unapplied_bytes >= ctx->write_queue_max / 2)
+	/*
+	 * Half the write queue waits for SQLite: do not let it fill. Once
+	 * per batch: the kick stands until the writes up to it are applied.
+	 */
+	if (ctx->unapplied_bytes >= ctx->write_queue_max / 2 &&
+	    ctx->queue_kick <= ctx->applied_seq) {
+		ctx->queue_kick = w->seq;
 		kick_apply(ctx, w->seq);
+	}
 	ctx->stats->writes_received++;
 	ctx->stats->last_seq = w->seq;
 }

@@ -63,8 +63,9 @@ struct cmd_ctx {
 	enum proto_durability dur_kv;	/* default of set and del */
 	enum proto_durability dur_exec; /* default of exec */
 	int		      sql_enabled;
-	uint64_t	      seq;	       /* last write sequence number */
-	uint64_t	      applied_seq;     /* applied, as the loop knows */
+	uint64_t	      seq;	   /* last write sequence number */
+	uint64_t	      applied_seq; /* applied, as the loop knows */
+	uint64_t	      queue_kick;  /* seq of the last full-queue kick */
 	size_t		      write_queue_max; /* bytes not yet applied */
 	size_t		      unapplied_bytes;
 	int		      unavailable; /* SQLite cannot take writes */
