@@ -13,7 +13,10 @@
  *     fsync_interval_ms has passed since the last fsync (the timed wait
  *     takes care of it when no group comes); its records carry
  *     JOURNAL_F_UNSYNCED, so that recovery knows that a later one may
- *     survive a power cut that loses it.
+ *     survive a power cut that loses it. The loop hands writes over at the
+ *     end of its turn; async ones only (answered when taken) gather on
+ *     the loop for up to WRITER_ASYNC_WAIT_US first, and their groups are
+ *     not reported journaled (the loop has nothing to do then).
  *
  *   apply thread: takes every journaled group waiting, applies them in one
  *     transaction (each client statement in its own SAVEPOINT, so one bad
