@@ -988,6 +988,8 @@ writer_stage_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	wr->stage_pending = 0;
+	if (TAILQ_EMPTY(&wr->staged))
+		return; /* a kick took them already */
 	/*
 	 * Writes that wait for the journal go at once. Async ones were
 	 * answered already: they gather for up to WRITER_ASYNC_WAIT_US (or
