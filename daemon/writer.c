@@ -13,10 +13,8 @@
  *     fsync_interval_ms has passed since the last fsync (the timed wait
  *     takes care of it when no group comes); its records carry
  *     JOURNAL_F_UNSYNCED, so that recovery knows that a later one may
- *     survive a power cut that loses it. The loop hands writes over at the
- *     end of its turn; async ones only (answered when taken) gather on
- *     the loop for up to WRITER_ASYNC_WAIT_US first, and their groups are
- *     not reported journaled (the loop has nothing to do then).
+ *     survive a power cut that loses it. Such a group is not reported
+ *     journaled: its writes were answered when the loop took them.
  *
  *   apply thread: takes every journaled group waiting, applies them in one
  *     transaction (each client statement in its own SAVEPOINT, so one bad
@@ -86,11 +84,8 @@ struct writer {
 	struct wreq_list    staged;   /* the loop's, not yet in incoming */
 	size_t		    staged_n; /* and their count and bytes */
 	size_t		    staged_bytes;
-	struct event	   *stage_ev;	   /* moves staged to incoming */
-	struct event	   *async_ev;	   /* ... later, when only async wait */
-	int		    stage_pending; /* stage_ev is active */
-	int		    staged_sync;   /* a staged write is not async */
-	struct wgroup_list  journaled;	   /* waiting to be applied */
+	struct event	   *stage_ev;  /* moves staged to incoming */
+	struct wgroup_list  journaled; /* waiting to be applied */
 	int		    stopping;
 	int		    journal_done; /* journal thread has exited */
 	int		    broken;	  /* the journal failed */
@@ -121,13 +116,6 @@ now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
-
-/*
- * Async writes, answered when taken, wait on the loop this long, or until
- * this many bytes of them, before they go to the journal thread.
- */
-#define WRITER_ASYNC_WAIT_US 1000
-#define WRITER_ASYNC_BATCH   (256 * 1024)
 
 /* The apply thread trims the heap once this much was applied since. */
 #define WRITER_TRIM_AFTER (16 * 1024 * 1024)
@@ -920,7 +908,6 @@ apply_main(void *arg)
 }
 
 static void writer_stage_cb(evutil_socket_t, short, void *);
-static void writer_async_cb(evutil_socket_t, short, void *);
 
 struct writer *
 writer_start(const struct writer_options *opts, struct journal *j,
@@ -938,8 +925,7 @@ writer_start(const struct writer_options *opts, struct journal *j,
 	TAILQ_INIT(&wr->staged);
 	TAILQ_INIT(&wr->journaled);
 	wr->stage_ev = event_new(mailbox_base(mb), -1, 0, writer_stage_cb, wr);
-	wr->async_ev = evtimer_new(mailbox_base(mb), writer_async_cb, wr);
-	if (wr->stage_ev == NULL || wr->async_ev == NULL)
+	if (wr->stage_ev == NULL)
 		fatalx("writer: event_new");
 	if (pthread_condattr_init(&attr) != 0 ||
 	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
@@ -966,10 +952,6 @@ writer_unstage(struct writer *wr)
 {
 	if (TAILQ_EMPTY(&wr->staged))
 		return;
-	if (evtimer_pending(wr->async_ev, NULL) &&
-	    evtimer_del(wr->async_ev) == -1)
-		fatalx("writer: evtimer_del");
-	wr->staged_sync = 0;
 	pthread_mutex_lock(&wr->lock);
 	TAILQ_CONCAT(&wr->incoming, &wr->staged, entry);
 	wr->stats.queue_ops += wr->staged_n;
@@ -981,30 +963,6 @@ writer_unstage(struct writer *wr)
 
 static void
 writer_stage_cb(evutil_socket_t fd, short what, void *arg)
-{
-	static const struct timeval later = {0, WRITER_ASYNC_WAIT_US};
-	struct writer		   *wr = arg;
-
-	(void)fd;
-	(void)what;
-	wr->stage_pending = 0;
-	if (TAILQ_EMPTY(&wr->staged))
-		return; /* a kick took them already */
-	/*
-	 * Writes that wait for the journal go at once. Async ones were
-	 * answered already: they gather for up to WRITER_ASYNC_WAIT_US (or
-	 * WRITER_ASYNC_BATCH bytes), so that a stream of them wakes the
-	 * journal thread a thousand times a second, not at every turn.
-	 */
-	if (wr->staged_sync || wr->staged_bytes >= WRITER_ASYNC_BATCH)
-		writer_unstage(wr);
-	else if (!evtimer_pending(wr->async_ev, NULL) &&
-		 evtimer_add(wr->async_ev, &later) == -1)
-		fatalx("writer: evtimer_add");
-}
-
-static void
-writer_async_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
@@ -1020,12 +978,8 @@ writer_async_cb(evutil_socket_t fd, short what, void *arg)
 void
 writer_submit(struct writer *wr, struct wreq *w)
 {
-	if (!wr->stage_pending) {
+	if (TAILQ_EMPTY(&wr->staged))
 		event_active(wr->stage_ev, EV_READ, 0);
-		wr->stage_pending = 1;
-	}
-	if (w->durability != PROTO_DUR_ASYNC)
-		wr->staged_sync = 1;
 	TAILQ_INSERT_TAIL(&wr->staged, w, entry);
 	wr->staged_n++;
 	wr->staged_bytes += w->rec_len;
@@ -1034,7 +988,6 @@ writer_submit(struct writer *wr, struct wreq *w)
 void
 writer_kick(struct writer *wr, uint64_t seq)
 {
-	writer_unstage(wr); /* async writes may still gather */
 	pthread_mutex_lock(&wr->lock);
 	if (seq > wr->kick_seq) {
 		wr->kick_seq = seq;
@@ -1050,7 +1003,6 @@ writer_stop(struct writer *wr)
 
 	writer_unstage(wr);
 	event_free(wr->stage_ev);
-	event_free(wr->async_ev);
 	pthread_mutex_lock(&wr->lock);
 	wr->stopping = 1;
 	pthread_cond_signal(&wr->jcond);

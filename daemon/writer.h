@@ -90,10 +90,7 @@ struct writer *writer_start(const struct writer_options *opts,
     const struct writer_callbacks *cb);
 /*
  * Queue w (the loop thread; seqs strictly increasing). It reaches the
- * journal thread at the end of the loop's turn; when only async writes are
- * queued, within a millisecond (they are answered already), or at once
- * when a write that waits for the journal, writer_kick or writer_stop
- * comes.
+ * journal thread at the end of the loop's turn.
  */
 void writer_submit(struct writer *wr, struct wreq *w);
 /*

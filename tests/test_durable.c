@@ -2060,64 +2060,6 @@ test_coalesced_writes(void **state)
 }
 
 /*
- * Async writes, answered when taken, gather on the loop for up to a
- * millisecond before they go to the journal thread, rather than wake it
- * at every turn: 40 of them, 200 us apart, make a handful of groups, not
- * one each. A journal write does not wait: it takes the async writes
- * before it along at once. (The count is asserted only when the writes
- * took under 30 ms, as they do unless the machine or a checker is very
- * slow.)
- */
-static void
-test_async_writes_gather(void **state)
-{
-	struct daemon_proc d;
-	struct timespec	   t0, t1;
-	json_t		  *j;
-	long long	   groups0, groups1, ms;
-	int		   fd, i;
-
-	(void)state;
-	assert_int_equal(daemon_start(&d, NULL), 0);
-	fd = connect_to(&d);
-	j = stats_of(d.sock);
-	groups0 = stat_int(j, "groups", "count");
-	json_decref(j);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (i = 0; i < 40; i++) {
-		j = askf(fd,
-		    "{\"op\":\"set\",\"key\":\"ga:%d\",\"value\":%d,"
-		    "\"durability\":\"async\"}",
-		    i, i);
-		assert_ok(j);
-		json_decref(j);
-		usleep(200);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
-	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
-	/* A journal write takes the async ones along: all journaled now. */
-	j = askf(fd, "{\"op\":\"set\",\"key\":\"ga:j\",\"value\":1,"
-		     "\"durability\":\"journal\"}");
-	assert_ok(j);
-	json_decref(j);
-	j = stats_of(d.sock);
-	groups1 = stat_int(j, "groups", "count");
-	assert_int_equal(stat_int(j, "write_queue", "journal_ops"), 0);
-	json_decref(j);
-	if (ms < 30)
-		assert_true(groups1 - groups0 <= 20);
-	else
-		print_message("40 async writes took %lld ms: %lld groups; "
-			      "not asserted\n",
-		    ms, groups1 - groups0);
-	assert_true(groups1 - groups0 >= 1);
-	close(fd);
-	assert_int_equal(daemon_stop(&d), 0);
-	daemon_cleanup(&d);
-}
-
-/*
  * The write queue's memory (stats.process.write_pool_bytes) is its own and
  * goes back once the writes are applied: a bulk load of 40,000 writes
  * takes megabytes of the pool, and after a sync nothing is live in it and
@@ -2781,7 +2723,6 @@ main(void)
 	    cmocka_unit_test(test_apply_delay),
 	    cmocka_unit_test(test_coalesced_writes),
 	    cmocka_unit_test(test_write_pool_drains),
-	    cmocka_unit_test(test_async_writes_gather),
 	    cmocka_unit_test(test_expired_before_applied),
 	    cmocka_unit_test(test_mixed_durability),
 	    cmocka_unit_test(test_stats_sections),
