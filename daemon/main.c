@@ -126,12 +126,22 @@ signal_term_cb(evutil_socket_t sig, short what, void *arg)
 	server_shutdown(d->server);
 }
 
+/*
+ * The write queue's limit: write-queue-max, at most half of max-memory, so
+ * that unapplied writes always fit the cache. The option itself is left
+ * as given, so that a reload compares like with like.
+ */
+static size_t
+write_queue_limit(const struct options *o)
+{
+	return o->write_queue_max < o->max_memory / 2 ? o->write_queue_max
+						      : o->max_memory / 2;
+}
+
 /* Push the settings that can change at run time into the daemon. */
 static void
 apply_limits(struct daemon *d)
 {
-	if (d->opts.write_queue_max > d->opts.max_memory / 2)
-		d->opts.write_queue_max = d->opts.max_memory / 2;
 	log_set_level(d->opts.log_level);
 	cache_set_max_memory(d->cache, d->opts.max_memory);
 	server_set_limits(d->server, &d->opts.server);
@@ -140,7 +150,7 @@ apply_limits(struct daemon *d)
 	d->cmd.dur_kv = d->opts.dur_kv;
 	d->cmd.dur_exec = d->opts.dur_exec;
 	d->cmd.sql_enabled = d->opts.sql_enabled;
-	d->cmd.write_queue_max = d->opts.write_queue_max;
+	d->cmd.write_queue_max = write_queue_limit(&d->opts);
 }
 
 /*
@@ -349,12 +359,10 @@ main(int argc, char **argv)
 #endif
 	if (d.opts.journal_dir == NULL)
 		xasprintf(&d.opts.journal_dir, "%s.journal", d.opts.database);
-	if (d.opts.write_queue_max > d.opts.max_memory / 2) {
-		d.opts.write_queue_max = d.opts.max_memory / 2;
+	if (d.opts.write_queue_max > d.opts.max_memory / 2)
 		log_info("write-queue-max lowered to %zu bytes: half of "
 			 "max-memory, so unapplied writes always fit the cache",
-		    d.opts.write_queue_max);
-	}
+		    write_queue_limit(&d.opts));
 
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		fatal("signal(SIGPIPE)");
@@ -417,7 +425,7 @@ main(int argc, char **argv)
 		cause = NULL;
 		break;
 	}
-	d.cmd.write_queue_max = d.opts.write_queue_max;
+	d.cmd.write_queue_max = write_queue_limit(&d.opts);
 	d.cmd.journal = d.journal;
 	d.cmd.reader = d.reader;
 	d.cmd.on_broken = on_broken;

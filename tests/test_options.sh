@@ -112,6 +112,27 @@ grep -q "keeping the running settings" "$TMP/log" && ok ||
 [ "$(stat_of connections max)" = 7 ] && ok || bad "a bad file changed settings"
 stop
 
+# write_queue_max over half of max_memory is held to half, and said at
+# start; a reload of the same file then finds nothing changed.
+printf 'socket = %s/f.sock\ndatabase = %s/f.db\nmax_memory = 64MB\nwrite_queue_max = 64MB\n' \
+    "$TMP" "$TMP" > "$TMP/f.conf"
+: > "$TMP/log"
+start -c "$TMP/f.conf"
+[ "$(stat_of write_queue limit_bytes)" = 33554432 ] && ok ||
+    bad "write queue limit not half of max_memory: $(stat_of write_queue limit_bytes)"
+grep -q "write-queue-max lowered to 33554432 bytes" "$TMP/log" && ok ||
+    bad "the lowered write queue limit not logged"
+kill -HUP "$PID"; sleep 0.5
+grep -q "reload: nothing changed" "$TMP/log" && ok ||
+    bad "a reload of the same file reported a change: $(grep reload: "$TMP/log")"
+# A larger max_memory on reload gives the queue the whole 64MB.
+sed 's/^max_memory = 64MB/max_memory = 256MB/' "$TMP/f.conf" > "$TMP/g.conf" &&
+    mv "$TMP/g.conf" "$TMP/f.conf"
+kill -HUP "$PID"; sleep 0.5
+[ "$(stat_of write_queue limit_bytes)" = 67108864 ] && ok ||
+    bad "reload: write queue limit not 64MB: $(stat_of write_queue limit_bytes)"
+stop
+
 # apply_nice: the thread that applies writes to SQLite runs that much
 # nicer than the daemon (up to 19), the others as the daemon.
 printf 'socket = %s/f.sock\ndatabase = %s/f.db\napply_nice = 7\n' "$TMP" "$TMP" \
