@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hexdigit.h"
 #include "stash-protocol.h"
 #include "proto.h"
 
@@ -168,19 +169,6 @@ proto_utf8_valid(const char *buf, size_t len)
 	return 1;
 }
 
-/* Value of one hex digit, -1 when it is not one. */
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Read the 4 hex digits at s (known to be there); -1 when not hex. */
 static long
 hex4(const char *s)
@@ -189,7 +177,7 @@ hex4(const char *s)
 	int  i, h;
 
 	for (i = 0; i < 4; i++) {
-		if ((h = hexval(s[i])) < 0)
+		if ((h = hex_digit(s[i])) < 0)
 			return -1;
 		v = (v << 4) | h;
 	}

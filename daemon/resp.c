@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hexdigit.h"
 #include "resp.h"
 
 /* Bytes of a length line before its \r\n: a sign and 20 digits. */
@@ -61,19 +62,6 @@ resp_blank(char ch)
 {
 	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' ||
 	       ch == '\v' || ch == '\f';
-}
-
-/* The value of a hex digit, -1 for anything else. */
-static int
-resp_hex(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
 }
 
 /*
@@ -154,8 +142,8 @@ resp_word(struct resp_cmd *out, const char *line, size_t end, size_t *pos,
 			continue;
 		}
 		if (line[i + 1] == 'x' && i + 3 < end &&
-		    (hi = resp_hex(line[i + 2])) >= 0 &&
-		    (lo = resp_hex(line[i + 3])) >= 0) {
+		    (hi = hex_digit(line[i + 2])) >= 0 &&
+		    (lo = hex_digit(line[i + 3])) >= 0) {
 			resp_word_add(
 			    out, a, &copied, NULL, (char)(hi * 16 + lo));
 			i += 3;
