@@ -479,6 +479,30 @@ later_unsynced(struct journal *j, struct segment *s, uint64_t prev, uint64_t *n,
 }
 
 /*
+ * Delete the last segment's file and forget it, counting its bytes as cut
+ * (the caller says why in the log). -1 with *cause.
+ */
+static int
+segment_remove_last(struct journal *j, char **cause)
+{
+	struct segment *s = TAILQ_LAST(&j->segments, segment_list);
+	struct stat	sb;
+
+	if (stat(s->path, &sb) == -1) {
+		xasprintf(cause, "stat %s: %s", s->path, strerror(errno));
+		return -1;
+	}
+	if (unlink(s->path) == -1) {
+		xasprintf(cause, "unlink %s: %s", s->path, strerror(errno));
+		return -1;
+	}
+	j->stats.truncated_bytes += (uint64_t)sb.st_size;
+	TAILQ_REMOVE(&j->segments, s, entry);
+	segment_free(s);
+	return 0;
+}
+
+/*
  * Remove every segment after s, the last first, then sync the folder:
  * a crash on the way leaves a journal that gets the same verdict.
  */
@@ -486,25 +510,13 @@ static int
 segments_drop_after(struct journal *j, struct segment *s, char **cause)
 {
 	struct segment *t;
-	struct stat	sb;
 
 	while ((t = TAILQ_LAST(&j->segments, segment_list)) != s) {
-		if (stat(t->path, &sb) == -1) {
-			xasprintf(
-			    cause, "stat %s: %s", t->path, strerror(errno));
-			return -1;
-		}
 		log_warnx("journal: removing %s: it holds only unsynced "
 			  "records after a lost one",
 		    t->path);
-		if (unlink(t->path) == -1) {
-			xasprintf(
-			    cause, "unlink %s: %s", t->path, strerror(errno));
+		if (segment_remove_last(j, cause) == -1)
 			return -1;
-		}
-		j->stats.truncated_bytes += (uint64_t)sb.st_size;
-		TAILQ_REMOVE(&j->segments, t, entry);
-		segment_free(t);
 	}
 	return dir_sync(j, cause);
 }
@@ -794,27 +806,17 @@ static int
 journal_drop_empty_old(struct journal *j, char **cause)
 {
 	struct segment *s;
-	struct stat	sb;
+	uint64_t	size;
 
 	while ((s = TAILQ_LAST(&j->segments, segment_list)) != NULL &&
 	       s->version != JOURNAL_FORMAT_VERSION && s->records == 0) {
-		if (stat(s->path, &sb) == -1) {
-			xasprintf(
-			    cause, "stat %s: %s", s->path, strerror(errno));
-			return -1;
-		}
 		log_info("journal: removing %s: format %" PRIu32
 			 ", and no record in it",
 		    s->path, s->version);
-		if (unlink(s->path) == -1) {
-			xasprintf(
-			    cause, "unlink %s: %s", s->path, strerror(errno));
+		size = s->size;
+		if (segment_remove_last(j, cause) == -1)
 			return -1;
-		}
-		j->stats.truncated_bytes += (uint64_t)sb.st_size;
-		j->stats.bytes -= s->size;
-		TAILQ_REMOVE(&j->segments, s, entry);
-		segment_free(s);
+		j->stats.bytes -= size;
 	}
 	return 0;
 }
