@@ -414,6 +414,22 @@ write_mem(const struct wreq *w)
 	return w->rec_len + sizeof(*w) + 64;
 }
 
+/*
+ * w, the latest write of its key, goes (applied, or dropped): its key has
+ * no write pending now, and its state goes unless a lookup holds it.
+ */
+static void
+write_forget_key(struct cmd_ctx *ctx, struct wreq *w)
+{
+	struct kstate *ks = w->ks;
+
+	if (ks == NULL)
+		return;
+	w->ks = NULL;
+	ks->last = NULL;
+	keymap_put(ctx->keys, ks);
+}
+
 /* Take write w: number it, account it, and hand it to the writer. */
 static void
 write_take(struct cmd_ctx *ctx, struct wreq *w)
@@ -1239,7 +1255,6 @@ cmd_applied(void *arg, struct wgroup *g)
 	struct cmd_ctx	   *ctx = arg;
 	struct sync_waiter *sw;
 	struct cmd_session *ss;
-	struct kstate	   *ks;
 	struct wreq	   *w;
 
 	if (g->last_seq > ctx->applied_seq)
@@ -1258,11 +1273,7 @@ cmd_applied(void *arg, struct wgroup *g)
 		 * The latest write of its key: none is pending any more (writes
 		 * are applied in journal order).
 		 */
-		if ((ks = w->ks) != NULL) {
-			w->ks = NULL;
-			ks->last = NULL;
-			keymap_put(ctx->keys, ks);
-		}
+		write_forget_key(ctx, w);
 		ctx->unapplied_bytes -= write_mem(w);
 	}
 	writer_group_free(g);
@@ -1327,11 +1338,7 @@ cmd_dropped(void *arg, struct wreq *w)
 	struct cmd_ctx *ctx = arg;
 
 	/* Freed unapplied: its key's state must not point at it. */
-	if (w->ks != NULL) {
-		w->ks->last = NULL;
-		keymap_put(ctx->keys, w->ks);
-		w->ks = NULL;
-	}
+	write_forget_key(ctx, w);
 	if (w->owner != NULL)
 		server_slot_drop(w->owner);
 	w->owner = NULL;
