@@ -34,8 +34,8 @@ struct rbuf {
 
 static struct rbuf rbufs[RB_FDS];
 
-static long long
-now_ms(void)
+long long
+harness_now_ms(void)
 {
 	struct timespec ts;
 
@@ -139,8 +139,8 @@ daemon_start(struct daemon_proc *d, const char *const *args)
 		}
 		_exit(127);
 	}
-	deadline = now_ms() + 20000;
-	while (now_ms() < deadline) {
+	deadline = harness_now_ms() + 20000;
+	while (harness_now_ms() < deadline) {
 		int status;
 
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
@@ -250,7 +250,7 @@ raw_readline(int fd, int timeout_ms)
 {
 	struct rbuf  *rb;
 	struct pollfd pfd;
-	long long     deadline = now_ms() + timeout_ms;
+	long long     deadline = harness_now_ms() + timeout_ms;
 	char	     *nl, *line;
 	ssize_t	      n;
 	size_t	      l;
@@ -280,8 +280,9 @@ raw_readline(int fd, int timeout_ms)
 		pfd.fd = fd;
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1,
-			(int)(deadline - now_ms() > 0 ? deadline - now_ms()
-						      : 0)) <= 0)
+			(int)(deadline - harness_now_ms() > 0
+				  ? deadline - harness_now_ms()
+				  : 0)) <= 0)
 			return NULL;
 		n = recv(fd, rb->buf + rb->len, rb->cap - rb->len, 0);
 		if (n <= 0)
@@ -313,17 +314,17 @@ raw_roundtrip(int fd, const char *line)
 int
 raw_closed(int fd, int timeout_ms)
 {
-	long long     deadline = now_ms() + timeout_ms;
+	long long     deadline = harness_now_ms() + timeout_ms;
 	char	      buf[4096];
 	struct pollfd pfd;
 	ssize_t	      n;
 
 	if (fd >= 0 && fd < RB_FDS)
 		rbufs[fd].len = 0;
-	while (now_ms() < deadline) {
+	while (harness_now_ms() < deadline) {
 		pfd.fd = fd;
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, (int)(deadline - now_ms())) <= 0)
+		if (poll(&pfd, 1, (int)(deadline - harness_now_ms())) <= 0)
 			return 0;
 		n = recv(fd, buf, sizeof(buf), 0);
 		if (n == 0 || (n == -1 && errno == ECONNRESET))

@@ -16,6 +16,9 @@ struct daemon_proc {
 	char  db[300];	 /* the database, in dir */
 };
 
+/* Milliseconds on the monotonic clock. */
+long long harness_now_ms(void);
+
 /*
  * Start $STASHD with the socket in a new temporary folder and extra
  * arguments (NULL-terminated); wait until it accepts. 0 or -1.

@@ -39,15 +39,6 @@
 /* The shared daemon of the tests that need no special options. */
 static struct daemon_proc shared;
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A growing string of requests. */
 struct sbuf {
 	char  *p;
@@ -242,10 +233,11 @@ typedef void (*tick_fn)(void *);
 static json_t **
 pipeline(int fd, const char *buf, size_t len, size_t n, tick_fn tick, void *arg)
 {
-	json_t	    **ans = calloc(n > 0 ? n : 1, sizeof(*ans));
-	char	     *in = NULL, *nl;
-	size_t	      inlen = 0, incap = 0, sent = 0, got = 0, start;
-	long long     deadline = now_ms() + 60000, last_tick = now_ms();
+	json_t	**ans = calloc(n > 0 ? n : 1, sizeof(*ans));
+	char	 *in = NULL, *nl;
+	size_t	  inlen = 0, incap = 0, sent = 0, got = 0, start;
+	long long deadline = harness_now_ms() + 60000,
+		  last_tick = harness_now_ms();
 	struct pollfd pfd;
 	ssize_t	      r;
 	int	      flags = fcntl(fd, F_GETFL);
@@ -254,7 +246,7 @@ pipeline(int fd, const char *buf, size_t len, size_t n, tick_fn tick, void *arg)
 	assert_true(flags != -1);
 	assert_int_equal(fcntl(fd, F_SETFL, flags | O_NONBLOCK), 0);
 	while (got < n) {
-		if (now_ms() > deadline)
+		if (harness_now_ms() > deadline)
 			fail_msg("pipeline: %zu of %zu answers after 60 s "
 				 "(%zu of %zu bytes sent)",
 			    got, n, sent, len);
@@ -302,9 +294,9 @@ pipeline(int fd, const char *buf, size_t len, size_t n, tick_fn tick, void *arg)
 				inlen -= start;
 			}
 		}
-		if (tick != NULL && now_ms() - last_tick >= 20) {
+		if (tick != NULL && harness_now_ms() - last_tick >= 20) {
 			tick(arg);
-			last_tick = now_ms();
+			last_tick = harness_now_ms();
 		}
 	}
 	assert_int_equal(inlen, 0);
@@ -956,7 +948,7 @@ test_query_timeout(void **state)
 	(void)state;
 	assert_int_equal(daemon_start(&d, args), 0);
 	fd = connect_to(&d);
-	t0 = now_ms();
+	t0 = harness_now_ms();
 	j = ask(fd, "{\"op\":\"query\",\"sql\":\"WITH RECURSIVE c(x) AS "
 		    "(SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) "
 		    "FROM c\"}");
@@ -965,7 +957,7 @@ test_query_timeout(void **state)
 				   json_object_get(j, "error"), "message")),
 	    "longer than 300 ms"));
 	json_decref(j);
-	assert_true(now_ms() - t0 < 5000);
+	assert_true(harness_now_ms() - t0 < 5000);
 	/* The one reader is free again. */
 	assert_int_equal(query_int(fd, "SELECT 41 + 1"), 42);
 	close(fd);
@@ -1294,7 +1286,7 @@ wall_ms(void)
 static int
 gone_within(int fd, const char *key, long long ms)
 {
-	long long deadline = now_ms() + ms;
+	long long deadline = harness_now_ms() + ms;
 	json_t	 *g;
 	int	  gone = 0;
 
@@ -1304,7 +1296,7 @@ gone_within(int fd, const char *key, long long ms)
 		if (gone)
 			assert_error(g, "not_found");
 		json_decref(g);
-		if (gone || now_ms() >= deadline)
+		if (gone || harness_now_ms() >= deadline)
 			return gone;
 		usleep(50 * 1000);
 	}
@@ -1936,13 +1928,13 @@ test_apply_delay(void **state)
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"CREATE TABLE ad(a)\"}");
 
 	/* A journal write is acknowledged, visible, and not yet applied. */
-	t0 = now_ms();
+	t0 = harness_now_ms();
 	j = askf(fd, "{\"op\":\"set\",\"key\":\"ad:1\",\"value\":1,"
 		     "\"durability\":\"journal\"}");
 	assert_ok(j);
 	ver = int_of(j, "version");
 	json_decref(j);
-	assert_true(now_ms() - t0 < 2000);
+	assert_true(harness_now_ms() - t0 < 2000);
 	assert_get(other, "ad:1", "1", 0);
 	j = stats_of(d.sock);
 	applied = stat_int(j, "write_queue", "applied_seq");
@@ -1950,24 +1942,24 @@ test_apply_delay(void **state)
 	assert_true(applied < ver);
 
 	/* A sync, on another connection, does not wait for the delay. */
-	t0 = now_ms();
+	t0 = harness_now_ms();
 	assert_true(sync_on(other) >= ver);
-	assert_true(now_ms() - t0 < 2000);
+	assert_true(harness_now_ms() - t0 < 2000);
 
 	/* Nor a query after its own connection's journal exec. */
 	ask_ok(fd, "{\"op\":\"exec\",\"sql\":\"INSERT INTO ad VALUES (1)\","
 		   "\"durability\":\"journal\"}");
-	t0 = now_ms();
+	t0 = harness_now_ms();
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM ad"), 1);
-	assert_true(now_ms() - t0 < 2000);
+	assert_true(harness_now_ms() - t0 < 2000);
 
 	/* Nor a commit write, even behind journal writes. */
 	ask_ok(fd, "{\"op\":\"set\",\"key\":\"ad:2\",\"value\":2,"
 		   "\"durability\":\"journal\"}");
-	t0 = now_ms();
+	t0 = harness_now_ms();
 	ask_ok(other, "{\"op\":\"exec\",\"sql\":\"INSERT INTO ad VALUES "
 		      "(2)\",\"durability\":\"commit\"}");
-	assert_true(now_ms() - t0 < 2000);
+	assert_true(harness_now_ms() - t0 < 2000);
 	assert_int_equal(query_int(other, "SELECT count(*) FROM stash_kv "
 					  "WHERE key = 'ad:2'"),
 	    1);
@@ -1977,9 +1969,9 @@ test_apply_delay(void **state)
 		   "\"durability\":\"journal\"}");
 	close(fd);
 	close(other);
-	t0 = now_ms();
+	t0 = harness_now_ms();
 	assert_int_equal(daemon_stop(&d), 0);
-	assert_true(now_ms() - t0 < 5000);
+	assert_true(harness_now_ms() - t0 < 5000);
 	restart_on(&d2, &d);
 	fd = connect_to(&d2);
 	assert_int_equal(query_int(fd, "SELECT count(*) FROM stash_kv "
@@ -2238,20 +2230,20 @@ test_sqlite_busy(void **state)
 	assert_int_equal(
 	    sqlite3_exec(db, "INSERT INTO busy VALUES (-1)", NULL, NULL, NULL),
 	    SQLITE_OK);
-	t_lock = now_ms();
+	t_lock = harness_now_ms();
 
 	/* The commit write waits for the lock. */
 	assert_int_equal(
 	    raw_sends(b, "{\"op\":\"exec\",\"sql\":\"INSERT INTO "
 			 "busy VALUES (1)\",\"durability\":\"commit\"}\n"),
 	    0);
-	for (i = 0; now_ms() - t_lock < 1500; i++) {
-		t0 = now_ms();
+	for (i = 0; harness_now_ms() - t_lock < 1500; i++) {
+		t0 = harness_now_ms();
 		j = askf(a,
 		    "{\"op\":\"set\",\"key\":\"busy:%d\",\"value\":%d,"
 		    "\"durability\":\"journal\"}",
 		    i, i);
-		dt = now_ms() - t0;
+		dt = harness_now_ms() - t0;
 		assert_ok(j);
 		json_decref(j);
 		if (dt > worst)
@@ -2268,9 +2260,9 @@ test_sqlite_busy(void **state)
 		fail_msg("a journal write took %lld ms while SQLite was locked",
 		    worst);
 	/* Reads go on (WAL). */
-	t0 = now_ms();
+	t0 = harness_now_ms();
 	assert_int_equal(query_int(c, "SELECT count(*) FROM busy"), 0);
-	assert_true(now_ms() - t0 < 500);
+	assert_true(harness_now_ms() - t0 < 500);
 	/* The commit write is not answered while the lock is held. */
 	line = raw_readline(b, 50);
 	if (line != NULL)
@@ -2321,7 +2313,7 @@ static void
 bp_tick(void *arg)
 {
 	struct bp_state *s = arg;
-	long long	 t0 = now_ms(), dt, u;
+	long long	 t0 = harness_now_ms(), dt, u;
 	json_t		*j;
 
 	j = ask(s->getter, "{\"op\":\"get\",\"key\":\"bp:fixed\"}");
@@ -2334,7 +2326,7 @@ bp_tick(void *arg)
 	    s->misses++);
 	assert_error(j, "not_found");
 	json_decref(j);
-	dt = now_ms() - t0;
+	dt = harness_now_ms() - t0;
 	if (dt > s->worst_ms)
 		s->worst_ms = dt;
 	s->gets += 2;
