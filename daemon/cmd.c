@@ -1425,6 +1425,13 @@ cmd_kick_apply(struct cmd_ctx *ctx, uint64_t seq)
 	kick_apply(ctx, seq);
 }
 
+void
+cmd_input_done(struct cmd_ctx *ctx)
+{
+	if (ctx->writer != NULL)
+		writer_hand_over(ctx->writer);
+}
+
 int
 cmd_answer_slot(struct cmd_ctx *ctx, struct slot *sl)
 {

@@ -115,6 +115,8 @@ void cmd_write_take(struct cmd_ctx *ctx, struct wreq *w);
 void cmd_ack_write(
     struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out);
 void cmd_kick_apply(struct cmd_ctx *ctx, uint64_t seq);
+/* The loop is done with one client's input for now. */
+void cmd_input_done(struct cmd_ctx *ctx);
 /* Send ctx->ans through a slot; 1 while its connection stays open. */
 int cmd_answer_slot(struct cmd_ctx *ctx, struct slot *sl);
 /* Cache what a fresh lookup found (or that the key is absent). */

@@ -484,6 +484,7 @@ conn_process_end(struct conn *c)
 {
 	struct server *srv = c->srv;
 
+	cmd_input_done(srv->cmd);
 	if ((c->flags & (CONN_DRAIN | CONN_CLOSING | CONN_WAIT |
 			    CONN_BACKLOG)) == CONN_DRAIN) {
 		if (conn_flush_answers(c) == -1)

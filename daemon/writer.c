@@ -84,8 +84,10 @@ struct writer {
 	struct wreq_list    staged;   /* the loop's, not yet in incoming */
 	size_t		    staged_n; /* and their count and bytes */
 	size_t		    staged_bytes;
-	struct event	   *stage_ev;  /* moves staged to incoming */
-	struct wgroup_list  journaled; /* waiting to be applied */
+	struct event	   *stage_ev;	  /* moves staged to incoming */
+	struct wgroup_list  journaled;	  /* waiting to be applied */
+	int		    journal_idle; /* journal thread waits for work */
+	size_t		    last_group_n; /* writes in the latest group */
 	int		    stopping;
 	int		    journal_done; /* journal thread has exited */
 	int		    broken;	  /* the journal failed */
@@ -119,6 +121,8 @@ now_ms(void)
 
 /* The apply thread trims the heap once this much was applied since. */
 #define WRITER_TRIM_AFTER (16 * 1024 * 1024)
+/* Writes go to a busy journal thread early while groups are this small. */
+#define WRITER_EARLY_GROUP_MAX 64
 /* Coalescing table slots kept from one batch to the next (512 KiB). */
 #define WRITER_RUN_KEEP 65536
 
@@ -148,6 +152,16 @@ sleep_ms(unsigned ms)
 
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
+}
+
+/*
+ * Whether the journal thread waits for work. Set under the lock; the loop
+ * reads it without the lock as a hint (writer_hand_over).
+ */
+static void
+journal_idle_set(struct writer *wr, int idle)
+{
+	__atomic_store_n(&wr->journal_idle, idle, __ATOMIC_RELAXED);
 }
 
 void
@@ -224,7 +238,7 @@ journal_main(void *arg)
 	struct wreq    *w;
 	struct timespec until;
 	uint64_t	last_sync = now_ms();
-	int		unsynced = 0, need_sync, sync_now;
+	int		unsynced = 0, need_sync, sync_now, rc;
 	size_t		bytes;
 	char	       *cause = NULL;
 
@@ -233,7 +247,9 @@ journal_main(void *arg)
 	for (;;) {
 		while (TAILQ_EMPTY(&wr->incoming) && !wr->stopping) {
 			if (!unsynced) {
+				journal_idle_set(wr, 1);
 				pthread_cond_wait(&wr->jcond, &wr->lock);
+				journal_idle_set(wr, 0);
 				continue;
 			}
 			/* Async writes wait at most fsync_interval. */
@@ -246,9 +262,11 @@ journal_main(void *arg)
 				until.tv_sec++;
 				until.tv_nsec -= 1000000000L;
 			}
-			if (pthread_cond_timedwait(
-				&wr->jcond, &wr->lock, &until) == ETIMEDOUT &&
-			    TAILQ_EMPTY(&wr->incoming))
+			journal_idle_set(wr, 1);
+			rc = pthread_cond_timedwait(
+			    &wr->jcond, &wr->lock, &until);
+			journal_idle_set(wr, 0);
+			if (rc == ETIMEDOUT && TAILQ_EMPTY(&wr->incoming))
 				break;
 		}
 		if (TAILQ_EMPTY(&wr->incoming)) {
@@ -345,6 +363,7 @@ journal_main(void *arg)
 		pthread_mutex_lock(&wr->lock);
 		wr->stats.groups++;
 		wr->stats.group_ops += g->n;
+		__atomic_store_n(&wr->last_group_n, g->n, __ATOMIC_RELAXED);
 		if (g->n > wr->stats.group_max)
 			wr->stats.group_max = g->n;
 		wr->stats.journaled_seq = g->last_seq;
@@ -956,7 +975,8 @@ writer_unstage(struct writer *wr)
 	TAILQ_CONCAT(&wr->incoming, &wr->staged, entry);
 	wr->stats.queue_ops += wr->staged_n;
 	wr->stats.queue_bytes += wr->staged_bytes;
-	pthread_cond_signal(&wr->jcond);
+	if (wr->journal_idle)
+		pthread_cond_signal(&wr->jcond);
 	pthread_mutex_unlock(&wr->lock);
 	wr->staged_n = wr->staged_bytes = 0;
 }
@@ -983,6 +1003,27 @@ writer_submit(struct writer *wr, struct wreq *w)
 	TAILQ_INSERT_TAIL(&wr->staged, w, entry);
 	wr->staged_n++;
 	wr->staged_bytes += w->rec_len;
+}
+
+/*
+ * While the journal thread is busy with a group, the writes staged so far
+ * can go now: it takes them when it is done, with no wakeup, and they
+ * join its next group even when that starts before the loop's turn ends.
+ * Waiting for the end of the turn would leave them a whole fdatasync
+ * behind. That matters when few clients write, one request at a time, and
+ * groups are small: their latency is the throughput. When groups are
+ * large, the loop's turns are long and this would cut each turn's writes
+ * into several groups, each with its own fdatasync and its own message to
+ * the loop, for no gain: the end of the turn is soon enough.
+ */
+void
+writer_hand_over(struct writer *wr)
+{
+	if (!TAILQ_EMPTY(&wr->staged) &&
+	    __atomic_load_n(&wr->last_group_n, __ATOMIC_RELAXED) <
+		WRITER_EARLY_GROUP_MAX &&
+	    !__atomic_load_n(&wr->journal_idle, __ATOMIC_RELAXED))
+		writer_unstage(wr);
 }
 
 void

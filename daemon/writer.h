@@ -90,9 +90,11 @@ struct writer *writer_start(const struct writer_options *opts,
     const struct writer_callbacks *cb);
 /*
  * Queue w (the loop thread; seqs strictly increasing). It reaches the
- * journal thread at the end of the loop's turn.
+ * journal thread at the end of the loop's turn, or at writer_hand_over().
  */
 void writer_submit(struct writer *wr, struct wreq *w);
+/* The loop is done with a client's input: hand over if it helps. */
+void writer_hand_over(struct writer *wr);
 /*
  * Someone waits for writes up to seq to be applied (a sync, a query after
  * writes, a full queue): apply them without the delay.
