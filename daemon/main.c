@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <sqlite3.h>
 
 #include "access.h"
 #include "cache.h"
@@ -353,6 +354,9 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_init(d.opts.log_level);
+	/* No memory statistics: they cost a global mutex per allocation. */
+	if (sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK)
+		log_warnx("sqlite: cannot turn memory statistics off");
 #ifdef STASHD_CRASH_POINTS
 	if (crashpoint_init(&cause) == -1)
 		fatalx("%s", cause);
