@@ -449,6 +449,53 @@ cache_find(struct cache *c, uint64_t h, const void *key, size_t klen,
 	return NULL;
 }
 
+/* The bucket a lookup of hash h starts from (as cache_find walks them). */
+static struct cache_entry *const *
+cache_bucket(const struct cache *c, uint64_t h)
+{
+	size_t i;
+
+	if (c->ht[0].size == 0)
+		return NULL;
+	i = h & (c->ht[0].size - 1);
+	if (cache_rehashing(c) && i < c->rehashidx)
+		return &c->ht[1].b[h & (c->ht[1].size - 1)];
+	return &c->ht[0].b[i];
+}
+
+void
+cache_prefetch(const struct cache *c, const void *key, size_t klen, int step)
+{
+	struct cache_entry *const *b;
+	const struct cache_entry  *e;
+
+	if (!cache_key_ok(key, klen) ||
+	    (b = cache_bucket(c, cache_hash(c, key, klen))) == NULL)
+		return;
+	if (step == 0) {
+		__builtin_prefetch(b);
+		return;
+	}
+	if ((e = *b) == NULL)
+		return;
+	if (step == 1) {
+		/* The header, and the line the key ends in. */
+		__builtin_prefetch(e);
+		__builtin_prefetch(e->data + klen - 1);
+		return;
+	}
+	if (e->klen != klen || memcmp(e->data, key, klen) != 0) {
+		if (e->hnext != NULL)
+			__builtin_prefetch(e->hnext);
+		return;
+	}
+	/* Replacing or moving e unlinks it from its list. */
+	if (e->prev != NULL)
+		__builtin_prefetch(e->prev);
+	if (e->next != NULL)
+		__builtin_prefetch(e->next);
+}
+
 /* The pointer that points to e in its hash chain. */
 static struct cache_entry **
 cache_link(struct cache *c, const struct cache_entry *e)

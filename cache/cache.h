@@ -94,6 +94,17 @@ struct cache_entry *cache_get(struct cache *c, const void *key, size_t klen);
 /* Like cache_get but neither counts nor changes LRU order. */
 struct cache_entry *cache_peek(struct cache *c, const void *key, size_t klen);
 
+/*
+ * A hint that key is about to be looked up, for callers that know their
+ * next keys (a batch of writes): step 0 starts loading its bucket, step 1,
+ * once that had time to arrive, the first entry of its chain, step 2 the
+ * entries a change of it touches. A lookup of a large table misses the CPU
+ * cache at each of those; issued a few keys ahead, the misses overlap.
+ * Nothing changes, and a key never looked up costs nothing but the loads.
+ */
+void cache_prefetch(
+    const struct cache *c, const void *key, size_t klen, int step);
+
 /* Remove key. CACHE_OK, or CACHE_ENOENT when it was not there. */
 int cache_del(struct cache *c, const void *key, size_t klen);
 

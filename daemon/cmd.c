@@ -1234,15 +1234,66 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
 	}
 }
 
+/*
+ * Prefetching for a pass over a group's writes: the three steps of the
+ * cache lookup of each key-value write start 3, 2 and 1 times
+ * PREFETCH_AHEAD writes ahead of the one being handled. In a group of a
+ * few hundred writes to keys spread over a large cache, a lookup is a
+ * chain of misses; started early, those of several writes overlap.
+ */
+#define PREFETCH_AHEAD 4
+#define PREFETCH_STEPS 3
+
+struct prefetch {
+	struct wreq *at[PREFETCH_STEPS]; /* where each step is */
+};
+
+static void
+prefetch_advance(struct cmd_ctx *ctx, struct prefetch *pf, int step)
+{
+	struct wreq *w = pf->at[step];
+
+	if (w == NULL)
+		return;
+	if (WREQ_IS_KV(w->type))
+		cache_prefetch(ctx->cache, w->key, w->klen, step);
+	pf->at[step] = TAILQ_NEXT(w, entry);
+}
+
+static void
+prefetch_start(struct cmd_ctx *ctx, struct prefetch *pf, struct wreq *first)
+{
+	int i, step;
+
+	for (step = 0; step < PREFETCH_STEPS; step++) {
+		pf->at[step] = first;
+		for (i = 0; i < (PREFETCH_STEPS - step) * PREFETCH_AHEAD; i++)
+			prefetch_advance(ctx, pf, step);
+	}
+}
+
+/* Before handling the next write. */
+static void
+prefetch_next(struct cmd_ctx *ctx, struct prefetch *pf)
+{
+	int step;
+
+	for (step = 0; step < PREFETCH_STEPS; step++)
+		prefetch_advance(ctx, pf, step);
+}
+
 /* The group's records are in the journal: acknowledge journal writes. */
 void
 cmd_journaled(void *arg, struct wgroup *g)
 {
 	struct cmd_ctx *ctx = arg;
+	struct prefetch pf;
 	struct wreq    *w;
 
+	prefetch_start(ctx, &pf, TAILQ_FIRST(&g->reqs));
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
+		prefetch_next(ctx, &pf);
 		if (!w->acked && w->durability != PROTO_DUR_COMMIT)
 			ack_write(ctx, w, 0, NULL);
 	}
@@ -1255,12 +1306,15 @@ cmd_applied(void *arg, struct wgroup *g)
 	struct cmd_ctx	   *ctx = arg;
 	struct sync_waiter *sw;
 	struct cmd_session *ss;
+	struct prefetch	    pf;
 	struct wreq	   *w;
 
 	if (g->last_seq > ctx->applied_seq)
 		ctx->applied_seq = g->last_seq;
+	prefetch_start(ctx, &pf, TAILQ_FIRST(&g->reqs));
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
+		prefetch_next(ctx, &pf);
 		if (!w->acked)
 			ack_write(ctx, w, 1, NULL);
 		else if (w->pinned)

@@ -728,6 +728,69 @@ test_sweep(void **state)
 	assert_int_equal(ta.live, 0);
 }
 
+/* Prefetching is a hint: it changes no counter, no LRU order, no rehash. */
+static void
+test_prefetch(void **state)
+{
+	struct cache_stats before, after;
+	struct cache	  *c;
+	char		   key[64];
+	size_t		   len, sz = cache_entry_size(2, 10);
+	unsigned	   i;
+	int		   step;
+
+	(void)state;
+	/* No table yet; keys a lookup would refuse. */
+	assert_non_null(c = new_cache(room_for(4, sz), 3, NULL, NULL));
+	for (step = 0; step < 3; step++) {
+		cache_prefetch(c, "a", 1, step);
+		cache_prefetch(c, "", 0, step);
+		cache_prefetch(c, "a", CACHE_KEY_MAX + 1, step);
+	}
+	assert_int_equal(stats(c).entries, 0);
+
+	/* Prefetching the oldest key does not save it from eviction. */
+	assert_int_equal(put(c, "k1", 10, 1, 0, 0), CACHE_OK);
+	assert_int_equal(put(c, "k2", 10, 2, 0, 0), CACHE_OK);
+	assert_int_equal(put(c, "k3", 10, 3, 0, 0), CACHE_OK);
+	assert_int_equal(put(c, "k4", 10, 4, 0, 0), CACHE_OK);
+	before = stats(c);
+	for (step = 0; step < 3; step++) {
+		cache_prefetch(c, "k1", 2, step);
+		cache_prefetch(c, "k9", 2, step);
+	}
+	after = stats(c);
+	assert_memory_equal(&before, &after, sizeof(before));
+	assert_int_equal(put(c, "k5", 10, 5, 0, 0), CACHE_OK);
+	assert_null(cache_peek(c, "k1", 2));
+	assert_non_null(cache_peek(c, "k2", 2));
+	cache_destroy(c);
+
+	/* Mid-rehash, present and absent keys, every step. */
+	assert_non_null(c = new_cache(0, 5, NULL, NULL));
+	for (i = 0; i < 5000 || stats(c).table_buckets % 3 != 0; i++) {
+		assert_true(i < 100000);
+		len = key_of(key, sizeof(key), i);
+		assert_int_equal(cache_set(c, key, len, "v", 1, i + 1, 0,
+				     i % 5 == 0 ? CACHE_F_PINNED : 0),
+		    CACHE_OK);
+	}
+	before = stats(c);
+	for (i = 0; i < 2 * 5000; i++) {
+		len = key_of(key, sizeof(key), i);
+		for (step = 0; step < 3; step++)
+			cache_prefetch(c, key, len, step);
+	}
+	after = stats(c);
+	assert_memory_equal(&before, &after, sizeof(before));
+	assert_true(after.table_buckets % 3 == 0); /* still mid-rehash */
+	for (i = 0; i < 5000; i++) {
+		len = key_of(key, sizeof(key), i);
+		assert_non_null(cache_peek(c, key, len));
+	}
+	cache_destroy(c);
+}
+
 /* Fill a 4-entry cache with pinned and unpinned entries of size sz. */
 static struct cache *
 pin_setup(size_t sz)
@@ -1398,6 +1461,7 @@ main(void)
 	    cmocka_unit_test(test_ttl),
 	    cmocka_unit_test(test_ttl_pinned),
 	    cmocka_unit_test(test_sweep),
+	    cmocka_unit_test(test_prefetch),
 	    cmocka_unit_test(test_pinning),
 	    cmocka_unit_test(test_reserve),
 	    cmocka_unit_test(test_reserve_empty),
