@@ -5,8 +5,9 @@
  * aligned, handed out by bumping a pointer that belongs to the thread
  * filling the chunk. The header counts the chunk's live allocations plus
  * one while a thread still fills it; whoever drops the count to zero gives
- * the chunk back: to a short list of spares (so that a steady stream of
- * writes does not mmap and munmap all the time), else to the kernel.
+ * the chunk back: to a list of spares (so that a steady stream of writes
+ * does not mmap and munmap all the time), else to the kernel. The list
+ * grows with the chunks in use and shrinks back when they go.
  * Chunks are aligned to QPOOL_CHUNK, so the header of any allocation is
  * found by rounding its address down; a large allocation has a mapping of
  * its own that starts with the same header.
@@ -38,9 +39,11 @@
 #endif
 #endif
 
-#define QPOOL_ALIGN  16
-#define QPOOL_LARGE  (QPOOL_CHUNK / 4)
-#define QPOOL_SPARES 4
+#define QPOOL_ALIGN	   16
+#define QPOOL_LARGE	   (QPOOL_CHUNK / 4)
+#define QPOOL_SPARES	   4  /* spares kept at least */
+#define QPOOL_SPARES_SHARE 4  /* and one more for this many chunks in use */
+#define QPOOL_SPARES_MAX   64 /* up to */
 
 struct qchunk {
 	atomic_size_t refs; /* live allocations, plus one while filled */
@@ -56,7 +59,7 @@ static __thread struct qchunk *cur;
 static __thread unsigned char *top, *end;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct qchunk  *spares[QPOOL_SPARES];
+static struct qchunk  *spares[QPOOL_SPARES_MAX];
 static int	       nspares;
 
 static atomic_size_t nlive, nchunks, nbytes, nmapped;
@@ -106,26 +109,57 @@ map_aligned(size_t len)
 }
 
 static void
-chunk_release(struct qchunk *c)
+chunk_unmap(struct qchunk *c)
 {
 	size_t len = c->len;
 
-	if (!c->large) {
-		if (pthread_mutex_lock(&lock) != 0)
-			fatalx("qpool: pthread_mutex_lock");
-		if (nspares < QPOOL_SPARES) {
-			spares[nspares++] = c;
-			c = NULL;
-		}
-		if (pthread_mutex_unlock(&lock) != 0)
-			fatalx("qpool: pthread_mutex_unlock");
-		if (c == NULL)
-			return;
-	}
 	if (munmap(c, len) == -1)
 		log_warn("qpool: munmap");
 	atomic_fetch_sub_explicit(&nchunks, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&nbytes, len, memory_order_relaxed);
+}
+
+/*
+ * How many spares to keep: a few, plus a share of the chunks in use, so
+ * that a queue that fills and drains over and over reuses its chunks
+ * instead of faulting fresh pages in; once the queue drains, the extra
+ * spares go too. Under the lock.
+ */
+static int
+spares_wanted(void)
+{
+	size_t used = atomic_load_explicit(&nchunks, memory_order_relaxed);
+
+	used = used > (size_t)nspares ? used - (size_t)nspares : 0;
+	if (used / QPOOL_SPARES_SHARE > QPOOL_SPARES_MAX - QPOOL_SPARES)
+		return QPOOL_SPARES_MAX;
+	return QPOOL_SPARES + (int)(used / QPOOL_SPARES_SHARE);
+}
+
+static void
+chunk_release(struct qchunk *c)
+{
+	struct qchunk *extra[QPOOL_SPARES_MAX];
+	int	       i, n = 0, want;
+
+	if (!c->large) {
+		if (pthread_mutex_lock(&lock) != 0)
+			fatalx("qpool: pthread_mutex_lock");
+		want = spares_wanted();
+		if (nspares < want) {
+			spares[nspares++] = c;
+			c = NULL;
+		}
+		while (nspares > want)
+			extra[n++] = spares[--nspares];
+		if (pthread_mutex_unlock(&lock) != 0)
+			fatalx("qpool: pthread_mutex_unlock");
+		for (i = 0; i < n; i++)
+			chunk_unmap(extra[i]);
+		if (c == NULL)
+			return;
+	}
+	chunk_unmap(c);
 }
 
 static void

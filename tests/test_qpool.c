@@ -25,7 +25,7 @@
 #include "daemon/keymap.h"
 #include "daemon/qpool.h"
 
-#define SPARES_MAX 4 /* QPOOL_SPARES in qpool.c */
+#define SPARES_MAX 4 /* QPOOL_SPARES in qpool.c: spares kept when drained */
 
 static struct qpool_stats
 stats(void)
@@ -129,6 +129,39 @@ test_kept_allocation_holds_one_chunk(void **state)
 	assert_true(st.chunks <= 1 + SPARES_MAX);
 	assert_true(st.bytes <= (1 + SPARES_MAX) * QPOOL_CHUNK);
 	qpool_free(p[10]);
+	assert_drained();
+}
+
+/*
+ * A queue that drains and fills again reuses its chunks: the spares
+ * grow with the chunks in use, and go back once everything is freed.
+ */
+static void
+test_spares_follow_use(void **state)
+{
+	enum { CHUNKS = 100, SZ = 1024, N = CHUNKS * (QPOOL_CHUNK / SZ) };
+	static void	  *p[N];
+	struct qpool_stats st;
+	size_t		   i, half = N / 2, mapped;
+
+	(void)state;
+	if (!qpool_pooled())
+		skip();
+	/* CHUNKS chunks of 1 KiB allocations; the first half goes. */
+	for (i = 0; i < N; i++)
+		p[i] = qpool_alloc(SZ);
+	assert_true(stats().chunks >= CHUNKS);
+	for (i = 0; i < half; i++)
+		qpool_free(p[i]);
+	st = stats();
+	assert_true(st.chunks > CHUNKS / 2 + SPARES_MAX); /* spares kept */
+	/* Filling that half again takes spares, not fresh mappings. */
+	mapped = st.mapped;
+	for (i = 0; i < half; i++)
+		p[i] = qpool_alloc(SZ);
+	assert_true(stats().mapped - mapped < CHUNKS / 2 - SPARES_MAX);
+	for (i = 0; i < N; i++)
+		qpool_free(p[i]);
 	assert_drained();
 }
 
@@ -269,6 +302,7 @@ main(void)
 	    cmocka_unit_test(test_alignment_and_contents),
 	    cmocka_unit_test(test_calloc_zeroes),
 	    cmocka_unit_test(test_kept_allocation_holds_one_chunk),
+	    cmocka_unit_test(test_spares_follow_use),
 	    cmocka_unit_test(test_large_allocation_is_given_back),
 	    cmocka_unit_test(test_free_from_another_thread),
 	    cmocka_unit_test(test_keymap_renew_moves_entries),
