@@ -130,6 +130,47 @@ crc32c_ref(uint32_t crc, const unsigned char *p, size_t len)
 	return ~crc;
 }
 
+/*
+ * unlink() and stat() of segment files fail on demand: the program is
+ * linked with --wrap=unlink and --wrap=stat, so the journal's calls (and
+ * the tests' own) come here first.
+ */
+static int fail_seg_unlink; /* errno for unlink of a segment, 0: none */
+static int fail_seg_stat;   /* the same for stat */
+
+int __real_unlink(const char *path);
+int __real_stat(const char *restrict path, struct stat *restrict sb);
+int __wrap_unlink(const char *path);
+int __wrap_stat(const char *restrict path, struct stat *restrict sb);
+
+static int
+is_segment_path(const char *path)
+{
+	size_t n = strlen(path);
+
+	return n > 4 && strcmp(path + n - 4, ".seg") == 0;
+}
+
+int
+__wrap_unlink(const char *path)
+{
+	if (fail_seg_unlink != 0 && is_segment_path(path)) {
+		errno = fail_seg_unlink;
+		return -1;
+	}
+	return __real_unlink(path);
+}
+
+int
+__wrap_stat(const char *restrict path, struct stat *restrict sb)
+{
+	if (fail_seg_stat != 0 && is_segment_path(path)) {
+		errno = fail_seg_stat;
+		return -1;
+	}
+	return __real_stat(path, sb);
+}
+
 static int
 rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -2017,6 +2058,25 @@ set_format(const char *path, uint32_t version)
 }
 
 /*
+ * At path, a segment of only the header of segment file image (its
+ * format kept), renamed to start at first (below 256).
+ */
+static void
+write_header_only(const char *path, const unsigned char *image, uint64_t first)
+{
+	unsigned char hdr[JOURNAL_HEADER_SIZE];
+	uint32_t      crc;
+	int	      k;
+
+	memcpy(hdr, image, JOURNAL_HEADER_SIZE);
+	hdr[16] = (unsigned char)first; /* first seq, little-endian */
+	crc = crc32c_mask(crc32c_ref(0, hdr, 32));
+	for (k = 0; k < 4; k++)
+		hdr[32 + k] = (unsigned char)(crc >> (8 * k));
+	write_all(path, hdr, sizeof(hdr));
+}
+
+/*
  * Segments of format 1 (before the unsynced flag) are still read; they
  * are never written to: the next write starts a segment of the current
  * format. A format 1 segment holding no record goes at open (the next
@@ -2032,7 +2092,7 @@ test_format_1_segment(void **state)
 	struct items		exp;
 	struct journal	       *j;
 	char			path[PATH_MAX], path8[PATH_MAX], *cause;
-	unsigned char	       *v1, *now, hdr[JOURNAL_HEADER_SIZE];
+	unsigned char	       *v1, *now;
 	size_t			size, size2;
 
 	memset(&exp, 0, sizeof(exp));
@@ -2046,16 +2106,7 @@ test_format_1_segment(void **state)
 	v1 = read_all(path, &size);
 
 	/* A header-only format 1 segment after it, named by the next seq. */
-	memcpy(hdr, v1, JOURNAL_HEADER_SIZE);
-	hdr[16] = 8; /* first seq: 8, little-endian */
-	{
-		uint32_t crc = crc32c_mask(crc32c_ref(0, hdr, 32));
-		int	 k;
-
-		for (k = 0; k < 4; k++)
-			hdr[32 + k] = (unsigned char)(crc >> (8 * k));
-	}
-	write_all(path8, hdr, sizeof(hdr));
+	write_header_only(path8, v1, 8);
 
 	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
 	assert_int_equal(rec.segments, 1);
@@ -2118,6 +2169,110 @@ test_format_1_segment(void **state)
 	assert_cause_names(cause, 1, ss.off[4]);
 	free(cause);
 	seg_free(&ss);
+	items_free(&exp);
+}
+
+/* cause must say what failed (call), on which file (its name), and why. */
+static void
+assert_cause_says(
+    const char *cause, const char *call, const char *path, int err)
+{
+	const char *base = strrchr(path, '/');
+
+	assert_non_null(cause);
+	base = base != NULL ? base + 1 : path;
+	if (strstr(cause, call) == NULL || strstr(cause, base) == NULL ||
+	    strstr(cause, strerror(err)) == NULL) {
+		print_error("cause \"%s\" should name %s, %s and \"%s\"\n",
+		    cause, call, base, strerror(err));
+		fail();
+	}
+}
+
+/*
+ * Segments the journal removes (an empty one of an older format and a torn
+ * header at open, wholly applied ones later) may fail to go: open then
+ * fails naming the file and the error, release keeps the segment for the
+ * next call, and both go on once the file can be removed.
+ */
+static void
+test_remove_failures(void **state)
+{
+	struct tmp	       *t = *state;
+	struct journal_recovery rec;
+	struct journal_stats	st;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX], path8[PATH_MAX], *cause;
+	char			path10[PATH_MAX];
+	unsigned char	       *v1;
+	size_t			size;
+
+	memset(&exp, 0, sizeof(exp));
+	seg_path(path, sizeof(path), t->dir, 1);
+	seg_path(path8, sizeof(path8), t->dir, 8);
+	seg_path(path10, sizeof(path10), t->dir, 10);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	write_group(j, &exp, 1, NULL, 4);
+	write_group(j, &exp, 5, NULL, 3);
+	journal_close(j);
+	set_format(path, 1);
+	v1 = read_all(path, &size);
+	write_header_only(path8, v1, 8);
+	free(v1);
+
+	/* Open removes the empty format 1 segment: stat, then unlink. */
+	fail_seg_stat = EACCES;
+	cause = jopen_fail(t->dir, BIG_SEGMENT, RECORD_MAX);
+	fail_seg_stat = 0;
+	assert_cause_says(cause, "stat", path8, EACCES);
+	free(cause);
+	assert_true(file_exists(path8));
+	fail_seg_unlink = EPERM;
+	cause = jopen_fail(t->dir, BIG_SEGMENT, RECORD_MAX);
+	fail_seg_unlink = 0;
+	assert_cause_says(cause, "unlink", path8, EPERM);
+	free(cause);
+	assert_true(file_exists(path8));
+	assert_true(file_exists(path));
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	assert_false(file_exists(path8));
+	check_recovery(&rec, &exp);
+	check_replay(j, 0, &exp);
+
+	/* The next write starts segment 8; segment 1 is then applied. */
+	write_group(j, &exp, 8, NULL, 2);
+	fail_seg_unlink = EIO;
+	assert_int_equal(journal_release(j, 7), 0);
+	fail_seg_unlink = 0;
+	assert_true(file_exists(path));
+	journal_get_stats(j, &st);
+	assert_int_equal(st.segments, 2);
+	assert_int_equal(st.segments_deleted, 0);
+	check_replay(j, 0, &exp);
+	assert_int_equal(journal_release(j, 7), 1);
+	assert_false(file_exists(path));
+	journal_get_stats(j, &st);
+	assert_int_equal(st.segments, 1);
+	assert_int_equal(st.segments_deleted, 1);
+	check_replay(j, 7, &exp);
+	journal_close(j);
+
+	/* A torn header at the end (a crash while segment 10 was made). */
+	v1 = read_all(path8, &size);
+	write_all(path10, v1, 10);
+	free(v1);
+	fail_seg_unlink = ENOENT;
+	cause = jopen_fail(t->dir, BIG_SEGMENT, RECORD_MAX);
+	fail_seg_unlink = 0;
+	assert_cause_says(cause, "unlink", path10, ENOENT);
+	free(cause);
+	assert_true(file_exists(path10));
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	assert_false(file_exists(path10));
+	assert_int_equal(rec.truncated_bytes, 10);
+	check_replay(j, 7, &exp);
+	journal_close(j);
 	items_free(&exp);
 }
 
@@ -2838,6 +2993,8 @@ main(void)
 		test_unsynced_later_segments, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_format_1_segment, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_remove_failures, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_header, setup, teardown),
