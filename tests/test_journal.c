@@ -2190,6 +2190,24 @@ assert_cause_says(
 }
 
 /*
+ * While *fail is err (the call, stat or unlink, fails for segments), open
+ * must fail on the segment at path, say so, and leave the file.
+ */
+static void
+open_fails_removing(
+    const char *dir, int *fail, int err, const char *call, const char *path)
+{
+	char *cause;
+
+	*fail = err;
+	cause = jopen_fail(dir, BIG_SEGMENT, RECORD_MAX);
+	*fail = 0;
+	assert_cause_says(cause, call, path, err);
+	free(cause);
+	assert_true(file_exists(path));
+}
+
+/*
  * Segments the journal removes (an empty one of an older format and a torn
  * header at open, wholly applied ones later) may fail to go: open then
  * fails naming the file and the error, release keeps the segment for the
@@ -2203,10 +2221,9 @@ test_remove_failures(void **state)
 	struct journal_stats	st;
 	struct items		exp;
 	struct journal	       *j;
-	char			path[PATH_MAX], path8[PATH_MAX], *cause;
-	char			path10[PATH_MAX];
-	unsigned char	       *v1;
-	size_t			size;
+	char	       path[PATH_MAX], path8[PATH_MAX], path10[PATH_MAX];
+	unsigned char *v1;
+	size_t	       size;
 
 	memset(&exp, 0, sizeof(exp));
 	seg_path(path, sizeof(path), t->dir, 1);
@@ -2222,18 +2239,8 @@ test_remove_failures(void **state)
 	free(v1);
 
 	/* Open removes the empty format 1 segment: stat, then unlink. */
-	fail_seg_stat = EACCES;
-	cause = jopen_fail(t->dir, BIG_SEGMENT, RECORD_MAX);
-	fail_seg_stat = 0;
-	assert_cause_says(cause, "stat", path8, EACCES);
-	free(cause);
-	assert_true(file_exists(path8));
-	fail_seg_unlink = EPERM;
-	cause = jopen_fail(t->dir, BIG_SEGMENT, RECORD_MAX);
-	fail_seg_unlink = 0;
-	assert_cause_says(cause, "unlink", path8, EPERM);
-	free(cause);
-	assert_true(file_exists(path8));
+	open_fails_removing(t->dir, &fail_seg_stat, EACCES, "stat", path8);
+	open_fails_removing(t->dir, &fail_seg_unlink, EPERM, "unlink", path8);
 	assert_true(file_exists(path));
 	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
 	assert_false(file_exists(path8));
@@ -2262,12 +2269,7 @@ test_remove_failures(void **state)
 	v1 = read_all(path8, &size);
 	write_all(path10, v1, 10);
 	free(v1);
-	fail_seg_unlink = ENOENT;
-	cause = jopen_fail(t->dir, BIG_SEGMENT, RECORD_MAX);
-	fail_seg_unlink = 0;
-	assert_cause_says(cause, "unlink", path10, ENOENT);
-	free(cause);
-	assert_true(file_exists(path10));
+	open_fails_removing(t->dir, &fail_seg_unlink, ENOENT, "unlink", path10);
 	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
 	assert_false(file_exists(path10));
 	assert_int_equal(rec.truncated_bytes, 10);
