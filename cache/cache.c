@@ -479,9 +479,13 @@ cache_prefetch(const struct cache *c, const void *key, size_t klen, int step)
 	if ((e = *b) == NULL)
 		return;
 	if (step == 1) {
-		/* The header, and the line the key ends in. */
+		/*
+		 * The header, and the line the key would end in (computed as
+		 * a number: the entry there may be shorter).
+		 */
 		__builtin_prefetch(e);
-		__builtin_prefetch(e->data + klen - 1);
+		__builtin_prefetch(
+		    (const void *)((uintptr_t)e + CACHE_ENTRY_HDR + klen - 1));
 		return;
 	}
 	if (e->klen != klen || memcmp(e->data, key, klen) != 0) {
