@@ -504,17 +504,17 @@ segment_remove_last(struct journal *j, char **cause)
 
 /*
  * Remove every segment after s, the last first, then sync the folder:
- * a crash on the way leaves a journal that gets the same verdict.
+ * a crash on the way leaves a journal that gets the same verdict. why
+ * ends the log line of each.
  */
 static int
-segments_drop_after(struct journal *j, struct segment *s, char **cause)
+segments_drop_after(
+    struct journal *j, struct segment *s, const char *why, char **cause)
 {
 	struct segment *t;
 
 	while ((t = TAILQ_LAST(&j->segments, segment_list)) != s) {
-		log_warnx("journal: removing %s: it holds only unsynced "
-			  "records after a lost one",
-		    t->path);
+		log_warnx("journal: removing %s: %s", t->path, why);
 		if (segment_remove_last(j, cause) == -1)
 			return -1;
 	}
@@ -525,8 +525,8 @@ segments_drop_after(struct journal *j, struct segment *s, char **cause)
  * Scan one segment. last says whether it is the last one (where a torn
  * tail is expected after a crash). *prev is the last seq seen so far.
  * Returns 0, or -1 with *cause; 1 when the segment (a torn header) was
- * removed; 2 when salvage cut it and the later segments must go. A lost
- * unsynced write is cut here, later segments included (0).
+ * removed; 2 when salvage cut it (the later segments are removed first).
+ * A lost unsynced write is cut here, later segments included (0).
  */
 static int
 segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
@@ -670,7 +670,9 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 				  "after it dropped",
 			    s->path, off, why, size - off, n);
 			segment_unmap(buf, size);
-			if (segments_drop_after(j, s, cause) == -1)
+			if (segments_drop_after(j, s,
+				"only unsynced records after a lost one",
+				cause) == -1)
 				return -1;
 			j->stats.truncated_bytes += size - off;
 			if (file_truncate(s->path, off, cause) == -1)
@@ -698,8 +700,18 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 		    " (%s): cutting %" PRIu64 " bytes",
 		    s->path, off, why, size - off);
 	if (repair) {
-		j->stats.truncated_bytes += size - off;
 		segment_unmap(buf, size);
+		/*
+		 * Salvage removes the later segments before it cuts this one,
+		 * so that a crash on the way never leaves records after the
+		 * cut without the ones between: the next open finds the same
+		 * damage (or, with all of them gone, a torn tail to cut at
+		 * the same place).
+		 */
+		if (rc == 2 && segments_drop_after(j, s,
+				   "salvage: it follows the cut", cause) == -1)
+			return -1;
+		j->stats.truncated_bytes += size - off;
 		if (file_truncate(s->path, off, cause) == -1)
 			return -1;
 		return rc;
@@ -863,18 +875,6 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 
 	for (s = TAILQ_FIRST(&j->segments); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
-		if (cut) {
-			/* Salvage: everything after the cut goes. */
-			log_warnx("journal: salvage: removing %s", s->path);
-			if (unlink(s->path) == -1) {
-				xasprintf(cause, "unlink %s: %s", s->path,
-				    strerror(errno));
-				goto fail;
-			}
-			TAILQ_REMOVE(&j->segments, s, entry);
-			segment_free(s);
-			continue;
-		}
 		rc = segment_scan(
 		    j, s, next == NULL, &prev, NULL, NULL, 0, 1, cause);
 		if (rc == -1)
@@ -886,7 +886,7 @@ journal_open(const struct journal_options *opts, struct journal_recovery *rec,
 		}
 		if (rc == 2)
 			cut = 1;
-		/* A lost unsynced write may have removed the later ones. */
+		/* A cut (lost write or salvage) removed the later ones. */
 		next = TAILQ_NEXT(s, entry);
 		if (rec->first_seq == 0)
 			rec->first_seq = s->first_seq;

@@ -135,8 +135,9 @@ crc32c_ref(uint32_t crc, const unsigned char *p, size_t len)
  * linked with --wrap=unlink and --wrap=stat, so the journal's calls (and
  * the tests' own) come here first.
  */
-static int fail_seg_unlink; /* errno for unlink of a segment, 0: none */
-static int fail_seg_stat;   /* the same for stat */
+static int	   fail_seg_unlink; /* errno for unlink of a segment, 0: none */
+static int	   fail_seg_stat;   /* the same for stat */
+static const char *fail_unlink_path; /* unlink of this one fails (EIO) */
 
 int __real_unlink(const char *path);
 int __real_stat(const char *restrict path, struct stat *restrict sb);
@@ -156,6 +157,10 @@ __wrap_unlink(const char *path)
 {
 	if (fail_seg_unlink != 0 && is_segment_path(path)) {
 		errno = fail_seg_unlink;
+		return -1;
+	}
+	if (fail_unlink_path != NULL && strcmp(path, fail_unlink_path) == 0) {
+		errno = EIO;
 		return -1;
 	}
 	return __real_unlink(path);
@@ -434,6 +439,23 @@ assert_cause_names(const char *cause, uint64_t name_seq, uint64_t off)
 		print_error("cause \"%s\" should name %s and offset %" PRIu64
 			    "\n",
 		    cause, base, off);
+		fail();
+	}
+}
+
+/* cause must say what failed (call), on which file (its name), and why. */
+static void
+assert_cause_says(
+    const char *cause, const char *call, const char *path, int err)
+{
+	const char *base = strrchr(path, '/');
+
+	assert_non_null(cause);
+	base = base != NULL ? base + 1 : path;
+	if (strstr(cause, call) == NULL || strstr(cause, base) == NULL ||
+	    strstr(cause, strerror(err)) == NULL) {
+		print_error("cause \"%s\" should name %s, %s and \"%s\"\n",
+		    cause, call, base, strerror(err));
 		fail();
 	}
 }
@@ -1686,6 +1708,80 @@ test_flip_middle_earlier_segment(void **state)
 	items_free(&exp);
 }
 
+/*
+ * Salvage stopped half way (here by an unlink that fails, as a crash
+ * would stop it) must never leave records after the cut without the
+ * segments between: the later segments go, the last first, before the
+ * damaged one is cut. What is left gets the same verdict: refused
+ * without salvage, and salvage then keeps the same prefix.
+ */
+static void
+test_salvage_interrupted(void **state)
+{
+	struct tmp	       *t = *state;
+	struct journal_recovery rec;
+	struct segscan		s0;
+	struct items		exp;
+	struct journal	       *j;
+	char			path[PATH_MAX], stuck[PATH_MAX], *cause;
+	uint64_t		seq = 1, *seqs, *left, bad;
+	size_t			size, nseg, nleft, victim, i;
+
+	memset(&exp, 0, sizeof(exp));
+	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
+	while (seq < 80) {
+		write_group(j, &exp, seq, NULL, 2);
+		seq += 2;
+	}
+	journal_close(j);
+	nseg = segment_seqs(t->dir, &seqs);
+	assert_true(nseg >= 4);
+	seg_scan(t->dir, seqs[0], &s0);
+	assert_true(s0.n >= 3);
+	seg_path(path, sizeof(path), t->dir, seqs[0]);
+	size = (size_t)file_size(path);
+	victim = s0.n / 2;
+	bad = s0.off[victim];
+	flip_bit(path, s0.off[victim + 1] - 1, 6);
+
+	/* The second segment after the damage cannot be removed. */
+	seg_path(stuck, sizeof(stuck), t->dir, seqs[2]);
+	fail_unlink_path = stuck;
+	j = jopen(t->dir, 1024, RECORD_MAX, 1, &rec, &cause);
+	fail_unlink_path = NULL;
+	assert_null(j);
+	assert_cause_says(cause, "unlink", stuck, EIO);
+	free(cause);
+	/* The ones after it went; it, the one before it and the cut did not. */
+	nleft = segment_seqs(t->dir, &left);
+	assert_int_equal(nleft, 3);
+	for (i = 0; i < nleft; i++)
+		assert_int_equal(left[i], seqs[i]);
+	free(left);
+	assert_int_equal(file_size(path), size);
+
+	/* Without salvage: the same damage, refused, nothing touched. */
+	cause = jopen_fail(t->dir, 1024, RECORD_MAX);
+	assert_cause_names(cause, seqs[0], bad);
+	free(cause);
+	assert_int_equal(count_segments(t->dir), 3);
+	assert_int_equal(file_size(path), size);
+
+	/* Salvage, not stopped this time: the same prefix as ever. */
+	j = jopen_ok(t->dir, 1024, RECORD_MAX, 1, &rec);
+	items_cut(&exp, victim);
+	check_recovery(&rec, &exp);
+	assert_int_equal(rec.segments, 1);
+	assert_int_equal(file_size(path), bad);
+	assert_int_equal(count_segments(t->dir), 1);
+	check_replay(j, 0, &exp);
+	journal_close(j);
+
+	free(seqs);
+	seg_free(&s0);
+	items_free(&exp);
+}
+
 static void
 test_flip_last_record(void **state)
 {
@@ -2170,23 +2266,6 @@ test_format_1_segment(void **state)
 	free(cause);
 	seg_free(&ss);
 	items_free(&exp);
-}
-
-/* cause must say what failed (call), on which file (its name), and why. */
-static void
-assert_cause_says(
-    const char *cause, const char *call, const char *path, int err)
-{
-	const char *base = strrchr(path, '/');
-
-	assert_non_null(cause);
-	base = base != NULL ? base + 1 : path;
-	if (strstr(cause, call) == NULL || strstr(cause, base) == NULL ||
-	    strstr(cause, strerror(err)) == NULL) {
-		print_error("cause \"%s\" should name %s, %s and \"%s\"\n",
-		    cause, call, base, strerror(err));
-		fail();
-	}
 }
 
 /*
@@ -2985,6 +3064,8 @@ main(void)
 		test_flip_middle_last_segment, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_flip_middle_earlier_segment, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_salvage_interrupted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_flip_last_record, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
