@@ -707,10 +707,13 @@ cache_destroy(struct cache *c)
 	c->free(c, c->alloc_arg);
 }
 
-/* Insert or replace key: plan, allocate, then evict and link. */
-int
-cache_set(struct cache *c, const void *key, size_t klen, const void *val,
-    size_t vlen, uint64_t version, uint32_t ttl, unsigned flags)
+/*
+ * Insert or replace key: plan, allocate, then evict and link. With newer,
+ * an entry of a higher version than version stays (CACHE_ESTALE).
+ */
+static int
+cache_put(struct cache *c, const void *key, size_t klen, const void *val,
+    size_t vlen, uint64_t version, uint32_t ttl, unsigned flags, int newer)
 {
 	struct cache_entry *old, *e, **lp = NULL, **nb = NULL;
 	size_t		    size, oldsize = 0, tcost, need, excess, avail;
@@ -719,6 +722,13 @@ cache_set(struct cache *c, const void *key, size_t klen, const void *val,
 
 	if (!cache_key_ok(key, klen) || (flags & ~CACHE_F_ALL) != 0)
 		return CACHE_EINVAL;
+	h = cache_hash(c, key, klen);
+	old = cache_find(c, h, key, klen, &lp);
+	if (old != NULL) {
+		if (newer && old->version > version)
+			return CACHE_ESTALE;
+		oldsize = cache_charge(old);
+	}
 	if ((flags & CACHE_F_TOMBSTONE) ? vlen != 0
 					: (val == NULL && vlen != 0))
 		return CACHE_EINVAL;
@@ -734,11 +744,6 @@ cache_set(struct cache *c, const void *key, size_t klen, const void *val,
 	if (c->max_memory != 0 &&
 	    (size > c->max_memory || tcost > c->max_memory - size))
 		return CACHE_EINVAL;
-
-	h = cache_hash(c, key, klen);
-	old = cache_find(c, h, key, klen, &lp);
-	if (old != NULL)
-		oldsize = cache_charge(old);
 
 	/* Are there enough unpinned bytes, besides old, to make room? */
 	if (c->max_memory != 0) {
@@ -808,6 +813,20 @@ cache_set(struct cache *c, const void *key, size_t klen, const void *val,
 	cache_grow(c);
 	CACHE_VERIFY(c);
 	return CACHE_OK;
+}
+
+int
+cache_set(struct cache *c, const void *key, size_t klen, const void *val,
+    size_t vlen, uint64_t version, uint32_t ttl, unsigned flags)
+{
+	return cache_put(c, key, klen, val, vlen, version, ttl, flags, 0);
+}
+
+int
+cache_set_newer(struct cache *c, const void *key, size_t klen, const void *val,
+    size_t vlen, uint64_t version, uint32_t ttl, unsigned flags)
+{
+	return cache_put(c, key, klen, val, vlen, version, ttl, flags, 1);
 }
 
 /* Look key up, counting a hit or a miss and refreshing its recency. */

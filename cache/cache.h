@@ -38,6 +38,7 @@ struct cache_entry;
 #define CACHE_EFULL  -2 /* does not fit: only pinned entries left */
 #define CACHE_EINVAL -3 /* key empty or too long, entry too large */
 #define CACHE_ENOENT -4 /* no such key (or it expired) */
+#define CACHE_ESTALE -5 /* a newer version is there: kept */
 
 /* Entry flags. */
 #define CACHE_F_PINNED	  0x01 /* never evicted, never expires */
@@ -83,6 +84,15 @@ void cache_destroy(struct cache *c);
  */
 int cache_set(struct cache *c, const void *key, size_t klen, const void *val,
     size_t vlen, uint64_t version, uint32_t ttl, unsigned flags);
+
+/*
+ * Like cache_set, but when key has an entry of a version above version
+ * (expired or not: it is newer), that entry stays and the call returns
+ * CACHE_ESTALE. One lookup for what would take cache_peek and cache_set.
+ */
+int cache_set_newer(struct cache *c, const void *key, size_t klen,
+    const void *val, size_t vlen, uint64_t version, uint32_t ttl,
+    unsigned flags);
 
 /*
  * Look key up. Returns the entry (and marks it most recently used), or NULL

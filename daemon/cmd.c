@@ -286,14 +286,13 @@ known_version(struct cmd_ctx *ctx, const char *key, size_t klen, uint64_t *v)
 
 /*
  * Make write w visible in the cache: pinned when acknowledged before it is
- * applied, plain when already applied. A newer visible version stays.
+ * applied, plain when already applied. A newer version in the cache stays.
  */
 static void
 make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 {
-	struct cache_entry *e;
-	unsigned	    flags;
-	int		    rc;
+	unsigned flags;
+	int	 rc;
 
 	if (!WREQ_IS_KV(w->type))
 		return;
@@ -301,18 +300,17 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 		cache_unreserve(ctx->cache, w->reserved);
 		w->reserved = 0;
 	}
-	e = cache_peek(ctx->cache, w->key, w->klen);
-	if (e != NULL && cache_entry_version(e) > w->seq)
-		return;
 	flags = (pinned ? CACHE_F_PINNED : 0) |
 		(w->type == WREQ_KV_DEL ? CACHE_F_TOMBSTONE : 0) |
 		(w->type == WREQ_KV_SET_RAW ? CACHE_F_RAW : 0);
-	rc = cache_set(ctx->cache, w->key, w->klen, w->value, w->vlen, w->seq,
-	    w->ttl, flags);
+	rc = cache_set_newer(ctx->cache, w->key, w->klen, w->value, w->vlen,
+	    w->seq, w->ttl, flags);
 	if (rc == CACHE_OK) {
 		w->pinned = pinned;
 		return;
 	}
+	if (rc == CACHE_ESTALE)
+		return;
 	/* Never leave an older value behind. */
 	cache_del(ctx->cache, w->key, w->klen);
 	ctx->kv_complete = 0;

@@ -1081,6 +1081,95 @@ test_overwrite(void **state)
 	cache_destroy(c);
 }
 
+/* The version of the key "s", which must be there (and not expired). */
+static uint64_t
+version_of(struct cache *c, const char *s, size_t *vlen)
+{
+	struct cache_entry *e;
+
+	assert_non_null(e = cache_peek(c, s, strlen(s)));
+	(void)cache_entry_value(e, vlen);
+	return cache_entry_version(e);
+}
+
+/* cache_set_newer with the key "s". */
+static int
+put_newer(struct cache *c, const char *s, size_t vlen, uint64_t version,
+    uint32_t ttl, unsigned flags)
+{
+	static const char zero[8192];
+
+	assert_true(vlen <= sizeof(zero));
+	return cache_set_newer(c, s, strlen(s),
+	    (flags & CACHE_F_TOMBSTONE) ? NULL : zero, vlen, version, ttl,
+	    flags);
+}
+
+/*
+ * cache_set_newer: an entry of a higher version stays, whatever it is
+ * (pinned, a tombstone, expired) and whatever the new one would have
+ * failed with; the same or a lower version is replaced as cache_set does.
+ */
+static void
+test_set_newer(void **state)
+{
+	struct fclock	   fc = {1000};
+	struct cache	  *c;
+	struct cache_stats before, after;
+	size_t		   vlen, sz = cache_entry_size(1, 100);
+
+	(void)state;
+	assert_non_null(c = new_cache(room_for(4, sz), 5, NULL, &fc));
+	/* Absent: inserted. */
+	assert_int_equal(put_newer(c, "a", 100, 5, 0, 0), CACHE_OK);
+	assert_int_equal(version_of(c, "a", &vlen), 5);
+
+	/* Older: kept, nothing counted or moved. */
+	assert_int_equal(put(c, "b", 100, 1, 0, 0), CACHE_OK);
+	cache_get_stats(c, &before);
+	assert_int_equal(put_newer(c, "a", 50, 4, 0, 0), CACHE_ESTALE);
+	assert_int_equal(
+	    put_newer(c, "a", 0, 4, 0, CACHE_F_TOMBSTONE), CACHE_ESTALE);
+	cache_get_stats(c, &after);
+	assert_memory_equal(&before, &after, sizeof(before));
+	assert_int_equal(version_of(c, "a", &vlen), 5);
+	assert_int_equal(vlen, 100);
+	/* An older write too large for the cache: still ESTALE, kept. */
+	assert_int_equal(put_newer(c, "a", 5 * sz, 4, 0, 0), CACHE_ESTALE);
+	assert_int_equal(version_of(c, "a", &vlen), 5);
+	/* A newer one that large: EINVAL, and the old one stays. */
+	assert_int_equal(put_newer(c, "a", 5 * sz, 6, 0, 0), CACHE_EINVAL);
+	assert_int_equal(version_of(c, "a", &vlen), 5);
+
+	/* The same version, or a higher one: replaced. */
+	assert_int_equal(put_newer(c, "a", 50, 5, 0, 0), CACHE_OK);
+	assert_int_equal(version_of(c, "a", &vlen), 5);
+	assert_int_equal(vlen, 50);
+	assert_int_equal(put_newer(c, "a", 60, 9, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_int_equal(version_of(c, "a", &vlen), 9);
+	assert_int_equal(stats(c).pinned, 1);
+
+	/* A pinned newer one and a newer tombstone stay. */
+	assert_int_equal(put_newer(c, "a", 10, 8, 0, 0), CACHE_ESTALE);
+	assert_int_equal(stats(c).pinned, 1);
+	assert_int_equal(put(c, "t", 0, 7, 0, CACHE_F_TOMBSTONE), CACHE_OK);
+	assert_int_equal(put_newer(c, "t", 10, 6, 0, 0), CACHE_ESTALE);
+	assert_true(
+	    cache_entry_flags(cache_peek(c, "t", 1)) & CACHE_F_TOMBSTONE);
+
+	/* A newer entry that expired stays too: the key stays absent. */
+	assert_int_equal(put(c, "e", 100, 20, 1, 0), CACHE_OK);
+	fc.now += 2;
+	assert_false(has(c, "e"));
+	assert_int_equal(put_newer(c, "e", 100, 19, 0, 0), CACHE_ESTALE);
+	assert_false(has(c, "e"));
+	/* A later version replaces it. */
+	assert_int_equal(put_newer(c, "e", 100, 21, 0, 0), CACHE_OK);
+	assert_true(has(c, "e"));
+	assert_int_equal(version_of(c, "e", &vlen), 21);
+	cache_destroy(c);
+}
+
 /*
  * A limit too small for the table to grow: growth is skipped and every
  * key is still found.
@@ -1468,6 +1557,7 @@ main(void)
 	    cmocka_unit_test(test_tombstones),
 	    cmocka_unit_test(test_delete),
 	    cmocka_unit_test(test_overwrite),
+	    cmocka_unit_test(test_set_newer),
 	    cmocka_unit_test(test_no_growth),
 	    cmocka_unit_test(test_million),
 	    cmocka_unit_test(test_alloc_failure),
