@@ -2252,6 +2252,47 @@ test_format_1_segment(void **state)
 	journal_close(j);
 	assert_int_equal(count_segments(t->dir), 2);
 
+	/*
+	 * The same at the very end of the names: the last segment is named
+	 * 2^64-1 and the next write's seq has that name. No name is left
+	 * after it: the write fails, saying so, and creates nothing.
+	 */
+	rm_rf(t->dir);
+	items_free(&exp);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	write_group(j, &exp, UINT64_MAX - 1, NULL, 1);
+	journal_close(j);
+	seg_path(path8, sizeof(path8), t->dir, UINT64_MAX - 1);
+	v1 = read_all(path8, &size);
+	assert_int_equal(unlink(path8), 0);
+	v1[16] = 0xff; /* first seq 2^64-1, little-endian */
+	seg_path(path8, sizeof(path8), t->dir, UINT64_MAX);
+	write_all(path8, v1, size);
+	set_format(path8, 1);
+	j = jopen_ok(t->dir, BIG_SEGMENT, RECORD_MAX, 0, &rec);
+	check_recovery(&rec, &exp);
+	{
+		unsigned char *buf;
+		uint64_t       last = UINT64_MAX;
+		size_t	       total, one = 8;
+
+		buf = encode_group(&exp, &last, &one, 1, &total);
+		cause = NULL;
+		assert_int_equal(journal_write(j, buf, total, UINT64_MAX,
+				     UINT64_MAX, &cause),
+		    -1);
+		free(buf);
+	}
+	assert_non_null(cause);
+	assert_non_null(strstr(cause, "no segment name is left"));
+	free(cause);
+	journal_close(j);
+	assert_int_equal(count_segments(t->dir), 1);
+	now = read_all(path8, &size2);
+	assert_int_equal(size2, size);
+	free(now);
+	free(v1);
+
 	/* Format 1 with a record flagged unsynced: corruption. */
 	rm_rf(t->dir);
 	items_free(&exp);
