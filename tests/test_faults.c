@@ -994,6 +994,126 @@ out:
 	free(f);
 }
 
+/*
+ * The one connection a daemon with --max-connections 1 takes, once it has
+ * closed the one daemon_start made to see it up (-1 if it never does).
+ */
+static int
+only_conn(struct fx *f)
+{
+	char *ans;
+	int   fd, i, ok;
+
+	for (i = 0; i < 100; i++) {
+		if ((fd = raw_connect(f->d.sock)) == -1)
+			break;
+		ans = raw_roundtrip(fd, "{\"op\":\"ping\"}");
+		ok = ans != NULL && strstr(ans, "\"ok\":true") != NULL;
+		free(ans);
+		if (ok)
+			return fd;
+		close(fd);
+		usleep(10000);
+	}
+	fx_fail(f, "no connection taken");
+	return -1;
+}
+
+/*
+ * Out of memory while refusing a connection: with one connection allowed
+ * and one open, the next is refused; it is held a while for its first
+ * bytes, which takes an event. When that allocation fails, the refused
+ * client is answered at once ("busy") instead, and the daemon runs on.
+ * The second allocation after the switch is that event's (the first is
+ * the refused client's record); should some other allocation come
+ * between them, the case starts the daemon again, up to 3 times.
+ */
+static void
+case_oom_refused(void)
+{
+	static const char *const extra[] = {"--max-connections", "1", NULL};
+	static const char	 waitmsg[] =
+	    "cannot wait for a refused client's first bytes";
+	struct fx *f = calloc(1, sizeof(*f));
+	char	   code[64], detail[256];
+	char	  *ans = NULL;
+	long	   before;
+	double	   t0, took = 0;
+	int	   fd = -1, fd2 = -1, attempt, reached = 0;
+
+	detail[0] = '\0';
+	if (f == NULL || fx_init(f, "allocation 2 fails while refusing a "
+				    "connection") == -1) {
+		fails++;
+		free(f);
+		return;
+	}
+	f->oom = "2";
+	f->extra = extra;
+	for (attempt = 0; attempt < 3 && !reached && !f->failed; attempt++) {
+		if (attempt > 0)
+			fx_kill(f);
+		if (fx_start(f, NULL) == -1 || (fd = only_conn(f)) == -1 ||
+		    fx_warmup(f, fd) == -1)
+			goto out;
+		before = oom_count(f);
+		fx_switch(f, 1);
+		t0 = now_s();
+		if ((fd2 = raw_connect(f->d.sock)) == -1) {
+			fx_fail(f, "connect: %s", strerror(errno));
+			goto out;
+		}
+		ans = raw_readline(fd2, 5000);
+		took = now_s() - t0;
+		fx_switch(f, 0);
+		close(fd2);
+		fd2 = -1;
+		if (ans == NULL || strstr(ans, "\"busy\"") == NULL) {
+			fx_fail(f, "the refused client got %s, not busy",
+			    ans != NULL ? ans : "nothing");
+			goto out;
+		}
+		free(ans);
+		ans = NULL;
+		if (oom_count(f) != before + 1) {
+			fx_fail(f, "%ld allocations failed, not 1",
+			    oom_count(f) - before);
+			goto out;
+		}
+		reached = log_has(f, waitmsg);
+		/* Still serving the connection it has. */
+		if (fx_set(f, fd, code, sizeof(code)) != 1) {
+			fx_fail(f, "no write taken after the refusal");
+			goto out;
+		}
+		close(fd);
+		fd = -1;
+	}
+	if (!reached)
+		fx_fail(f, "3 starts, and the failed allocation was never the "
+			   "refused client's event");
+	else if (took > 0.5)
+		fx_fail(f,
+		    "the refused client was answered after %.2f s, "
+		    "not at once",
+		    took);
+	snprintf(detail, sizeof(detail),
+	    "answered busy at once (%.0f ms), logged, and runs on (%d "
+	    "start%s)",
+	    took * 1000, attempt, attempt > 1 ? "s" : "");
+	f->oom = NULL;
+	f->extra = NULL;
+	fx_verify(f);
+out:
+	free(ans);
+	if (fd2 != -1)
+		close(fd2);
+	if (fd != -1)
+		close(fd);
+	fx_done(f, detail);
+	free(f);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1057,6 +1177,7 @@ main(int argc, char **argv)
 			case_oom(n, 0, &survived, &exited);
 		case_oom(1, 1, &survived, &exited);
 		case_oom(50, 1, &survived, &exited);
+		case_oom_refused();
 		printf("out of memory: stashd kept running %u times, exited 1 "
 		       "%u times, never died of a signal\n",
 		    survived, exited);
