@@ -236,7 +236,10 @@ arg_is(const struct resp_arg *a, const char *s)
 	return a->len == strlen(s) && strncasecmp(a->p, s, a->len) == 0;
 }
 
-/* A decimal integer, as Redis reads one: no spaces, no '+'. */
+/*
+ * A decimal integer, as Redis reads one: no spaces, no '+', no leading
+ * zero ("0" itself aside: "01" and "-0" are not integers).
+ */
 static int
 parse_i64(const char *p, size_t n, int64_t *out)
 {
@@ -246,11 +249,17 @@ parse_i64(const char *p, size_t n, int64_t *out)
 
 	if (n == 0 || n > 20)
 		return -1;
+	if (n == 1 && p[0] == '0') {
+		*out = 0;
+		return 0;
+	}
 	if (p[0] == '-') {
 		neg = 1;
 		if (++i == n)
 			return -1;
 	}
+	if (p[i] == '0')
+		return -1;
 	lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
 	for (; i < n; i++) {
 		if (p[i] < '0' || p[i] > '9')
@@ -782,6 +791,21 @@ h_pttl(struct rx *x)
 
 /* Writes. */
 
+/* The longest expiry taken, some 34,800 years, in seconds and in ms. */
+#define EXPIRY_MAX_S  ((int64_t)1 << 40)
+#define EXPIRY_MAX_MS ((int64_t)1 << 50)
+
+/* Redis's words for an expiry out of range. */
+static void
+rx_bad_expire(struct rx *x)
+{
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "invalid expire time in '%s' command",
+	    x->def->name);
+	rx_error(x, ERR_BAD_REQUEST, msg);
+}
+
 /*
  * The expiry in argument ai, in seconds or milliseconds, from now or
  * absolute, as the whole second of the clock the key goes at (expiry
@@ -797,8 +821,8 @@ expiry_of(struct rx *x, size_t ai, int ms, int absolute, int64_t *at)
 
 	if (arg_i64(x, ai, &n) == -1)
 		return -1;
-	if (n <= 0 || n > (ms ? (int64_t)1 << 50 : (int64_t)1 << 40)) {
-		rx_error(x, ERR_BAD_REQUEST, "invalid expire time");
+	if (n <= 0 || n > (ms ? EXPIRY_MAX_MS : EXPIRY_MAX_S)) {
+		rx_bad_expire(x);
 		return -1;
 	}
 	if (ms)
@@ -961,6 +985,10 @@ expire(struct rx *x, int ms, int persist)
 			    "stashd takes no EXPIRE options (NX, XX, GT, LT)");
 			return;
 		}
+		if (n > (ms ? EXPIRY_MAX_MS : EXPIRY_MAX_S)) {
+			rx_bad_expire(x);
+			return;
+		}
 	}
 	if (!rx_state(x, 1, 1, &rv))
 		return;
@@ -976,10 +1004,6 @@ expire(struct rx *x, int ms, int persist)
 		}
 		if (ms) /* rounded up, as expiry_of() does */
 			n = n / 1000 + (n % 1000 != 0);
-		if (n > (int64_t)100 * 365 * 86400) {
-			rx_error(x, ERR_BAD_REQUEST, "invalid expire time");
-			return;
-		}
 		at = (int64_t)time(NULL) + n;
 	}
 	rx_set(x, 1, rx_keep(x, rv.v, rv.vlen), rv.vlen, rv.raw, at);
@@ -1602,16 +1626,30 @@ rcmd_run(struct cmd_ctx *ctx, struct cmd_session *ss,
 {
 	struct rx	   x;
 	const struct rdef *d;
-	char		   msg[128];
+	char		   msg[400];
+	size_t		   i, len, start, arg;
 	int		   full = ctx->unapplied_bytes >= ctx->write_queue_max;
 
 	if (cmd->argc == 0)
 		return CMD_DONE;
 	if ((d = rdef_find(cmd->argv[0].p, cmd->argv[0].len)) == NULL) {
 		ctx->stats->requests++;
-		snprintf(msg, sizeof(msg), "unknown command '%.*s'",
-		    (int)(cmd->argv[0].len > 64 ? 64 : cmd->argv[0].len),
+		/*
+		 * Redis's words: the name (up to 128 bytes), then the args
+		 * quoted while they have taken fewer than 128 bytes.
+		 */
+		len = (size_t)snprintf(msg, sizeof(msg),
+		    "unknown command '%.*s', with args beginning with: ",
+		    (int)(cmd->argv[0].len > 128 ? 128 : cmd->argv[0].len),
 		    cmd->argv[0].p);
+		start = len;
+		for (i = 1; i < cmd->argc && len - start < 128; i++) {
+			arg = cmd->argv[i].len;
+			if (arg > 128 - (len - start))
+				arg = 128 - (len - start);
+			len += (size_t)snprintf(msg + len, sizeof(msg) - len,
+			    "'%.*s' ", (int)arg, cmd->argv[i].p);
+		}
 		cmd_resp_error(ctx, out, ERR_BAD_REQUEST, msg);
 		return CMD_DONE;
 	}

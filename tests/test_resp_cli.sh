@@ -101,6 +101,32 @@ is "INCRBY" "11" incrby n 10
 is "DECR" "10" decr n
 is "DECRBY" "-5" decrby n 15
 is "INCR on text" "ERR value is not an integer or out of range" incr k1
+# Integers as Redis reads them: "0", but no leading zero, no "-0".
+is "INCRBY 0" "-5" incrby n 0
+for v in 01 -0 -01 00 +1 " 1"; do
+	is "INCRBY '$v'" "ERR value is not an integer or out of range" \
+	    incrby n "$v"
+done
+is "SET EX 01" "ERR value is not an integer or out of range" \
+    set n2 v ex 01
+# Expiries out of range, in Redis's words, the same for SET and EXPIRE:
+# up to 2^40 s (2^50 ms), a missing key included.
+is "SET EX 0" "ERR invalid expire time in 'set' command" set n2 v ex 0
+is "SETEX -1" "ERR invalid expire time in 'setex' command" setex n2 -1 v
+is "SET EX 2^40+1" "ERR invalid expire time in 'set' command" \
+    set n2 v ex 1099511627777
+is "SET PX 2^50+1" "ERR invalid expire time in 'set' command" \
+    set n2 v px 1125899906842625
+is "EXPIRE 2^40+1" "ERR invalid expire time in 'expire' command" \
+    expire n 1099511627777
+is "EXPIRE missing, 2^40+1" "ERR invalid expire time in 'expire' command" \
+    expire nokey 1099511627777
+is "PEXPIRE 2^50+1" "ERR invalid expire time in 'pexpire' command" \
+    pexpire n 1125899906842625
+is "SET EX 2^40" "OK" set n2 v ex 1099511627776
+is "EXPIRE 2^40" "1" expire n2 1099511627776
+is "PEXPIRE 2^50" "1" pexpire n2 1125899906842624
+is "DEL n2" "1" del n2
 is "APPEND" "5" append ap hello
 is "APPEND more" "6" append ap "!"
 is "STRLEN" "6" strlen ap
@@ -114,7 +140,16 @@ is "CONFIG GET save" "save" config get save
 is "CONFIG GET appendonly" "appendonly
 yes" config get appendonly
 is "STASH DURABILITY" "journal" stash durability
-is "unknown command" "ERR unknown command 'frob'" frob x
+is "unknown command" \
+    "ERR unknown command 'frob', with args beginning with: 'x' 'y z' " \
+    frob x "y z"
+is "unknown command, no args" \
+    "ERR unknown command 'frob', with args beginning with: " frob
+# The args are quoted while they have taken fewer than 128 bytes.
+a100=$(printf '%0100d' 0)
+is "unknown command, long args" \
+    "ERR unknown command 'frob', with args beginning with: '$a100' '$(printf '%025d' 0)' " \
+    frob "$a100" "$a100" "$a100"
 is "wrong arity" "ERR wrong number of arguments for 'get' command" get
 
 # DBSIZE counts what SQLite holds, after this connection's writes.
