@@ -970,21 +970,80 @@ h_del(struct rx *x)
 	r_int(x->out, n);
 }
 
-/* EXPIRE, PEXPIRE, PERSIST: write the value again with a new expiry. */
+/* EXPIRE's options, as Redis 7 has them. */
+#define EXPIRE_NX 0x01 /* only when the key has no expiry */
+#define EXPIRE_XX 0x02 /* only when it has one */
+#define EXPIRE_GT 0x04 /* only later than the one it has (none: never) */
+#define EXPIRE_LT 0x08 /* only earlier (none counts as later) */
+
+/* The options after EXPIRE key n into *flags; -1 with an error reply. */
+static int
+expire_flags(struct rx *x, int *flags)
+{
+	char   msg[96];
+	size_t i;
+
+	*flags = 0;
+	for (i = 3; i < x->argc; i++) {
+		if (arg_is(&x->argv[i], "nx"))
+			*flags |= EXPIRE_NX;
+		else if (arg_is(&x->argv[i], "xx"))
+			*flags |= EXPIRE_XX;
+		else if (arg_is(&x->argv[i], "gt"))
+			*flags |= EXPIRE_GT;
+		else if (arg_is(&x->argv[i], "lt"))
+			*flags |= EXPIRE_LT;
+		else {
+			snprintf(msg, sizeof(msg), "Unsupported option %.*s",
+			    (int)(x->argv[i].len > 64 ? 64 : x->argv[i].len),
+			    x->argv[i].p);
+			rx_error(x, ERR_BAD_REQUEST, msg);
+			return -1;
+		}
+	}
+	if ((*flags & EXPIRE_NX) && (*flags & ~EXPIRE_NX)) {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "NX and XX, GT or LT options at the same time are not "
+		    "compatible");
+		return -1;
+	}
+	if ((*flags & EXPIRE_GT) && (*flags & EXPIRE_LT)) {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "GT and LT options at the same time are not compatible");
+		return -1;
+	}
+	return 0;
+}
+
+/* May an expiry at (Unix seconds) replace cur (0: none) under flags? */
+static int
+expire_allowed(int flags, int64_t cur, int64_t at)
+{
+	if ((flags & EXPIRE_NX) && cur != 0)
+		return 0;
+	if ((flags & EXPIRE_XX) && cur == 0)
+		return 0;
+	if ((flags & EXPIRE_GT) && (cur == 0 || at <= cur))
+		return 0;
+	if ((flags & EXPIRE_LT) && cur != 0 && at >= cur)
+		return 0;
+	return 1;
+}
+
+/*
+ * EXPIRE, PEXPIRE [NX|XX|GT|LT], PERSIST: write the value again with a
+ * new expiry. The options compare whole seconds, the expiry's resolution.
+ */
 static void
 expire(struct rx *x, int ms, int persist)
 {
 	struct rval rv;
-	int64_t	    at = 0, n;
+	int64_t	    at = 0, n = 0;
+	int	    flags = 0;
 
 	if (!persist) {
-		if (arg_i64(x, 2, &n) == -1)
+		if (expire_flags(x, &flags) == -1 || arg_i64(x, 2, &n) == -1)
 			return;
-		if (x->argc > 3) {
-			rx_error(x, ERR_BAD_REQUEST,
-			    "stashd takes no EXPIRE options (NX, XX, GT, LT)");
-			return;
-		}
 		if (n > (ms ? EXPIRY_MAX_MS : EXPIRY_MAX_S)) {
 			rx_bad_expire(x);
 			return;
@@ -996,15 +1055,20 @@ expire(struct rx *x, int ms, int persist)
 		r_int(x->out, 0);
 		return;
 	}
-	r_int(x->out, 1);
 	if (!persist) {
-		if (n <= 0) {
-			rx_del(x, 1);
+		/* Rounded up, as expiry_of() does; n <= 0 is the past. */
+		if (ms)
+			n = n > 0 ? n / 1000 + (n % 1000 != 0) : n / 1000;
+		at = (int64_t)time(NULL) + n;
+		if (!expire_allowed(flags, rv.expires_at, at)) {
+			r_int(x->out, 0);
 			return;
 		}
-		if (ms) /* rounded up, as expiry_of() does */
-			n = n / 1000 + (n % 1000 != 0);
-		at = (int64_t)time(NULL) + n;
+	}
+	r_int(x->out, 1);
+	if (!persist && n <= 0) {
+		rx_del(x, 1);
+		return;
 	}
 	rx_set(x, 1, rx_keep(x, rv.v, rv.vlen), rv.vlen, rv.raw, at);
 }

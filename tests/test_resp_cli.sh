@@ -88,6 +88,36 @@ is "PEXPIRE" "1" pexpire k2 60000
 within "PTTL" 58000 60000 pttl k2
 is "SETEX" "OK" setex k3 10 v
 is "TTL missing" "-2" ttl nokey
+# EXPIRE's options, as Redis 7 has them (compared with Redis reply by
+# reply): NX without an expiry, XX with one, GT later (none is never
+# later), LT earlier (none counts as later).
+is "SET e1" "OK" set e1 v
+is "EXPIRE XX, none" "0" expire e1 100 xx
+is "TTL after XX" "-1" ttl e1
+is "EXPIRE NX" "1" expire e1 100 nx
+is "EXPIRE NX, has one" "0" expire e1 200 NX
+is "EXPIRE GT, earlier" "0" expire e1 50 gt
+within "TTL after GT" 99 100 ttl e1
+is "EXPIRE GT" "1" expire e1 200 gt
+is "EXPIRE LT, later" "0" expire e1 300 lt
+is "EXPIRE LT" "1" pexpire e1 150000 lt
+within "TTL after LT" 149 150 ttl e1
+is "PERSIST e1" "1" persist e1
+is "EXPIRE GT, none" "0" expire e1 10 gt
+is "EXPIRE LT, none" "1" expire e1 10 lt
+within "TTL after LT, none" 9 10 ttl e1
+is "EXPIRE NX XX" \
+    "ERR NX and XX, GT or LT options at the same time are not compatible" \
+    expire e1 10 nx xx
+is "EXPIRE GT LT" \
+    "ERR GT and LT options at the same time are not compatible" \
+    expire e1 10 gt lt
+is "EXPIRE FOO" "ERR Unsupported option FOO" expire e1 10 FOO
+is "EXPIRE missing NX" "0" expire nokey 10 nx
+is "EXPIRE past, GT" "0" expire e1 -1 gt
+is "EXISTS after GT" "1" exists e1
+is "EXPIRE past, LT" "1" expire e1 -1 lt
+is "EXISTS after LT" "0" exists e1
 is "MSET" "OK" mset a 1 b 2 c 3
 is "MGET" "1
 2
