@@ -543,60 +543,129 @@ h_hello(struct rx *x)
 	r_array(x->out, 0);
 }
 
+/* A subcommand: its name, arity as in struct rdef, and a line of help. */
+struct rsub {
+	const char *name;
+	int	    arity;
+	const char *help;
+};
+
+/*
+ * Which of subs argv[1] names, checking its arity; -1 after Redis's
+ * error for an unknown subcommand or a wrong number of arguments.
+ */
+static int
+rx_sub(struct rx *x, const char *cmd, const struct rsub *subs, size_t n)
+{
+	const struct resp_arg *sub = &x->argv[1];
+	char		       msg[200];
+	size_t		       i;
+
+	for (i = 0; i < n && !arg_is(sub, subs[i].name); i++)
+		;
+	if (i == n) {
+		snprintf(msg, sizeof(msg),
+		    "unknown subcommand '%.*s'. Try %s HELP.",
+		    (int)(sub->len > 128 ? 128 : sub->len), sub->p, cmd);
+		rx_error(x, ERR_BAD_REQUEST, msg);
+		return -1;
+	}
+	if ((subs[i].arity > 0 && x->argc != (size_t)subs[i].arity) ||
+	    (subs[i].arity < 0 && x->argc < (size_t)-subs[i].arity)) {
+		snprintf(msg, sizeof(msg),
+		    "wrong number of arguments for '%s|%s' command",
+		    x->def->name, subs[i].name);
+		rx_error(x, ERR_BAD_REQUEST, msg);
+		return -1;
+	}
+	return (int)i;
+}
+
+/* The HELP of a command with subcommands: a line for each. */
+static void
+rx_sub_help(struct rx *x, const char *cmd, const struct rsub *subs, size_t n)
+{
+	char   line[160];
+	size_t i;
+
+	r_array(x->out, n + 1);
+	snprintf(line, sizeof(line),
+	    "%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", cmd);
+	r_simple(x->out, line);
+	for (i = 0; i < n; i++)
+		r_simple(x->out, subs[i].help);
+}
+
+static const struct rsub client_subs[] = {
+    {"setname", 3, "SETNAME <name>: name this connection."},
+    {"getname", 2, "GETNAME: this connection's name, or nil."},
+    {"id", 2, "ID: this connection's id."},
+    {"setinfo", 4, "SETINFO <attr> <value>: taken, and ignored."},
+    {"info", 2, "INFO: id, name, db and protocol of this connection."},
+    {"help", 2, "HELP: these lines."},
+};
+
 static void
 h_client(struct rx *x)
 {
-	const struct resp_arg *sub = &x->argv[1];
+	size_t n = sizeof(client_subs) / sizeof(client_subs[0]);
+	char   line[160];
 
-	if (arg_is(sub, "SETNAME") && x->argc == 3) {
+	switch (rx_sub(x, "CLIENT", client_subs, n)) {
+	case 0:
 		set_name(x, &x->argv[2]);
 		if (!x->failed)
 			r_simple(x->out, "OK");
-	} else if (arg_is(sub, "GETNAME") && x->argc == 2) {
+		break;
+	case 1:
 		if (x->ss->name != NULL)
 			r_bulks(x->out, x->ss->name);
 		else
 			r_nil(x);
-	} else if (arg_is(sub, "ID") && x->argc == 2)
-		r_int(x->out, (int64_t)x->ss->conn_id);
-	else if (arg_is(sub, "SETINFO") && x->argc == 4)
-		r_simple(x->out, "OK");
-	else if (arg_is(sub, "INFO") && x->argc == 2) {
-		char line[160];
-
+		break;
+	case 2: r_int(x->out, (int64_t)x->ss->conn_id); break;
+	case 3: r_simple(x->out, "OK"); break;
+	case 4:
 		snprintf(line, sizeof(line), "id=%llu name=%s db=0 resp=%d\n",
 		    (unsigned long long)x->ss->conn_id,
 		    x->ss->name != NULL ? x->ss->name : "",
 		    x->ss->resp3 ? 3 : 2);
 		r_bulks(x->out, line);
-	} else
-		rx_error(x, ERR_BAD_REQUEST,
-		    "unknown or unsupported CLIENT subcommand (stashd has "
-		    "SETNAME, GETNAME, ID, SETINFO, INFO)");
+		break;
+	case 5: rx_sub_help(x, "CLIENT", client_subs, n); break;
+	default: break; /* answered */
+	}
 }
+
+static const struct rsub command_subs[] = {
+    {"count", 2, "COUNT: the number of commands."},
+    {"docs", -2, "DOCS [<command-name> ...]: none (an empty map)."},
+    {"info", -2, "INFO [<command-name> ...]: each command's details."},
+    {"list", 2, "LIST: every command's name."},
+    {"help", 2, "HELP: these lines."},
+};
 
 static void
 h_command(struct rx *x)
 {
-	const struct resp_arg *sub = x->argc > 1 ? &x->argv[1] : NULL;
+	size_t n = sizeof(command_subs) / sizeof(command_subs[0]), i;
 
-	if (sub == NULL)
+	if (x->argc == 1) {
 		rx_commands(x, NULL, 0);
-	else if (arg_is(sub, "COUNT") && x->argc == 2)
-		r_int(x->out, (int64_t)rdef_count());
-	else if (arg_is(sub, "DOCS"))
-		r_map(x, 0);
-	else if (arg_is(sub, "INFO")) {
-		size_t i;
-
+		return;
+	}
+	switch (rx_sub(x, "COMMAND", command_subs, n)) {
+	case 0: r_int(x->out, (int64_t)rdef_count()); break;
+	case 1: r_map(x, 0); break;
+	case 2:
 		r_array(x->out, x->argc - 2);
 		for (i = 2; i < x->argc; i++)
 			rx_commands(x, x->argv[i].p, x->argv[i].len);
-	} else if (arg_is(sub, "LIST") && x->argc == 2)
-		rx_commands(x, "", 0);
-	else
-		rx_error(x, ERR_BAD_REQUEST,
-		    "unknown or unsupported COMMAND subcommand");
+		break;
+	case 3: rx_commands(x, "", 0); break;
+	case 4: rx_sub_help(x, "COMMAND", command_subs, n); break;
+	default: break; /* answered */
+	}
 }
 
 /* What CONFIG GET answers: what clients and benchmarks ask at start. */

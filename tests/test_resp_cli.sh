@@ -166,6 +166,26 @@ is "SELECT 0" "OK" select 0
 is "SELECT 1" "ERR DB index is out of range (stashd has one database, 0)" \
     select 1
 is "CLIENT SETNAME" "OK" client setname me
+# Subcommands: Redis's errors for an unknown one and a wrong arity.
+is "CLIENT FOO" "ERR unknown subcommand 'FOO'. Try CLIENT HELP." client FOO
+is "CLIENT SETNAME, no name" \
+    "ERR wrong number of arguments for 'client|setname' command" \
+    client setname
+is "CLIENT GETNAME x" \
+    "ERR wrong number of arguments for 'client|getname' command" \
+    client GETNAME x
+is "COMMAND FOO" "ERR unknown subcommand 'foo'. Try COMMAND HELP." \
+    command foo
+is "COMMAND COUNT x" \
+    "ERR wrong number of arguments for 'command|count' command" \
+    command count x
+for c in client command; do
+	redis-cli -s "$SOCK" $c help >"$TMP/help"
+	if head -n 1 "$TMP/help" | grep -q -i "^$c <subcommand>" &&
+	    grep -q "^HELP: " "$TMP/help"; then ok; else
+		bad "$c HELP: $(cat "$TMP/help")"
+	fi
+done
 is "CONFIG GET save" "save" config get save
 is "CONFIG GET appendonly" "appendonly
 yes" config get appendonly
