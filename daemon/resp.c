@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -252,7 +253,11 @@ resp_parse(const char *buf, size_t len, const struct resp_limits *lim,
 		if (pos >= len)
 			return RESP_NEED_MORE;
 		if (buf[pos] != '$') {
-			out->error = "Protocol error: expected '$'";
+			/* Redis's words, the byte found included. */
+			snprintf(out->errbuf, sizeof(out->errbuf),
+			    "Protocol error: expected '$', got '%c'",
+			    buf[pos] != '\0' ? buf[pos] : ' ');
+			out->error = out->errbuf;
 			return RESP_ERROR;
 		}
 		pos++;

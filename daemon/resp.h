@@ -65,7 +65,8 @@ struct resp_cmd {
 	struct resp_arg argv[RESP_ARGS_CAP];
 	size_t		consumed; /* bytes of buf the command used */
 	int		is_inline;
-	const char     *error; /* RESP_ERROR: why, static */
+	const char     *error; /* RESP_ERROR: why, static or in errbuf */
+	char		errbuf[48];
 	/* Inline arguments unquoted into a copy: argv points here. */
 	char   scratch[RESP_INLINE_CAP];
 	size_t scratch_len;

@@ -433,27 +433,36 @@ conn_too_large(struct conn *c)
  * array) or a RESP command name followed by a space or the end of its
  * line (an inline command), or a command name in quotes ("get" k), is
  * RESP; anything else, '{' first, is protocol v1, whose errors it will
- * then get. UNKNOWN while the first word is still incomplete.
+ * then get. Blank lines and spaces before it are skipped, as Redis skips
+ * them before an inline command (and protocol v1 before a request).
+ * UNKNOWN while the first word is still incomplete.
  */
 static int
 server_guess_proto(const char *p, size_t n, int eof)
 {
 	size_t i, q;
+	int    more = !eof && n < SERVER_GUESS_BYTES; /* may more come? */
 
+	for (i = 0; i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' ||
+				 p[i] == '\n');
+	     i++)
+		;
+	p += i;
+	n -= i;
 	if (n == 0)
-		return eof ? CONN_PROTO_JSON : CONN_PROTO_UNKNOWN;
+		return more ? CONN_PROTO_UNKNOWN : CONN_PROTO_JSON;
 	if (p[0] == '*')
 		return CONN_PROTO_RESP;
 	q = p[0] == '"' || p[0] == '\'' ? 1 : 0;
 	if (q == n)
-		return eof ? CONN_PROTO_JSON : CONN_PROTO_UNKNOWN;
+		return more ? CONN_PROTO_UNKNOWN : CONN_PROTO_JSON;
 	if (!((p[q] >= 'a' && p[q] <= 'z') || (p[q] >= 'A' && p[q] <= 'Z')))
 		return CONN_PROTO_JSON;
 	for (i = q; i < n; i++)
 		if (q ? p[i] == p[0]
 		      : p[i] == ' ' || p[i] == '\r' || p[i] == '\n')
 			break;
-	if (i == n && n < SERVER_GUESS_BYTES && !eof)
+	if (i == n && more)
 		return CONN_PROTO_UNKNOWN;
 	return i < n && rcmd_known(p + q, i - q) ? CONN_PROTO_RESP
 						 : CONN_PROTO_JSON;

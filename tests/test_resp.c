@@ -212,7 +212,7 @@ static const struct bad bads[] = {
     {"*99999999999999999999\r\n", "multibulk length"},
     {"*1234567890123456789012345", "multibulk length"},
     {"*17\r\n", "too many arguments"},
-    {"*1\r\n:4\r\n", "expected '$'"},
+    {"*1\r\n:4\r\n", "expected '$', got ':'"},
     {"*1\r\n$-1\r\n", "bulk length"},
     {"*1\r\n$abc\r\n", "bulk length"},
     {"*1\r\n$\r\n", "bulk length"},
@@ -221,7 +221,7 @@ static const struct bad bads[] = {
     {"*1\r\n$4\r\nPINGxx", "CRLF"},
     {"*1\r\n$4\r\nPING\rx", "CRLF"},
     {"*1\r\n$4\r\nPINGx", "CRLF"},
-    {"*2\r\n$3\r\nGET\r\nxx", "expected '$'"},
+    {"*2\r\n$3\r\nGET\r\nxx", "expected '$', got 'x'"},
     {"a b c d e f g h i j k l m n o p q\r\n", "too many arguments"},
     {"a b c d e f g h i j k l m n o p \"q\"\r\n", "too many arguments"},
     /* Quotes left open, or closed against the next byte. */

@@ -264,6 +264,15 @@ if command -v socat >/dev/null 2>&1; then
 	got=$(inline '"ping" '"'hi'")
 	[ "$got" = "$(bytes '$2\r\nhi\r\n')" ] && ok ||
 	    bad "quoted command name: $got"
+	# Blank lines and spaces before the first command, as Redis takes
+	# them; protocol v1 after blank lines is still protocol v1.
+	got=$(inline '' '' '  PING' '	echo x')
+	[ "$got" = "$(bytes '+PONG\r\n$1\r\nx\r\n')" ] && ok ||
+	    bad "blank lines before an inline command: $got"
+	got=$(printf '\n {"op":"ping"}\n' | timeout 10 socat -t 2 - \
+	    "UNIX-CONNECT:$SOCK" | tail -n 1)
+	[ "$got" = '{"ok":true}' ] && ok ||
+	    bad "a blank line before a protocol v1 request: $got"
 else
 	echo "test_resp_cli: socat is not installed, skipping inline quotes" >&2
 fi
