@@ -1493,14 +1493,27 @@ test_member_names(void **state)
 	xfree(line);
 }
 
+/*
+ * At most PROTO_MEMBERS_MAX (16) members: the 17th is refused for that,
+ * before anything else is looked at; 16 are looked at one by one (here
+ * the second "id" is a duplicate).
+ */
 static void
 test_too_many_fields(void **state)
 {
-	char *line;
+	struct parse p;
+	char	    *line;
 
 	(void)state;
 	line = repeat("{\"op\":\"ping\"", ",\"id\":1", 16, "}");
-	bad(line);
+	assert_int_equal(parse_s(&p, line, &lim_default), PROTO_BAD_REQUEST);
+	assert_err_has(&p, "too many fields");
+	parse_free(&p);
+	xfree(line);
+	line = repeat("{\"op\":\"ping\"", ",\"id\":1", 15, "}");
+	assert_int_equal(parse_s(&p, line, &lim_default), PROTO_BAD_REQUEST);
+	assert_err_has(&p, "duplicate");
+	parse_free(&p);
 	xfree(line);
 	line = repeat("{\"op\":\"ping\"", ",\"x\":[1]", 1000, "}");
 	bad(line);
