@@ -48,6 +48,7 @@ struct cmd_session {
 	int		      quit;  /* close once answered */
 	enum proto_durability rdur;  /* STASH DURABILITY; 0: dur_kv */
 	char		     *name;  /* CLIENT SETNAME */
+	int multi; /* after MULTI: commands refused up to EXEC or DISCARD */
 };
 
 struct sync_waiter;

@@ -1436,7 +1436,11 @@ rdef_find(const char *name, size_t len)
 int
 rcmd_known(const char *name, size_t len)
 {
-	return rdef_find(name, len) != NULL;
+	struct resp_arg a = {name, len};
+
+	/* MULTI, EXEC and DISCARD are answered, if only to be refused. */
+	return rdef_find(name, len) != NULL || arg_is(&a, "multi") ||
+	       arg_is(&a, "exec") || arg_is(&a, "discard");
 }
 
 /*
@@ -1753,6 +1757,58 @@ done:
 	rlookup_free(lk);
 }
 
+/*
+ * MULTI, EXEC and DISCARD: stashd has no transactions, and a client that
+ * sends MULTI expects what follows to run as one or not at all. So MULTI
+ * is refused and, up to EXEC or DISCARD, so is every command (QUIT
+ * aside); EXEC then answers EXECABORT, as Redis does for a transaction
+ * with a command it could not queue. Nothing of it runs: redis-py's
+ * default pipeline raises MULTI's error rather than half happen.
+ * 1 when cmd was answered here.
+ */
+static int
+rx_multi(struct cmd_ctx *ctx, struct cmd_session *ss,
+    const struct resp_cmd *cmd, struct wbuf *out)
+{
+	const struct resp_arg *name = &cmd->argv[0];
+
+	if (arg_is(name, "multi")) {
+		ctx->stats->requests++;
+		if (ss->multi)
+			cmd_resp_error(ctx, out, ERR_BAD_REQUEST,
+			    "MULTI calls can not be nested");
+		else
+			cmd_resp_error(ctx, out, ERR_BAD_REQUEST,
+			    "stashd has no transactions (MULTI): the commands "
+			    "up to EXEC or DISCARD are refused");
+		ss->multi = 1;
+		return 1;
+	}
+	if (arg_is(name, "exec") || arg_is(name, "discard")) {
+		ctx->stats->requests++;
+		if (!ss->multi)
+			cmd_resp_error(ctx, out, ERR_BAD_REQUEST,
+			    arg_is(name, "exec") ? "EXEC without MULTI"
+						 : "DISCARD without MULTI");
+		else if (arg_is(name, "discard"))
+			wbuf_adds(out, "+OK\r\n");
+		else {
+			ctx->stats->errors[ERR_BAD_REQUEST]++;
+			wbuf_adds(out, "-EXECABORT Transaction discarded "
+				       "because of previous errors.\r\n");
+		}
+		ss->multi = 0;
+		return 1;
+	}
+	if (!ss->multi || arg_is(name, "quit"))
+		return 0;
+	ctx->stats->requests++;
+	cmd_resp_error(ctx, out, ERR_BAD_REQUEST,
+	    "not run: stashd has no transactions, and a MULTI is open (EXEC "
+	    "or DISCARD ends it)");
+	return 1;
+}
+
 enum cmd_result
 rcmd_run(struct cmd_ctx *ctx, struct cmd_session *ss,
     const struct resp_cmd *cmd, struct wbuf *out)
@@ -1764,6 +1820,8 @@ rcmd_run(struct cmd_ctx *ctx, struct cmd_session *ss,
 	int		   full = ctx->unapplied_bytes >= ctx->write_queue_max;
 
 	if (cmd->argc == 0)
+		return CMD_DONE;
+	if (rx_multi(ctx, ss, cmd, out))
 		return CMD_DONE;
 	if ((d = rdef_find(cmd->argv[0].p, cmd->argv[0].len)) == NULL) {
 		ctx->stats->requests++;

@@ -264,6 +264,12 @@ if command -v socat >/dev/null 2>&1; then
 	got=$(inline '"ping" '"'hi'")
 	[ "$got" = "$(bytes '$2\r\nhi\r\n')" ] && ok ||
 	    bad "quoted command name: $got"
+	# MULTI: refused, and so is everything up to EXEC (EXECABORT) or
+	# DISCARD; nothing of it runs, and the connection goes on.
+	got=$(inline 'EXEC' 'MULTI' 'SET mx 1' 'MULTI' 'EXEC' 'GET mx' \
+	    'MULTI' 'DISCARD' 'DISCARD' 'SET mx 2' 'GET mx')
+	want=$(bytes '-ERR EXEC without MULTI\r\n-ERR stashd has no transactions (MULTI): the commands up to EXEC or DISCARD are refused\r\n-ERR not run: stashd has no transactions, and a MULTI is open (EXEC or DISCARD ends it)\r\n-ERR MULTI calls can not be nested\r\n-EXECABORT Transaction discarded because of previous errors.\r\n$-1\r\n-ERR stashd has no transactions (MULTI): the commands up to EXEC or DISCARD are refused\r\n+OK\r\n-ERR DISCARD without MULTI\r\n+OK\r\n$1\r\n2\r\n')
+	[ "$got" = "$want" ] && ok || bad "MULTI refused: $got"
 	# Blank lines and spaces before the first command, as Redis takes
 	# them; protocol v1 after blank lines is still protocol v1.
 	got=$(inline '' '' '  PING' '	echo x')

@@ -370,6 +370,13 @@ def test_pipeline(r):
     eq(res[-2], 500, "last pipelined INCR")
     eq([res[3 * i + 2] for i in range(500)],
        [str(i).encode() for i in range(500)], "every pipelined GET")
+    # redis-py's default pipeline is a MULTI/EXEC transaction, which
+    # stashd does not have: a clear error, and nothing of it done.
+    expect_error(lambda: r.pipeline().set("ptx", 1).incr("pc").execute(),
+                 "stashd has no transactions", "transactional pipeline")
+    eq(r.exists("ptx"), 0, "nothing of a refused transaction done")
+    eq(r.get("pc"), b"500", "nor its INCR")
+    eq(r.set("ptx", 2), True, "the connection goes on after it")
 
 
 def concurrent_incr(key):
