@@ -284,17 +284,27 @@ has(struct cache *c, const char *s)
 	return cache_peek(c, s, strlen(s)) != NULL;
 }
 
-/* Set the key "s" with a value of vlen bytes. */
+/* cache_set or cache_set_newer. */
+typedef int (*set_fn)(struct cache *, const void *, size_t, const void *,
+    size_t, uint64_t, uint32_t, unsigned);
+
+/* Set the key "s" with a value of vlen bytes through set. */
 static int
-put(struct cache *c, const char *s, size_t vlen, uint64_t version, uint32_t ttl,
-    unsigned flags)
+put_with(set_fn set, struct cache *c, const char *s, size_t vlen,
+    uint64_t version, uint32_t ttl, unsigned flags)
 {
 	static const char zero[8192];
 
 	assert_true(vlen <= sizeof(zero));
-	return cache_set(c, s, strlen(s),
-	    (flags & CACHE_F_TOMBSTONE) ? NULL : zero, vlen, version, ttl,
-	    flags);
+	return set(c, s, strlen(s), (flags & CACHE_F_TOMBSTONE) ? NULL : zero,
+	    vlen, version, ttl, flags);
+}
+
+static int
+put(struct cache *c, const char *s, size_t vlen, uint64_t version, uint32_t ttl,
+    unsigned flags)
+{
+	return put_with(cache_set, c, s, vlen, version, ttl, flags);
 }
 
 /* Argument checks, accessors, counters of one entry. */
@@ -1097,12 +1107,7 @@ static int
 put_newer(struct cache *c, const char *s, size_t vlen, uint64_t version,
     uint32_t ttl, unsigned flags)
 {
-	static const char zero[8192];
-
-	assert_true(vlen <= sizeof(zero));
-	return cache_set_newer(c, s, strlen(s),
-	    (flags & CACHE_F_TOMBSTONE) ? NULL : zero, vlen, version, ttl,
-	    flags);
+	return put_with(cache_set_newer, c, s, vlen, version, ttl, flags);
 }
 
 /*

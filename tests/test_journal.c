@@ -755,6 +755,31 @@ jopen_ok(const char *dir, size_t segment_max, size_t record_max, int salvage,
 	return j;
 }
 
+/*
+ * A journal in dir of segments of segment_max bytes, with records 1 up
+ * to (not including) upto in groups of n, payloads of len bytes (0:
+ * len_of), then closed. Its segments' name seqs go to *seqs (the caller
+ * frees them); returns their count.
+ */
+static size_t
+fill_segments(const char *dir, struct items *exp, size_t segment_max,
+    uint64_t upto, size_t n, size_t len, uint64_t **seqs)
+{
+	struct journal_recovery rec;
+	struct journal	       *j;
+	uint64_t		seq;
+
+	j = jopen_ok(dir, segment_max, RECORD_MAX, 0, &rec);
+	for (seq = 1; seq < upto; seq += n) {
+		if (len == 0)
+			write_group(j, exp, seq, NULL, n);
+		else
+			write_uniform(j, exp, seq, n, len);
+	}
+	journal_close(j);
+	return segment_seqs(dir, seqs);
+}
+
 /* Open; must fail, and *cause is returned for the caller to check. */
 static char *
 jopen_fail(const char *dir, size_t segment_max, size_t record_max)
@@ -1649,17 +1674,11 @@ test_flip_middle_earlier_segment(void **state)
 	struct journal	       *j;
 	char			path[PATH_MAX], *cause;
 	unsigned char	       *orig;
-	uint64_t		seq = 1, *seqs, bad;
+	uint64_t	       *seqs, bad;
 	size_t			size, nseg, victim, before, i;
 
 	memset(&exp, 0, sizeof(exp));
-	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
-	while (seq < 50) {
-		write_group(j, &exp, seq, NULL, 2);
-		seq += 2;
-	}
-	journal_close(j);
-	nseg = segment_seqs(t->dir, &seqs);
+	nseg = fill_segments(t->dir, &exp, 1024, 50, 2, 0, &seqs);
 	assert_true(nseg >= 3);
 	seg_scan(t->dir, seqs[0], &s0);
 	seg_scan(t->dir, seqs[1], &s1);
@@ -1724,17 +1743,11 @@ test_salvage_interrupted(void **state)
 	struct items		exp;
 	struct journal	       *j;
 	char			path[PATH_MAX], stuck[PATH_MAX], *cause;
-	uint64_t		seq = 1, *seqs, *left, bad;
+	uint64_t	       *seqs, *left, bad;
 	size_t			size, nseg, nleft, victim, i;
 
 	memset(&exp, 0, sizeof(exp));
-	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
-	while (seq < 80) {
-		write_group(j, &exp, seq, NULL, 2);
-		seq += 2;
-	}
-	journal_close(j);
-	nseg = segment_seqs(t->dir, &seqs);
+	nseg = fill_segments(t->dir, &exp, 1024, 80, 2, 0, &seqs);
 	assert_true(nseg >= 4);
 	seg_scan(t->dir, seqs[0], &s0);
 	assert_true(s0.n >= 3);
@@ -2587,17 +2600,11 @@ test_torn_header(void **state)
 	struct journal	       *j;
 	char			path[PATH_MAX];
 	unsigned char	       *hdr;
-	uint64_t		seq = 1, *seqs;
+	uint64_t		seq = 21, *seqs; /* the next record's */
 	size_t			size, nseg, nseg2;
 
 	memset(&exp, 0, sizeof(exp));
-	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
-	while (seq < 20) {
-		write_uniform(j, &exp, seq, 2, 150);
-		seq += 2;
-	}
-	journal_close(j);
-	nseg = segment_seqs(t->dir, &seqs);
+	nseg = fill_segments(t->dir, &exp, 1024, seq, 2, 150, &seqs);
 	assert_true(nseg >= 2);
 	seg_path(path, sizeof(path), t->dir, seqs[0]);
 	hdr = read_all(path, &size);
@@ -2713,18 +2720,12 @@ test_bad_header_not_last(void **state)
 	struct journal	       *j;
 	char			path[PATH_MAX], *cause;
 	unsigned char	       *orig;
-	uint64_t		seq = 1, *seqs;
+	uint64_t	       *seqs;
 	size_t			size, nseg, k;
 	static const size_t	where[] = {0, 7, 9, 13, 17, 25, 33};
 
 	memset(&exp, 0, sizeof(exp));
-	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
-	while (seq < 20) {
-		write_uniform(j, &exp, seq, 2, 150);
-		seq += 2;
-	}
-	journal_close(j);
-	nseg = segment_seqs(t->dir, &seqs);
+	nseg = fill_segments(t->dir, &exp, 1024, 20, 2, 150, &seqs);
 	assert_true(nseg >= 3);
 	seg_path(path, sizeof(path), t->dir, seqs[1]);
 	orig = read_all(path, &size);
@@ -2779,18 +2780,12 @@ test_bad_header_last_with_records(void **state)
 	struct items		exp;
 	struct journal	       *j;
 	char			path[PATH_MAX], *cause;
-	uint64_t		seq = 1, *seqs;
+	uint64_t	       *seqs;
 	size_t			nseg, size;
 	int			opened, named, exists;
 
 	memset(&exp, 0, sizeof(exp));
-	j = jopen_ok(t->dir, 1024, RECORD_MAX, 0, &rec);
-	while (seq < 20) {
-		write_uniform(j, &exp, seq, 2, 150);
-		seq += 2;
-	}
-	journal_close(j);
-	nseg = segment_seqs(t->dir, &seqs);
+	nseg = fill_segments(t->dir, &exp, 1024, 20, 2, 150, &seqs);
 	assert_true(nseg >= 2);
 	seg_path(path, sizeof(path), t->dir, seqs[nseg - 1]);
 	size = (size_t)file_size(path);
