@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,4 +177,13 @@ fatalx(const char *fmt, ...)
 	log_vemit(LOG_LEVEL_ERROR, -1, fmt, ap);
 	va_end(ap);
 	exit(1);
+}
+
+void
+log_thread_name(const char *name)
+{
+	int rc;
+
+	if ((rc = pthread_setname_np(pthread_self(), name)) != 0)
+		log_debug("cannot name a thread %s: %s", name, strerror(rc));
 }

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +38,7 @@ struct reader {
 struct reader_arg {
 	struct reader *r;
 	struct store  *store;
+	unsigned       n; /* 1, 2, ...: in the thread's name */
 };
 
 static void
@@ -103,7 +105,11 @@ reader_main(void *arg)
 	struct reader_arg *ra = arg;
 	struct reader	  *r = ra->r;
 	struct rjob	  *job;
+	char		   name[16];
 	int		   stopping;
+
+	snprintf(name, sizeof(name), "reader-%u", ra->n);
+	log_thread_name(name);
 
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
@@ -165,6 +171,7 @@ reader_start(unsigned nthreads, const struct store_options *opts,
 		ra = xmalloc(sizeof(*ra));
 		ra->r = r;
 		ra->store = r->stores[i];
+		ra->n = (unsigned)i + 1;
 		if (pthread_create(&r->threads[i], NULL, reader_main, ra) != 0)
 			fatalx("reader: cannot start a thread");
 	}

@@ -242,6 +242,7 @@ journal_main(void *arg)
 	size_t		bytes;
 	char	       *cause = NULL;
 
+	log_thread_name("journal");
 	wbuf_init(&buf);
 	pthread_mutex_lock(&wr->lock);
 	for (;;) {
@@ -751,6 +752,7 @@ apply_main(void *arg)
 	int	     down = 0, n;
 	char	    *cause = NULL;
 
+	log_thread_name("apply");
 	TAILQ_INIT(&batch);
 	memset(&run, 0, sizeof(run));
 	/*

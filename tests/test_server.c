@@ -1239,6 +1239,43 @@ test_socket_mode(void **state)
 	assert_int_equal(sb.st_mode & 0777, 0660);
 }
 
+/*
+ * The daemon's threads carry names (ps -L, top -H): the journal's, the
+ * apply's and the readers', numbered from 1.
+ */
+static void
+test_thread_names(void **state)
+{
+	char	       path[400], name[64];
+	DIR	      *dir;
+	FILE	      *fp;
+	struct dirent *de;
+	int	       journal = 0, apply = 0, reader1 = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/proc/%ld/task", (long)shared.pid);
+	assert_non_null(dir = opendir(path));
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/task/%s/comm",
+		    (long)shared.pid, de->d_name);
+		if ((fp = fopen(path, "r")) == NULL)
+			continue; /* gone meanwhile */
+		if (fgets(name, sizeof(name), fp) != NULL) {
+			name[strcspn(name, "\n")] = '\0';
+			journal += strcmp(name, "journal") == 0;
+			apply += strcmp(name, "apply") == 0;
+			reader1 += strcmp(name, "reader-1") == 0;
+		}
+		fclose(fp);
+	}
+	closedir(dir);
+	assert_int_equal(journal, 1);
+	assert_int_equal(apply, 1);
+	assert_int_equal(reader1, 1);
+}
+
 int
 main(void)
 {
@@ -1265,6 +1302,7 @@ main(void)
 	    cmocka_unit_test(test_half_close),
 	    cmocka_unit_test(test_1000_connections),
 	    cmocka_unit_test(test_socket_mode),
+	    cmocka_unit_test(test_thread_names),
 	};
 	const struct CMUnitTest own_tests[] = {
 	    cmocka_unit_test(test_line_limit_exact),
