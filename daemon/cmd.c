@@ -1455,6 +1455,7 @@ cmd_session_close(struct cmd_ctx *ctx, struct cmd_session *ss)
 	}
 	free(ss->name);
 	ss->name = NULL;
+	rcmd_session_close(ss);
 }
 
 /* The write path, for rcmd.c (see cmd.h). */

@@ -31,6 +31,8 @@ enum cmd_result {
 };
 
 /* Per connection state of the command layer. */
+struct rtx;
+
 struct cmd_session {
 	struct conn  *conn;
 	int	      role;	  /* enum access_role */
@@ -48,7 +50,7 @@ struct cmd_session {
 	int		      quit;  /* close once answered */
 	enum proto_durability rdur;  /* STASH DURABILITY; 0: dur_kv */
 	char		     *name;  /* CLIENT SETNAME */
-	int multi; /* after MULTI: commands refused up to EXEC or DISCARD */
+	struct rtx *tx; /* after MULTI: the commands queued (rcmd.c) */
 };
 
 struct sync_waiter;

@@ -113,6 +113,7 @@ struct rx {
 	size_t		       mark; /* where the reply starts in out */
 	int		       failed;
 	int		       unknown; /* a key only SQLite knows */
+	struct rtx	      *tx;	/* the transaction it runs in */
 };
 
 /* A command set aside for a reader. */
@@ -126,9 +127,43 @@ struct rlookup {
 	char		  *bytes;
 };
 
-static const struct rdef *rdef_find(const char *, size_t);
-static size_t		  rdef_count(void);
-static void		  rx_commands(struct rx *, const char *, size_t);
+#define RTX_CMDS_MAX  4096		 /* commands a transaction holds */
+#define RTX_BYTES_MAX (16 * 1024 * 1024) /* and their bytes */
+
+/* A command queued after MULTI: a copy of its arguments. */
+struct rtxcmd {
+	const struct rdef *def;
+	size_t		   argc;
+	struct resp_arg	  *argv;
+	char		  *bytes;
+};
+
+/* A write an earlier command of a running transaction decided. */
+struct rstage {
+	char   *key; /* key, then value, in one allocation */
+	size_t	klen;
+	char   *v;
+	size_t	vlen;
+	int	del, raw;
+	int64_t expires_at;
+	size_t	reserved;
+};
+
+struct rtx {
+	struct rtxcmd *cmds;
+	size_t	       n, cap, bytes;
+	int	       dirty;  /* a command could not be queued */
+	int	       writes; /* it holds a write command */
+	/* While it runs: the writes decided so far. */
+	struct rstage *st;
+	size_t	       nst, capst;
+};
+
+static const struct rdef   *rdef_find(const char *, size_t);
+static const struct rstage *rtx_staged(
+    const struct rtx *, const char *, size_t);
+static size_t rdef_count(void);
+static void   rx_commands(struct rx *, const char *, size_t);
 
 static struct rcmd *
 rcmd_get(struct cmd_ctx *ctx)
@@ -299,7 +334,7 @@ ttl_of(int64_t expires_at)
 
 /* The job's answer for key, NULL when it has none. */
 static const struct rkey *
-job_key(struct rjob *job, const char *key, size_t klen)
+job_key(const struct rjob *job, const char *key, size_t klen)
 {
 	size_t i;
 
@@ -347,6 +382,29 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 	uint32_t	    ttl;
 
 	memset(rv, 0, sizeof(*rv));
+	if (x->tx != NULL) {
+		/* In EXEC: its own earlier writes first. */
+		const struct rstage *st = rtx_staged(x->tx, key, klen);
+
+		if (st != NULL) {
+			if (st->del ||
+			    (st->expires_at != 0 && st->expires_at <= now))
+				return 1;
+			rv->exists = 1;
+			rv->v = st->v;
+			rv->vlen = st->vlen;
+			rv->raw = st->raw;
+			rv->expires_at = st->expires_at;
+			return 1;
+		}
+		/*
+		 * A transaction that writes is answered once its last write
+		 * is durable, and with it every write taken before: its
+		 * reads may see them all, as its writes do.
+		 */
+		if (x->tx->writes)
+			for_write = 1;
+	}
 	if (for_write && (ks = keymap_find(ctx->keys, key, klen)) != NULL &&
 	    ks->last != NULL) {
 		w = ks->last;
@@ -1484,22 +1542,28 @@ rx_commands(struct rx *x, const char *name, size_t len)
 
 /* Is every key argument a key stashd takes? */
 static int
-rx_keys_ok(struct rx *x)
+keys_ok(const struct rdef *d, size_t argc, const struct resp_arg *argv)
 {
-	const struct rdef *d = x->def;
-	size_t		   i, last;
+	size_t i, last;
 
 	if (d->first == 0)
 		return 1;
-	last = d->last < 0 ? x->argc - 1 : (size_t)d->last;
-	for (i = (size_t)d->first; i <= last && i < x->argc;
-	     i += (size_t)d->step)
-		if (x->argv[i].len == 0 || x->argv[i].len > STASH_KEY_MAX) {
-			rx_error(x, ERR_BAD_REQUEST,
-			    "invalid key: keys are 1 to 1024 bytes");
+	last = d->last < 0 ? argc - 1 : (size_t)d->last;
+	for (i = (size_t)d->first; i <= last && i < argc; i += (size_t)d->step)
+		if (argv[i].len == 0 || argv[i].len > STASH_KEY_MAX)
 			return 0;
-		}
 	return 1;
+}
+
+#define KEYS_BAD "invalid key: keys are 1 to 1024 bytes"
+
+static int
+rx_keys_ok(struct rx *x)
+{
+	if (keys_ok(x->def, x->argc, x->argv))
+		return 1;
+	rx_error(x, ERR_BAD_REQUEST, KEYS_BAD);
+	return 0;
 }
 
 /*
@@ -1757,55 +1821,551 @@ done:
 	rlookup_free(lk);
 }
 
-/*
- * MULTI, EXEC and DISCARD: stashd has no transactions, and a client that
- * sends MULTI expects what follows to run as one or not at all. So MULTI
- * is refused and, up to EXEC or DISCARD, so is every command (QUIT
- * aside); EXEC then answers EXECABORT, as Redis does for a transaction
- * with a command it could not queue. Nothing of it runs: redis-py's
- * default pipeline raises MULTI's error rather than half happen.
- * 1 when cmd was answered here.
- */
+/* Redis's words for an unknown command: its name, then its args. */
+static void
+unknown_command(
+    struct cmd_ctx *ctx, const struct resp_cmd *cmd, struct wbuf *out)
+{
+	char   msg[400];
+	size_t i, len, start, arg;
+
+	/* The name (up to 128 bytes), the args while under 128 bytes. */
+	len = (size_t)snprintf(msg, sizeof(msg),
+	    "unknown command '%.*s', with args beginning with: ",
+	    (int)(cmd->argv[0].len > 128 ? 128 : cmd->argv[0].len),
+	    cmd->argv[0].p);
+	start = len;
+	for (i = 1; i < cmd->argc && len - start < 128; i++) {
+		arg = cmd->argv[i].len;
+		if (arg > 128 - (len - start))
+			arg = 128 - (len - start);
+		len += (size_t)snprintf(msg + len, sizeof(msg) - len, "'%.*s' ",
+		    (int)arg, cmd->argv[i].p);
+	}
+	cmd_resp_error(ctx, out, ERR_BAD_REQUEST, msg);
+}
+
+/* Has cmd the number of arguments d takes? Else the error, in out. */
 static int
-rx_multi(struct cmd_ctx *ctx, struct cmd_session *ss,
+arity_ok(struct cmd_ctx *ctx, const struct rdef *d, const struct resp_cmd *cmd,
+    struct wbuf *out)
+{
+	char msg[96];
+
+	if ((d->arity > 0 && cmd->argc == (size_t)d->arity) ||
+	    (d->arity < 0 && cmd->argc >= (size_t)-d->arity))
+		return 1;
+	snprintf(msg, sizeof(msg), "wrong number of arguments for '%s' command",
+	    d->name);
+	cmd_resp_error(ctx, out, ERR_BAD_REQUEST, msg);
+	return 0;
+}
+
+/*
+ * Transactions: MULTI queues the commands that follow (each answered
+ * QUEUED), EXEC runs them as one, DISCARD drops them. EXEC runs every
+ * command in one turn of the loop, nothing of another client between
+ * them: it first makes sure every key they name is known (in the cache,
+ * or with a write pending), looking the others up in SQLite first, as a
+ * single command does. A command sees the transaction's earlier writes.
+ * The writes are taken together at the end, in order, each with its
+ * sequence number, the room they need in the cache reserved for all of
+ * them first (-OOM for the whole EXEC, nothing taken, when it is short),
+ * and the answer (an array of every command's reply) goes out with the
+ * last of them, once it is durable as the connection's durability says.
+ * A command that fails at run time (INCR of text) answers its error in
+ * the array and the others go on, as in Redis; one that cannot be
+ * queued (unknown, wrong arity, a command stashd does not run inside a
+ * transaction) makes EXEC answer EXECABORT. There is no WATCH.
+ */
+/* EXEC set aside for a lookup of the keys the cache lacks. */
+struct rtxlookup {
+	struct cmd_ctx *ctx;
+	struct slot    *slot;
+	struct rtx     *tx;
+};
+
+static void
+rtx_free(struct rtx *tx)
+{
+	size_t i;
+
+	if (tx == NULL)
+		return;
+	for (i = 0; i < tx->n; i++) {
+		free(tx->cmds[i].argv);
+		free(tx->cmds[i].bytes);
+	}
+	for (i = 0; i < tx->nst; i++)
+		free(tx->st[i].key);
+	free(tx->cmds);
+	free(tx->st);
+	free(tx);
+}
+
+void
+rcmd_session_close(struct cmd_session *ss)
+{
+	rtx_free(ss->tx);
+	ss->tx = NULL;
+}
+
+/* The latest write of key the transaction decided, or NULL. */
+static const struct rstage *
+rtx_staged(const struct rtx *tx, const char *key, size_t klen)
+{
+	size_t i;
+
+	for (i = tx->nst; i-- > 0;)
+		if (tx->st[i].klen == klen &&
+		    memcmp(tx->st[i].key, key, klen) == 0)
+			return &tx->st[i];
+	return NULL;
+}
+
+/* Keep the writes a command decided (r->w) for the later ones. */
+static void
+rtx_stage(struct rtx *tx, struct rcmd *r)
+{
+	struct rwrite *rw;
+	struct rstage *st;
+	size_t	       i;
+
+	for (i = 0; i < r->nw; i++) {
+		rw = &r->w[i];
+		if (tx->nst == tx->capst) {
+			tx->capst = tx->capst == 0 ? 16 : tx->capst * 2;
+			tx->st =
+			    xreallocarray(tx->st, tx->capst, sizeof(*tx->st));
+		}
+		st = &tx->st[tx->nst++];
+		memset(st, 0, sizeof(*st));
+		st->key = xmalloc(rw->klen + (rw->del ? 0 : rw->vlen) + 1);
+		memcpy(st->key, rw->key, rw->klen);
+		st->klen = rw->klen;
+		st->v = st->key + rw->klen;
+		if (!rw->del && rw->vlen > 0)
+			memcpy(st->v, rw->v, rw->vlen);
+		st->vlen = rw->del ? 0 : rw->vlen;
+		st->del = rw->del;
+		st->raw = rw->raw;
+		st->expires_at = rw->expires_at;
+	}
+	r->nw = 0;
+}
+
+/* Is key's state known without SQLite (as rx_state would find it)? */
+static int
+rtx_known(struct cmd_ctx *ctx, const struct rtx *tx, const struct rjob *job,
+    const char *key, size_t klen)
+{
+	struct kstate *ks;
+
+	if (tx->writes && (ks = keymap_find(ctx->keys, key, klen)) != NULL &&
+	    ks->last != NULL)
+		return 1;
+	if (cache_peek(ctx->cache, key, klen) != NULL || rx_complete(ctx))
+		return 1;
+	return job_key(job, key, klen) != NULL;
+}
+
+/*
+ * Look up the keys of tx that are not known, then run it again (slot:
+ * the answer's place, taken now when NULL). A second lookup (slot given:
+ * a key the cache held was evicted meanwhile) takes every key of tx, so
+ * that its answers know them all. CMD_DEFERRED.
+ */
+static void rtx_lookup_done(struct rjob *job);
+
+static enum cmd_result
+rtx_defer(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
+    struct slot *slot)
+{
+	struct rtxlookup  *lk = xcalloc(1, sizeof(*lk));
+	struct rjob	  *job = xcalloc(1, sizeof(*job));
+	const struct rdef *d;
+	size_t		   i, k, last, nkeys = 0;
+
+	for (i = 0; i < tx->n; i++)
+		nkeys += tx->cmds[i].argc;
+	job->type = RJOB_LOOKUP;
+	job->keys = xcalloc(nkeys, sizeof(*job->keys));
+	for (i = 0; i < tx->n; i++) {
+		d = tx->cmds[i].def;
+		if (d->first == 0)
+			continue;
+		last = d->last < 0 ? tx->cmds[i].argc - 1 : (size_t)d->last;
+		for (k = (size_t)d->first; k <= last && k < tx->cmds[i].argc;
+		     k += (size_t)d->step) {
+			const struct resp_arg *a = &tx->cmds[i].argv[k];
+			struct rkey	      *rk;
+
+			if ((slot == NULL &&
+				rtx_known(ctx, tx, NULL, a->p, a->len)) ||
+			    job_key(job, a->p, a->len) != NULL)
+				continue;
+			rk = &job->keys[job->nkeys++];
+			rk->key = xmalloc(a->len);
+			memcpy(rk->key, a->p, a->len);
+			rk->klen = a->len;
+		}
+	}
+	wbuf_init(&job->out);
+	job->done = rtx_lookup_done;
+	job->arg = lk;
+	lk->ctx = ctx;
+	lk->tx = tx;
+	if ((lk->slot = slot) == NULL) {
+		lk->slot = server_slot_new(ss->conn, "exec");
+		/* Nothing after it on the connection may overtake it. */
+		ss->reads++;
+		if (tx->writes)
+			ss->unacked++;
+	}
+	reader_submit(ctx->reader, job);
+	return CMD_DEFERRED;
+}
+
+/* Does tx name a key that is not known? */
+static int
+rtx_unknown(struct cmd_ctx *ctx, const struct rtx *tx, const struct rjob *job)
+{
+	const struct rdef *d;
+	size_t		   i, k, last;
+
+	for (i = 0; i < tx->n; i++) {
+		d = tx->cmds[i].def;
+		if (d->first == 0)
+			continue;
+		last = d->last < 0 ? tx->cmds[i].argc - 1 : (size_t)d->last;
+		for (k = (size_t)d->first; k <= last && k < tx->cmds[i].argc;
+		     k += (size_t)d->step)
+			if (!rtx_known(ctx, tx, job, tx->cmds[i].argv[k].p,
+				tx->cmds[i].argv[k].len))
+				return 1;
+	}
+	return 0;
+}
+
+/*
+ * Take the writes tx decided, in order; the answer, out[mark..], goes with
+ * the last (through slot, taken now when NULL), or stays in out when
+ * none waits (async, or no write). Frees tx.
+ */
+static enum cmd_result
+rtx_commit(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
+    struct wbuf *out, size_t mark, struct slot *slot)
+{
+	enum proto_durability dur =
+	    ss->rdur != PROTO_DUR_DEFAULT ? ss->rdur : ctx->dur_kv;
+	struct rstage *st;
+	struct wreq   *w;
+	size_t	       i, j;
+
+	if (tx->nst == 0) {
+		rtx_free(tx);
+		return CMD_DONE;
+	}
+	if (ctx->broken || ctx->unavailable) {
+		out->len = mark;
+		cmd_resp_error(ctx, out, ERR_UNAVAILABLE,
+		    "the database cannot take writes now");
+		rtx_free(tx);
+		return CMD_DONE;
+	}
+	for (i = 0; i < tx->nst && dur != PROTO_DUR_COMMIT; i++) {
+		st = &tx->st[i];
+		st->reserved = cache_entry_size(st->klen, st->vlen);
+		if (cache_reserve(ctx->cache, st->reserved) != CACHE_OK) {
+			for (j = 0; j < i; j++)
+				cache_unreserve(ctx->cache, tx->st[j].reserved);
+			cmd_kick_apply(ctx, ctx->seq);
+			out->len = mark;
+			ctx->stats->errors[ERR_BUSY]++;
+			wbuf_adds(out, "-OOM the cache is full of writes not "
+				       "yet applied\r\n");
+			rtx_free(tx);
+			return CMD_DONE;
+		}
+	}
+	for (i = 0; i < tx->nst; i++) {
+		st = &tx->st[i];
+		++ctx->seq;
+		if (st->del)
+			w = wreq_kv_del(ctx->seq, st->key, st->klen);
+		else {
+			w = wreq_kv_set(ctx->seq, st->key, st->klen, st->v,
+			    st->vlen, st->expires_at);
+			if (st->raw)
+				w->type = WREQ_KV_SET_RAW;
+		}
+		w->durability = (uint8_t)dur;
+		w->ttl = ttl_of(st->expires_at);
+		w->reserved = st->reserved;
+		w->resp = 1;
+		cmd_write_take(ctx, w);
+		ss->last_write = w->seq;
+		if (dur == PROTO_DUR_ASYNC) {
+			writer_submit(ctx->writer, w);
+			cmd_ack_write(ctx, w, 0, NULL);
+			continue;
+		}
+		if (i + 1 == tx->nst) {
+			wreq_set_id(w, out->buf + mark, out->len - mark);
+			out->len = mark;
+			if (slot == NULL) {
+				slot = server_slot_new(ss->conn, "exec");
+				ss->unacked++;
+			}
+			w->owner = slot;
+		}
+		writer_submit(ctx->writer, w);
+	}
+	rtx_free(tx);
+	return dur == PROTO_DUR_ASYNC ? CMD_DONE : CMD_DEFERRED;
+}
+
+/*
+ * Run tx: every command, in one go, once every key is known (job: a
+ * lookup's answers). Frees tx or hands it to a lookup (*again set).
+ */
+static enum cmd_result
+rtx_run(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
+    struct wbuf *out, struct slot *slot, struct rjob *job, int *again)
+{
+	struct rcmd *r = rcmd_get(ctx);
+	struct rx    x;
+	size_t	     mark = out->len, i;
+
+	*again = 0;
+	if (rtx_unknown(ctx, tx, job)) {
+		*again = 1;
+		return rtx_defer(ctx, ss, tx, slot);
+	}
+	r_array(out, tx->n);
+	for (i = 0; i < tx->n; i++) {
+		memset(&x, 0, sizeof(x));
+		x.ctx = ctx;
+		x.ss = ss;
+		x.r = r;
+		x.def = tx->cmds[i].def;
+		x.argc = tx->cmds[i].argc;
+		x.argv = tx->cmds[i].argv;
+		x.job = job;
+		x.tx = tx;
+		x.out = out;
+		x.mark = out->len;
+		r->nw = 0;
+		x.def->fn(&x);
+		if (x.failed)
+			continue;
+		if (x.unknown) { /* rtx_unknown said no: cannot happen */
+			rx_error(&x, ERR_INTERNAL, "a key's state is unknown");
+			continue;
+		}
+		rtx_stage(tx, r);
+	}
+	return rtx_commit(ctx, ss, tx, out, mark, slot);
+}
+
+/* The lookup of an EXEC's keys is done (loop thread). */
+static void
+rtx_lookup_done(struct rjob *job)
+{
+	struct rtxlookup   *lk = job->arg;
+	struct cmd_ctx	   *ctx = lk->ctx;
+	struct rcmd	   *r = rcmd_get(ctx);
+	struct cmd_session *ss;
+	struct conn	   *c;
+	enum cmd_result	    res = CMD_DONE;
+	size_t		    i;
+	int		    alive = 1, writes = lk->tx->writes, again = 0;
+
+	if ((c = server_slot_conn(lk->slot)) == NULL) {
+		server_slot_answer(lk->slot, "", 0);
+		goto done;
+	}
+	ss = server_conn_session(c);
+	wbuf_reset(&r->reply);
+	if (job->status != STORE_OK)
+		cmd_resp_error(ctx, &r->reply, ERR_UNAVAILABLE,
+		    job->message ? job->message : "cannot read the database");
+	else {
+		/* A snapshot older than what was applied since: again. */
+		for (i = 0; i < job->nkeys; i++)
+			if (cache_peek(ctx->cache, job->keys[i].key,
+				job->keys[i].klen) == NULL &&
+			    job->snapshot_seq < ctx->applied_seq) {
+				for (i = 0; i < job->nkeys; i++) {
+					free(job->keys[i].value);
+					job->keys[i].value = NULL;
+					job->keys[i].found = 0;
+				}
+				reader_submit(ctx->reader, job);
+				return;
+			}
+		for (i = 0; i < job->nkeys; i++)
+			if (cache_peek(ctx->cache, job->keys[i].key,
+				job->keys[i].klen) == NULL)
+				cmd_lookup_fill(ctx, &job->keys[i]);
+		res =
+		    rtx_run(ctx, ss, lk->tx, &r->reply, lk->slot, job, &again);
+		lk->tx = NULL; /* run and freed, or another lookup's */
+		if (again)
+			goto done; /* that lookup answers the slot */
+	}
+	ss->reads--;
+	if (res == CMD_DONE) {
+		if (writes && ss->unacked > 0)
+			ss->unacked--;
+		alive =
+		    server_slot_answer(lk->slot, r->reply.buf, r->reply.len);
+		wbuf_reset(&r->reply);
+	}
+	if (alive)
+		server_conn_resume(c);
+done:
+	rjob_free(job);
+	rtx_free(lk->tx);
+	free(lk);
+}
+
+/* Queue cmd in the open transaction: QUEUED, or its error (dirty). */
+static void
+rtx_queue(struct cmd_ctx *ctx, struct cmd_session *ss,
     const struct resp_cmd *cmd, struct wbuf *out)
 {
-	const struct resp_arg *name = &cmd->argv[0];
+	struct rtx	  *tx = ss->tx;
+	struct rtxcmd	  *q;
+	const struct rdef *d;
+	char		   msg[128], *p;
+	size_t		   i, n = 0;
 
+	ctx->stats->requests++;
+	for (i = 0; i < cmd->argc; i++)
+		n += cmd->argv[i].len;
+	if ((d = rdef_find(cmd->argv[0].p, cmd->argv[0].len)) == NULL)
+		unknown_command(ctx, cmd, out);
+	else if (!arity_ok(ctx, d, cmd, out))
+		;
+	else if ((d->flags & RC_COUNT) ||
+		 (!(d->flags & (RC_READ | RC_WRITE)) && d->fn != h_ping &&
+		     d->fn != h_echo)) {
+		snprintf(msg, sizeof(msg),
+		    "'%s' is not run inside MULTI by stashd", d->name);
+		cmd_resp_error(ctx, out, ERR_BAD_REQUEST, msg);
+	} else if ((d->flags & RC_WRITE) && ss->role < ROLE_WRITE) {
+		snprintf(msg, sizeof(msg), "uid %lu may only read", ss->uid);
+		cmd_resp_error(ctx, out, ERR_FORBIDDEN, msg);
+	} else if (!keys_ok(d, cmd->argc, cmd->argv))
+		cmd_resp_error(ctx, out, ERR_BAD_REQUEST, KEYS_BAD);
+	else if (tx->n == RTX_CMDS_MAX || tx->bytes + n > RTX_BYTES_MAX)
+		cmd_resp_error(ctx, out, ERR_BAD_REQUEST,
+		    "a transaction holds at most 4096 commands and 16MB");
+	else {
+		if (tx->n == tx->cap) {
+			tx->cap = tx->cap == 0 ? 8 : tx->cap * 2;
+			tx->cmds =
+			    xreallocarray(tx->cmds, tx->cap, sizeof(*tx->cmds));
+		}
+		q = &tx->cmds[tx->n++];
+		q->def = d;
+		q->argc = cmd->argc;
+		q->argv = xcalloc(cmd->argc, sizeof(*q->argv));
+		p = q->bytes = xmalloc(n > 0 ? n : 1);
+		for (i = 0; i < cmd->argc; i++) {
+			memcpy(p, cmd->argv[i].p, cmd->argv[i].len);
+			q->argv[i].p = p;
+			q->argv[i].len = cmd->argv[i].len;
+			p += cmd->argv[i].len;
+		}
+		tx->bytes += n;
+		if (d->flags & RC_WRITE)
+			tx->writes = 1;
+		wbuf_adds(out, "+QUEUED\r\n");
+		return;
+	}
+	tx->dirty = 1;
+}
+
+/*
+ * MULTI, EXEC, DISCARD, and every command while a transaction is open
+ * (QUIT aside, which closes the connection). 1 when cmd was taken here,
+ * with *res.
+ */
+static int
+rtx_command(struct cmd_ctx *ctx, struct cmd_session *ss,
+    const struct resp_cmd *cmd, struct wbuf *out, enum cmd_result *res)
+{
+	const struct resp_arg *name = &cmd->argv[0];
+	struct rtx	      *tx = ss->tx;
+	int		       again;
+
+	*res = CMD_DONE;
+	/* The common case first, at the cost of a length. */
+	if (tx == NULL && name->len != 4 && name->len != 5 && name->len != 7)
+		return 0;
 	if (arg_is(name, "multi")) {
 		ctx->stats->requests++;
-		if (ss->multi)
+		if (tx != NULL)
 			cmd_resp_error(ctx, out, ERR_BAD_REQUEST,
 			    "MULTI calls can not be nested");
-		else
-			cmd_resp_error(ctx, out, ERR_BAD_REQUEST,
-			    "stashd has no transactions (MULTI): the commands "
-			    "up to EXEC or DISCARD are refused");
-		ss->multi = 1;
+		else {
+			ss->tx = xcalloc(1, sizeof(*ss->tx));
+			wbuf_adds(out, "+OK\r\n");
+		}
 		return 1;
 	}
-	if (arg_is(name, "exec") || arg_is(name, "discard")) {
+	if (arg_is(name, "discard")) {
 		ctx->stats->requests++;
-		if (!ss->multi)
-			cmd_resp_error(ctx, out, ERR_BAD_REQUEST,
-			    arg_is(name, "exec") ? "EXEC without MULTI"
-						 : "DISCARD without MULTI");
-		else if (arg_is(name, "discard"))
-			wbuf_adds(out, "+OK\r\n");
+		if (tx == NULL)
+			cmd_resp_error(
+			    ctx, out, ERR_BAD_REQUEST, "DISCARD without MULTI");
 		else {
+			rcmd_session_close(ss);
+			wbuf_adds(out, "+OK\r\n");
+		}
+		return 1;
+	}
+	if (arg_is(name, "exec")) {
+		if (tx == NULL) {
+			ctx->stats->requests++;
+			cmd_resp_error(
+			    ctx, out, ERR_BAD_REQUEST, "EXEC without MULTI");
+			return 1;
+		}
+		if (tx->dirty) {
+			ctx->stats->requests++;
+			rcmd_session_close(ss);
 			ctx->stats->errors[ERR_BAD_REQUEST]++;
 			wbuf_adds(out, "-EXECABORT Transaction discarded "
 				       "because of previous errors.\r\n");
+			return 1;
 		}
-		ss->multi = 0;
+		/* After everything before it on the connection. */
+		if (ss->unacked > 0 || ss->reads > 0) {
+			*res = CMD_WAIT;
+			return 1;
+		}
+		if (tx->writes &&
+		    ctx->unapplied_bytes >= ctx->write_queue_max) {
+			if (!ss->queued) {
+				TAILQ_INSERT_TAIL(&ctx->waiters, ss, wentry);
+				cmd_kick_apply(ctx, ctx->seq);
+				ss->queued = 1;
+			}
+			*res = CMD_WAIT;
+			return 1;
+		}
+		ctx->stats->requests++;
+		ctx->last_op = "exec";
+		ss->tx = NULL;
+		*res = rtx_run(ctx, ss, tx, out, NULL, NULL, &again);
 		return 1;
 	}
-	if (!ss->multi || arg_is(name, "quit"))
+	if (tx == NULL || arg_is(name, "quit"))
 		return 0;
-	ctx->stats->requests++;
-	cmd_resp_error(ctx, out, ERR_BAD_REQUEST,
-	    "not run: stashd has no transactions, and a MULTI is open (EXEC "
-	    "or DISCARD ends it)");
+	rtx_queue(ctx, ss, cmd, out);
 	return 1;
 }
 
@@ -1815,41 +2375,21 @@ rcmd_run(struct cmd_ctx *ctx, struct cmd_session *ss,
 {
 	struct rx	   x;
 	const struct rdef *d;
-	char		   msg[400];
-	size_t		   i, len, start, arg;
+	char		   msg[64];
+	enum cmd_result	   res;
 	int		   full = ctx->unapplied_bytes >= ctx->write_queue_max;
 
 	if (cmd->argc == 0)
 		return CMD_DONE;
-	if (rx_multi(ctx, ss, cmd, out))
-		return CMD_DONE;
+	if (rtx_command(ctx, ss, cmd, out, &res))
+		return res;
 	if ((d = rdef_find(cmd->argv[0].p, cmd->argv[0].len)) == NULL) {
 		ctx->stats->requests++;
-		/*
-		 * Redis's words: the name (up to 128 bytes), then the args
-		 * quoted while they have taken fewer than 128 bytes.
-		 */
-		len = (size_t)snprintf(msg, sizeof(msg),
-		    "unknown command '%.*s', with args beginning with: ",
-		    (int)(cmd->argv[0].len > 128 ? 128 : cmd->argv[0].len),
-		    cmd->argv[0].p);
-		start = len;
-		for (i = 1; i < cmd->argc && len - start < 128; i++) {
-			arg = cmd->argv[i].len;
-			if (arg > 128 - (len - start))
-				arg = 128 - (len - start);
-			len += (size_t)snprintf(msg + len, sizeof(msg) - len,
-			    "'%.*s' ", (int)arg, cmd->argv[i].p);
-		}
-		cmd_resp_error(ctx, out, ERR_BAD_REQUEST, msg);
+		unknown_command(ctx, cmd, out);
 		return CMD_DONE;
 	}
-	if ((d->arity > 0 && cmd->argc != (size_t)d->arity) ||
-	    (d->arity < 0 && cmd->argc < (size_t)-d->arity)) {
+	if (!arity_ok(ctx, d, cmd, out)) {
 		ctx->stats->requests++;
-		snprintf(msg, sizeof(msg),
-		    "wrong number of arguments for '%s' command", d->name);
-		cmd_resp_error(ctx, out, ERR_BAD_REQUEST, msg);
 		return CMD_DONE;
 	}
 	if ((d->flags & RC_READ) && ss->unacked > 0)

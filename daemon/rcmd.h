@@ -19,6 +19,8 @@ enum cmd_result rcmd_run(struct cmd_ctx *ctx, struct cmd_session *ss,
 void rcmd_protocol_error(
     struct cmd_ctx *ctx, struct wbuf *out, const char *why);
 void rcmd_free(struct rcmd *r);
+/* A connection's end: what its session holds (an open transaction). */
+void rcmd_session_close(struct cmd_session *ss);
 /* Is name[0..len) a command rcmd_run() knows? */
 int rcmd_known(const char *name, size_t len);
 

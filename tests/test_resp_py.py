@@ -121,6 +121,16 @@ def expect_error(fn, prefix, what):
     raise AssertionError("%s: no error" % what)
 
 
+def expect_error_in(fn, sub, what):
+    """fn must raise a ResponseError whose text holds sub."""
+    try:
+        fn()
+    except redis.ResponseError as e:
+        check(sub in str(e), "%s: error %r" % (what, str(e)))
+        return
+    raise AssertionError("%s: no error" % what)
+
+
 def test_connection(r):
     eq(r.ping(), True, "PING")
     eq(r.echo(b"a\r\nb\x00"), b"a\r\nb\x00", "ECHO binary")
@@ -370,13 +380,82 @@ def test_pipeline(r):
     eq(res[-2], 500, "last pipelined INCR")
     eq([res[3 * i + 2] for i in range(500)],
        [str(i).encode() for i in range(500)], "every pipelined GET")
-    # redis-py's default pipeline is a MULTI/EXEC transaction, which
-    # stashd does not have: a clear error, and nothing of it done.
-    expect_error(lambda: r.pipeline().set("ptx", 1).incr("pc").execute(),
-                 "stashd has no transactions", "transactional pipeline")
-    eq(r.exists("ptx"), 0, "nothing of a refused transaction done")
-    eq(r.get("pc"), b"500", "nor its INCR")
-    eq(r.set("ptx", 2), True, "the connection goes on after it")
+
+
+def test_transactions(r):
+    """MULTI/EXEC through redis-py's default (transactional) pipeline."""
+    p = r.pipeline()
+    p.set("tx1", 1).incr("tx1").get("tx1").set("tx2", "x").incr("tx2")
+    p.get("tx2").delete("tx1").get("tx1").expire("tx2", 100).ttl("tx2")
+    res = p.execute(raise_on_error=False)
+    eq(res[:4], [True, 2, b"2", True], "SET, INCR, GET in a transaction")
+    check(isinstance(res[4], redis.ResponseError),
+          "INCR of text fails alone inside EXEC")
+    eq(res[5:], [b"x", 1, None, True, 100], "the rest ran")
+    eq(r.get("tx2"), b"x", "a transaction's writes stay")
+    eq(r.pipeline().execute(), [], "an empty transaction")
+    # A command that cannot be queued: EXECABORT, nothing done.
+    p = r.pipeline()
+    p.set("tx3", 1)
+    p.execute_command("NOSUCH", "x")
+    expect_error_in(p.execute, "unknown command 'NOSUCH'", "EXECABORT")
+    eq(r.exists("tx3"), 0, "nothing of an aborted transaction done")
+    expect_error_in(lambda: r.pipeline().dbsize().execute(),
+                    "'dbsize' is not run inside MULTI", "DBSIZE in MULTI")
+    # Each durability: the answer once the writes are as durable.
+    for dur in ("async", "commit", "journal"):
+        r.execute_command("STASH", "DURABILITY", dur)
+        eq(r.pipeline().set("txd", dur).get("txd").execute(),
+           [True, dur.encode()], "a transaction, " + dur)
+        if dur == "commit":
+            eq(db_row("txd")[1], b"commit", "in SQLite when answered")
+    # Atomic: no other client's INCR between a transaction's two.
+    r.set("txa", 0)
+    bad = []
+
+    def work():
+        c = client()
+        for _ in range(150):
+            a, b = c.pipeline().incr("txa").incr("txa").execute()
+            if b != a + 1:
+                bad.append((a, b))
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    eq(bad, [], "every transaction's two INCRs adjacent")
+    eq(r.get("txa"), b"2400", "no INCR lost")
+    # At most 4096 commands: the 4097th is refused, EXECABORT.
+    p = r.pipeline()
+    for i in range(4097):
+        p.set("txl", i)
+    expect_error_in(p.execute, "a transaction holds at most",
+                    "4097 commands")
+    eq(r.exists("txl"), 0, "nothing of the over-long transaction done")
+    p = r.pipeline()
+    for i in range(4096):
+        p.incr("txl")
+    eq(p.execute()[-1], 4096, "4096 commands")
+    # At most 16MB of arguments.
+    big = b"b" * (600 * 1024)
+    p = r.pipeline()
+    for i in range(28):
+        p.set("txb%d" % i, big)
+    expect_error_in(p.execute, "a transaction holds at most", "over 16MB")
+    eq(r.exists("txb0"), 0, "nothing of the over-large transaction done")
+    p = r.pipeline()
+    for i in range(26):
+        p.set("txb%d" % i, big)
+    eq(len(p.execute()), 26, "under 16MB")
+    eq(r.strlen("txb25"), len(big), "its last value")
+    r.delete(*["txb%d" % i for i in range(26)])
+    # Raw: the exchange as Redis answers it.
+    eq(raw(b"EXEC\r\nMULTI\r\nMULTI\r\nSET tr 1\r\nDISCARD\r\n"
+           b"GET tr\r\n"),
+       b"-ERR EXEC without MULTI\r\n+OK\r\n"
+       b"-ERR MULTI calls can not be nested\r\n+QUEUED\r\n+OK\r\n"
+       b"$-1\r\n", "MULTI, nested MULTI, DISCARD")
 
 
 def concurrent_incr(key):
@@ -471,6 +550,7 @@ def test_restart():
     r.execute_command("STASH", "DURABILITY", "journal")
     r.set("keep-journal", "j")
     r.set("keep-empty", "")
+    r.pipeline().set("keep-tx1", "a").set("keep-tx2", "b").execute()
     check(db_row("keep-bytes") is None and db_row("keep-journal") is None,
           "not applied before the kill")
     # Killed: journaled writes come back from the journal.
@@ -482,6 +562,8 @@ def test_restart():
     eq(r.get("keep-n"), b"1", "counter after restart")
     eq(r.get("keep-journal"), b"j", "journaled write after restart")
     eq(r.get("keep-empty"), b"", "empty value after restart")
+    eq(r.mget("keep-tx1", "keep-tx2"), [b"a", b"b"],
+       "a transaction's writes after restart")
     eq(json_req({"op": "get", "key": "keep-empty"})["value"], "",
        "JSON read of an empty value")
     eq(json_req({"op": "get", "key": "keep-bytes"})["value"],
@@ -525,6 +607,18 @@ def test_eviction():
     eq(r.mget("ev1", "ev2999", "nokey"), [val, val, None], "MGET")
     eq(r.append("ev4", "x"), 1001, "APPEND to an evicted key")
     eq(r.exists("ev5", "ev6"), 2, "EXISTS of evicted keys")
+    # A transaction over keys the cache lacks: looked up first, then run.
+    p = r.pipeline()
+    p.get("ev7").append("ev8", "y").get("ev8").mget("ev9", "ev2998")
+    p.delete("ev10").exists("ev10")
+    eq(p.execute(), [val, 1001, val + b"y", [val, val], 1, 0],
+       "a transaction over evicted keys")
+    # The client goes while its EXEC waits for a lookup: nothing breaks.
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(SOCK)
+    s.sendall(b"MULTI\r\nGET ev11\r\nINCR ev12\r\nEXEC\r\n")
+    s.close()
+    eq(r.ping(), True, "alive after a client left during EXEC")
 
 
 def test_max_clients():
@@ -566,6 +660,7 @@ def main():
         test_cross_protocol(r)
         test_durability(r)
         test_pipeline(r)
+        test_transactions(r)
         test_atomic_incr()
         test_info(r)
         test_raw_protocol()
