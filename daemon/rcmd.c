@@ -138,29 +138,19 @@ struct rtxcmd {
 	char		  *bytes;
 };
 
-/* A write an earlier command of a running transaction decided. */
-struct rstage {
-	char   *key; /* key, then value, in one allocation */
-	size_t	klen;
-	char   *v;
-	size_t	vlen;
-	int	del, raw;
-	int64_t expires_at;
-	size_t	reserved;
-};
-
 struct rtx {
 	struct rtxcmd *cmds;
 	size_t	       n, cap, bytes;
 	int	       dirty;  /* a command could not be queued */
 	int	       writes; /* it holds a write command */
-	/* While it runs: the writes decided so far. */
-	struct rstage *st;
+	/* While it runs: the writes decided so far, and their copies. */
+	struct rwrite *st;
+	char	     **own;
 	size_t	       nst, capst;
 };
 
 static const struct rdef   *rdef_find(const char *, size_t);
-static const struct rstage *rtx_staged(
+static const struct rwrite *rtx_staged(
     const struct rtx *, const char *, size_t);
 static size_t rdef_count(void);
 static void   rx_commands(struct rx *, const char *, size_t);
@@ -384,7 +374,7 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 	memset(rv, 0, sizeof(*rv));
 	if (x->tx != NULL) {
 		/* In EXEC: its own earlier writes first. */
-		const struct rstage *st = rtx_staged(x->tx, key, klen);
+		const struct rwrite *st = rtx_staged(x->tx, key, klen);
 
 		if (st != NULL) {
 			if (st->del ||
@@ -1567,49 +1557,46 @@ rx_keys_ok(struct rx *x)
 }
 
 /*
- * Take the writes the command decided, in order, each with its sequence
- * number. The reply (out[mark..]) goes with the last one: at once for
- * async, through a slot (taken now when slot is NULL) otherwise. Returns
- * CMD_DONE when the reply is in out, CMD_DEFERRED when a slot has it.
+ * Take writes ws[0..n), in order, each with its sequence number. The
+ * reply (out[mark..]) goes with the last one: at once for async, through
+ * a slot (taken now for op when slot is NULL) otherwise. CMD_DONE when
+ * the reply is in out (the writes' answer, or an error instead of it,
+ * nothing taken), CMD_DEFERRED when a slot has it.
  */
 static enum cmd_result
-rx_commit(struct rx *x, struct slot *slot)
+take_writes(struct cmd_ctx *ctx, struct cmd_session *ss, struct rwrite *ws,
+    size_t n, struct wbuf *out, size_t mark, struct slot *slot, const char *op)
 {
-	struct cmd_ctx	     *ctx = x->ctx;
-	struct rcmd	     *r = x->r;
 	enum proto_durability dur =
-	    x->ss->rdur != PROTO_DUR_DEFAULT ? x->ss->rdur : ctx->dur_kv;
+	    ss->rdur != PROTO_DUR_DEFAULT ? ss->rdur : ctx->dur_kv;
 	struct rwrite *rw;
 	struct wreq   *w;
 	size_t	       i, j;
 
 	if (ctx->broken || ctx->unavailable) {
-		rx_error(
-		    x, ERR_UNAVAILABLE, "the database cannot take writes now");
+		out->len = mark;
+		cmd_resp_error(ctx, out, ERR_UNAVAILABLE,
+		    "the database cannot take writes now");
 		return CMD_DONE;
 	}
-	for (i = 0; i < r->nw; i++) {
-		rw = &r->w[i];
-		if (dur == PROTO_DUR_COMMIT)
-			continue;
+	for (i = 0; i < n && dur != PROTO_DUR_COMMIT; i++) {
+		rw = &ws[i];
 		rw->reserved =
 		    cache_entry_size(rw->klen, rw->del ? 0 : rw->vlen);
 		if (cache_reserve(ctx->cache, rw->reserved) != CACHE_OK) {
 			for (j = 0; j < i; j++)
-				cache_unreserve(ctx->cache, r->w[j].reserved);
+				cache_unreserve(ctx->cache, ws[j].reserved);
 			cmd_kick_apply(ctx, ctx->seq);
 			/* Redis's answer when memory is short. */
-			x->out->len = x->mark;
-			r->nw = 0;
+			out->len = mark;
 			ctx->stats->errors[ERR_BUSY]++;
-			wbuf_adds(x->out,
-			    "-OOM the cache is full of writes not "
-			    "yet applied\r\n");
+			wbuf_adds(out, "-OOM the cache is full of writes not "
+				       "yet applied\r\n");
 			return CMD_DONE;
 		}
 	}
-	for (i = 0; i < r->nw; i++) {
-		rw = &r->w[i];
+	for (i = 0; i < n; i++) {
+		rw = &ws[i];
 		++ctx->seq;
 		if (rw->del)
 			w = wreq_kv_del(ctx->seq, rw->key, rw->klen);
@@ -1624,28 +1611,37 @@ rx_commit(struct rx *x, struct slot *slot)
 		w->reserved = rw->reserved;
 		w->resp = 1;
 		cmd_write_take(ctx, w);
-		x->ss->last_write = w->seq;
+		ss->last_write = w->seq;
 		if (dur == PROTO_DUR_ASYNC) {
 			/* Acknowledged on receipt: visible now. */
 			writer_submit(ctx->writer, w);
 			cmd_ack_write(ctx, w, 0, NULL);
 			continue;
 		}
-		if (i + 1 == r->nw) {
-			wreq_set_id(
-			    w, x->out->buf + x->mark, x->out->len - x->mark);
-			x->out->len = x->mark;
+		if (i + 1 == n) {
+			wreq_set_id(w, out->buf + mark, out->len - mark);
+			out->len = mark;
 			if (slot == NULL) {
-				slot =
-				    server_slot_new(x->ss->conn, x->def->name);
-				x->ss->unacked++;
+				slot = server_slot_new(ss->conn, op);
+				ss->unacked++;
 			}
 			w->owner = slot;
 		}
 		writer_submit(ctx->writer, w);
 	}
-	r->nw = 0;
 	return dur == PROTO_DUR_ASYNC ? CMD_DONE : CMD_DEFERRED;
+}
+
+/* Take the writes the command decided (see take_writes). */
+static enum cmd_result
+rx_commit(struct rx *x, struct slot *slot)
+{
+	enum cmd_result res;
+
+	res = take_writes(x->ctx, x->ss, x->r->w, x->r->nw, x->out, x->mark,
+	    slot, x->def->name);
+	x->r->nw = 0;
+	return res;
 }
 
 static void rlookup_done(struct rjob *job);
@@ -1740,6 +1736,58 @@ rx_exec(struct rx *x, struct slot *slot)
 	return CMD_DONE;
 }
 
+/*
+ * A lookup is back: is its snapshot recent enough for the keys the cache
+ * lacks? If so, cache what it found for them and return 1; else submit
+ * it again (0).
+ */
+static int
+lookup_ready(struct cmd_ctx *ctx, struct rjob *job)
+{
+	size_t i;
+
+	for (i = 0; i < job->nkeys; i++)
+		if (cache_peek(ctx->cache, job->keys[i].key,
+			job->keys[i].klen) == NULL &&
+		    job->snapshot_seq < ctx->applied_seq) {
+			for (i = 0; i < job->nkeys; i++) {
+				free(job->keys[i].value);
+				job->keys[i].value = NULL;
+				job->keys[i].found = 0;
+			}
+			reader_submit(ctx->reader, job);
+			return 0;
+		}
+	for (i = 0; i < job->nkeys; i++)
+		if (cache_peek(ctx->cache, job->keys[i].key,
+			job->keys[i].klen) == NULL)
+			cmd_lookup_fill(ctx, &job->keys[i]);
+	return 1;
+}
+
+/*
+ * What follows a deferred command's run: the lookup no longer holds the
+ * connection; the reply (r->reply) goes to its slot when it is not a
+ * write's (res CMD_DONE), and the commands that waited go on.
+ */
+static void
+lookup_answer(struct rcmd *r, struct cmd_session *ss, struct conn *c,
+    struct slot *slot, enum cmd_result res, int write)
+{
+	int alive = 1;
+
+	ss->reads--;
+	if (res == CMD_DONE) {
+		/* Answered without a write waiting for its acknowledgement. */
+		if (write && ss->unacked > 0)
+			ss->unacked--;
+		alive = server_slot_answer(slot, r->reply.buf, r->reply.len);
+		wbuf_reset(&r->reply);
+	}
+	if (alive)
+		server_conn_resume(c);
+}
+
 /* A reader finished a lookup or a count (loop thread). */
 static void
 rlookup_done(struct rjob *job)
@@ -1751,8 +1799,6 @@ rlookup_done(struct rjob *job)
 	struct conn	   *c;
 	struct rx	    x;
 	enum cmd_result	    res = CMD_DONE;
-	size_t		    i;
-	int		    alive = 1;
 
 	if ((c = server_slot_conn(lk->slot)) == NULL) {
 		server_slot_answer(lk->slot, "", 0);
@@ -1784,38 +1830,11 @@ rlookup_done(struct rjob *job)
 		else
 			r_int(x.out, (int64_t)n);
 	} else {
-		/* Is the snapshot recent enough for the keys the cache lacks?
-		 */
-		for (i = 0; i < job->nkeys; i++)
-			if (cache_peek(ctx->cache, job->keys[i].key,
-				job->keys[i].klen) == NULL &&
-			    job->snapshot_seq < ctx->applied_seq) {
-				for (i = 0; i < job->nkeys; i++) {
-					free(job->keys[i].value);
-					job->keys[i].value = NULL;
-					job->keys[i].found = 0;
-				}
-				reader_submit(ctx->reader, job);
-				return;
-			}
-		for (i = 0; i < job->nkeys; i++)
-			if (cache_peek(ctx->cache, job->keys[i].key,
-				job->keys[i].klen) == NULL)
-				cmd_lookup_fill(ctx, &job->keys[i]);
+		if (!lookup_ready(ctx, job))
+			return; /* looked up again */
 		res = rx_exec(&x, lk->slot);
 	}
-	ss->reads--;
-	if (res == CMD_DONE) {
-		/* Answered without a write waiting for its acknowledgement. */
-		if (lk->write && ss->unacked > 0)
-			ss->unacked--;
-		alive =
-		    server_slot_answer(lk->slot, r->reply.buf, r->reply.len);
-		wbuf_reset(&r->reply);
-	}
-	/* Commands that waited for this one may go on now. */
-	if (alive)
-		server_conn_resume(c);
+	lookup_answer(r, ss, c, lk->slot, res, lk->write);
 done:
 	rjob_free(job);
 	rlookup_free(lk);
@@ -1897,9 +1916,10 @@ rtx_free(struct rtx *tx)
 		free(tx->cmds[i].bytes);
 	}
 	for (i = 0; i < tx->nst; i++)
-		free(tx->st[i].key);
+		free(tx->own[i]);
 	free(tx->cmds);
 	free(tx->st);
+	free(tx->own);
 	free(tx);
 }
 
@@ -1911,7 +1931,7 @@ rcmd_session_close(struct cmd_session *ss)
 }
 
 /* The latest write of key the transaction decided, or NULL. */
-static const struct rstage *
+static const struct rwrite *
 rtx_staged(const struct rtx *tx, const char *key, size_t klen)
 {
 	size_t i;
@@ -1927,9 +1947,9 @@ rtx_staged(const struct rtx *tx, const char *key, size_t klen)
 static void
 rtx_stage(struct rtx *tx, struct rcmd *r)
 {
-	struct rwrite *rw;
-	struct rstage *st;
-	size_t	       i;
+	struct rwrite *rw, *st;
+	size_t	       i, vlen;
+	char	      *p;
 
 	for (i = 0; i < r->nw; i++) {
 		rw = &r->w[i];
@@ -1937,19 +1957,21 @@ rtx_stage(struct rtx *tx, struct rcmd *r)
 			tx->capst = tx->capst == 0 ? 16 : tx->capst * 2;
 			tx->st =
 			    xreallocarray(tx->st, tx->capst, sizeof(*tx->st));
+			tx->own =
+			    xreallocarray(tx->own, tx->capst, sizeof(*tx->own));
 		}
+		/* A copy: the command's values live in its buffers. */
+		vlen = rw->del ? 0 : rw->vlen;
+		p = tx->own[tx->nst] = xmalloc(rw->klen + vlen + 1);
+		memcpy(p, rw->key, rw->klen);
+		if (vlen > 0)
+			memcpy(p + rw->klen, rw->v, vlen);
 		st = &tx->st[tx->nst++];
-		memset(st, 0, sizeof(*st));
-		st->key = xmalloc(rw->klen + (rw->del ? 0 : rw->vlen) + 1);
-		memcpy(st->key, rw->key, rw->klen);
-		st->klen = rw->klen;
-		st->v = st->key + rw->klen;
-		if (!rw->del && rw->vlen > 0)
-			memcpy(st->v, rw->v, rw->vlen);
-		st->vlen = rw->del ? 0 : rw->vlen;
-		st->del = rw->del;
-		st->raw = rw->raw;
-		st->expires_at = rw->expires_at;
+		*st = *rw;
+		st->key = p;
+		st->v = p + rw->klen;
+		st->vlen = vlen;
+		st->reserved = 0;
 	}
 	r->nw = 0;
 }
@@ -2047,82 +2069,18 @@ rtx_unknown(struct cmd_ctx *ctx, const struct rtx *tx, const struct rjob *job)
 	return 0;
 }
 
-/*
- * Take the writes tx decided, in order; the answer, out[mark..], goes with
- * the last (through slot, taken now when NULL), or stays in out when
- * none waits (async, or no write). Frees tx.
- */
+/* Take the writes tx decided (see take_writes); frees tx. */
 static enum cmd_result
 rtx_commit(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
     struct wbuf *out, size_t mark, struct slot *slot)
 {
-	enum proto_durability dur =
-	    ss->rdur != PROTO_DUR_DEFAULT ? ss->rdur : ctx->dur_kv;
-	struct rstage *st;
-	struct wreq   *w;
-	size_t	       i, j;
+	enum cmd_result res = CMD_DONE;
 
-	if (tx->nst == 0) {
-		rtx_free(tx);
-		return CMD_DONE;
-	}
-	if (ctx->broken || ctx->unavailable) {
-		out->len = mark;
-		cmd_resp_error(ctx, out, ERR_UNAVAILABLE,
-		    "the database cannot take writes now");
-		rtx_free(tx);
-		return CMD_DONE;
-	}
-	for (i = 0; i < tx->nst && dur != PROTO_DUR_COMMIT; i++) {
-		st = &tx->st[i];
-		st->reserved = cache_entry_size(st->klen, st->vlen);
-		if (cache_reserve(ctx->cache, st->reserved) != CACHE_OK) {
-			for (j = 0; j < i; j++)
-				cache_unreserve(ctx->cache, tx->st[j].reserved);
-			cmd_kick_apply(ctx, ctx->seq);
-			out->len = mark;
-			ctx->stats->errors[ERR_BUSY]++;
-			wbuf_adds(out, "-OOM the cache is full of writes not "
-				       "yet applied\r\n");
-			rtx_free(tx);
-			return CMD_DONE;
-		}
-	}
-	for (i = 0; i < tx->nst; i++) {
-		st = &tx->st[i];
-		++ctx->seq;
-		if (st->del)
-			w = wreq_kv_del(ctx->seq, st->key, st->klen);
-		else {
-			w = wreq_kv_set(ctx->seq, st->key, st->klen, st->v,
-			    st->vlen, st->expires_at);
-			if (st->raw)
-				w->type = WREQ_KV_SET_RAW;
-		}
-		w->durability = (uint8_t)dur;
-		w->ttl = ttl_of(st->expires_at);
-		w->reserved = st->reserved;
-		w->resp = 1;
-		cmd_write_take(ctx, w);
-		ss->last_write = w->seq;
-		if (dur == PROTO_DUR_ASYNC) {
-			writer_submit(ctx->writer, w);
-			cmd_ack_write(ctx, w, 0, NULL);
-			continue;
-		}
-		if (i + 1 == tx->nst) {
-			wreq_set_id(w, out->buf + mark, out->len - mark);
-			out->len = mark;
-			if (slot == NULL) {
-				slot = server_slot_new(ss->conn, "exec");
-				ss->unacked++;
-			}
-			w->owner = slot;
-		}
-		writer_submit(ctx->writer, w);
-	}
+	if (tx->nst > 0)
+		res = take_writes(
+		    ctx, ss, tx->st, tx->nst, out, mark, slot, "exec");
 	rtx_free(tx);
-	return dur == PROTO_DUR_ASYNC ? CMD_DONE : CMD_DEFERRED;
+	return res;
 }
 
 /*
@@ -2178,8 +2136,7 @@ rtx_lookup_done(struct rjob *job)
 	struct cmd_session *ss;
 	struct conn	   *c;
 	enum cmd_result	    res = CMD_DONE;
-	size_t		    i;
-	int		    alive = 1, writes = lk->tx->writes, again = 0;
+	int		    writes = lk->tx->writes, again = 0;
 
 	if ((c = server_slot_conn(lk->slot)) == NULL) {
 		server_slot_answer(lk->slot, "", 0);
@@ -2191,39 +2148,15 @@ rtx_lookup_done(struct rjob *job)
 		cmd_resp_error(ctx, &r->reply, ERR_UNAVAILABLE,
 		    job->message ? job->message : "cannot read the database");
 	else {
-		/* A snapshot older than what was applied since: again. */
-		for (i = 0; i < job->nkeys; i++)
-			if (cache_peek(ctx->cache, job->keys[i].key,
-				job->keys[i].klen) == NULL &&
-			    job->snapshot_seq < ctx->applied_seq) {
-				for (i = 0; i < job->nkeys; i++) {
-					free(job->keys[i].value);
-					job->keys[i].value = NULL;
-					job->keys[i].found = 0;
-				}
-				reader_submit(ctx->reader, job);
-				return;
-			}
-		for (i = 0; i < job->nkeys; i++)
-			if (cache_peek(ctx->cache, job->keys[i].key,
-				job->keys[i].klen) == NULL)
-				cmd_lookup_fill(ctx, &job->keys[i]);
+		if (!lookup_ready(ctx, job))
+			return; /* looked up again */
 		res =
 		    rtx_run(ctx, ss, lk->tx, &r->reply, lk->slot, job, &again);
 		lk->tx = NULL; /* run and freed, or another lookup's */
 		if (again)
 			goto done; /* that lookup answers the slot */
 	}
-	ss->reads--;
-	if (res == CMD_DONE) {
-		if (writes && ss->unacked > 0)
-			ss->unacked--;
-		alive =
-		    server_slot_answer(lk->slot, r->reply.buf, r->reply.len);
-		wbuf_reset(&r->reply);
-	}
-	if (alive)
-		server_conn_resume(c);
+	lookup_answer(r, ss, c, lk->slot, res, writes);
 done:
 	rjob_free(job);
 	rtx_free(lk->tx);
