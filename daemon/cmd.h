@@ -71,6 +71,7 @@ struct cmd_ctx {
 	uint64_t	      queue_kick;  /* seq of the last full-queue kick */
 	size_t		      write_queue_max; /* bytes not yet applied */
 	size_t		      unapplied_bytes;
+	size_t		      tx_bytes;	   /* queued after MULTI (rcmd.c) */
 	int		      unavailable; /* SQLite cannot take writes */
 	int		      broken;	   /* the journal failed */
 	void (*on_broken)(void *arg);

@@ -139,10 +139,11 @@ struct rtxcmd {
 };
 
 struct rtx {
-	struct rtxcmd *cmds;
-	size_t	       n, cap, bytes;
-	int	       dirty;  /* a command could not be queued */
-	int	       writes; /* it holds a write command */
+	struct cmd_ctx *ctx;
+	struct rtxcmd  *cmds;
+	size_t		n, cap, bytes;
+	int		dirty;	/* a command could not be queued */
+	int		writes; /* it holds a write command */
 	/* While it runs: the writes decided so far, and their copies. */
 	struct rwrite *st;
 	char	     **own;
@@ -1911,6 +1912,7 @@ rtx_free(struct rtx *tx)
 
 	if (tx == NULL)
 		return;
+	tx->ctx->tx_bytes -= tx->bytes;
 	for (i = 0; i < tx->n; i++) {
 		free(tx->cmds[i].argv);
 		free(tx->cmds[i].bytes);
@@ -2195,7 +2197,12 @@ rtx_queue(struct cmd_ctx *ctx, struct cmd_session *ss,
 	else if (tx->n == RTX_CMDS_MAX || tx->bytes + n > RTX_BYTES_MAX)
 		cmd_resp_error(ctx, out, ERR_BAD_REQUEST,
 		    "a transaction holds at most 4096 commands and 16MB");
-	else {
+	else if (ctx->tx_bytes + n > ctx->write_queue_max) {
+		/* All open transactions together: the write queue's size. */
+		ctx->stats->errors[ERR_BUSY]++;
+		wbuf_adds(out, "-OOM the open transactions hold "
+			       "write_queue_max of commands already\r\n");
+	} else {
 		if (tx->n == tx->cap) {
 			tx->cap = tx->cap == 0 ? 8 : tx->cap * 2;
 			tx->cmds =
@@ -2213,6 +2220,7 @@ rtx_queue(struct cmd_ctx *ctx, struct cmd_session *ss,
 			p += cmd->argv[i].len;
 		}
 		tx->bytes += n;
+		ctx->tx_bytes += n;
 		if (d->flags & RC_WRITE)
 			tx->writes = 1;
 		wbuf_adds(out, "+QUEUED\r\n");
@@ -2245,6 +2253,7 @@ rtx_command(struct cmd_ctx *ctx, struct cmd_session *ss,
 			    "MULTI calls can not be nested");
 		else {
 			ss->tx = xcalloc(1, sizeof(*ss->tx));
+			ss->tx->ctx = ctx;
 			wbuf_adds(out, "+OK\r\n");
 		}
 		return 1;

@@ -644,6 +644,31 @@ def test_max_clients():
         c.close()
 
 
+def test_tx_memory():
+    """All open transactions together hold at most write_queue_max."""
+    eq(stop(), 0, "SIGTERM exits 0")
+    start("--write-queue-max", "1MB")
+    a, b = client(), client()
+    v = b"m" * (400 * 1024)
+    # Queue a's commands by hand, so that they stay open meanwhile.
+    ca = a.connection_pool.get_connection("MULTI")
+    ca.send_command("MULTI")
+    eq(ca.read_response(), b"OK", "MULTI")
+    for k in ("tm1", "tm2"):
+        ca.send_command("SET", k, v)
+        eq(ca.read_response(), b"QUEUED", "800KB queued")
+    pb = b.pipeline()
+    pb.set("tm3", v)
+    expect_error_in(pb.execute, "the open transactions hold",
+                    "over write_queue_max of open transactions")
+    ca.send_command("EXEC")
+    eq(ca.read_response(), [b"OK", b"OK"], "the first transaction runs")
+    a.connection_pool.release(ca)
+    eq(b.pipeline().set("tm3", v).execute(), [True],
+       "room again once it ran")
+    eq(b.strlen("tm3"), len(v), "its value")
+
+
 def main():
     try:
         start()
@@ -667,6 +692,7 @@ def main():
         test_restart()
         test_eviction()
         test_max_clients()
+        test_tx_memory()
         eq(stop(), 0, "SIGTERM exits 0")
     except AssertionError as e:
         print("FAIL: %s" % e, file=sys.stderr)
