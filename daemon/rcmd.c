@@ -1905,6 +1905,17 @@ struct rtxlookup {
 	struct rtx     *tx;
 };
 
+/* Forget the writes staged so far. */
+static void
+rtx_unstage(struct rtx *tx)
+{
+	size_t i;
+
+	for (i = 0; i < tx->nst; i++)
+		free(tx->own[i]);
+	tx->nst = 0;
+}
+
 static void
 rtx_free(struct rtx *tx)
 {
@@ -1917,8 +1928,7 @@ rtx_free(struct rtx *tx)
 		free(tx->cmds[i].argv);
 		free(tx->cmds[i].bytes);
 	}
-	for (i = 0; i < tx->nst; i++)
-		free(tx->own[i]);
+	rtx_unstage(tx);
 	free(tx->cmds);
 	free(tx->st);
 	free(tx->own);
@@ -2119,9 +2129,17 @@ rtx_run(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
 		x.def->fn(&x);
 		if (x.failed)
 			continue;
-		if (x.unknown) { /* rtx_unknown said no: cannot happen */
-			rx_error(&x, ERR_INTERNAL, "a key's state is unknown");
-			continue;
+		if (x.unknown) {
+			/*
+			 * A key known a moment ago is not now (it expired as
+			 * the second turned): nothing is taken yet, so drop
+			 * what ran and look its keys up first.
+			 */
+			out->len = mark;
+			r->nw = 0;
+			rtx_unstage(tx);
+			*again = 1;
+			return rtx_defer(ctx, ss, tx, slot);
 		}
 		rtx_stage(tx, r);
 	}
