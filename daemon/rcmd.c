@@ -35,6 +35,7 @@
 
 #include <fnmatch.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -323,19 +324,51 @@ ttl_of(int64_t expires_at)
 	return left < 1 ? 1 : left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
 }
 
-/* The job's answer for key, NULL when it has none. */
+/* Order of a lookup's keys: by length, then bytes. */
+static int
+rkey_cmp(const void *a, const void *b)
+{
+	const struct rkey *x = a, *y = b;
+
+	if (x->klen != y->klen)
+		return x->klen < y->klen ? -1 : 1;
+	return memcmp(x->key, y->key, x->klen);
+}
+
+/*
+ * Sort a lookup's keys and drop the repeated ones, so that job_key()
+ * finds one in log time (a transaction may name thousands).
+ */
+static void
+job_sort(struct rjob *job)
+{
+	size_t i, n = 0;
+
+	if (job->nkeys < 2)
+		return;
+	qsort(job->keys, job->nkeys, sizeof(*job->keys), rkey_cmp);
+	for (i = 0; i < job->nkeys; i++) {
+		if (n > 0 && rkey_cmp(&job->keys[n - 1], &job->keys[i]) == 0) {
+			free(job->keys[i].key);
+			continue;
+		}
+		job->keys[n++] = job->keys[i];
+	}
+	job->nkeys = n;
+}
+
+/* The job's answer for key, NULL when it has none (keys sorted). */
 static const struct rkey *
 job_key(const struct rjob *job, const char *key, size_t klen)
 {
-	size_t i;
+	struct rkey want;
 
-	if (job == NULL || job->type != RJOB_LOOKUP)
+	if (job == NULL || job->type != RJOB_LOOKUP || job->nkeys == 0)
 		return NULL;
-	for (i = 0; i < job->nkeys; i++)
-		if (job->keys[i].klen == klen &&
-		    memcmp(job->keys[i].key, key, klen) == 0)
-			return &job->keys[i];
-	return NULL;
+	want.key = (char *)(uintptr_t)key;
+	want.klen = klen;
+	return bsearch(
+	    &want, job->keys, job->nkeys, sizeof(*job->keys), rkey_cmp);
 }
 
 /* Does the cache know every key? (Then a miss is an absent key.) */
@@ -1697,6 +1730,7 @@ rx_defer(struct rx *x, int count)
 			memcpy(k->key, x->argv[i].p, x->argv[i].len);
 			k->klen = x->argv[i].len;
 		}
+		job_sort(job);
 	}
 	lk->slot = server_slot_new(x->ss->conn, d->name);
 	/* Nothing after it on the connection may overtake it. */
@@ -2034,9 +2068,8 @@ rtx_defer(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
 			const struct resp_arg *a = &tx->cmds[i].argv[k];
 			struct rkey	      *rk;
 
-			if ((slot == NULL &&
-				rtx_known(ctx, tx, NULL, a->p, a->len)) ||
-			    job_key(job, a->p, a->len) != NULL)
+			if (slot == NULL &&
+			    rtx_known(ctx, tx, NULL, a->p, a->len))
 				continue;
 			rk = &job->keys[job->nkeys++];
 			rk->key = xmalloc(a->len);
@@ -2044,6 +2077,7 @@ rtx_defer(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
 			rk->klen = a->len;
 		}
 	}
+	job_sort(job);
 	wbuf_init(&job->out);
 	job->done = rtx_lookup_done;
 	job->arg = lk;

@@ -613,6 +613,15 @@ def test_eviction():
     p.delete("ev10").exists("ev10")
     eq(p.execute(), [val, 1001, val + b"y", [val, val], 1, 0],
        "a transaction over evicted keys")
+    # Thousands of keys the cache lacks, some named twice.
+    p = r.pipeline()
+    for i in range(100, 3000, 2):
+        p.get("ev%d" % i)
+    p.mget(["ev%d" % i for i in range(101, 2100, 2)] + ["ev101", "nokey"])
+    res = p.execute()
+    check(res[:-1] == [val] * 1450,
+          "1450 GETs of evicted keys in a transaction")
+    check(res[-1] == [val] * 1001 + [None], "an MGET of 1002 keys in it")
     # The client goes while its EXEC waits for a lookup: nothing breaks.
     s = socket.socket(socket.AF_UNIX)
     s.connect(SOCK)
