@@ -32,6 +32,7 @@ enum cmd_result {
 
 /* Per connection state of the command layer. */
 struct rtx;
+struct rwatch;
 
 struct cmd_session {
 	struct conn  *conn;
@@ -50,7 +51,8 @@ struct cmd_session {
 	int		      quit;  /* close once answered */
 	enum proto_durability rdur;  /* STASH DURABILITY; 0: dur_kv */
 	char		     *name;  /* CLIENT SETNAME */
-	struct rtx *tx; /* after MULTI: the commands queued (rcmd.c) */
+	struct rtx    *tx;    /* after MULTI: the commands queued (rcmd.c) */
+	struct rwatch *watch; /* WATCH's keys (rcmd.c) */
 };
 
 struct sync_waiter;

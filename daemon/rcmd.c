@@ -139,8 +139,25 @@ struct rtxcmd {
 	char		  *bytes;
 };
 
+/*
+ * A key WATCH noted: whether it existed and the sequence number of its
+ * latest write (0 when absent), as EXEC compares them.
+ */
+struct rwatched {
+	char	*key;
+	size_t	 klen;
+	int	 exists;
+	uint64_t version;
+};
+
+struct rwatch {
+	struct rwatched *k;
+	size_t		 n, cap;
+};
+
 struct rtx {
 	struct cmd_ctx *ctx;
+	struct rwatch  *watch; /* WATCH's keys, taken at EXEC */
 	struct rtxcmd  *cmds;
 	size_t		n, cap, bytes;
 	int		dirty;	/* a command could not be queued */
@@ -151,7 +168,10 @@ struct rtx {
 	size_t	       nst, capst;
 };
 
-static const struct rdef   *rdef_find(const char *, size_t);
+static const struct rdef *rdef_find(const char *, size_t);
+static void		  rwatch_free(struct rwatch *);
+static int rx_stamp(struct cmd_ctx *, const struct rjob *, const char *, size_t,
+    int, int *, uint64_t *);
 static const struct rwrite *rtx_staged(
     const struct rtx *, const char *, size_t);
 static size_t rdef_count(void);
@@ -534,6 +554,58 @@ h_quit(struct rx *x)
 {
 	r_simple(x->out, "OK");
 	x->ss->quit = 1;
+}
+
+/*
+ * WATCH key...: note each key's state (its latest write's sequence
+ * number, or absent); EXEC runs only if none changed since. A key only
+ * SQLite knows is looked up first (the handler runs again with x->job).
+ */
+#define RWATCH_MAX 4096 /* keys a connection watches */
+
+static void
+h_watch(struct rx *x)
+{
+	struct rwatch	*wa;
+	struct rwatched *k;
+	int		 exists;
+	uint64_t	 version;
+	size_t		 i;
+
+	for (i = 1; i < x->argc; i++)
+		if (!rx_stamp(x->ctx, x->job, x->argv[i].p, x->argv[i].len, 0,
+			&exists, &version))
+			x->unknown = 1;
+	if (x->unknown)
+		return; /* looked up, then run again */
+	if ((wa = x->ss->watch) == NULL)
+		wa = x->ss->watch = xcalloc(1, sizeof(*wa));
+	if (wa->n + x->argc - 1 > RWATCH_MAX) {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "a connection watches at most 4096 keys");
+		return;
+	}
+	for (i = 1; i < x->argc; i++) {
+		if (wa->n == wa->cap) {
+			wa->cap = wa->cap == 0 ? 8 : wa->cap * 2;
+			wa->k = xreallocarray(wa->k, wa->cap, sizeof(*wa->k));
+		}
+		k = &wa->k[wa->n++];
+		k->klen = x->argv[i].len;
+		k->key = xmalloc(k->klen);
+		memcpy(k->key, x->argv[i].p, k->klen);
+		rx_stamp(x->ctx, x->job, k->key, k->klen, 0, &k->exists,
+		    &k->version);
+	}
+	r_simple(x->out, "OK");
+}
+
+static void
+h_unwatch(struct rx *x)
+{
+	rwatch_free(x->ss->watch);
+	x->ss->watch = NULL;
+	r_simple(x->out, "OK");
 }
 
 static void
@@ -1492,6 +1564,8 @@ static const struct rdef rdefs[] = {
     {"strlen", 2, RC_READ, 1, 1, 1, h_strlen, "readonly"},
     {"ttl", 2, RC_READ, 1, 1, 1, h_ttl, "readonly"},
     {"unlink", -2, RC_WRITE, 1, -1, 1, h_del, "write"},
+    {"unwatch", 1, 0, 0, 0, 0, h_unwatch, "fast"},
+    {"watch", -2, RC_READ, 1, -1, 1, h_watch, "fast"},
 };
 
 static size_t
@@ -1939,6 +2013,71 @@ struct rtxlookup {
 	struct rtx     *tx;
 };
 
+static void
+rwatch_free(struct rwatch *wa)
+{
+	size_t i;
+
+	if (wa == NULL)
+		return;
+	for (i = 0; i < wa->n; i++)
+		free(wa->k[i].key);
+	free(wa->k);
+	free(wa);
+}
+
+/*
+ * The state of key: whether it exists, and its version: the sequence
+ * number of its last write, a DEL's included while the cache or the
+ * write queue remembers it (0 for a key never seen). latest: with a
+ * write not yet acknowledged, if there is one; else what reads see. 0
+ * when only SQLite knows (and job has no answer for it).
+ *
+ * What SQLite does not keep is a DEL's version. So a key absent at WATCH,
+ * then set and deleted again, with that DEL applied and its tombstone
+ * evicted from the cache before EXEC, reads as unchanged (EXEC runs);
+ * and a tombstone noted at WATCH and evicted before EXEC reads as a
+ * change (EXEC does not run, and the client tries again).
+ *
+ * WATCH notes what reads see, and EXEC compares it with the latest: a
+ * write pending at WATCH (which the client's GET did not see) or taken
+ * since then makes them differ, and EXEC does not run.
+ */
+static int
+rx_stamp(struct cmd_ctx *ctx, const struct rjob *job, const char *key,
+    size_t klen, int latest, int *exists, uint64_t *version)
+{
+	int64_t		    now = (int64_t)time(NULL);
+	struct kstate	   *ks;
+	struct wreq	   *w;
+	struct cache_entry *e;
+	const struct rkey  *k;
+
+	*exists = 0;
+	*version = 0;
+	if (latest && (ks = keymap_find(ctx->keys, key, klen)) != NULL &&
+	    (w = ks->last) != NULL) {
+		*exists = w->type != WREQ_KV_DEL &&
+			  (w->expires_at == 0 || w->expires_at > now);
+		*version = w->seq;
+		return 1;
+	}
+	if ((e = cache_peek(ctx->cache, key, klen)) != NULL) {
+		*exists = !cache_entry_absent(ctx->cache, e);
+		*version = cache_entry_version(e); /* a DEL's, when absent */
+		return 1;
+	}
+	if (rx_complete(ctx))
+		return 1;
+	if ((k = job_key(job, key, klen)) == NULL)
+		return 0;
+	if (k->found) {
+		*exists = k->expires_at == 0 || k->expires_at > now;
+		*version = k->version;
+	}
+	return 1;
+}
+
 /* Forget the writes staged so far. */
 static void
 rtx_unstage(struct rtx *tx)
@@ -1958,6 +2097,7 @@ rtx_free(struct rtx *tx)
 	if (tx == NULL)
 		return;
 	tx->ctx->tx_bytes -= tx->bytes;
+	rwatch_free(tx->watch);
 	for (i = 0; i < tx->n; i++) {
 		free(tx->cmds[i].argv);
 		free(tx->cmds[i].bytes);
@@ -1974,6 +2114,8 @@ rcmd_session_close(struct cmd_session *ss)
 {
 	rtx_free(ss->tx);
 	ss->tx = NULL;
+	rwatch_free(ss->watch);
+	ss->watch = NULL;
 }
 
 /* The latest write of key the transaction decided, or NULL. */
@@ -2056,8 +2198,21 @@ rtx_defer(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
 
 	for (i = 0; i < tx->n; i++)
 		nkeys += tx->cmds[i].argc;
+	if (tx->watch != NULL)
+		nkeys += tx->watch->n;
 	job->type = RJOB_LOOKUP;
-	job->keys = xcalloc(nkeys, sizeof(*job->keys));
+	job->keys = xcalloc(nkeys > 0 ? nkeys : 1, sizeof(*job->keys));
+	for (i = 0; tx->watch != NULL && i < tx->watch->n; i++) {
+		const struct rwatched *wk = &tx->watch->k[i];
+		struct rkey	      *rk;
+
+		if (slot == NULL && rtx_known(ctx, tx, NULL, wk->key, wk->klen))
+			continue;
+		rk = &job->keys[job->nkeys++];
+		rk->key = xmalloc(wk->klen);
+		memcpy(rk->key, wk->key, wk->klen);
+		rk->klen = wk->klen;
+	}
 	for (i = 0; i < tx->n; i++) {
 		d = tx->cmds[i].def;
 		if (d->first == 0)
@@ -2112,6 +2267,30 @@ rtx_unknown(struct cmd_ctx *ctx, const struct rtx *tx, const struct rjob *job)
 				tx->cmds[i].argv[k].len))
 				return 1;
 	}
+	for (i = 0; tx->watch != NULL && i < tx->watch->n; i++)
+		if (!rtx_known(ctx, tx, job, tx->watch->k[i].key,
+			tx->watch->k[i].klen))
+			return 1;
+	return 0;
+}
+
+/* Has a key WATCH noted changed since (every key known)? */
+static int
+rtx_watched_changed(
+    struct cmd_ctx *ctx, const struct rtx *tx, const struct rjob *job)
+{
+	const struct rwatched *k;
+	uint64_t	       version;
+	size_t		       i;
+	int		       exists;
+
+	for (i = 0; tx->watch != NULL && i < tx->watch->n; i++) {
+		k = &tx->watch->k[i];
+		if (!rx_stamp(
+			ctx, job, k->key, k->klen, 1, &exists, &version) ||
+		    exists != k->exists || version != k->version)
+			return 1;
+	}
 	return 0;
 }
 
@@ -2145,6 +2324,12 @@ rtx_run(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
 	if (rtx_unknown(ctx, tx, job)) {
 		*again = 1;
 		return rtx_defer(ctx, ss, tx, slot);
+	}
+	if (rtx_watched_changed(ctx, tx, job)) {
+		/* Not run: a null array, as Redis answers. */
+		wbuf_adds(out, ss->resp3 ? "_\r\n" : "*-1\r\n");
+		rtx_free(tx);
+		return CMD_DONE;
 	}
 	r_array(out, tx->n);
 	for (i = 0; i < tx->n; i++) {
@@ -2237,7 +2422,7 @@ rtx_queue(struct cmd_ctx *ctx, struct cmd_session *ss,
 		;
 	else if ((d->flags & RC_COUNT) ||
 		 (!(d->flags & (RC_READ | RC_WRITE)) && d->fn != h_ping &&
-		     d->fn != h_echo)) {
+		     d->fn != h_echo && d->fn != h_unwatch)) {
 		snprintf(msg, sizeof(msg),
 		    "'%s' is not run inside MULTI by stashd", d->name);
 		cmd_resp_error(ctx, out, ERR_BAD_REQUEST, msg);
@@ -2316,9 +2501,15 @@ rtx_command(struct cmd_ctx *ctx, struct cmd_session *ss,
 			cmd_resp_error(
 			    ctx, out, ERR_BAD_REQUEST, "DISCARD without MULTI");
 		else {
-			rcmd_session_close(ss);
+			rcmd_session_close(ss); /* the watched keys too */
 			wbuf_adds(out, "+OK\r\n");
 		}
+		return 1;
+	}
+	if (tx != NULL && arg_is(name, "watch")) {
+		ctx->stats->requests++;
+		cmd_resp_error(ctx, out, ERR_BAD_REQUEST,
+		    "WATCH inside MULTI is not allowed");
 		return 1;
 	}
 	if (arg_is(name, "exec")) {
@@ -2354,6 +2545,8 @@ rtx_command(struct cmd_ctx *ctx, struct cmd_session *ss,
 		ctx->stats->requests++;
 		ctx->last_op = "exec";
 		ss->tx = NULL;
+		tx->watch = ss->watch; /* EXEC ends the watch */
+		ss->watch = NULL;
 		*res = rtx_run(ctx, ss, tx, out, NULL, NULL, &again);
 		return 1;
 	}

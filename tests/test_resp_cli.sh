@@ -272,6 +272,17 @@ if command -v socat >/dev/null 2>&1; then
 	    'INCR t5' 'APPEND t5 def' 'EXEC')
 	want=$(bytes '-ERR EXEC without MULTI\r\n-ERR DISCARD without MULTI\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n-ERR MULTI calls can not be nested\r\n*3\r\n+OK\r\n:2\r\n$1\r\n2\r\n+OK\r\n+QUEUED\r\n-ERR unknown command '"'FOO'"', with args beginning with: \r\n+QUEUED\r\n-EXECABORT Transaction discarded because of previous errors.\r\n$-1\r\n+OK\r\n+QUEUED\r\n+OK\r\n$-1\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n-ERR value is not an integer or out of range\r\n:6\r\n')
 	[ "$got" = "$want" ] && ok || bad "MULTI/EXEC: $got"
+	# WATCH, UNWATCH and EXEC's null array: byte for byte what Redis 7.0
+	# answers (a key set and deleted again since WATCH counts as changed).
+	got=$(inline 'WATCH a' 'SET a 1' 'MULTI' 'GET a' 'EXEC' 'WATCH a' \
+	    'MULTI' 'GET a' 'EXEC' 'WATCH a b' 'UNWATCH' 'SET a 2' 'MULTI' \
+	    'GET a' 'EXEC' 'MULTI' 'WATCH a' 'EXEC' 'WATCH' 'UNWATCH x' \
+	    'WATCH nokey' 'MULTI' 'SET nokey 1' 'EXEC' 'WATCH nokey2' \
+	    'SET nokey2 1' 'DEL nokey2' 'MULTI' 'GET nokey2' 'EXEC' \
+	    'WATCH a' 'MULTI' 'UNWATCH' 'GET a' 'EXEC' 'WATCH a' 'DISCARD' \
+	    'MULTI' 'DISCARD')
+	want=$(bytes '+OK\r\n+OK\r\n+OK\r\n+QUEUED\r\n*-1\r\n+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n$1\r\n1\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n$1\r\n2\r\n+OK\r\n-ERR WATCH inside MULTI is not allowed\r\n*0\r\n-ERR wrong number of arguments for '"'"'watch'"'"' command\r\n-ERR wrong number of arguments for '"'"'unwatch'"'"' command\r\n+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n+OK\r\n+OK\r\n:1\r\n+OK\r\n+QUEUED\r\n*-1\r\n+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n$1\r\n2\r\n+OK\r\n-ERR DISCARD without MULTI\r\n+OK\r\n+OK\r\n')
+	[ "$got" = "$want" ] && ok || bad "WATCH: $got"
 	# Blank lines and spaces before the first command, as Redis takes
 	# them; protocol v1 after blank lines is still protocol v1.
 	got=$(inline '' '' '  PING' '	echo x')

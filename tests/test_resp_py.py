@@ -131,6 +131,16 @@ def expect_error_in(fn, sub, what):
     raise AssertionError("%s: no error" % what)
 
 
+def expect_watch_error(fn, what):
+    """fn must raise redis-py's WatchError (EXEC answered a null array)."""
+    try:
+        fn()
+    except redis.WatchError:
+        check(True, what)
+        return
+    raise AssertionError("%s: EXEC ran" % what)
+
+
 def test_connection(r):
     eq(r.ping(), True, "PING")
     eq(r.echo(b"a\r\nb\x00"), b"a\r\nb\x00", "ECHO binary")
@@ -450,6 +460,7 @@ def test_transactions(r):
     eq(len(p.execute()), 26, "under 16MB")
     eq(r.strlen("txb25"), len(big), "its last value")
     r.delete(*["txb%d" % i for i in range(26)])
+    test_watch(r)
     # Raw: the exchange as Redis answers it.
     eq(raw(b"EXEC\r\nMULTI\r\nMULTI\r\nSET tr 1\r\nDISCARD\r\n"
            b"GET tr\r\n"),
@@ -471,6 +482,68 @@ def concurrent_incr(key):
         t.start()
     for t in threads:
         t.join()
+
+
+def watch_incr(pipe):
+    """The optimistic increment of redis-py's documentation."""
+    v = int(pipe.get("wc") or 0)
+    pipe.multi()
+    pipe.set("wc", v + 1)
+
+
+def test_watch(r):
+    """WATCH: EXEC runs only if no watched key changed since."""
+    o = client()
+    r.set("wk", 1)
+    p = r.pipeline()
+    p.watch("wk")
+    v = int(p.get("wk"))
+    p.multi()
+    p.set("wk", v + 1)
+    eq(p.execute(), [True], "no change: EXEC runs")
+    p = r.pipeline()
+    p.watch("wk")
+    p.get("wk")
+    o.set("wk", 100)
+    p.multi()
+    p.set("wk", 7)
+    expect_watch_error(p.execute, "a change")
+    eq(r.get("wk"), b"100", "nothing of the aborted EXEC done")
+    p = r.pipeline()
+    p.watch("wnew")
+    o.set("wnew", 1)
+    p.multi()
+    p.set("wnew", 2)
+    expect_watch_error(p.execute, "a key created since")
+    p = r.pipeline()
+    p.watch("wk", "wnew")
+    p.unwatch()
+    o.set("wk", 5)
+    p.multi()
+    p.get("wk")
+    eq(p.execute(), [b"5"], "UNWATCH: EXEC runs")
+    # 4 clients x 100 optimistic increments: none lost.
+    def work():
+        c = client()
+        for _ in range(100):
+            c.transaction(watch_incr, "wc")
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    eq(r.get("wc"), b"400", "optimistic increments under contention")
+    expect_error_in(lambda: r.execute_command("WATCH"),
+                    "wrong number of arguments", "WATCH without keys")
+    # At most 4096 watched keys on a connection.
+    c = client()
+    for j in range(0, 4096, 1024):  # a command takes 1023 keys at most
+        c.execute_command("WATCH", *["wl%d" % i for i in range(j, j + 1023)])
+    c.execute_command("WATCH", *["wl%d" % i for i in range(4092, 4096)])
+    expect_error_in(lambda: c.execute_command("WATCH", "wl-one-more"),
+                    "at most 4096 keys", "the 4097th watched key")
+    eq(c.execute_command("UNWATCH"), True, "UNWATCH")
+    eq(c.execute_command("WATCH", "wl-one-more"), True, "room again")
 
 
 def test_atomic_incr():
@@ -622,6 +695,18 @@ def test_eviction():
     check(res[:-1] == [val] * 1450,
           "1450 GETs of evicted keys in a transaction")
     check(res[-1] == [val] * 1001 + [None], "an MGET of 1002 keys in it")
+    # WATCH of keys the cache lacks: looked up, noted, compared.
+    p = r.pipeline()
+    p.watch("ev20", "ev21", "ev-never")
+    p.multi()
+    p.get("ev20")
+    eq(p.execute(), [val], "WATCH of evicted keys, unchanged")
+    p = r.pipeline()
+    p.watch("ev22")
+    client().set("ev22", "changed")
+    p.multi()
+    p.get("ev22")
+    expect_watch_error(p.execute, "WATCH of an evicted key, changed")
     # The client goes while its EXEC waits for a lookup: nothing breaks.
     s = socket.socket(socket.AF_UNIX)
     s.connect(SOCK)
