@@ -165,6 +165,42 @@ test_spares_follow_use(void **state)
 	assert_drained();
 }
 
+/*
+ * However many chunks are in use, at most 64 spares are kept
+ * (QPOOL_SPARES_MAX): with 300 chunks in use, 4 + 300 / 4 would be 79.
+ */
+static void
+test_spares_capped(void **state)
+{
+	enum {
+		CHUNKS = 400,
+		FREED = 100,
+		SZ = 1024,
+		PER = QPOOL_CHUNK / SZ,
+		N = CHUNKS * PER
+	};
+	static void *p[N];
+	size_t	     i, before, after;
+
+	(void)state;
+	if (!qpool_pooled())
+		skip();
+	for (i = 0; i < N; i++)
+		p[i] = qpool_alloc(SZ);
+	before = stats().chunks;
+	assert_true(before >= CHUNKS);
+	/* The first FREED chunks' worth: FREED or FREED + 1 chunks go. */
+	for (i = 0; i < FREED * PER; i++)
+		qpool_free(p[i]);
+	after = stats().chunks;
+	/* In use: before - FREED (- 1); spares: exactly the cap. */
+	assert_true(after <= before - FREED + 64);
+	assert_true(after >= before - (FREED + 1) + 64);
+	for (i = FREED * PER; i < N; i++)
+		qpool_free(p[i]);
+	assert_drained();
+}
+
 static void
 test_large_allocation_is_given_back(void **state)
 {
@@ -303,6 +339,7 @@ main(void)
 	    cmocka_unit_test(test_calloc_zeroes),
 	    cmocka_unit_test(test_kept_allocation_holds_one_chunk),
 	    cmocka_unit_test(test_spares_follow_use),
+	    cmocka_unit_test(test_spares_capped),
 	    cmocka_unit_test(test_large_allocation_is_given_back),
 	    cmocka_unit_test(test_free_from_another_thread),
 	    cmocka_unit_test(test_keymap_renew_moves_entries),
