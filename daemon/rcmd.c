@@ -139,10 +139,7 @@ struct rtxcmd {
 	char		  *bytes;
 };
 
-/*
- * A key WATCH noted: whether it existed and the sequence number of its
- * latest write (0 when absent), as EXEC compares them.
- */
+/* A key WATCH noted: its state as rx_stamp() gives it. */
 struct rwatched {
 	char	*key;
 	size_t	 klen;
@@ -697,6 +694,13 @@ h_hello(struct rx *x)
 	r_array(x->out, 0);
 }
 
+/* argc against an arity: > 0 exactly that many, < 0 at least -arity. */
+static int
+arity_fits(int arity, size_t argc)
+{
+	return arity > 0 ? argc == (size_t)arity : argc >= (size_t)-arity;
+}
+
 /* A subcommand: its name, arity as in struct rdef, and a line of help. */
 struct rsub {
 	const char *name;
@@ -724,8 +728,7 @@ rx_sub(struct rx *x, const char *cmd, const struct rsub *subs, size_t n)
 		rx_error(x, ERR_BAD_REQUEST, msg);
 		return -1;
 	}
-	if ((subs[i].arity > 0 && x->argc != (size_t)subs[i].arity) ||
-	    (subs[i].arity < 0 && x->argc < (size_t)-subs[i].arity)) {
+	if (!arity_fits(subs[i].arity, x->argc)) {
 		snprintf(msg, sizeof(msg),
 		    "wrong number of arguments for '%s|%s' command",
 		    x->def->name, subs[i].name);
@@ -1752,6 +1755,29 @@ rx_commit(struct rx *x, struct slot *slot)
 	return res;
 }
 
+/*
+ * A copy of argv[0..argc) that outlives the input buffer: the views in the
+ * returned array point into *bytes (both the caller's to free).
+ */
+static struct resp_arg *
+argv_copy(size_t argc, const struct resp_arg *argv, char **bytes)
+{
+	struct resp_arg *cp = xcalloc(argc, sizeof(*cp));
+	size_t		 i, n = 0;
+	char		*p;
+
+	for (i = 0; i < argc; i++)
+		n += argv[i].len;
+	p = *bytes = xmalloc(n > 0 ? n : 1);
+	for (i = 0; i < argc; i++) {
+		memcpy(p, argv[i].p, argv[i].len);
+		cp[i].p = p;
+		cp[i].len = argv[i].len;
+		p += argv[i].len;
+	}
+	return cp;
+}
+
 static void rlookup_done(struct rjob *job);
 
 /* Set the command aside: copy it, and look up every key it names. */
@@ -1761,23 +1787,13 @@ rx_defer(struct rx *x, int count)
 	struct rlookup	  *lk = xcalloc(1, sizeof(*lk));
 	struct rjob	  *job = xcalloc(1, sizeof(*job));
 	const struct rdef *d = x->def;
-	size_t		   i, n = 0, last;
-	char		  *p;
+	size_t		   i, last;
 
 	lk->ctx = x->ctx;
 	lk->def = d;
 	lk->write = (d->flags & RC_WRITE) != 0;
 	lk->argc = x->argc;
-	lk->argv = xcalloc(x->argc, sizeof(*lk->argv));
-	for (i = 0; i < x->argc; i++)
-		n += x->argv[i].len;
-	p = lk->bytes = xmalloc(n > 0 ? n : 1);
-	for (i = 0; i < x->argc; i++) {
-		memcpy(p, x->argv[i].p, x->argv[i].len);
-		lk->argv[i].p = p;
-		lk->argv[i].len = x->argv[i].len;
-		p += x->argv[i].len;
-	}
+	lk->argv = argv_copy(x->argc, x->argv, &lk->bytes);
 	wbuf_init(&job->out);
 	job->done = rlookup_done;
 	job->arg = lk;
@@ -1980,8 +1996,7 @@ arity_ok(struct cmd_ctx *ctx, const struct rdef *d, const struct resp_cmd *cmd,
 {
 	char msg[96];
 
-	if ((d->arity > 0 && cmd->argc == (size_t)d->arity) ||
-	    (d->arity < 0 && cmd->argc >= (size_t)-d->arity))
+	if (arity_fits(d->arity, cmd->argc))
 		return 1;
 	snprintf(msg, sizeof(msg), "wrong number of arguments for '%s' command",
 	    d->name);
@@ -2004,8 +2019,11 @@ arity_ok(struct cmd_ctx *ctx, const struct rdef *d, const struct resp_cmd *cmd,
  * A command that fails at run time (INCR of text) answers its error in
  * the array and the others go on, as in Redis; one that cannot be
  * queued (unknown, wrong arity, a command stashd does not run inside a
- * transaction) makes EXEC answer EXECABORT. There is no WATCH.
+ * transaction) makes EXEC answer EXECABORT. WATCH notes keys' states
+ * (rx_stamp); EXEC does not run, and answers a null array, when one of
+ * them changed since.
  */
+
 /* EXEC set aside for a lookup of the keys the cache lacks. */
 struct rtxlookup {
 	struct cmd_ctx *ctx;
@@ -2180,6 +2198,69 @@ rtx_known(struct cmd_ctx *ctx, const struct rtx *tx, const struct rjob *job,
 }
 
 /*
+ * fn for every key tx names, its commands' then its watched ones, until
+ * fn returns nonzero: that value, else 0.
+ */
+static int
+rtx_each_key(
+    const struct rtx *tx, int (*fn)(const char *, size_t, void *), void *arg)
+{
+	const struct rdef *d;
+	size_t		   i, k, last;
+	int		   rc;
+
+	for (i = 0; i < tx->n; i++) {
+		d = tx->cmds[i].def;
+		if (d->first == 0)
+			continue;
+		last = d->last < 0 ? tx->cmds[i].argc - 1 : (size_t)d->last;
+		for (k = (size_t)d->first; k <= last && k < tx->cmds[i].argc;
+		     k += (size_t)d->step)
+			if ((rc = fn(tx->cmds[i].argv[k].p,
+				 tx->cmds[i].argv[k].len, arg)) != 0)
+				return rc;
+	}
+	for (i = 0; tx->watch != NULL && i < tx->watch->n; i++)
+		if ((rc = fn(tx->watch->k[i].key, tx->watch->k[i].klen, arg)) !=
+		    0)
+			return rc;
+	return 0;
+}
+
+/* What rtx_each_key's callbacks work with. */
+struct rtxkeys {
+	struct cmd_ctx	  *ctx;
+	const struct rtx  *tx;
+	const struct rjob *known; /* a lookup's answers, or NULL */
+	struct rjob	  *job;	  /* the lookup being built */
+	struct slot	  *slot;  /* set: a second lookup, of every key */
+};
+
+static int
+rtx_key_unknown(const char *key, size_t klen, void *arg)
+{
+	struct rtxkeys *k = arg;
+
+	return !rtx_known(k->ctx, k->tx, k->known, key, klen);
+}
+
+/* Into the lookup being built: key, unless known (first lookup only). */
+static int
+rtx_add_key(const char *key, size_t klen, void *arg)
+{
+	struct rtxkeys *k = arg;
+	struct rkey    *rk;
+
+	if (k->slot == NULL && rtx_known(k->ctx, k->tx, NULL, key, klen))
+		return 0;
+	rk = &k->job->keys[k->job->nkeys++];
+	rk->key = xmalloc(klen);
+	memcpy(rk->key, key, klen);
+	rk->klen = klen;
+	return 0;
+}
+
+/*
  * Look up the keys of tx that are not known, then run it again (slot:
  * the answer's place, taken now when NULL). A second lookup (slot given:
  * a key the cache held was evicted meanwhile) takes every key of tx, so
@@ -2191,51 +2272,21 @@ static enum cmd_result
 rtx_defer(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
     struct slot *slot)
 {
-	struct rtxlookup  *lk = xcalloc(1, sizeof(*lk));
-	struct rjob	  *job = xcalloc(1, sizeof(*job));
-	const struct rdef *d;
-	size_t		   i, k, last, nkeys = 0;
+	struct rtxlookup *lk = xcalloc(1, sizeof(*lk));
+	struct rtxkeys	  k = {ctx, tx, NULL, xcalloc(1, sizeof(*k.job)), slot};
+	size_t		  i, nkeys = 0;
 
 	for (i = 0; i < tx->n; i++)
 		nkeys += tx->cmds[i].argc;
 	if (tx->watch != NULL)
 		nkeys += tx->watch->n;
-	job->type = RJOB_LOOKUP;
-	job->keys = xcalloc(nkeys > 0 ? nkeys : 1, sizeof(*job->keys));
-	for (i = 0; tx->watch != NULL && i < tx->watch->n; i++) {
-		const struct rwatched *wk = &tx->watch->k[i];
-		struct rkey	      *rk;
-
-		if (slot == NULL && rtx_known(ctx, tx, NULL, wk->key, wk->klen))
-			continue;
-		rk = &job->keys[job->nkeys++];
-		rk->key = xmalloc(wk->klen);
-		memcpy(rk->key, wk->key, wk->klen);
-		rk->klen = wk->klen;
-	}
-	for (i = 0; i < tx->n; i++) {
-		d = tx->cmds[i].def;
-		if (d->first == 0)
-			continue;
-		last = d->last < 0 ? tx->cmds[i].argc - 1 : (size_t)d->last;
-		for (k = (size_t)d->first; k <= last && k < tx->cmds[i].argc;
-		     k += (size_t)d->step) {
-			const struct resp_arg *a = &tx->cmds[i].argv[k];
-			struct rkey	      *rk;
-
-			if (slot == NULL &&
-			    rtx_known(ctx, tx, NULL, a->p, a->len))
-				continue;
-			rk = &job->keys[job->nkeys++];
-			rk->key = xmalloc(a->len);
-			memcpy(rk->key, a->p, a->len);
-			rk->klen = a->len;
-		}
-	}
-	job_sort(job);
-	wbuf_init(&job->out);
-	job->done = rtx_lookup_done;
-	job->arg = lk;
+	k.job->type = RJOB_LOOKUP;
+	k.job->keys = xcalloc(nkeys > 0 ? nkeys : 1, sizeof(*k.job->keys));
+	rtx_each_key(tx, rtx_add_key, &k);
+	job_sort(k.job);
+	wbuf_init(&k.job->out);
+	k.job->done = rtx_lookup_done;
+	k.job->arg = lk;
 	lk->ctx = ctx;
 	lk->tx = tx;
 	if ((lk->slot = slot) == NULL) {
@@ -2245,7 +2296,7 @@ rtx_defer(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
 		if (tx->writes)
 			ss->unacked++;
 	}
-	reader_submit(ctx->reader, job);
+	reader_submit(ctx->reader, k.job);
 	return CMD_DEFERRED;
 }
 
@@ -2253,25 +2304,9 @@ rtx_defer(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
 static int
 rtx_unknown(struct cmd_ctx *ctx, const struct rtx *tx, const struct rjob *job)
 {
-	const struct rdef *d;
-	size_t		   i, k, last;
+	struct rtxkeys k = {ctx, tx, job, NULL, NULL};
 
-	for (i = 0; i < tx->n; i++) {
-		d = tx->cmds[i].def;
-		if (d->first == 0)
-			continue;
-		last = d->last < 0 ? tx->cmds[i].argc - 1 : (size_t)d->last;
-		for (k = (size_t)d->first; k <= last && k < tx->cmds[i].argc;
-		     k += (size_t)d->step)
-			if (!rtx_known(ctx, tx, job, tx->cmds[i].argv[k].p,
-				tx->cmds[i].argv[k].len))
-				return 1;
-	}
-	for (i = 0; tx->watch != NULL && i < tx->watch->n; i++)
-		if (!rtx_known(ctx, tx, job, tx->watch->k[i].key,
-			tx->watch->k[i].klen))
-			return 1;
-	return 0;
+	return rtx_each_key(tx, rtx_key_unknown, &k);
 }
 
 /* Has a key WATCH noted changed since (every key known)? */
@@ -2410,7 +2445,7 @@ rtx_queue(struct cmd_ctx *ctx, struct cmd_session *ss,
 	struct rtx	  *tx = ss->tx;
 	struct rtxcmd	  *q;
 	const struct rdef *d;
-	char		   msg[128], *p;
+	char		   msg[128];
 	size_t		   i, n = 0;
 
 	ctx->stats->requests++;
@@ -2448,14 +2483,7 @@ rtx_queue(struct cmd_ctx *ctx, struct cmd_session *ss,
 		q = &tx->cmds[tx->n++];
 		q->def = d;
 		q->argc = cmd->argc;
-		q->argv = xcalloc(cmd->argc, sizeof(*q->argv));
-		p = q->bytes = xmalloc(n > 0 ? n : 1);
-		for (i = 0; i < cmd->argc; i++) {
-			memcpy(p, cmd->argv[i].p, cmd->argv[i].len);
-			q->argv[i].p = p;
-			q->argv[i].len = cmd->argv[i].len;
-			p += cmd->argv[i].len;
-		}
+		q->argv = argv_copy(cmd->argc, cmd->argv, &q->bytes);
 		tx->bytes += n;
 		ctx->tx_bytes += n;
 		if (d->flags & RC_WRITE)
