@@ -561,6 +561,59 @@ out:
 }
 
 /*
+ * While SQLite cannot take writes, a RESP transaction that writes is
+ * queued but its EXEC answers -LOADING, nothing of it taken: a GET of its
+ * key after the fault finds nothing.
+ */
+static void
+resp_tx_unavailable(struct fx *f)
+{
+	static const char *const want[] = {"+OK\r", "+QUEUED\r", "+QUEUED\r",
+	    "-LOADING the database cannot take writes now\r"};
+	char			*line;
+	size_t			 i;
+	int			 fd;
+
+	if ((fd = raw_connect(f->d.sock)) == -1) {
+		fx_fail(f, "connect: %s", strerror(errno));
+		return;
+	}
+	if (raw_sends(fd, "MULTI\r\nSET fx-tx 1\r\nINCR fx-tx\r\nEXEC\r\n") ==
+	    -1)
+		fx_fail(f, "send: %s", strerror(errno));
+	for (i = 0; i < sizeof(want) / sizeof(want[0]) && !f->failed; i++) {
+		line = raw_readline(fd, 10000);
+		if (line == NULL || strcmp(line, want[i]) != 0)
+			fx_fail(f,
+			    "EXEC under the fault: got \"%s\", not \"%s\"",
+			    line != NULL ? line : "(nothing)", want[i]);
+		free(line);
+	}
+	close(fd);
+}
+
+/* After the fault: the refused transaction left nothing. */
+static void
+resp_tx_left_nothing(struct fx *f)
+{
+	char *line;
+	int   fd;
+
+	if ((fd = raw_connect(f->d.sock)) == -1) {
+		fx_fail(f, "connect: %s", strerror(errno));
+		return;
+	}
+	if (raw_sends(fd, "GET fx-tx\r\n") == -1)
+		fx_fail(f, "send: %s", strerror(errno));
+	line = raw_readline(fd, 10000);
+	if (line == NULL || strcmp(line, "$-1\r") != 0)
+		fx_fail(f, "GET of the refused transaction's key: \"%s\"",
+		    line != NULL ? line : "(nothing)");
+	free(line);
+	close(fd);
+}
+
+/*
  * SQLite's files fail while the switch is on: stashd answers unavailable
  * within error_s of its first apply after the fault, which comes at most
  * APPLY_DELAY_S after a write is journaled (the journal holds the writes
@@ -611,6 +664,8 @@ case_sqlite(const char *err)
 		    "no unavailable within %.1f s of the fault (%.2f s): "
 		    "the apply delay and %.1f s",
 		    APPLY_DELAY_S + error_s, t_err, error_s);
+	else
+		resp_tx_unavailable(f);
 	fx_switch(f, 0);
 	t_off = now_s();
 	while (now_s() - t_off < RESUME_S) {
@@ -627,6 +682,8 @@ case_sqlite(const char *err)
 	if (t_back < 0)
 		fx_fail(f, "writes not taken again %.0f s after the fault",
 		    RESUME_S);
+	else
+		resp_tx_left_nothing(f);
 	if (powerloss_scan(f->rec, &sc) == -1 || sc.faults == 0)
 		fx_fail(f, "the fault was never reached");
 	if ((st = fx_wait_exit(f, 0.1)) != -1)
