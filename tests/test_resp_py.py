@@ -763,6 +763,25 @@ def test_tx_memory():
     eq(b.strlen("tm3"), len(v), "its value")
 
 
+def test_tx_cache_full():
+    """A transaction whose writes the cache cannot hold until applied."""
+    eq(stop(), 0, "SIGTERM exits 0")
+    start("--max-memory", "2MB")  # write_queue_max: 1MB
+    r = client()
+    # 100,000 tiny writes: under 1MB of arguments, but some 6MB of cache
+    # entries to pin until they are applied, in a 2MB cache.
+    p = r.pipeline()
+    for i in range(200):
+        p.mset({"o%d_%d" % (i, j): "v" for j in range(500)})
+    expect_error_in(p.execute, "full of writes", "-OOM for the whole EXEC")
+    eq(r.exists("o0_0", "o199_499"), 0, "nothing of it taken")
+    p = r.pipeline()
+    for i in range(2):
+        p.mset({"o%d_%d" % (i, j): "v" for j in range(500)})
+    eq(p.execute(), [True, True], "a transaction that fits")
+    eq(r.get("o1_499"), b"v", "its writes")
+
+
 def main():
     try:
         start()
@@ -787,6 +806,7 @@ def main():
         test_eviction()
         test_max_clients()
         test_tx_memory()
+        test_tx_cache_full()
         eq(stop(), 0, "SIGTERM exits 0")
     except AssertionError as e:
         print("FAIL: %s" % e, file=sys.stderr)
