@@ -47,6 +47,7 @@
 #include "access.h"
 #include "cache.h"
 #include "cmd.h"
+#include "crashpoint.h"
 #include "journal.h"
 #include "keymap.h"
 #include "log.h"
@@ -303,20 +304,30 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 	flags = (pinned ? CACHE_F_PINNED : 0) |
 		(w->type == WREQ_KV_DEL ? CACHE_F_TOMBSTONE : 0) |
 		(w->type == WREQ_KV_SET_RAW ? CACHE_F_RAW : 0);
-	rc = cache_set_newer(ctx->cache, w->key, w->klen, w->value, w->vlen,
-	    w->seq, w->ttl, flags);
+	if (pinned && FAULT_POINT("cache-pin"))
+		rc = CACHE_ENOMEM;
+	else
+		rc = cache_set_newer(ctx->cache, w->key, w->klen, w->value,
+		    w->vlen, w->seq, w->ttl, flags);
 	if (rc == CACHE_OK) {
 		w->pinned = pinned;
 		return;
 	}
 	if (rc == CACHE_ESTALE)
 		return;
-	/* Never leave an older value behind. */
+	/*
+	 * Never leave an older value behind. The key state stays until the
+	 * write is applied: for the writes and transactions that read it, it
+	 * is the only place that knows of it. Reads go to SQLite, which has
+	 * it once applied: that is made to happen now, not after the delay.
+	 */
 	cache_del(ctx->cache, w->key, w->klen);
 	ctx->kv_complete = 0;
-	if (pinned)
+	if (pinned) {
 		log_warnx("cache: cannot pin a write of %zu bytes (error %d)",
 		    w->klen + w->vlen, rc);
+		kick_apply(ctx, w->seq);
+	}
 }
 
 /* The answer of an acknowledged write, into ctx->ans. */
@@ -573,10 +584,20 @@ lookup_free(struct lookup *lk)
 	free(lk);
 }
 
-/* Cache what a fresh lookup found (or that the key is absent). */
+/*
+ * Cache what a fresh lookup found (or that the key is absent), unless a
+ * write of the key is not applied yet: SQLite's state is older than it,
+ * and the write's acknowledgement puts the newer one in the cache. (A
+ * write the cache failed to pin is acknowledged and not there: an older
+ * state cached now would stay after the write is applied.)
+ */
 static void
 lookup_fill(struct cmd_ctx *ctx, const struct rkey *k)
 {
+	const struct kstate *ks = keymap_find(ctx->keys, k->key, k->klen);
+
+	if (ks != NULL && ks->last != NULL)
+		return;
 	if (k->found)
 		cache_set(ctx->cache, k->key, k->klen, k->value, k->vlen,
 		    k->version, ttl_left(k->expires_at),

@@ -1,10 +1,10 @@
 /*
- * crashpoint.c -- the test build's self-kill at named points; see
- * crashpoint.h. Nothing here is compiled into a production stashd.
+ * crashpoint.c -- the test build's self-kill and faults at named points;
+ * see crashpoint.h. Nothing here is compiled into a production stashd.
  *
- * The armed point and its count are set once by crashpoint_init, before any
- * thread starts; the journal and apply threads then only compare names and
- * bump the count atomically, so exactly one of them reaches the N-th hit.
+ * The armed points and their counts are set once by crashpoint_init,
+ * before any thread starts; the threads then only compare names and bump
+ * the counts atomically, so exactly one of them reaches the N-th hit.
  */
 #include "config.h"
 
@@ -20,16 +20,28 @@
 #include <unistd.h>
 
 #include "crashpoint.h"
+#include "log.h"
 #include "xmalloc.h"
 
-static char	     crash_name[64];
-static unsigned long crash_at;
-static unsigned long crash_hits;
+/* An armed point: its name, the hit it acts at, and the hits so far. */
+struct point {
+	char	      name[64];
+	unsigned long at;      /* 0: not armed */
+	int	      onwards; /* and at every later hit (fault points) */
+	unsigned long hits;
+};
 
-int
-crashpoint_init(char **cause)
+static struct point crash_point;
+static struct point fault_point;
+
+/*
+ * Arm p from the environment variable var, NAME:N (NAME:N+ too when plus).
+ * -1 with *cause when it is malformed.
+ */
+static int
+point_arm(struct point *p, const char *var, int plus, char **cause)
 {
-	const char   *env = getenv("STASHD_CRASH");
+	const char   *env = getenv(var);
 	const char   *colon;
 	char	     *end;
 	size_t	      len;
@@ -39,25 +51,64 @@ crashpoint_init(char **cause)
 		return 0;
 	colon = strrchr(env, ':');
 	len = colon != NULL ? (size_t)(colon - env) : 0;
-	if (colon == NULL || len == 0 || len >= sizeof(crash_name)) {
-		xasprintf(cause,
-		    "STASHD_CRASH=%s: expected NAME:N (e.g. after-sync:3)",
-		    env);
+	if (colon == NULL || len == 0 || len >= sizeof(p->name)) {
+		xasprintf(cause, "%s=%s: expected NAME:N (e.g. %s)", var, env,
+		    plus ? "cache-pin:1 or cache-pin:2+" : "after-sync:3");
 		return -1;
 	}
 	errno = 0;
 	n = strtoul(colon + 1, &end, 10);
-	if (errno != 0 || end == colon + 1 || *end != '\0' || n == 0) {
-		xasprintf(cause,
-		    "STASHD_CRASH=%s: N must be a whole number above 0", env);
+	if (plus && *end == '+') {
+		p->onwards = 1;
+		end++;
+	}
+	if (errno != 0 || end == colon + 1 || *end != '\0' || n == 0 ||
+	    !(colon[1] >= '0' && colon[1] <= '9')) {
+		xasprintf(
+		    cause, "%s=%s: N must be a whole number above 0", var, env);
 		return -1;
 	}
-	memcpy(crash_name, env, len);
-	crash_name[len] = '\0';
-	crash_at = n;
-	fprintf(stderr, "stashd: crash point armed: %s, hit %lu\n", crash_name,
-	    crash_at);
+	memcpy(p->name, env, len);
+	p->name[len] = '\0';
+	p->at = n;
 	return 0;
+}
+
+int
+crashpoint_init(char **cause)
+{
+	if (point_arm(&crash_point, "STASHD_CRASH", 0, cause) == -1 ||
+	    point_arm(&fault_point, "STASHD_FAULT", 1, cause) == -1)
+		return -1;
+	if (crash_point.at != 0)
+		fprintf(stderr, "stashd: crash point armed: %s, hit %lu\n",
+		    crash_point.name, crash_point.at);
+	if (fault_point.at != 0)
+		fprintf(stderr, "stashd: fault point armed: %s, hit %lu%s\n",
+		    fault_point.name, fault_point.at,
+		    fault_point.onwards ? " and later" : "");
+	return 0;
+}
+
+/* Is this hit of point name the one p acts at? */
+static int
+point_reached(struct point *p, const char *name, unsigned long *n)
+{
+	if (p->at == 0 || strcmp(name, p->name) != 0)
+		return 0;
+	*n = __atomic_add_fetch(&p->hits, 1, __ATOMIC_SEQ_CST);
+	return *n == p->at || (p->onwards && *n > p->at);
+}
+
+int
+faultpoint_hit(const char *name)
+{
+	unsigned long n;
+
+	if (!point_reached(&fault_point, name, &n))
+		return 0;
+	log_warnx("fault point %s reached (hit %lu): failing", name, n);
+	return 1;
 }
 
 void
@@ -67,10 +118,7 @@ crashpoint_hit(const char *name)
 	unsigned long n;
 	int	      len;
 
-	if (crash_at == 0 || strcmp(name, crash_name) != 0)
-		return;
-	n = __atomic_add_fetch(&crash_hits, 1, __ATOMIC_SEQ_CST);
-	if (n != crash_at)
+	if (!point_reached(&crash_point, name, &n))
 		return;
 	/* One write, no stdio: the line must be out before the kill. */
 	len = snprintf(line, sizeof(line),

@@ -23,6 +23,16 @@
  *			applied nor their segments released
  *	replay		writer.c: a journal record replayed at start, inside
  *			the replay's transaction, before its COMMIT
+ *
+ * The same build has fault points: FAULT_POINT(name) is true when
+ * STASHD_FAULT=name:N is set and this is the N-th time the point is
+ * reached (name:N+ : the N-th and every later time), so that a test can
+ * take an error path that no outside fault reaches exactly. The code goes
+ * on as if the step had failed. Without the option it is 0.
+ *
+ *	cache-pin	cmd.c: pinning an acknowledged write in the cache
+ *			fails (as when the allocator fails)
+ *	reader-lookup	reader.c: a lookup of keys in SQLite fails
  */
 #ifndef STASHD_CRASHPOINT_H
 #define STASHD_CRASHPOINT_H
@@ -34,9 +44,12 @@
  */
 int  crashpoint_init(char **cause);
 void crashpoint_hit(const char *name);
+int  faultpoint_hit(const char *name);
 #define CRASH_POINT(name) crashpoint_hit(name)
+#define FAULT_POINT(name) faultpoint_hit(name)
 #else
 #define CRASH_POINT(name) ((void)0)
+#define FAULT_POINT(name) 0
 #endif
 
 #endif /* STASHD_CRASHPOINT_H */

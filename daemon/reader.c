@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "crashpoint.h"
 #include "log.h"
 #include "mailbox.h"
 #include "reader.h"
@@ -65,6 +66,10 @@ reader_run(struct store *st, struct rjob *job)
 		goto fatal;
 	switch (job->type) {
 	case RJOB_LOOKUP:
+		if (FAULT_POINT("reader-lookup")) {
+			cause = xstrdup("fault point reader-lookup");
+			goto fatal;
+		}
 		for (i = 0; i < job->nkeys; i++) {
 			struct rkey *k = &job->keys[i];
 

@@ -1,0 +1,302 @@
+/*
+ * test_faultpoints.c -- error paths that no outside fault reaches exactly,
+ * taken with the fault points of the test build (daemon/crashpoint.h,
+ * STASHD_FAULT=name:N):
+ *
+ *   cache-pin      an acknowledged write that the cache cannot pin: the
+ *                  write still counts for the commands that read before
+ *                  they write, reads get it from SQLite at once (not after
+ *                  the apply delay), and it survives a restart;
+ *   reader-lookup  a lookup in SQLite that fails, for a RESP GET, a RESP
+ *                  transaction and a JSON get: the client gets an error,
+ *                  the connection and the daemon go on, the next lookup
+ *                  works.
+ *
+ * Runs tests/stashd-crashpoints ($STASHD_CRASHPOINTS); exit 77 (skip)
+ * without it.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+/* Under valgrind or a sanitizer everything is slower: bounds, not goals. */
+#define WAIT_MS 5000
+
+/* Does the daemon's log hold s? */
+static int
+log_has(const struct daemon_proc *d, const char *s)
+{
+	char   buf[65536];
+	FILE  *f = fopen(d->log, "r");
+	size_t n;
+
+	if (f == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, s) != NULL;
+}
+
+/* Start the test build with STASHD_FAULT=fault (NULL: none). */
+static void
+start(struct daemon_proc *d, const char *fault, const char *db)
+{
+	const char *args[] = {"--apply-delay", "10s", "-d", db, NULL};
+
+	if (fault != NULL)
+		assert_int_equal(setenv("STASHD_FAULT", fault, 1), 0);
+	else
+		assert_int_equal(unsetenv("STASHD_FAULT"), 0);
+	assert_int_equal(setenv("STASHD", getenv("STASHD_CRASHPOINTS"), 1), 0);
+	/* -d NULL: the daemon's own folder (a later -d wins). */
+	if (db == NULL)
+		args[2] = NULL;
+	assert_int_equal(daemon_start(d, args), 0);
+	assert_int_equal(unsetenv("STASHD_FAULT"), 0);
+}
+
+/* A line of answer, without its CR. */
+static char *
+chomp(char *ans)
+{
+	size_t n;
+
+	assert_non_null(ans);
+	n = strlen(ans);
+	if (n > 0 && ans[n - 1] == '\r')
+		ans[n - 1] = '\0';
+	return ans;
+}
+
+/* One command (RESP inline, or JSON) and its first line of answer. */
+static char *
+cmd(int fd, const char *line)
+{
+	return chomp(raw_roundtrip(fd, line));
+}
+
+static char *
+next_line(int fd)
+{
+	return chomp(raw_readline(fd, WAIT_MS));
+}
+
+/* A bulk answer: its header line, then the value line. */
+static void
+expect_bulk(int fd, const char *line, const char *value)
+{
+	char  want[64];
+	char *ans = cmd(fd, line), *v;
+
+	snprintf(want, sizeof(want), "$%zu", strlen(value));
+	assert_string_equal(ans, want);
+	free(ans);
+	v = next_line(fd);
+	assert_string_equal(v, value);
+	free(v);
+}
+
+static void
+expect_line(int fd, const char *line, const char *want)
+{
+	char *ans = cmd(fd, line);
+
+	assert_string_equal(ans, want);
+	free(ans);
+}
+
+/*
+ * An acknowledged write the cache fails to pin. The key's state stays
+ * with the daemon until the write is applied (an INCR adds to it), and
+ * the apply is not left to the 10 s delay: a GET sees the value long
+ * before. The write is in SQLite after a restart.
+ */
+static void
+test_pin_fails(void **state)
+{
+	struct daemon_proc d, d2;
+	long long	   t0;
+	char		   db[320], *ans;
+	int		   fd, seen = 0;
+
+	(void)state;
+	start(&d, "cache-pin:1", NULL);
+	fd = raw_connect(d.sock);
+	assert_true(fd >= 0);
+	expect_line(fd, "SET k 5", "+OK");
+	assert_true(log_has(&d, "fault point cache-pin reached (hit 1)"));
+	assert_true(log_has(&d, "cannot pin a write"));
+	/* The read before the write sees it, applied or not. */
+	expect_line(fd, "INCR k", ":6");
+	/* The INCR was pinned (the fault was once): the cache has 6. */
+	expect_bulk(fd, "GET k", "6");
+
+	/* A second key: a GET must not wait for the apply delay. */
+	assert_int_equal(daemon_stop(&d), 0);
+	snprintf(db, sizeof(db), "%s", d.db);
+	start(&d2, "cache-pin:1", db);
+	close(fd);
+	fd = raw_connect(d2.sock);
+	assert_true(fd >= 0);
+	expect_line(fd, "SET j 41", "+OK");
+	t0 = harness_now_ms();
+	while (harness_now_ms() - t0 < WAIT_MS) {
+		ans = cmd(fd, "GET j");
+		if (strcmp(ans, "$2") == 0) {
+			free(ans);
+			ans = next_line(fd);
+			assert_string_equal(ans, "41");
+			free(ans);
+			seen = 1;
+			break;
+		}
+		/* Not applied yet: SQLite does not have it. */
+		assert_string_equal(ans, "$-1");
+		free(ans);
+		usleep(10000);
+	}
+	assert_true(seen);
+	expect_line(fd, "INCR j", ":42");
+	expect_bulk(fd, "GET k", "6");
+	close(fd);
+	assert_int_equal(daemon_stop(&d2), 0);
+	daemon_cleanup(&d2);
+	daemon_cleanup(&d);
+}
+
+/* Write key k = v with a daemon of its own, and stop it: in SQLite. */
+static void
+prepare(struct daemon_proc *d)
+{
+	int fd;
+
+	start(d, NULL, NULL);
+	fd = raw_connect(d->sock);
+	assert_true(fd >= 0);
+	expect_line(fd, "SET k v", "+OK");
+	close(fd);
+	assert_int_equal(daemon_stop(d), 0);
+}
+
+/*
+ * A failed lookup: RESP GET, then the same key again, which works; the
+ * daemon was restarted, so its cache is empty and k is only in SQLite.
+ */
+static void
+test_lookup_fails_get(void **state)
+{
+	struct daemon_proc first, d;
+	char		  *ans;
+	int		   fd;
+
+	(void)state;
+	prepare(&first);
+	start(&d, "reader-lookup:1", first.db);
+	fd = raw_connect(d.sock);
+	assert_true(fd >= 0);
+	ans = cmd(fd, "GET k");
+	assert_non_null(strstr(ans, "fault point reader-lookup"));
+	assert_true(ans[0] == '-');
+	free(ans);
+	assert_true(log_has(&d, "reader: fault point reader-lookup"));
+	expect_bulk(fd, "GET k", "v");
+	expect_line(fd, "PING", "+PONG");
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+	daemon_cleanup(&first);
+}
+
+/* The same in EXEC: the transaction answers the error, nothing ran. */
+static void
+test_lookup_fails_exec(void **state)
+{
+	struct daemon_proc first, d;
+	char		  *ans;
+	int		   fd;
+
+	(void)state;
+	prepare(&first);
+	start(&d, "reader-lookup:1", first.db);
+	fd = raw_connect(d.sock);
+	assert_true(fd >= 0);
+	expect_line(fd, "MULTI", "+OK");
+	expect_line(fd, "APPEND k w", "+QUEUED");
+	expect_line(fd, "GET k", "+QUEUED");
+	ans = cmd(fd, "EXEC");
+	assert_true(ans[0] == '-');
+	assert_non_null(strstr(ans, "fault point reader-lookup"));
+	free(ans);
+	/* No transaction is left open, and the APPEND did not run. */
+	expect_line(fd, "EXEC", "-ERR EXEC without MULTI");
+	expect_bulk(fd, "GET k", "v");
+	expect_line(fd, "MULTI", "+OK");
+	expect_line(fd, "APPEND k w", "+QUEUED");
+	expect_line(fd, "EXEC", "*1");
+	ans = next_line(fd);
+	assert_string_equal(ans, ":2");
+	free(ans);
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+	daemon_cleanup(&first);
+}
+
+/* The same for a JSON get. */
+static void
+test_lookup_fails_json(void **state)
+{
+	struct daemon_proc first, d;
+	char		  *ans;
+	int		   fd;
+
+	(void)state;
+	prepare(&first);
+	start(&d, "reader-lookup:1", first.db);
+	fd = raw_connect(d.sock);
+	assert_true(fd >= 0);
+	ans = cmd(fd, "{\"op\":\"get\",\"key\":\"k\",\"id\":1}");
+	assert_non_null(strstr(ans, "\"ok\":false"));
+	assert_non_null(strstr(ans, "fault point reader-lookup"));
+	free(ans);
+	ans = cmd(fd, "{\"op\":\"get\",\"key\":\"k\",\"id\":2}");
+	assert_non_null(strstr(ans, "\"ok\":true"));
+	assert_non_null(strstr(ans, "\"value\":\"v\""));
+	free(ans);
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+	daemon_cleanup(&first);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_pin_fails),
+	    cmocka_unit_test(test_lookup_fails_get),
+	    cmocka_unit_test(test_lookup_fails_exec),
+	    cmocka_unit_test(test_lookup_fails_json),
+	};
+	const char *bin = getenv("STASHD_CRASHPOINTS");
+
+	if (bin == NULL || access(bin, X_OK) == -1) {
+		printf("SKIP: STASHD_CRASHPOINTS does not name "
+		       "tests/stashd-crashpoints\n");
+		return 77;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
