@@ -19,7 +19,8 @@
  * one of the same key (mixed durabilities) never hides the newer one.
  *
  * if_version and del decide on the latest write taken for the key, in
- * sequence order: the keymap knows keys with writes not yet applied, the
+ * sequence order: the keymap knows keys whose latest write is neither
+ * pinned in the cache nor applied (not acknowledged yet, mostly), the
  * cache knows the rest it holds; otherwise a lookup comes first and the
  * write is decided when it returns.
  *
@@ -285,6 +286,8 @@ known_version(struct cmd_ctx *ctx, const char *key, size_t klen, uint64_t *v)
 	return 0;
 }
 
+static void write_forget_key(struct cmd_ctx *, struct wreq *);
+
 /*
  * Make write w visible in the cache: pinned when acknowledged before it is
  * applied, plain when already applied. A newer version in the cache stays.
@@ -311,6 +314,14 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 		    w->vlen, w->seq, w->ttl, flags);
 	if (rc == CACHE_OK) {
 		w->pinned = pinned;
+		/*
+		 * The cache shows the write now and keeps it until it is
+		 * applied (a pinned entry neither goes nor expires): the key
+		 * state can go, and the key map holds only the writes not
+		 * yet acknowledged, a group or two, rather than every write
+		 * of the last apply delay.
+		 */
+		write_forget_key(ctx, w);
 		return;
 	}
 	if (rc == CACHE_ESTALE)
@@ -424,8 +435,9 @@ write_mem(const struct wreq *w)
 }
 
 /*
- * w, the latest write of its key, goes (applied, or dropped): its key has
- * no write pending now, and its state goes unless a lookup holds it.
+ * w, the latest write of its key, is pinned in the cache, applied or
+ * dropped: the key map need not know of it any more, and the key's state
+ * goes unless a lookup holds it.
  */
 static void
 write_forget_key(struct cmd_ctx *ctx, struct wreq *w)

@@ -1,15 +1,16 @@
 /*
  * keymap.h -- the loop's small index of keys with work in flight.
  *
- * An entry exists while a key has writes submitted but not yet applied, or
- * a lookup in a reader thread; it is what lets the loop decide if_version
- * and del in journal order without waiting for SQLite.
- *
- * Writes are applied in journal order, so a key has writes pending exactly
- * while the latest one taken (last) is not applied. Entries come from the
- * write queue's pool (qpool.h) and are short-lived: keymap_renew moves an
- * entry next to each new write of its key, so that a key written without
- * pause never holds an old chunk of the pool.
+ * An entry exists while the latest write of a key taken (last) is neither
+ * pinned in the cache nor applied -- not acknowledged yet, or the cache
+ * failed to pin it -- or while a lookup in a reader thread holds it; it is
+ * what lets the loop decide if_version and del in journal order without
+ * waiting for SQLite. An acknowledged write is pinned in the cache until
+ * applied, and the cache answers for it from then on: the map holds about
+ * a group of writes, not every write of the apply delay. Entries come from
+ * the write queue's pool (qpool.h) and are short-lived: keymap_renew moves
+ * an entry next to each new write of its key, so that a key written
+ * without pause never holds an old chunk of the pool.
  */
 #ifndef STASHD_KEYMAP_H
 #define STASHD_KEYMAP_H
