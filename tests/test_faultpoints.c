@@ -176,109 +176,105 @@ test_pin_fails(void **state)
 	daemon_cleanup(&d);
 }
 
-/* Write key k = v with a daemon of its own, and stop it: in SQLite. */
-static void
-prepare(struct daemon_proc *d)
-{
-	int fd;
+/*
+ * The lookup tests' daemon: k = v written by a first daemon, stopped; then
+ * a second one on the same database with the lookup fault armed, so that
+ * its cache is empty and k is only in SQLite.
+ */
+struct lookup_fx {
+	struct daemon_proc first, d;
+	int		   fd;
+};
 
-	start(d, NULL, NULL);
-	fd = raw_connect(d->sock);
+static int
+lookup_setup(void **state)
+{
+	struct lookup_fx *f = calloc(1, sizeof(*f));
+	int		  fd;
+
+	assert_non_null(f);
+	start(&f->first, NULL, NULL);
+	fd = raw_connect(f->first.sock);
 	assert_true(fd >= 0);
 	expect_line(fd, "SET k v", "+OK");
 	close(fd);
-	assert_int_equal(daemon_stop(d), 0);
+	assert_int_equal(daemon_stop(&f->first), 0);
+	start(&f->d, "reader-lookup:1", f->first.db);
+	f->fd = raw_connect(f->d.sock);
+	assert_true(f->fd >= 0);
+	*state = f;
+	return 0;
 }
 
-/*
- * A failed lookup: RESP GET, then the same key again, which works; the
- * daemon was restarted, so its cache is empty and k is only in SQLite.
- */
+static int
+lookup_teardown(void **state)
+{
+	struct lookup_fx *f = *state;
+
+	close(f->fd);
+	assert_int_equal(daemon_stop(&f->d), 0);
+	daemon_cleanup(&f->d);
+	daemon_cleanup(&f->first);
+	free(f);
+	return 0;
+}
+
+/* A failed lookup for a RESP GET; the same key again works. */
 static void
 test_lookup_fails_get(void **state)
 {
-	struct daemon_proc first, d;
-	char		  *ans;
-	int		   fd;
+	struct lookup_fx *f = *state;
+	char		 *ans;
 
-	(void)state;
-	prepare(&first);
-	start(&d, "reader-lookup:1", first.db);
-	fd = raw_connect(d.sock);
-	assert_true(fd >= 0);
-	ans = cmd(fd, "GET k");
-	assert_non_null(strstr(ans, "fault point reader-lookup"));
+	ans = cmd(f->fd, "GET k");
 	assert_true(ans[0] == '-');
+	assert_non_null(strstr(ans, "fault point reader-lookup"));
 	free(ans);
-	assert_true(log_has(&d, "reader: fault point reader-lookup"));
-	expect_bulk(fd, "GET k", "v");
-	expect_line(fd, "PING", "+PONG");
-	close(fd);
-	assert_int_equal(daemon_stop(&d), 0);
-	daemon_cleanup(&d);
-	daemon_cleanup(&first);
+	assert_true(log_has(&f->d, "reader: fault point reader-lookup"));
+	expect_bulk(f->fd, "GET k", "v");
+	expect_line(f->fd, "PING", "+PONG");
 }
 
 /* The same in EXEC: the transaction answers the error, nothing ran. */
 static void
 test_lookup_fails_exec(void **state)
 {
-	struct daemon_proc first, d;
-	char		  *ans;
-	int		   fd;
+	struct lookup_fx *f = *state;
+	char		 *ans;
 
-	(void)state;
-	prepare(&first);
-	start(&d, "reader-lookup:1", first.db);
-	fd = raw_connect(d.sock);
-	assert_true(fd >= 0);
-	expect_line(fd, "MULTI", "+OK");
-	expect_line(fd, "APPEND k w", "+QUEUED");
-	expect_line(fd, "GET k", "+QUEUED");
-	ans = cmd(fd, "EXEC");
+	expect_line(f->fd, "MULTI", "+OK");
+	expect_line(f->fd, "APPEND k w", "+QUEUED");
+	expect_line(f->fd, "GET k", "+QUEUED");
+	ans = cmd(f->fd, "EXEC");
 	assert_true(ans[0] == '-');
 	assert_non_null(strstr(ans, "fault point reader-lookup"));
 	free(ans);
 	/* No transaction is left open, and the APPEND did not run. */
-	expect_line(fd, "EXEC", "-ERR EXEC without MULTI");
-	expect_bulk(fd, "GET k", "v");
-	expect_line(fd, "MULTI", "+OK");
-	expect_line(fd, "APPEND k w", "+QUEUED");
-	expect_line(fd, "EXEC", "*1");
-	ans = next_line(fd);
+	expect_line(f->fd, "EXEC", "-ERR EXEC without MULTI");
+	expect_bulk(f->fd, "GET k", "v");
+	expect_line(f->fd, "MULTI", "+OK");
+	expect_line(f->fd, "APPEND k w", "+QUEUED");
+	expect_line(f->fd, "EXEC", "*1");
+	ans = next_line(f->fd);
 	assert_string_equal(ans, ":2");
 	free(ans);
-	close(fd);
-	assert_int_equal(daemon_stop(&d), 0);
-	daemon_cleanup(&d);
-	daemon_cleanup(&first);
 }
 
 /* The same for a JSON get. */
 static void
 test_lookup_fails_json(void **state)
 {
-	struct daemon_proc first, d;
-	char		  *ans;
-	int		   fd;
+	struct lookup_fx *f = *state;
+	char		 *ans;
 
-	(void)state;
-	prepare(&first);
-	start(&d, "reader-lookup:1", first.db);
-	fd = raw_connect(d.sock);
-	assert_true(fd >= 0);
-	ans = cmd(fd, "{\"op\":\"get\",\"key\":\"k\",\"id\":1}");
+	ans = cmd(f->fd, "{\"op\":\"get\",\"key\":\"k\",\"id\":1}");
 	assert_non_null(strstr(ans, "\"ok\":false"));
 	assert_non_null(strstr(ans, "fault point reader-lookup"));
 	free(ans);
-	ans = cmd(fd, "{\"op\":\"get\",\"key\":\"k\",\"id\":2}");
+	ans = cmd(f->fd, "{\"op\":\"get\",\"key\":\"k\",\"id\":2}");
 	assert_non_null(strstr(ans, "\"ok\":true"));
 	assert_non_null(strstr(ans, "\"value\":\"v\""));
 	free(ans);
-	close(fd);
-	assert_int_equal(daemon_stop(&d), 0);
-	daemon_cleanup(&d);
-	daemon_cleanup(&first);
 }
 
 int
@@ -286,9 +282,12 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pin_fails),
-	    cmocka_unit_test(test_lookup_fails_get),
-	    cmocka_unit_test(test_lookup_fails_exec),
-	    cmocka_unit_test(test_lookup_fails_json),
+	    cmocka_unit_test_setup_teardown(
+		test_lookup_fails_get, lookup_setup, lookup_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_lookup_fails_exec, lookup_setup, lookup_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_lookup_fails_json, lookup_setup, lookup_teardown),
 	};
 	const char *bin = getenv("STASHD_CRASHPOINTS");
 
