@@ -58,7 +58,6 @@
 
 #include "crashpoint.h"
 #include "journal.h"
-#include "keymap.h"
 #include "log.h"
 #include "mailbox.h"
 #include "proto.h"
@@ -123,7 +122,7 @@ now_ms(void)
 #define WRITER_TRIM_AFTER (16 * 1024 * 1024)
 /* Writes go to a busy journal thread early while groups are this small. */
 #define WRITER_EARLY_GROUP_MAX 64
-/* Coalescing table slots kept from one batch to the next (512 KiB). */
+/* Coalescing entries kept from one batch to the next (1 MiB). */
 #define WRITER_RUN_KEEP 65536
 
 /*
@@ -565,89 +564,100 @@ fatal:
  * overwritten in the same transaction, and no SQL statement runs between
  * them to see them (a run ends at each exec and tx). A hot key written a
  * thousand times in a batch costs one upsert.
+ *
+ * The run is sorted by key, then seq: the writes of a key end up side by
+ * side, the last one last, and the ones kept go in key order, which walks
+ * SQLite's B-tree from left to right, with the pages it needs next already
+ * in the CPU's cache and SQLite's. Each entry carries 8 bytes of its key,
+ * taken after the prefix every key of the run shares ("user:1234:..."), so
+ * that most comparisons are of two integers in the array, not of two keys
+ * somewhere in the write queue.
  */
-struct kvrun {
-	struct wreq **w;
-	size_t	      n, cap;
-	struct wreq **tab; /* open addressing: the last write of each key */
-	size_t	      tab_size;
+struct kvent {
+	uint64_t     pre; /* key bytes [skip, skip + 8), big-endian, 0-padded */
+	struct wreq *w;
 };
 
-static uint64_t
-kv_hash(const char *key, size_t klen)
-{
-	uint64_t h = keymap_hash(key, klen);
+struct kvrun {
+	struct kvent *e;
+	size_t	      n, cap;
+};
 
-	return h ^ (h >> 29);
-}
-
-/* The slot of w's key in run->tab: its last write so far, or empty. */
-static struct wreq **
-kvrun_slot(struct kvrun *run, const struct wreq *w)
-{
-	size_t	     i = kv_hash(w->key, w->klen) & (run->tab_size - 1);
-	struct wreq *o;
-
-	while ((o = run->tab[i]) != NULL &&
-	       (o->klen != w->klen || memcmp(o->key, w->key, w->klen) != 0))
-		i = (i + 1) & (run->tab_size - 1);
-	return &run->tab[i];
-}
-
-/* Keys in SQLite's order for TEXT (BINARY): bytes, then length. */
+/* Keys in SQLite's order for TEXT (BINARY): bytes, then length; then seq. */
 static int
 kvrun_cmp(const void *a, const void *b)
 {
-	const struct wreq *x = *(struct wreq *const *)a;
-	const struct wreq *y = *(struct wreq *const *)b;
-	int		   c;
+	const struct kvent *x = a, *y = b;
+	int		    c;
 
-	c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+	if (x->pre != y->pre)
+		return x->pre < y->pre ? -1 : 1;
+	c = memcmp(x->w->key, y->w->key,
+	    x->w->klen < y->w->klen ? x->w->klen : y->w->klen);
 	if (c != 0)
 		return c;
-	return (x->klen > y->klen) - (x->klen < y->klen);
+	if (x->w->klen != y->w->klen)
+		return x->w->klen < y->w->klen ? -1 : 1;
+	return (x->w->seq > y->w->seq) - (x->w->seq < y->w->seq);
+}
+
+static int
+kvrun_same_key(const struct wreq *a, const struct wreq *b)
+{
+	return a->klen == b->klen && memcmp(a->key, b->key, a->klen) == 0;
+}
+
+/* Fill each entry's pre from the bytes after the prefix all keys share. */
+static void
+kvrun_prefix(struct kvrun *run)
+{
+	const struct wreq *f = run->e[0].w, *w;
+	size_t		   skip = f->klen, i, j;
+	uint64_t	   pre;
+
+	for (i = 1; i < run->n && skip > 0; i++) {
+		w = run->e[i].w;
+		if (w->klen < skip)
+			skip = w->klen;
+		for (j = 0; j < skip && w->key[j] == f->key[j]; j++)
+			;
+		skip = j;
+	}
+	for (i = 0; i < run->n; i++) {
+		w = run->e[i].w;
+		pre = 0;
+		for (j = 0; j < 8; j++)
+			pre =
+			    pre << 8 | (skip + j < w->klen
+					       ? (unsigned char)w->key[skip + j]
+					       : 0);
+		run->e[i].pre = pre;
+	}
 }
 
 /*
  * Apply the run: the last write of each key; the others are done
- * (superseded). The writes that remain are to different keys, so their
- * order is free: they go in key order, which walks SQLite's B-tree from
- * left to right, with the pages it needs next already in the CPU's cache
- * and SQLite's. -1 when the database failed.
+ * (superseded). -1 when the database failed.
  */
 static int
 kvrun_apply(struct writer *wr, struct kvrun *run, uint64_t *errors,
     uint64_t *coalesced, char **cause)
 {
 	struct wreq *w;
-	size_t	     i, kept, size;
+	size_t	     i;
 
 	if (run->n > 1) {
-		for (size = 16; size < run->n * 2; size *= 2)
-			;
-		if (size > run->tab_size) {
-			free(run->tab);
-			run->tab = xcalloc(size, sizeof(*run->tab));
-			run->tab_size = size;
-		} else
-			memset(run->tab, 0, run->tab_size * sizeof(*run->tab));
-		for (i = 0; i < run->n; i++)
-			*kvrun_slot(run, run->w[i]) = run->w[i];
+		kvrun_prefix(run);
+		qsort(run->e, run->n, sizeof(*run->e), kvrun_cmp);
 	}
-	/* Keep the last write of each key, then apply them in key order. */
-	for (i = kept = 0; i < run->n; i++) {
-		w = run->w[i];
-		if (run->n > 1 && *kvrun_slot(run, w) != w) {
+	for (i = 0; i < run->n; i++) {
+		w = run->e[i].w;
+		if (i + 1 < run->n && run->e[i].pre == run->e[i + 1].pre &&
+		    kvrun_same_key(w, run->e[i + 1].w)) {
 			w->status = STORE_OK;
 			(*coalesced)++;
 			continue;
 		}
-		run->w[kept++] = w;
-	}
-	if (kept > 1)
-		qsort(run->w, kept, sizeof(*run->w), kvrun_cmp);
-	for (i = 0; i < kept; i++) {
-		w = run->w[i];
 		if (writer_apply(wr->store, w) == -1) {
 			xasprintf(cause,
 			    "the database failed applying seq %" PRIu64,
@@ -683,10 +693,10 @@ apply_batch(struct writer *wr, struct kvrun *run, struct wgroup_list *batch,
 				if (run->n == run->cap) {
 					run->cap =
 					    run->cap ? run->cap * 2 : 256;
-					run->w = xreallocarray(
-					    run->w, run->cap, sizeof(*run->w));
+					run->e = xreallocarray(
+					    run->e, run->cap, sizeof(*run->e));
 				}
-				run->w[run->n++] = w;
+				run->e[run->n++].w = w;
 				continue;
 			}
 			/* An SQL write sees every key-value write before it. */
@@ -876,9 +886,8 @@ apply_main(void *arg)
 		 * A large batch's coalescing arrays (megabytes) go back at
 		 * once, rather than stay for the next burst.
 		 */
-		if (run.tab_size > WRITER_RUN_KEEP) {
-			free(run.w);
-			free(run.tab);
+		if (run.cap > WRITER_RUN_KEEP) {
+			free(run.e);
 			memset(&run, 0, sizeof(run));
 		}
 		backoff = 0;
@@ -923,8 +932,7 @@ apply_main(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&wr->lock);
-	free(run.w);
-	free(run.tab);
+	free(run.e);
 	return NULL;
 }
 

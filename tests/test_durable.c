@@ -2052,6 +2052,84 @@ test_coalesced_writes(void **state)
 }
 
 /*
+ * Coalescing sorts a run by key: keys alike in many ways, each written
+ * several times, interleaved, in two runs (an exec between them). Run 1:
+ * a long shared prefix and keys that differ only after it and 8 more bytes
+ * (the bytes the sort compares first). Run 2: keys that are prefixes of
+ * each other. SQLite must hold the last value of each key.
+ */
+static void
+test_coalesced_keys_alike(void **state)
+{
+	static const char *args[] = {"--apply-delay", "10s", NULL};
+	static const char *run1[] = {"ca:long-shared-prefix:12345678:a",
+	    "ca:long-shared-prefix:12345678:b", "ca:long-shared-prefix:1",
+	    "ca:long-shared-prefix:12345678",
+	    "ca:long-shared-prefix:12345678:"};
+	static const char *run2[] = {"ca:k", "ca:k1", "ca:k10", "ca:k2", "ca:"};
+	const char	 **keys;
+	struct daemon_proc d;
+	struct sbuf	   b = {NULL, 0, 0};
+	long long	   coalesced;
+	json_t		 **ans, *j, *rows;
+	char		   want[64];
+	int		   fd, i, r, n = 0, k;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, args), 0);
+	fd = connect_to(&d);
+	for (r = 0; r < 2; r++) {
+		keys = r == 0 ? run1 : run2;
+		/* Each key 4 times, in an order that mixes them. */
+		for (i = 0; i < 20; i++) {
+			k = (i * 3 + r) % 5;
+			sb_printf(&b,
+			    "{\"op\":\"set\",\"key\":\"%s\",\"value\":%d}\n",
+			    keys[k], r * 100 + i);
+			n++;
+		}
+		/* Not commit: nothing is applied before the sync below. */
+		sb_printf(&b, "{\"op\":\"exec\",\"sql\":\"SELECT 1\","
+			      "\"durability\":\"journal\"}\n");
+		n++;
+	}
+	ans = pipeline(fd, b.p, b.len, (size_t)n, NULL, NULL);
+	for (i = 0; i < n; i++)
+		assert_ok(ans[i]);
+	answers_free(ans, (size_t)n);
+	sb_free(&b);
+	sync_on(fd);
+	for (r = 0; r < 2; r++) {
+		keys = r == 0 ? run1 : run2;
+		for (k = 0; k < 5; k++) {
+			/* The last i of the 20 with (i * 3 + r) % 5 == k. */
+			for (i = 19; (i * 3 + r) % 5 != k; i--)
+				;
+			j = askf(fd,
+			    "{\"op\":\"query\",\"sql\":\"SELECT value FROM "
+			    "stash_kv WHERE key = ?1\",\"params\":[\"%s\"]}",
+			    keys[k]);
+			assert_ok(j);
+			rows = json_object_get(j, "rows");
+			assert_int_equal(json_array_size(rows), 1);
+			snprintf(want, sizeof(want), "%d", r * 100 + i);
+			assert_string_equal(json_string_value(json_array_get(
+						json_array_get(rows, 0), 0)),
+			    want);
+			json_decref(j);
+		}
+	}
+	j = stats_of(d.sock);
+	coalesced = stat_int(j, "sqlite", "writes_coalesced");
+	json_decref(j);
+	/* 15 of each run's 20: one batch, applied at the sync. */
+	assert_int_equal(coalesced, 30);
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
+/*
  * The write queue's memory (stats.process.write_pool_bytes) is its own and
  * goes back once the writes are applied: a bulk load of 40,000 writes
  * takes megabytes of the pool, and after a sync nothing is live in it and
@@ -2714,6 +2792,7 @@ main(void)
 	    cmocka_unit_test(test_sync),
 	    cmocka_unit_test(test_apply_delay),
 	    cmocka_unit_test(test_coalesced_writes),
+	    cmocka_unit_test(test_coalesced_keys_alike),
 	    cmocka_unit_test(test_write_pool_drains),
 	    cmocka_unit_test(test_expired_before_applied),
 	    cmocka_unit_test(test_mixed_durability),
