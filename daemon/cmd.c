@@ -1354,6 +1354,9 @@ cmd_applied(void *arg, struct wgroup *g)
 			cache_unreserve(ctx->cache, w->reserved);
 			w->reserved = 0;
 		}
+		if (w->type == WREQ_KV_DEL)
+			ctx->del_seq[keymap_hash(w->key, w->klen) &
+				     (CMD_DEL_SLOTS - 1)] = w->seq;
 		/*
 		 * The latest write of its key: none is pending any more (writes
 		 * are applied in journal order).
@@ -1438,6 +1441,13 @@ cmd_broken(void *arg, const char *why)
 	log_warnx("the journal failed (%s): stopping for a restart", why);
 	if (ctx->on_broken != NULL)
 		ctx->on_broken(ctx->on_broken_arg);
+}
+
+int
+cmd_deleted_since(
+    const struct cmd_ctx *ctx, const char *key, size_t klen, uint64_t seq)
+{
+	return ctx->del_seq[keymap_hash(key, klen) & (CMD_DEL_SLOTS - 1)] > seq;
 }
 
 void

@@ -57,6 +57,8 @@ struct cmd_session {
 
 struct sync_waiter;
 
+#define CMD_DEL_SLOTS 4096 /* power of two */
+
 struct cmd_ctx {
 	struct cache	     *cache;
 	struct stats	     *stats;
@@ -93,6 +95,13 @@ struct cmd_ctx {
 	 * delete (rcmd.c also checks the cache's evictions).
 	 */
 	int kv_complete;
+	/*
+	 * The seq of the latest applied delete of any key whose hash falls
+	 * in each slot: once a delete is applied its key leaves the cache
+	 * and SQLite, and with it the version a WATCH of an absent key would
+	 * compare (cmd_deleted_since).
+	 */
+	uint64_t del_seq[CMD_DEL_SLOTS];
 };
 
 void cmd_init(struct cmd_ctx *ctx);
@@ -127,6 +136,12 @@ void cmd_input_done(struct cmd_ctx *ctx);
 int cmd_answer_slot(struct cmd_ctx *ctx, struct slot *sl);
 /* Cache what a fresh lookup found (or that the key is absent). */
 void cmd_lookup_fill(struct cmd_ctx *ctx, const struct rkey *k);
+/*
+ * May key have been deleted by a write after seq, that write applied
+ * since? 0 means surely not; 1 means yes, or a key of the same slot was.
+ */
+int cmd_deleted_since(
+    const struct cmd_ctx *ctx, const char *key, size_t klen, uint64_t seq);
 void cmd_add_json_value(struct wbuf *out, const void *v, size_t vlen, int raw);
 void cmd_resp_error(struct cmd_ctx *ctx, struct wbuf *out, enum stats_err code,
     const char *msg);

@@ -139,12 +139,13 @@ struct rtxcmd {
 	char		  *bytes;
 };
 
-/* A key WATCH noted: its state as rx_stamp() gives it. */
+/* A key WATCH noted: its state as rx_stamp() gives it, and when. */
 struct rwatched {
 	char	*key;
 	size_t	 klen;
 	int	 exists;
 	uint64_t version;
+	uint64_t seq; /* the latest write taken then */
 };
 
 struct rwatch {
@@ -593,6 +594,7 @@ h_watch(struct rx *x)
 		memcpy(k->key, x->argv[i].p, k->klen);
 		rx_stamp(x->ctx, x->job, k->key, k->klen, 0, &k->exists,
 		    &k->version);
+		k->seq = x->ctx->seq;
 	}
 	r_simple(x->out, "OK");
 }
@@ -2324,6 +2326,14 @@ rtx_watched_changed(
 		if (!rx_stamp(
 			ctx, job, k->key, k->klen, 1, &exists, &version) ||
 		    exists != k->exists || version != k->version)
+			return 1;
+		/*
+		 * Absent then and now, with no version to tell: it may have
+		 * been written and deleted since, the delete applied (an
+		 * applied delete leaves nothing behind).
+		 */
+		if (!exists && version == 0 &&
+		    cmd_deleted_since(ctx, k->key, k->klen, k->seq))
 			return 1;
 	}
 	return 0;

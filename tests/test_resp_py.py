@@ -491,6 +491,15 @@ def watch_incr(pipe):
     pipe.set("wc", v + 1)
 
 
+def del_slot(key):
+    """The slot of key among the 4096 that remember applied deletes
+    (FNV-1a, as daemon/keymap.c hashes)."""
+    h = 0xcbf29ce484222325
+    for b in key.encode():
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return h & 4095
+
+
 def test_watch(r):
     """WATCH: EXEC runs only if no watched key changed since."""
     o = client()
@@ -515,6 +524,29 @@ def test_watch(r):
     p.multi()
     p.set("wnew", 2)
     expect_watch_error(p.execute, "a key created since")
+    # Created and deleted since, the delete applied: nothing of the key is
+    # left to compare (cache, SQLite), and EXEC must still see the change.
+    p = r.pipeline()
+    p.watch("wgone")
+    o.set("wgone", 1)
+    o.delete("wgone")
+    eq(json_req({"op": "sync"})["ok"], True, "sync: the delete applied")
+    p.multi()
+    p.set("wgone", 2)
+    expect_watch_error(p.execute, "a key created and deleted since")
+    eq(r.get("wgone"), None, "nothing of that aborted EXEC done")
+    # Another key's applied delete does not abort it (unless the two keys
+    # share one of the 4096 slots that remember deletes: chosen apart).
+    other = next(k for k in ("wo%d" % i for i in range(100))
+                 if del_slot(k) != del_slot("wstill"))
+    p = r.pipeline()
+    p.watch("wstill")
+    o.set(other, 1)
+    o.delete(other)
+    eq(json_req({"op": "sync"})["ok"], True, "sync: the other delete applied")
+    p.multi()
+    p.set("wstill", 3)
+    eq(p.execute(), [True], "another key deleted since: EXEC runs")
     p = r.pipeline()
     p.watch("wk", "wnew")
     p.unwatch()
