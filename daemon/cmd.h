@@ -134,7 +134,10 @@ void cmd_kick_apply(struct cmd_ctx *ctx, uint64_t seq);
 void cmd_input_done(struct cmd_ctx *ctx);
 /* Send ctx->ans through a slot; 1 while its connection stays open. */
 int cmd_answer_slot(struct cmd_ctx *ctx, struct slot *sl);
-/* Cache what a fresh lookup found (or that the key is absent). */
+/*
+ * Cache what a fresh lookup found (or that the key is absent), unless the
+ * key has a write not applied yet.
+ */
 void cmd_lookup_fill(struct cmd_ctx *ctx, const struct rkey *k);
 /*
  * May key have been deleted by a write after seq, that write applied
