@@ -437,7 +437,7 @@ write_mem(const struct wreq *w)
 /*
  * w, the latest write of its key, is pinned in the cache, applied or
  * dropped: the key map need not know of it any more, and the key's state
- * goes unless a lookup holds it.
+ * goes.
  */
 static void
 write_forget_key(struct cmd_ctx *ctx, struct wreq *w)

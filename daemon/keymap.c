@@ -1,8 +1,8 @@
 /*
  * keymap.c -- a chained hash table of struct kstate, growing by doubling.
  *
- * It holds only keys with writes or lookups in flight, so it stays small;
- * entries go as soon as their last in-flight piece of work ends.
+ * It holds only keys whose latest write is in flight, so it stays small;
+ * an entry goes as soon as that write is pinned in the cache or applied.
  */
 #include "config.h"
 
@@ -135,7 +135,7 @@ keymap_put(struct keymap *m, struct kstate *st)
 {
 	struct kstate **pp;
 
-	if (st->last != NULL || st->lookup != NULL)
+	if (st->last != NULL)
 		return;
 	for (pp = &m->table[st->hash & (m->size - 1)]; *pp != NULL;
 	     pp = &(*pp)->next) {

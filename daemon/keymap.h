@@ -3,14 +3,14 @@
  *
  * An entry exists while the latest write of a key taken (last) is neither
  * pinned in the cache nor applied -- not acknowledged yet, or the cache
- * failed to pin it -- or while a lookup in a reader thread holds it; it is
- * what lets the loop decide if_version and del in journal order without
- * waiting for SQLite. An acknowledged write is pinned in the cache until
- * applied, and the cache answers for it from then on: the map holds about
- * a group of writes, not every write of the apply delay. Entries come from
- * the write queue's pool (qpool.h) and are short-lived: keymap_renew moves
- * an entry next to each new write of its key, so that a key written
- * without pause never holds an old chunk of the pool.
+ * failed to pin it; it is what lets the loop decide if_version and del in
+ * journal order without waiting for SQLite. An acknowledged write is
+ * pinned in the cache until applied, and the cache answers for it from
+ * then on: the map holds about a group of writes, not every write of the
+ * apply delay. Entries come from the write queue's pool (qpool.h) and are
+ * short-lived: keymap_renew moves an entry next to each new write of its
+ * key, so that a key written without pause never holds an old chunk of
+ * the pool.
  */
 #ifndef STASHD_KEYMAP_H
 #define STASHD_KEYMAP_H
@@ -27,7 +27,6 @@ struct kstate {
 	int	       last_is_del;
 	/* The latest write taken (struct wreq), while not applied. */
 	void  *last;
-	void  *lookup; /* a lookup in flight, or NULL */
 	size_t klen;
 	char   key[];
 };
@@ -42,7 +41,7 @@ struct kstate *keymap_get(struct keymap *m, const char *key, size_t klen);
  * held elsewhere (the last write's) are the caller's to update.
  */
 struct kstate *keymap_renew(struct keymap *m, struct kstate *st);
-/* Remove st if nothing is in flight for it any more. */
+/* Remove st if its key has no write in flight any more (last NULL). */
 void   keymap_put(struct keymap *m, struct kstate *st);
 size_t keymap_count(const struct keymap *m);
 
