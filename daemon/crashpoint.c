@@ -26,8 +26,7 @@
 /* An armed point: its name, the hit it acts at, and the hits so far. */
 struct point {
 	char	      name[64];
-	unsigned long at;      /* 0: not armed */
-	int	      onwards; /* and at every later hit (fault points) */
+	unsigned long at; /* 0: not armed */
 	unsigned long hits;
 };
 
@@ -35,11 +34,11 @@ static struct point crash_point;
 static struct point fault_point;
 
 /*
- * Arm p from the environment variable var, NAME:N (NAME:N+ too when plus).
- * -1 with *cause when it is malformed.
+ * Arm p from the environment variable var, NAME:N; example is one for the
+ * message. -1 with *cause when it is malformed.
  */
 static int
-point_arm(struct point *p, const char *var, int plus, char **cause)
+point_arm(struct point *p, const char *var, const char *example, char **cause)
 {
 	const char   *env = getenv(var);
 	const char   *colon;
@@ -53,15 +52,11 @@ point_arm(struct point *p, const char *var, int plus, char **cause)
 	len = colon != NULL ? (size_t)(colon - env) : 0;
 	if (colon == NULL || len == 0 || len >= sizeof(p->name)) {
 		xasprintf(cause, "%s=%s: expected NAME:N (e.g. %s)", var, env,
-		    plus ? "cache-pin:1 or cache-pin:2+" : "after-sync:3");
+		    example);
 		return -1;
 	}
 	errno = 0;
 	n = strtoul(colon + 1, &end, 10);
-	if (plus && *end == '+') {
-		p->onwards = 1;
-		end++;
-	}
 	if (errno != 0 || end == colon + 1 || *end != '\0' || n == 0 ||
 	    !(colon[1] >= '0' && colon[1] <= '9')) {
 		xasprintf(
@@ -77,16 +72,16 @@ point_arm(struct point *p, const char *var, int plus, char **cause)
 int
 crashpoint_init(char **cause)
 {
-	if (point_arm(&crash_point, "STASHD_CRASH", 0, cause) == -1 ||
-	    point_arm(&fault_point, "STASHD_FAULT", 1, cause) == -1)
+	if (point_arm(&crash_point, "STASHD_CRASH", "after-sync:3", cause) ==
+		-1 ||
+	    point_arm(&fault_point, "STASHD_FAULT", "cache-pin:1", cause) == -1)
 		return -1;
 	if (crash_point.at != 0)
 		fprintf(stderr, "stashd: crash point armed: %s, hit %lu\n",
 		    crash_point.name, crash_point.at);
 	if (fault_point.at != 0)
-		fprintf(stderr, "stashd: fault point armed: %s, hit %lu%s\n",
-		    fault_point.name, fault_point.at,
-		    fault_point.onwards ? " and later" : "");
+		fprintf(stderr, "stashd: fault point armed: %s, hit %lu\n",
+		    fault_point.name, fault_point.at);
 	return 0;
 }
 
@@ -97,7 +92,7 @@ point_reached(struct point *p, const char *name, unsigned long *n)
 	if (p->at == 0 || strcmp(name, p->name) != 0)
 		return 0;
 	*n = __atomic_add_fetch(&p->hits, 1, __ATOMIC_SEQ_CST);
-	return *n == p->at || (p->onwards && *n > p->at);
+	return *n == p->at;
 }
 
 int

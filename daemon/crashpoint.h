@@ -26,9 +26,9 @@
  *
  * The same build has fault points: FAULT_POINT(name) is true when
  * STASHD_FAULT=name:N is set and this is the N-th time the point is
- * reached (name:N+ : the N-th and every later time), so that a test can
- * take an error path that no outside fault reaches exactly. The code goes
- * on as if the step had failed. Without the option it is 0.
+ * reached, so that a test can take an error path that no outside fault
+ * reaches exactly. The code goes on as if the step had failed. Without
+ * the option it is 0.
  *
  *	cache-pin	cmd.c: pinning an acknowledged write in the cache
  *			fails (as when the allocator fails)

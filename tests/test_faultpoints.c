@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -277,10 +278,56 @@ test_lookup_fails_json(void **state)
 	free(ans);
 }
 
+/*
+ * A malformed STASHD_FAULT or STASHD_CRASH stops the test build at start,
+ * exit 1, naming the variable; nothing is armed by half.
+ */
+static void
+test_point_spec_malformed(void **state)
+{
+	static const char *bad[] = {"cache-pin", "cache-pin:", "cache-pin:0",
+	    "cache-pin:x", "cache-pin:-1", "cache-pin:1x", ":1",
+	    "cache-pin:+1"};
+	static const char *vars[] = {"STASHD_FAULT", "STASHD_CRASH"};
+	char		   cmdline[1024], out[256], line[512];
+	const char	  *tmp = getenv("TESTS_TMPDIR");
+	size_t		   i, v;
+	FILE		  *f;
+	int		   rc, named;
+
+	(void)state;
+	snprintf(out, sizeof(out), "%s/faultpoints.%d.err",
+	    tmp != NULL ? tmp : "/tmp", (int)getpid());
+	for (v = 0; v < 2; v++)
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(cmdline, sizeof(cmdline),
+			    "%s='%s' '%s' -s /nonexistent/s.sock -d "
+			    "/nonexistent/db -c /dev/null >/dev/null 2>'%s'",
+			    vars[v], bad[i], getenv("STASHD_CRASHPOINTS"), out);
+			rc = system(cmdline);
+			assert_true(WIFEXITED(rc));
+			if (WEXITSTATUS(rc) != 1)
+				fail_msg("%s=%s: exit %d, not 1", vars[v],
+				    bad[i], WEXITSTATUS(rc));
+			assert_non_null(f = fopen(out, "r"));
+			named = 0;
+			while (fgets(line, sizeof(line), f) != NULL)
+				if (strstr(line, vars[v]) != NULL &&
+				    strstr(line, bad[i]) != NULL)
+					named = 1;
+			fclose(f);
+			if (!named)
+				fail_msg("%s=%s: not named on stderr", vars[v],
+				    bad[i]);
+		}
+	unlink(out);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_point_spec_malformed),
 	    cmocka_unit_test(test_pin_fails),
 	    cmocka_unit_test_setup_teardown(
 		test_lookup_fails_get, lookup_setup, lookup_teardown),
