@@ -21,10 +21,20 @@
  *   CLOSING   the connection is ending (an over-long line, drained):
  *             nothing more is read; it is freed once its output is flushed.
  *
- * Input is bounded too: the read high-watermark is line_max + 1, so a
- * connection never buffers more than one maximal line plus what the last
- * read brought. A line longer than line_max gets too_large and the
- * connection closes (its framing can no longer be trusted).
+ * Input is bounded too: reading stops while line_max + 1 bytes or more
+ * are buffered, so a connection never buffers more than one maximal line
+ * plus what the last read brought. A line longer than line_max gets
+ * too_large and the connection closes (its framing can no longer be
+ * trusted).
+ *
+ * The input side is the daemon's own: a read event per connection (with
+ * the idle timeout), one read of at most SERVER_READ_MAX bytes into the
+ * connection's input buffer each time the socket is readable. The
+ * bufferevent's own reading, never enabled, would ask the kernel how
+ * much is readable (ioctl FIONREAD) before each read: one system call
+ * more per request at pipeline depth 1. Reading is on exactly when the
+ * connection is none of PAUSED, CLOSING or DRAIN and its input is under
+ * the limit (conn_read_update); the output side stays the bufferevent's.
  *
  * Two protocols share the socket, chosen per connection by what it sends
  * first (conn_guess_proto): protocol v1's JSON lines, framed by \n, or
@@ -108,6 +118,9 @@
 /* The first bytes of a client that tell its protocol. */
 #define SERVER_GUESS_BYTES 32
 
+/* The most one read takes from a client's socket. */
+#define SERVER_READ_MAX (16 * 1024)
+
 /* A refused client waits this long for its first bytes, in the pen. */
 #define SERVER_REFUSED_WAIT_MS 1000
 
@@ -144,7 +157,10 @@ TAILQ_HEAD(slot_list, slot);
 
 struct conn {
 	struct server	   *srv;
-	struct bufferevent *bev;
+	struct bufferevent *bev;     /* the output side */
+	struct evbuffer	   *in;	     /* input, read by conn_read_cb */
+	struct event	   *rev;     /* readable, or the idle timeout */
+	int		    reading; /* rev is added */
 	uint64_t	    id;
 	pid_t		    pid;
 	uid_t		    uid;
@@ -236,6 +252,8 @@ conn_free(struct conn *c)
 	if (c->queued)
 		TAILQ_REMOVE(&srv->flushq, c, fentry);
 	wbuf_free(&c->pend);
+	event_free(c->rev);
+	evbuffer_free(c->in);
 	bufferevent_free(c->bev);
 	free(c);
 	srv->stats->conn_current--;
@@ -268,6 +286,41 @@ conn_close_when_sent(struct conn *c)
 }
 
 /*
+ * Turn reading on or off as c's state and input ask: on when c is none of
+ * PAUSED, CLOSING, DRAIN and holds at most line_max bytes, with the idle
+ * timeout (restarted by each read). -1 when it cannot be turned on.
+ */
+static int
+conn_read_update(struct conn *c)
+{
+	const struct server_config *cfg = &c->srv->cfg;
+	struct timeval		    tv;
+	int			    want;
+
+	want = !(c->flags & (CONN_PAUSED | CONN_CLOSING | CONN_DRAIN)) &&
+	       evbuffer_get_length(c->in) <=
+		   cfg->line_max;
+	if (want == c->reading)
+		return 0;
+	if (!want) {
+		if (event_del(c->rev) == -1)
+			log_warnx("conn %llu: event_del failed",
+			    (unsigned long long)c->id);
+		c->reading = 0;
+		return 0;
+	}
+	tv.tv_sec = cfg->idle_timeout_ms / 1000;
+	tv.tv_usec = (cfg->idle_timeout_ms % 1000) * 1000;
+	if (event_add(c->rev, cfg->idle_timeout_ms > 0 ? &tv : NULL) == -1) {
+		log_warnx("conn %llu: cannot wait for input",
+		    (unsigned long long)c->id);
+		return -1;
+	}
+	c->reading = 1;
+	return 0;
+}
+
+/*
  * Close once the output is flushed. Returns -1 when the connection was
  * freed at once, 0 when it waits for its output to drain.
  */
@@ -275,8 +328,7 @@ static int
 conn_close_after_flush(struct conn *c)
 {
 	c->flags |= CONN_CLOSING;
-	if (bufferevent_disable(c->bev, EV_READ) == -1)
-		log_warnx("bufferevent_disable failed");
+	conn_read_update(c);
 	return conn_close_when_sent(c);
 }
 
@@ -376,8 +428,7 @@ conn_pause(struct conn *c)
 		return;
 	c->flags |= CONN_PAUSED;
 	c->srv->stats->conn_paused++;
-	if (bufferevent_disable(c->bev, EV_READ) == -1)
-		log_warnx("bufferevent_disable failed");
+	conn_read_update(c);
 	conn_debug(c, "paused: output over %zu bytes", c->srv->cfg.output_max);
 }
 
@@ -472,7 +523,7 @@ server_guess_proto(const char *p, size_t n, int eof)
 static int
 conn_guess_proto(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->in;
 	size_t		 avail = evbuffer_get_length(in), n;
 	const char	*p;
 
@@ -514,10 +565,10 @@ conn_process_end(struct conn *c)
  * connection was freed.
  */
 static int
-conn_process(struct conn *c)
+conn_process_json(struct conn *c)
 {
 	struct server	   *srv = c->srv;
-	struct evbuffer	   *in = bufferevent_get_input(c->bev);
+	struct evbuffer	   *in = c->in;
 	struct evbuffer_ptr pos, start;
 	enum cmd_result	    r;
 	uint64_t	    t0;
@@ -525,8 +576,6 @@ conn_process(struct conn *c)
 	char		   *line;
 	int		    room;
 
-	if (c->proto == CONN_PROTO_RESP)
-		return conn_process_resp(c);
 	while (!(c->flags & (CONN_CLOSING | CONN_WAIT | CONN_BACKLOG))) {
 		if ((room = conn_room(c)) != ROOM_YES) {
 			if (room == ROOM_NO)
@@ -628,7 +677,7 @@ static int
 conn_process_resp(struct conn *c)
 {
 	struct server	  *srv = c->srv;
-	struct evbuffer	  *in = bufferevent_get_input(c->bev);
+	struct evbuffer	  *in = c->in;
 	struct resp_cmd	  *cmd = &srv->rcmd;
 	struct resp_limits lim;
 	enum resp_status   st;
@@ -695,10 +744,83 @@ conn_process_resp(struct conn *c)
 	return conn_process_end(c);
 }
 
-static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+/*
+ * Answer what c's input holds (in its protocol), then have reading follow
+ * the state that left. -1 when the connection was freed.
+ */
+static int
+conn_process(struct conn *c)
 {
-	conn_process(arg);
+	if ((c->proto == CONN_PROTO_RESP ? conn_process_resp(c)
+					 : conn_process_json(c)) == -1)
+		return -1;
+	if (conn_read_update(c) == -1) {
+		conn_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* c's socket is readable (or its idle timeout passed): one read. */
+static void
+conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn	     *c = arg;
+	struct evbuffer	     *in = c->in;
+	struct evbuffer_iovec v[2];
+	size_t		      want, len = evbuffer_get_length(in);
+	ssize_t		      n;
+	int		      nv, i;
+
+	if (what & EV_TIMEOUT) {
+		conn_debug(c, "idle timeout");
+		c->srv->stats->conn_idle_closed++;
+		conn_free(c);
+		return;
+	}
+	/* Reading is on only under the limit (conn_read_update). */
+	want = c->srv->cfg.line_max + 1 - len;
+	if (want > SERVER_READ_MAX)
+		want = SERVER_READ_MAX;
+	if ((nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2)) <= 0) {
+		log_warnx("conn %llu: no memory for %zu bytes of input",
+		    (unsigned long long)c->id, want);
+		conn_free(c);
+		return;
+	}
+	if (v[0].iov_len > want) {
+		v[0].iov_len = want;
+		nv = 1;
+	} else if (nv == 2 && v[0].iov_len + v[1].iov_len > want)
+		v[1].iov_len = want - v[0].iov_len;
+	do
+		n = readv(fd, (struct iovec *)v, nv);
+	while (n == -1 && errno == EINTR);
+	if (n > 0) {
+		for (i = 0; i < nv && n > 0; i++) {
+			if ((size_t)n < v[i].iov_len)
+				v[i].iov_len = (size_t)n;
+			n -= (ssize_t)v[i].iov_len;
+		}
+		if (evbuffer_commit_space(in, v, i) == -1)
+			fatalx("evbuffer_commit_space");
+		conn_process(c);
+		return;
+	}
+	if (n == 0) {
+		/*
+		 * The client shut its side: answer the complete lines it sent
+		 * (a partial last line is dropped), then close.
+		 */
+		conn_debug(c, "end of input");
+		c->flags |= CONN_DRAIN;
+		conn_process(c);
+		return;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return;
+	conn_debug(c, "socket error: %s", strerror(errno));
+	conn_free(c);
 }
 
 /* The output drained to its low watermark. */
@@ -715,61 +837,43 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	if (c->flags & CONN_PAUSED) {
 		c->flags &= ~CONN_PAUSED;
 		conn_debug(c, "resumed");
-		if (conn_process(c) == -1)
-			return;
-		if (!(c->flags & (CONN_PAUSED | CONN_CLOSING | CONN_DRAIN)) &&
-		    bufferevent_enable(c->bev, EV_READ) == -1) {
-			log_warnx("bufferevent_enable failed");
-			conn_free(c);
-		}
+		/* Reading resumes with it, unless it paused again. */
+		conn_process(c);
 	}
 }
 
-/* EOF, error or idle timeout. */
+/* An error sending. (Reading and its timeout are conn_read_cb's.) */
 static void
 conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (what & BEV_EVENT_EOF) {
-		/*
-		 * The client shut its side: answer the complete lines it sent
-		 * (a partial last line is dropped), then close.
-		 */
-		conn_debug(c, "end of input");
-		c->flags |= CONN_DRAIN;
-		conn_process(c);
-		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		conn_debug(c, "idle timeout");
-		c->srv->stats->conn_idle_closed++;
-		conn_free(c);
-		return;
-	}
 	if (what & BEV_EVENT_ERROR) {
 		conn_debug(c, "socket error: %s", strerror(errno));
 		conn_free(c);
 	}
 }
 
-/* Apply the configured timeouts and watermarks to one connection. */
-static void
+/*
+ * Apply the configured timeouts and watermarks to one connection. -1 when
+ * reading cannot go on.
+ */
+static int
 conn_apply_limits(struct conn *c)
 {
 	const struct server_config *cfg = &c->srv->cfg;
-	struct timeval		    tv;
 
-	bufferevent_setwatermark(c->bev, EV_READ, 0, cfg->line_max + 1);
 	if (!(c->flags & CONN_CLOSING))
 		bufferevent_setwatermark(
 		    c->bev, EV_WRITE, cfg->output_max / 2, 0);
-	if (cfg->idle_timeout_ms > 0) {
-		tv.tv_sec = cfg->idle_timeout_ms / 1000;
-		tv.tv_usec = (cfg->idle_timeout_ms % 1000) * 1000;
-		bufferevent_set_timeouts(c->bev, &tv, NULL);
-	} else
-		bufferevent_set_timeouts(c->bev, NULL, NULL);
+	/* Added again, with the timeout now configured. */
+	if (c->reading) {
+		if (event_del(c->rev) == -1)
+			log_warnx("conn %llu: event_del failed",
+			    (unsigned long long)c->id);
+		c->reading = 0;
+	}
+	return conn_read_update(c);
 }
 
 /*
@@ -993,11 +1097,18 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		free(c);
 		return;
 	}
-	bufferevent_setcb(
-	    c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	conn_apply_limits(c);
-	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) == -1) {
-		log_warnx("bufferevent_enable failed");
+	bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb, c);
+	c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+	c->in = evbuffer_new();
+	if (c->rev == NULL || c->in == NULL ||
+	    bufferevent_enable(c->bev, EV_WRITE) == -1 ||
+	    conn_apply_limits(c) == -1) {
+		log_warnx("cannot set up connection %llu",
+		    (unsigned long long)c->id);
+		if (c->rev != NULL)
+			event_free(c->rev);
+		if (c->in != NULL)
+			evbuffer_free(c->in);
 		bufferevent_free(c->bev);
 		cmd_session_close(srv->cmd, &c->session);
 		free(c);
@@ -1175,7 +1286,7 @@ server_create(struct event_base *base, const struct server_config *cfg,
 void
 server_set_limits(struct server *srv, const struct server_config *cfg)
 {
-	struct conn *c;
+	struct conn *c, *next;
 
 	srv->cfg.line_max = cfg->line_max;
 	srv->cfg.max_conns = cfg->max_conns;
@@ -1186,8 +1297,11 @@ server_set_limits(struct server *srv, const struct server_config *cfg)
 	srv->cfg.idle_timeout_ms = cfg->idle_timeout_ms;
 	srv->cfg.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
 	srv->stats->conn_max = cfg->max_conns;
-	TAILQ_FOREACH(c, &srv->conns, entry)
-	conn_apply_limits(c);
+	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (conn_apply_limits(c) == -1)
+			conn_free(c);
+	}
 }
 
 static void
@@ -1239,8 +1353,7 @@ server_shutdown(struct server *srv)
 		if (c->flags & (CONN_CLOSING | CONN_DRAIN))
 			continue;
 		c->flags |= CONN_DRAIN;
-		if (bufferevent_disable(c->bev, EV_READ) == -1)
-			log_warnx("bufferevent_disable failed");
+		conn_read_update(c);
 		/* A paused one resumes from its write callback. */
 		if (!(c->flags & CONN_PAUSED))
 			conn_process(c);

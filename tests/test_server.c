@@ -1109,6 +1109,89 @@ test_client_never_reads(void **state)
 	daemon_cleanup(&d);
 }
 
+/*
+ * Requests pipelined far past the input limit behind reads that wait for
+ * the writes before them: reading stops at the limit while the connection
+ * waits, starts again as it goes on, and every request is answered, in
+ * order, with its own value.
+ */
+static void
+test_pipeline_over_input_limit(void **state)
+{
+	static const char *args[] = {"--max-line", "4096", NULL};
+	struct daemon_proc d;
+	size_t		   cap = 2000 * 64, len = 0;
+	char		  *buf = malloc(cap);
+	json_t		  *j;
+	int		   fd, i;
+
+	assert_non_null(buf);
+	assert_int_equal(daemon_start(&d, args), 0);
+	for (i = 0; i < 2000; i += 2)
+		len += (size_t)snprintf(buf + len, cap - len,
+		    "{\"op\":\"set\",\"key\":\"in:%d\",\"value\":%d,"
+		    "\"id\":%d}\n"
+		    "{\"op\":\"get\",\"key\":\"in:%d\",\"id\":%d}\n",
+		    i, i, i, i, i + 1);
+	assert_true(len > 16 * 4096);
+	fd = raw_connect(d.sock);
+	assert_int_equal(raw_send(fd, buf, len), 0);
+	for (i = 0; i < 2000; i++) {
+		j = next_answer(fd, i);
+		if (i % 2 == 1)
+			assert_int_equal(
+			    json_integer_value(json_object_get(j, "value")),
+			    i - 1);
+		json_decref(j);
+	}
+	close(fd);
+	free(buf);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
+/*
+ * An idle timeout set by a reload applies to the connections already
+ * open, not only to new ones.
+ */
+static void
+test_idle_timeout_reload(void **state)
+{
+	char		   conf[] = "/tmp/stashd-idle-conf-XXXXXX";
+	const char	  *args[] = {"-c", conf, NULL};
+	struct daemon_proc d;
+	json_t		  *j;
+	FILE		  *f;
+	int		   fd, cfd;
+
+	assert_true((cfd = mkstemp(conf)) != -1);
+	assert_int_equal(close(cfd), 0);
+	assert_int_equal(daemon_start(&d, args), 0);
+	fd = raw_connect(d.sock);
+	j = ask(fd, "{\"op\":\"ping\"}");
+	assert_ok(j);
+	json_decref(j);
+	/* No timeout yet: it stays open. */
+	assert_false(raw_closed(fd, 700));
+
+	assert_non_null(f = fopen(conf, "w"));
+	assert_true(fputs("[stashd]\nidle_timeout = 300ms\n", f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(kill(d.pid, SIGHUP), 0);
+	assert_true(raw_closed(fd, 5000));
+	close(fd);
+
+	/* The daemon goes on. */
+	fd = raw_connect(d.sock);
+	j = ask(fd, "{\"op\":\"ping\"}");
+	assert_ok(j);
+	json_decref(j);
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+	assert_int_equal(unlink(conf), 0);
+}
+
 static void
 test_idle_timeout(void **state)
 {
@@ -1311,6 +1394,8 @@ main(void)
 	    cmocka_unit_test(test_max_connections_protocols),
 	    cmocka_unit_test(test_client_never_reads),
 	    cmocka_unit_test(test_idle_timeout),
+	    cmocka_unit_test(test_idle_timeout_reload),
+	    cmocka_unit_test(test_pipeline_over_input_limit),
 	    cmocka_unit_test(test_sigterm),
 	    cmocka_unit_test(test_stale_socket),
 	};
