@@ -298,8 +298,7 @@ conn_read_update(struct conn *c)
 	int			    want;
 
 	want = !(c->flags & (CONN_PAUSED | CONN_CLOSING | CONN_DRAIN)) &&
-	       evbuffer_get_length(c->in) <=
-		   cfg->line_max;
+	       evbuffer_get_length(c->in) <= cfg->line_max;
 	if (want == c->reading)
 		return 0;
 	if (!want) {
@@ -1098,13 +1097,14 @@ server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb, c);
-	c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+	c->rev =
+	    event_new(srv->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
 	c->in = evbuffer_new();
 	if (c->rev == NULL || c->in == NULL ||
 	    bufferevent_enable(c->bev, EV_WRITE) == -1 ||
 	    conn_apply_limits(c) == -1) {
-		log_warnx("cannot set up connection %llu",
-		    (unsigned long long)c->id);
+		log_warnx(
+		    "cannot set up connection %llu", (unsigned long long)c->id);
 		if (c->rev != NULL)
 			event_free(c->rev);
 		if (c->in != NULL)
