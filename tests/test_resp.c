@@ -254,6 +254,21 @@ test_malformed(void **state)
 	}
 }
 
+/*
+ * A NUL where '$' should be: the message names a space instead, so that
+ * it is not cut short at the NUL.
+ */
+static void
+test_malformed_nul(void **state)
+{
+	static const char m[] = "*1\r\n\0\r\n";
+
+	(void)state;
+	assert_int_equal(parse_copy(m, sizeof(m) - 1, &limits), RESP_ERROR);
+	assert_non_null(cmd.error);
+	assert_string_equal(cmd.error, "Protocol error: expected '$', got ' '");
+}
+
 static void
 test_limits(void **state)
 {
@@ -394,6 +409,7 @@ main(void)
 	    cmocka_unit_test(test_byte_by_byte),
 	    cmocka_unit_test(test_pipeline),
 	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_malformed_nul),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_inline_views),
 	    cmocka_unit_test(test_inline_limits),
