@@ -33,6 +33,9 @@
  *	cache-pin	cmd.c: pinning an acknowledged write in the cache
  *			fails (as when the allocator fails)
  *	reader-lookup	reader.c: a lookup of keys in SQLite fails
+ *	exec-evict	rcmd.c: the keys of a transaction whose lookup just
+ *			came back leave the cache (the pinned ones stay), as
+ *			if evicted while the lookup was away
  */
 #ifndef STASHD_CRASHPOINT_H
 #define STASHD_CRASHPOINT_H

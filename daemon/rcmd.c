@@ -45,6 +45,7 @@
 #include "access.h"
 #include "cache.h"
 #include "cmd.h"
+#include "crashpoint.h"
 #include "keymap.h"
 #include "rcmd.h"
 #include "reader.h"
@@ -2410,6 +2411,21 @@ rtx_run(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
 	return rtx_commit(ctx, ss, tx, out, mark, slot);
 }
 
+/*
+ * The fault point exec-evict: key leaves the cache unless pinned, as if
+ * it were evicted while the lookup was away.
+ */
+static int
+rtx_evict_key(const char *key, size_t klen, void *arg)
+{
+	struct cmd_ctx		 *ctx = arg;
+	const struct cache_entry *e = cache_peek(ctx->cache, key, klen);
+
+	if (e != NULL && !(cache_entry_flags(e) & CACHE_F_PINNED))
+		(void)cache_del(ctx->cache, key, klen);
+	return 0;
+}
+
 /* The lookup of an EXEC's keys is done (loop thread). */
 static void
 rtx_lookup_done(struct rjob *job)
@@ -2434,6 +2450,8 @@ rtx_lookup_done(struct rjob *job)
 	else {
 		if (!lookup_ready(ctx, job))
 			return; /* looked up again */
+		if (FAULT_POINT("exec-evict"))
+			rtx_each_key(lk->tx, rtx_evict_key, ctx);
 		res =
 		    rtx_run(ctx, ss, lk->tx, &r->reply, lk->slot, job, &again);
 		lk->tx = NULL; /* run and freed, or another lookup's */

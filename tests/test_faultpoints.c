@@ -10,7 +10,9 @@
  *   reader-lookup  a lookup in SQLite that fails, for a RESP GET, a RESP
  *                  transaction and a JSON get: the client gets an error,
  *                  the connection and the daemon go on, the next lookup
- *                  works.
+ *                  works;
+ *   exec-evict     a transaction's key evicted while the lookup of its
+ *                  other keys was away: EXEC looks every key up again.
  *
  * Runs tests/stashd-crashpoints ($STASHD_CRASHPOINTS); exit 77 (skip)
  * without it.
@@ -279,6 +281,60 @@ test_lookup_fails_json(void **state)
 }
 
 /*
+ * A transaction's key evicted while the lookup of its other keys was
+ * away: EXEC looks every key up again, and answers what SQLite holds.
+ */
+static void
+test_exec_second_lookup(void **state)
+{
+	struct daemon_proc first, d;
+	char		  *ans;
+	int		   fd;
+
+	start(&first, NULL, NULL);
+	fd = raw_connect(first.sock);
+	assert_true(fd >= 0);
+	expect_line(fd, "SET a va", "+OK");
+	expect_line(fd, "SET b vb", "+OK");
+	close(fd);
+	assert_int_equal(daemon_stop(&first), 0);
+
+	start(&d, "exec-evict:1", first.db);
+	fd = raw_connect(d.sock);
+	assert_true(fd >= 0);
+	/* a is cached; b is not, so EXEC looks b up, and only b. */
+	expect_bulk(fd, "GET a", "va");
+	expect_line(fd, "MULTI", "+OK");
+	expect_line(fd, "GET a", "+QUEUED");
+	expect_line(fd, "GET b", "+QUEUED");
+	expect_line(fd, "APPEND a +", "+QUEUED");
+	ans = cmd(fd, "EXEC");
+	assert_string_equal(ans, "*3");
+	free(ans);
+	ans = next_line(fd);
+	assert_string_equal(ans, "$2");
+	free(ans);
+	ans = next_line(fd);
+	assert_string_equal(ans, "va");
+	free(ans);
+	ans = next_line(fd);
+	assert_string_equal(ans, "$2");
+	free(ans);
+	ans = next_line(fd);
+	assert_string_equal(ans, "vb");
+	free(ans);
+	ans = next_line(fd);
+	assert_string_equal(ans, ":3");
+	free(ans);
+	assert_true(log_has(&d, "fault point exec-evict"));
+	expect_bulk(fd, "GET a", "va+");
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+	daemon_cleanup(&first);
+}
+
+/*
  * A malformed STASHD_FAULT or STASHD_CRASH stops the test build at start,
  * exit 1, naming the variable; nothing is armed by half.
  */
@@ -329,6 +385,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_point_spec_malformed),
 	    cmocka_unit_test(test_pin_fails),
+	    cmocka_unit_test(test_exec_second_lookup),
 	    cmocka_unit_test_setup_teardown(
 		test_lookup_fails_get, lookup_setup, lookup_teardown),
 	    cmocka_unit_test_setup_teardown(
