@@ -29,6 +29,7 @@ struct options {
 	size_t		      record_max;
 	struct writer_options writer;
 	size_t		      write_queue_max;
+	unsigned	      busy_poll_us;
 	unsigned	      readers;
 	int		      sql_enabled;
 	size_t		      query_rows_max;

@@ -141,6 +141,7 @@ stats_render(const struct stats *st, struct cache *cache, struct wbuf *w)
 	object_open(w, &top, "requests");
 	f = 1;
 	field_u64(w, &f, "total", st->requests);
+	field_u64(w, &f, "polled", st->polled);
 	field_u64(w, &f, "bytes_in", st->bytes_in);
 	field_u64(w, &f, "bytes_out", st->bytes_out);
 	object_open(w, &f, "ops");

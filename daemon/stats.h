@@ -44,6 +44,7 @@ struct stats {
 	uint64_t conn_idle_closed;
 	/* requests */
 	uint64_t requests;
+	uint64_t polled; /* of them, found by busy polling (main.c) */
 	uint64_t ops[PROTO_OP__COUNT];
 	uint64_t errors[ERR__COUNT];
 	uint64_t bytes_in;

@@ -40,6 +40,10 @@ expect_refused 'max_memory = 64MB\nbogus = 1\n' 'bad.conf:2: unknown key "bogus"
 expect_refused '# c\n\nmax_memory = lots\n' 'bad.conf:3: max-memory: invalid value "lots"'
 expect_refused 'readers = 0\n' 'bad.conf:1: readers: invalid value "0"'
 expect_refused 'durability_kv = fast\n' 'durability-kv: invalid value "fast"'
+expect_refused 'busy_poll = 1001us\n' 'busy-poll: invalid value "1001us"'
+printf 'busy_poll = 1ms\n' > "$TMP/poll.conf"
+if "$STASHD" -c "$TMP/poll.conf" --check-config >/dev/null; then ok
+else bad "busy_poll = 1ms refused"; fi
 expect_refused '[other]\nsql = on\n' 'bad.conf:2: unknown section'
 expect_refused 'just words\n' 'bad.conf:1:'
 out=$("$STASHD" -c "$TMP/nonexistent" --check-config 2>&1)

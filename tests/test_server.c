@@ -1109,6 +1109,114 @@ test_client_never_reads(void **state)
 	daemon_cleanup(&d);
 }
 
+/* The CPU time (user and system) of process pid so far, in clock ticks. */
+static long long
+cpu_ticks(pid_t pid)
+{
+	char		   path[64], buf[1024], *p;
+	unsigned long long utime, stime;
+	FILE		  *f;
+	size_t		   n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields 14 and 15, counted after the ")" that ends the name. */
+	assert_non_null(p = strrchr(buf, ')'));
+	assert_int_equal(sscanf(p + 2,
+			     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+			     "%llu %llu",
+			     &utime, &stime),
+	    2);
+	return (long long)(utime + stime);
+}
+
+/* requests.polled, and the requests in all. */
+static long long
+polled_of(const char *sock, long long *total)
+{
+	json_t	 *j = stats_of(sock), *r;
+	long long v;
+
+	r = json_object_get(json_object_get(j, "stats"), "requests");
+	v = json_integer_value(json_object_get(r, "polled"));
+	*total = json_integer_value(json_object_get(r, "total"));
+	json_decref(j);
+	return v;
+}
+
+/*
+ * Busy polling: while requests come faster than one in --busy-poll, the
+ * loop finds some of them by looking again instead of sleeping
+ * (requests.polled); once they stop, it sleeps: an idle second costs it
+ * next to no CPU, nor do requests slower than that. With --busy-poll 0 it
+ * never polls. (Under valgrind, round trips may be too slow to count as
+ * fast, and each costs the daemon more CPU than the bound.)
+ */
+static void
+test_busy_poll(void **state)
+{
+	static const char *on[] = {"--busy-poll", "1ms", NULL};
+	static const char *off[] = {"--busy-poll", "0", NULL};
+	const char *const *args[] = {on, off};
+	struct daemon_proc d;
+	long long	   polled, total, t0, ticks;
+	char		  *line;
+	int		   fd, i, k;
+
+	for (k = 0; k < 2; k++) {
+		assert_int_equal(daemon_start(&d, args[k]), 0);
+		fd = raw_connect(d.sock);
+		assert_true(fd >= 0);
+		for (i = 0; i < 3000; i++) {
+			line = raw_roundtrip(fd, "{\"op\":\"ping\"}");
+			assert_non_null(line);
+			assert_non_null(strstr(line, "\"ok\":true"));
+			free(line);
+		}
+		polled = polled_of(d.sock, &total);
+		assert_true(total >= 3000);
+		assert_true(polled <= total);
+		if (k == 1)
+			assert_int_equal(polled, 0);
+		else if (getenv("STASHD_WRAPPER") == NULL)
+			assert_true(polled > 0);
+		/* Idle: it sleeps (a spinning loop would take 100%). */
+		usleep(200 * 1000);
+		t0 = cpu_ticks(d.pid);
+		usleep(1000 * 1000);
+		ticks = cpu_ticks(d.pid) - t0;
+		fprintf(stderr,
+		    "# busy-poll %s: %lld of %lld requests polled, "
+		    "%lld ticks idle\n",
+		    args[k][1], polled, total, ticks);
+		assert_true(ticks * 5 <= sysconf(_SC_CLK_TCK));
+		/*
+		 * Slower than one a millisecond (one every 3 ms): no polling,
+		 * where polling a millisecond after each would take a third of
+		 * a CPU.
+		 */
+		t0 = cpu_ticks(d.pid);
+		for (i = 0; i < 300; i++) {
+			line = raw_roundtrip(fd, "{\"op\":\"ping\"}");
+			assert_non_null(line);
+			free(line);
+			usleep(3000);
+		}
+		ticks = cpu_ticks(d.pid) - t0;
+		fprintf(stderr,
+		    "# busy-poll %s: %lld ticks for 300 slow pings\n",
+		    args[k][1], ticks);
+		if (getenv("STASHD_WRAPPER") == NULL)
+			assert_true(ticks * 10 <= sysconf(_SC_CLK_TCK));
+		close(fd);
+		assert_int_equal(daemon_stop(&d), 0);
+		daemon_cleanup(&d);
+	}
+}
+
 /*
  * Requests pipelined far past the input limit behind reads that wait for
  * the writes before them: reading stops at the limit while the connection
@@ -1395,6 +1503,7 @@ main(void)
 	    cmocka_unit_test(test_client_never_reads),
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_idle_timeout_reload),
+	    cmocka_unit_test(test_busy_poll),
 	    cmocka_unit_test(test_pipeline_over_input_limit),
 	    cmocka_unit_test(test_sigterm),
 	    cmocka_unit_test(test_stale_socket),
