@@ -1163,8 +1163,9 @@ polled_of(const char *sock, long long *total)
  * loop finds some of them by looking again instead of sleeping
  * (requests.polled); once they stop, it sleeps: an idle second costs it
  * next to no CPU, nor do requests slower than that. With --busy-poll 0 it
- * never polls, nor on a single CPU (taskset -c 0 make check). (Under valgrind, round trips may be too slow to count as
- * fast, and each costs the daemon more CPU than the bound.)
+ * never polls, nor on a single CPU (taskset -c 0 make check). (Under valgrind,
+ * round trips may be too slow to count as fast, and each costs the daemon more
+ * CPU than the bound.)
  */
 static void
 test_busy_poll(void **state)
