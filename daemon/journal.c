@@ -79,6 +79,7 @@
 #include "crc32c.h"
 #include "journal.h"
 #include "log.h"
+#include "monotime.h"
 #include "xmalloc.h"
 
 static const char journal_magic[8] = {'S', 'T', 'A', 'S', 'H', 'J', 'N', 'L'};
@@ -141,15 +142,6 @@ static uint64_t
 get_u64(const unsigned char *p)
 {
 	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 void
@@ -985,7 +977,7 @@ journal_rotate(struct journal *j, uint64_t first_seq, char **cause)
 		return -1;
 	}
 	if (getrandom(&salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
-		salt = now_ns();
+		salt = monotime_ns();
 	memcpy(hdr, journal_magic, 8);
 	put_u32(hdr + 8, JOURNAL_FORMAT_VERSION);
 	put_u32(hdr + 12, JOURNAL_HEADER_SIZE);
@@ -1142,13 +1134,13 @@ journal_sync(struct journal *j, char **cause)
 
 	if (j->fd == -1)
 		return 0;
-	t0 = now_ns();
+	t0 = monotime_ns();
 	if (fdatasync(j->fd) == -1) {
 		xasprintf(
 		    cause, "fdatasync %s: %s", j->cur->path, strerror(errno));
 		return -1;
 	}
-	dt = now_ns() - t0;
+	dt = monotime_ns() - t0;
 	CRASH_POINT(j, "after-sync");
 	pthread_mutex_lock(&j->lock);
 	j->stats.fsyncs++;

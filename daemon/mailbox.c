@@ -29,6 +29,7 @@
 
 #include "log.h"
 #include "mailbox.h"
+#include "monotime.h"
 #include "xmalloc.h"
 
 struct mail {
@@ -49,15 +50,6 @@ struct mailbox {
 };
 
 #define MAILBOX_SLICE_US 1000
-
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* Move what was posted to the loop's own list. */
 static void
@@ -99,7 +91,7 @@ mailbox_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct mailbox *mb = arg;
 	struct timeval	now = {0, 0};
-	uint64_t	start = mono_us();
+	uint64_t	start = monotime_us();
 	unsigned	n = 0;
 
 	(void)fd;
@@ -112,7 +104,7 @@ mailbox_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	mailbox_take(mb);
 	while (mailbox_run_one(mb)) {
-		if (++n % 8 == 0 && mono_us() - start >= MAILBOX_SLICE_US)
+		if (++n % 8 == 0 && monotime_us() - start >= MAILBOX_SLICE_US)
 			break;
 	}
 	if (mb->local != NULL && evtimer_add(mb->more, &now) == -1)

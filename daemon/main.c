@@ -38,6 +38,7 @@
 #include "journal.h"
 #include "log.h"
 #include "mailbox.h"
+#include "monotime.h"
 #include "notify.h"
 #include "options.h"
 #include "qpool.h"
@@ -85,15 +86,6 @@ struct daemon {
 /* Descriptors besides the connections: the daemon's own files. */
 #define MAIN_OWN_FDS 64
 
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* Whether the daemon may run on more than one CPU. */
 static int
 several_cpus(void)
@@ -121,8 +113,9 @@ several_cpus(void)
 static void
 daemon_loop(struct daemon *d)
 {
-	uint64_t since = now_us(), seen = d->stats.requests, last = 0, t, n;
-	int	 polling = 0, dense = 0, cpus = several_cpus(), rc;
+	uint64_t since = monotime_us(), seen = d->stats.requests, last = 0, t,
+		 n;
+	int polling = 0, dense = 0, cpus = several_cpus(), rc;
 
 	for (;;) {
 		n = d->stats.requests;
@@ -133,7 +126,7 @@ daemon_loop(struct daemon *d)
 		if (rc == 1 || event_base_got_break(d->base) ||
 		    event_base_got_exit(d->base))
 			return;
-		t = now_us();
+		t = monotime_us();
 		if (d->stats.requests != n) {
 			last = t;
 			if (polling)

@@ -89,6 +89,7 @@
 #include "access.h"
 #include "cmd.h"
 #include "log.h"
+#include "monotime.h"
 #include "rcmd.h"
 #include "resp.h"
 #include "server.h"
@@ -201,16 +202,6 @@ struct server {
 static int  conn_process(struct conn *);
 static int  conn_process_resp(struct conn *);
 static void server_flush_cb(evutil_socket_t, short, void *);
-
-/* Monotonic milliseconds, for the slow-request log. */
-static uint64_t
-server_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Log a request that took at least slow_log_ms. */
 static void
@@ -608,10 +599,10 @@ conn_process_json(struct conn *c)
 		    NULL)
 			fatalx("evbuffer_pullup: %zu bytes", len + 1);
 		mark = srv->out.len;
-		t0 = srv->cfg.slow_log_ms > 0 ? server_now_ms() : 0;
+		t0 = srv->cfg.slow_log_ms > 0 ? monotime_ms() : 0;
 		r = cmd_line(srv->cmd, &c->session, line, len, &srv->out);
 		if (t0 != 0 && r == CMD_DONE)
-			server_slow(c, srv->cmd->last_op, server_now_ms() - t0);
+			server_slow(c, srv->cmd->last_op, monotime_ms() - t0);
 		if (r == CMD_WAIT) {
 			c->flags |= CONN_WAIT;
 			break;
@@ -718,10 +709,10 @@ conn_process_resp(struct conn *c)
 			break;
 		}
 		mark = srv->out.len;
-		t0 = srv->cfg.slow_log_ms > 0 ? server_now_ms() : 0;
+		t0 = srv->cfg.slow_log_ms > 0 ? monotime_ms() : 0;
 		r = rcmd_run(srv->cmd, &c->session, cmd, &srv->out);
 		if (t0 != 0 && r == CMD_DONE)
-			server_slow(c, srv->cmd->last_op, server_now_ms() - t0);
+			server_slow(c, srv->cmd->last_op, monotime_ms() - t0);
 		if (r == CMD_WAIT) {
 			c->flags |= CONN_WAIT;
 			break;
@@ -959,7 +950,7 @@ static int
 refused_wait(struct refused *rf)
 {
 	struct timeval tv;
-	uint64_t       now = server_now_ms(), left;
+	uint64_t       now = monotime_ms(), left;
 
 	left = rf->deadline > now ? rf->deadline - now : 0;
 	tv.tv_sec = (time_t)(left / 1000);
@@ -1000,7 +991,7 @@ server_refuse(struct server *srv, int fd, const char *code, const char *why)
 		refused_answer(rf);
 		return;
 	}
-	rf->deadline = server_now_ms() + SERVER_REFUSED_WAIT_MS;
+	rf->deadline = monotime_ms() + SERVER_REFUSED_WAIT_MS;
 	if ((rf->ev = event_new(srv->base, fd, EV_READ, refused_cb, rf)) ==
 		NULL ||
 	    refused_wait(rf) == -1) {
@@ -1416,7 +1407,7 @@ server_slot_new(struct conn *c, const char *op)
 	sl->conn = c;
 	sl->op = op;
 	if (c->srv->cfg.slow_log_ms > 0)
-		sl->t0 = server_now_ms();
+		sl->t0 = monotime_ms();
 	TAILQ_INSERT_TAIL(&c->slots, sl, entry);
 	c->nslots++;
 	return sl;
@@ -1457,7 +1448,7 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 		return 0;
 	}
 	if (sl->t0 != 0)
-		server_slow(c, sl->op, server_now_ms() - sl->t0);
+		server_slow(c, sl->op, monotime_ms() - sl->t0);
 	if (sl == TAILQ_FIRST(&c->slots)) {
 		/* The usual case: nothing before it waits; no copy to keep. */
 		TAILQ_REMOVE(&c->slots, sl, entry);

@@ -40,6 +40,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "monotime.h"
 #include "proto.h"
 #include "store.h"
 #include "wbuf.h"
@@ -965,22 +966,13 @@ add_text(struct wbuf *w, const char *p, size_t n)
 	wbuf_free(&tmp);
 }
 
-static uint64_t
-store_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* SQLite's progress handler: a query past its deadline is interrupted. */
 static int
 store_progress(void *arg)
 {
 	struct store *s = arg;
 
-	return s->deadline_ms != 0 && store_now_ms() >= s->deadline_ms;
+	return s->deadline_ms != 0 && monotime_ms() >= s->deadline_ms;
 }
 
 static enum store_status store_query2(
@@ -994,9 +986,9 @@ store_query1(struct store *s, const char *sql, size_t len, json_t *params,
 	enum store_status ret;
 
 	if (s->opts.query_timeout_ms > 0)
-		s->deadline_ms = store_now_ms() + s->opts.query_timeout_ms;
+		s->deadline_ms = monotime_ms() + s->opts.query_timeout_ms;
 	ret = store_query2(s, sql, len, params, out, message);
-	if (s->deadline_ms != 0 && store_now_ms() >= s->deadline_ms &&
+	if (s->deadline_ms != 0 && monotime_ms() >= s->deadline_ms &&
 	    ret != STORE_OK) {
 		free(*message);
 		xasprintf(message, "the query ran longer than %u ms",

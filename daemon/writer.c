@@ -60,6 +60,7 @@
 #include "journal.h"
 #include "log.h"
 #include "mailbox.h"
+#include "monotime.h"
 #include "proto.h"
 #include "qpool.h"
 #include "store.h"
@@ -108,15 +109,6 @@ struct wmsg {
 	int			on;
 	char		       *why;
 };
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The apply thread trims the heap once this much was applied since. */
 #define WRITER_TRIM_AFTER (16 * 1024 * 1024)
@@ -236,7 +228,7 @@ journal_main(void *arg)
 	struct wgroup  *g = NULL;
 	struct wreq    *w;
 	struct timespec until;
-	uint64_t	last_sync = now_ms();
+	uint64_t	last_sync = monotime_ms();
 	int		unsynced = 0, need_sync, sync_now, rc;
 	size_t		bytes;
 	char	       *cause = NULL;
@@ -275,7 +267,7 @@ journal_main(void *arg)
 				if (journal_sync(wr->journal, &cause) == -1)
 					goto broken;
 				unsynced = 0;
-				last_sync = now_ms();
+				last_sync = monotime_ms();
 			}
 			pthread_mutex_lock(&wr->lock);
 			if (wr->stopping && TAILQ_EMPTY(&wr->incoming))
@@ -324,7 +316,7 @@ journal_main(void *arg)
 		 * recovery (a disk may lose it and keep a later one).
 		 */
 		sync_now = need_sync ||
-			   now_ms() - last_sync >= wr->opts.fsync_interval_ms;
+			   monotime_ms() - last_sync >= wr->opts.fsync_interval_ms;
 		/* Seal each record here, off the loop; mark the group's end. */
 		wbuf_reset(&buf);
 		wbuf_reserve(&buf, bytes);
@@ -347,7 +339,7 @@ journal_main(void *arg)
 			if (journal_sync(wr->journal, &cause) == -1)
 				goto broken;
 			unsynced = 0;
-			last_sync = now_ms();
+			last_sync = monotime_ms();
 			g->synced = 1;
 		} else
 			unsynced = 1;
@@ -368,7 +360,7 @@ journal_main(void *arg)
 			wr->stats.group_max = g->n;
 		wr->stats.journaled_seq = g->last_seq;
 		wr->stats.apply_backlog += g->n;
-		g->journaled_ms = now_ms();
+		g->journaled_ms = monotime_ms();
 		if (g->urgent)
 			wr->urgent++;
 		/*
@@ -744,7 +736,7 @@ apply_due(const struct writer *wr, uint64_t *due)
 	    wr->stats.apply_backlog >= apply_batch_max(wr))
 		return 1;
 	*due = g->journaled_ms + wr->opts.apply_delay_ms;
-	return now_ms() >= *due;
+	return monotime_ms() >= *due;
 }
 
 /* The apply thread; see the top of the file. */
@@ -754,9 +746,9 @@ apply_main(void *arg)
 	struct writer	  *wr = arg;
 	struct wgroup_list batch;
 	struct wgroup	  *g;
-	uint64_t     last = 0, errors, coalesced, ops, last_purge = now_ms();
+	uint64_t     last = 0, errors, coalesced, ops, last_purge = monotime_ms();
 	struct kvrun run;
-	uint64_t     last_ckpt = now_ms(), durable = 0, due, ckpt_seq = 0;
+	uint64_t     last_ckpt = monotime_ms(), durable = 0, due, ckpt_seq = 0;
 	size_t	     bytes, applied_bytes = 0;
 	unsigned     backoff = 0;
 	int	     down = 0, n;
@@ -790,7 +782,7 @@ apply_main(void *arg)
 		while (TAILQ_EMPTY(&wr->journaled) && !wr->journal_done) {
 			struct timespec until;
 
-			deadline(&until, now_ms() + 1000);
+			deadline(&until, monotime_ms() + 1000);
 			if (pthread_cond_timedwait(
 				&wr->acond, &wr->lock, &until) == ETIMEDOUT)
 				break;
@@ -813,7 +805,7 @@ apply_main(void *arg)
 			if (ckpt_seq < last &&
 			    store_checkpoint(wr->store, 0, &cause) == 0) {
 				ckpt_seq = last;
-				last_ckpt = now_ms();
+				last_ckpt = monotime_ms();
 				if (wr->opts.sync_normal) {
 					durable = last;
 					journal_release(wr->journal, durable);
@@ -823,9 +815,9 @@ apply_main(void *arg)
 				free(cause);
 				cause = NULL;
 			}
-			if (now_ms() - last_purge >=
+			if (monotime_ms() - last_purge >=
 			    wr->opts.purge_interval_ms) {
-				last_purge = now_ms();
+				last_purge = monotime_ms();
 				if (store_begin(wr->store, &cause) == 0 &&
 				    (n = store_kv_purge(wr->store,
 					 (int64_t)time(NULL), 10000, &cause)) >=
@@ -903,8 +895,8 @@ apply_main(void *arg)
 		 */
 		if (!wr->opts.sync_normal)
 			durable = last;
-		if (now_ms() - last_ckpt >= wr->opts.checkpoint_interval_ms) {
-			last_ckpt = now_ms();
+		if (monotime_ms() - last_ckpt >= wr->opts.checkpoint_interval_ms) {
+			last_ckpt = monotime_ms();
 			if (store_checkpoint(wr->store, 0, &cause) == 0) {
 				ckpt_seq = last;
 				if (wr->opts.sync_normal)
