@@ -96,19 +96,27 @@ next_line(int fd)
 	return chomp(raw_readline(fd, WAIT_MS));
 }
 
+/* The next line of an answer already asked for. */
+static void
+expect_next(int fd, const char *want)
+{
+	char *ans = next_line(fd);
+
+	assert_string_equal(ans, want);
+	free(ans);
+}
+
 /* A bulk answer: its header line, then the value line. */
 static void
 expect_bulk(int fd, const char *line, const char *value)
 {
 	char  want[64];
-	char *ans = cmd(fd, line), *v;
+	char *ans = cmd(fd, line);
 
 	snprintf(want, sizeof(want), "$%zu", strlen(value));
 	assert_string_equal(ans, want);
 	free(ans);
-	v = next_line(fd);
-	assert_string_equal(v, value);
-	free(v);
+	expect_next(fd, value);
 }
 
 static void
@@ -258,9 +266,7 @@ test_lookup_fails_exec(void **state)
 	expect_line(f->fd, "MULTI", "+OK");
 	expect_line(f->fd, "APPEND k w", "+QUEUED");
 	expect_line(f->fd, "EXEC", "*1");
-	ans = next_line(f->fd);
-	assert_string_equal(ans, ":2");
-	free(ans);
+	expect_next(f->fd, ":2");
 }
 
 /* The same for a JSON get. */
@@ -311,21 +317,11 @@ test_exec_second_lookup(void **state)
 	ans = cmd(fd, "EXEC");
 	assert_string_equal(ans, "*3");
 	free(ans);
-	ans = next_line(fd);
-	assert_string_equal(ans, "$2");
-	free(ans);
-	ans = next_line(fd);
-	assert_string_equal(ans, "va");
-	free(ans);
-	ans = next_line(fd);
-	assert_string_equal(ans, "$2");
-	free(ans);
-	ans = next_line(fd);
-	assert_string_equal(ans, "vb");
-	free(ans);
-	ans = next_line(fd);
-	assert_string_equal(ans, ":3");
-	free(ans);
+	expect_next(fd, "$2");
+	expect_next(fd, "va");
+	expect_next(fd, "$2");
+	expect_next(fd, "vb");
+	expect_next(fd, ":3");
 	assert_true(log_has(&d, "fault point exec-evict"));
 	expect_bulk(fd, "GET a", "va+");
 	close(fd);
