@@ -315,8 +315,8 @@ journal_main(void *arg)
 		 * write: the records of a group left unsynced say so, for
 		 * recovery (a disk may lose it and keep a later one).
 		 */
-		sync_now = need_sync ||
-			   monotime_ms() - last_sync >= wr->opts.fsync_interval_ms;
+		sync_now = need_sync || monotime_ms() - last_sync >=
+					    wr->opts.fsync_interval_ms;
 		/* Seal each record here, off the loop; mark the group's end. */
 		wbuf_reset(&buf);
 		wbuf_reserve(&buf, bytes);
@@ -746,7 +746,7 @@ apply_main(void *arg)
 	struct writer	  *wr = arg;
 	struct wgroup_list batch;
 	struct wgroup	  *g;
-	uint64_t     last = 0, errors, coalesced, ops, last_purge = monotime_ms();
+	uint64_t last = 0, errors, coalesced, ops, last_purge = monotime_ms();
 	struct kvrun run;
 	uint64_t     last_ckpt = monotime_ms(), durable = 0, due, ckpt_seq = 0;
 	size_t	     bytes, applied_bytes = 0;
@@ -895,7 +895,8 @@ apply_main(void *arg)
 		 */
 		if (!wr->opts.sync_normal)
 			durable = last;
-		if (monotime_ms() - last_ckpt >= wr->opts.checkpoint_interval_ms) {
+		if (monotime_ms() - last_ckpt >=
+		    wr->opts.checkpoint_interval_ms) {
 			last_ckpt = monotime_ms();
 			if (store_checkpoint(wr->store, 0, &cause) == 0) {
 				ckpt_seq = last;
