@@ -1328,6 +1328,13 @@ cmd_journaled(void *arg, struct wgroup *g)
 		if (!w->acked && w->durability != PROTO_DUR_COMMIT)
 			ack_write(ctx, w, 0, NULL);
 	}
+	/*
+	 * The group's answers go now, not after the clients' input that
+	 * waits in this turn of the loop: the sooner the clients have them,
+	 * the sooner their next writes join a group.
+	 */
+	if (ctx->flush != NULL)
+		ctx->flush(ctx->flush_arg);
 }
 
 /* The group is applied: answer commit writes, unpin, free. */

@@ -80,6 +80,9 @@ struct cmd_ctx {
 	int		      broken;	   /* the journal failed */
 	void (*on_broken)(void *arg);
 	void *on_broken_arg;
+	/* Send the answers gathered so far (server_flush), or NULL. */
+	void (*flush)(void *arg);
+	void *flush_arg;
 	TAILQ_HEAD(, cmd_session) waiters;	 /* for write queue room */
 	TAILQ_HEAD(, cmd_session) apply_waiters; /* queries after writes */
 	struct sync_waiter *syncs;		 /* oldest first */

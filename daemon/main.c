@@ -465,7 +465,13 @@ main(int argc, char **argv)
 	if ((d.cache = cache_create(&cc)) == NULL)
 		fatalx("cannot create the cache");
 
-	if ((d.base = event_base_new()) == NULL)
+	/*
+	 * Two priorities: what the other threads post to the loop (the
+	 * mailbox: acknowledgements, lookups) runs before the clients' input
+	 * in a turn of the loop (mailbox.c); everything else is at 1.
+	 */
+	if ((d.base = event_base_new()) == NULL ||
+	    event_base_priority_init(d.base, 2) == -1)
 		fatalx("event_base_new");
 	d.mailbox = mailbox_create(d.base);
 	if ((d.reader = reader_start(d.opts.readers, &so, d.mailbox, &cause)) ==
@@ -526,6 +532,8 @@ main(int argc, char **argv)
 	    server_create(d.base, &d.opts.server, &d.cmd, &d.stats, &cause);
 	if (d.server == NULL)
 		fatalx("%s", cause);
+	d.cmd.flush = server_flush;
+	d.cmd.flush_arg = d.server;
 	{
 		struct timeval stv = {STATUS_INTERVAL_MS / 1000,
 		    (STATUS_INTERVAL_MS % 1000) * 1000};

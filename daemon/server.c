@@ -1399,6 +1399,12 @@ server_flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+void
+server_flush(void *srv)
+{
+	server_flush_cb(-1, 0, srv);
+}
+
 struct slot *
 server_slot_new(struct conn *c, const char *op)
 {
@@ -1463,10 +1469,11 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 	}
 	/*
 	 * Gather what is ready at the head, in order. It is not sent at once:
-	 * the flush event sends it after the callback that answered it, so
-	 * the answers of a whole group (and of every group in one mailbox
-	 * turn) go out together, and clients' next writes then form larger
-	 * groups; and straight to the socket, with no EPOLLOUT to register.
+	 * the flush event sends it after the callback that answered it, or
+	 * server_flush() once a whole group is acknowledged, so that the
+	 * answers of a group go out together, and clients' next writes then
+	 * form larger groups; and straight to the socket, with no EPOLLOUT to
+	 * register.
 	 */
 	while ((sl = TAILQ_FIRST(&c->slots)) != NULL && sl->done) {
 		TAILQ_REMOVE(&c->slots, sl, entry);

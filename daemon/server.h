@@ -54,6 +54,11 @@ void server_set_limits(struct server *srv, const struct server_config *cfg);
  * or the shutdown timeout passes. A second call exits at once.
  */
 void server_shutdown(struct server *srv);
+/*
+ * Send the answers gathered so far now, not at the end of this turn of the
+ * loop (srv: a struct server, as cmd_ctx's flush hook takes it).
+ */
+void server_flush(void *srv);
 /* Close every connection and free everything. */
 void server_free(struct server *srv);
 
