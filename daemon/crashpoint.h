@@ -36,6 +36,9 @@
  *	exec-evict	rcmd.c: the keys of a transaction whose lookup just
  *			came back leave the cache (the pinned ones stay), as
  *			if evicted while the lookup was away
+ *	exec-drop	rcmd.c: the keys of a transaction leave the cache
+ *			between two of its commands (the pinned ones stay),
+ *			as a key's expiry does when the second turns
  */
 #ifndef STASHD_CRASHPOINT_H
 #define STASHD_CRASHPOINT_H

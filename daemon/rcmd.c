@@ -2355,6 +2355,21 @@ rtx_commit(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
 }
 
 /*
+ * The fault points exec-evict and exec-drop: key leaves the cache unless
+ * pinned, as if evicted (or expired) meanwhile.
+ */
+static int
+rtx_evict_key(const char *key, size_t klen, void *arg)
+{
+	struct cmd_ctx		 *ctx = arg;
+	const struct cache_entry *e = cache_peek(ctx->cache, key, klen);
+
+	if (e != NULL && !(cache_entry_flags(e) & CACHE_F_PINNED))
+		(void)cache_del(ctx->cache, key, klen);
+	return 0;
+}
+
+/*
  * Run tx: every command, in one go, once every key is known (job: a
  * lookup's answers). Frees tx or hands it to a lookup (*again set).
  */
@@ -2379,6 +2394,8 @@ rtx_run(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
 	}
 	r_array(out, tx->n);
 	for (i = 0; i < tx->n; i++) {
+		if (i > 0 && FAULT_POINT("exec-drop"))
+			rtx_each_key(tx, rtx_evict_key, ctx);
 		memset(&x, 0, sizeof(x));
 		x.ctx = ctx;
 		x.ss = ss;
@@ -2409,21 +2426,6 @@ rtx_run(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
 		rtx_stage(tx, r);
 	}
 	return rtx_commit(ctx, ss, tx, out, mark, slot);
-}
-
-/*
- * The fault point exec-evict: key leaves the cache unless pinned, as if
- * it were evicted while the lookup was away.
- */
-static int
-rtx_evict_key(const char *key, size_t klen, void *arg)
-{
-	struct cmd_ctx		 *ctx = arg;
-	const struct cache_entry *e = cache_peek(ctx->cache, key, klen);
-
-	if (e != NULL && !(cache_entry_flags(e) & CACHE_F_PINNED))
-		(void)cache_del(ctx->cache, key, klen);
-	return 0;
 }
 
 /* The lookup of an EXEC's keys is done (loop thread). */

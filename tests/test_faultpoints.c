@@ -12,7 +12,10 @@
  *                  the connection and the daemon go on, the next lookup
  *                  works;
  *   exec-evict     a transaction's key evicted while the lookup of its
- *                  other keys was away: EXEC looks every key up again.
+ *                  other keys was away: EXEC looks every key up again;
+ *   exec-drop      a transaction's keys gone from the cache between two
+ *                  of its commands: what ran is dropped, the keys looked
+ *                  up, and the transaction runs again, its writes once.
  *
  * Runs tests/stashd-crashpoints ($STASHD_CRASHPOINTS); exit 77 (skip)
  * without it.
@@ -331,6 +334,47 @@ test_exec_second_lookup(void **state)
 }
 
 /*
+ * A transaction's keys leave the cache between two of its commands (as a
+ * key's expiry does when the second turns): what ran is dropped, its
+ * write included, the keys are looked up, and the transaction runs again
+ * from the start, its APPEND once.
+ */
+static void
+test_exec_drop_and_look_up(void **state)
+{
+	struct daemon_proc first, d;
+	int		   fd;
+
+	start(&first, NULL, NULL);
+	fd = raw_connect(first.sock);
+	assert_true(fd >= 0);
+	expect_line(fd, "SET a va", "+OK");
+	expect_line(fd, "SET b vb", "+OK");
+	close(fd);
+	assert_int_equal(daemon_stop(&first), 0);
+
+	start(&d, "exec-drop:1", first.db);
+	fd = raw_connect(d.sock);
+	assert_true(fd >= 0);
+	/* Both cached: EXEC runs at once, without a lookup. */
+	expect_bulk(fd, "GET a", "va");
+	expect_bulk(fd, "GET b", "vb");
+	expect_line(fd, "MULTI", "+OK");
+	expect_line(fd, "APPEND a X", "+QUEUED");
+	expect_line(fd, "GET b", "+QUEUED");
+	expect_line(fd, "EXEC", "*2");
+	expect_next(fd, ":3");
+	expect_next(fd, "$2");
+	expect_next(fd, "vb");
+	assert_true(log_has(&d, "fault point exec-drop"));
+	expect_bulk(fd, "GET a", "vaX");
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+	daemon_cleanup(&first);
+}
+
+/*
  * A malformed STASHD_FAULT or STASHD_CRASH stops the test build at start,
  * exit 1, naming the variable; nothing is armed by half.
  */
@@ -382,6 +426,7 @@ main(void)
 	    cmocka_unit_test(test_point_spec_malformed),
 	    cmocka_unit_test(test_pin_fails),
 	    cmocka_unit_test(test_exec_second_lookup),
+	    cmocka_unit_test(test_exec_drop_and_look_up),
 	    cmocka_unit_test_setup_teardown(
 		test_lookup_fails_get, lookup_setup, lookup_teardown),
 	    cmocka_unit_test_setup_teardown(
