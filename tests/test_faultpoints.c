@@ -290,6 +290,38 @@ test_lookup_fails_json(void **state)
 }
 
 /*
+ * a = va and b = vb in SQLite only (set, then a restart), and the daemon
+ * restarted with fault armed: a connection to it.
+ */
+static int
+start_ab(struct daemon_proc *first, struct daemon_proc *d, const char *fault)
+{
+	int fd;
+
+	start(first, NULL, NULL);
+	fd = raw_connect(first->sock);
+	assert_true(fd >= 0);
+	expect_line(fd, "SET a va", "+OK");
+	expect_line(fd, "SET b vb", "+OK");
+	close(fd);
+	assert_int_equal(daemon_stop(first), 0);
+	start(d, fault, first->db);
+	fd = raw_connect(d->sock);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* Close fd, stop d, remove both daemons' folders. */
+static void
+stop_ab(int fd, struct daemon_proc *first, struct daemon_proc *d)
+{
+	close(fd);
+	assert_int_equal(daemon_stop(d), 0);
+	daemon_cleanup(d);
+	daemon_cleanup(first);
+}
+
+/*
  * A transaction's key evicted while the lookup of its other keys was
  * away: EXEC looks every key up again, and answers what SQLite holds.
  */
@@ -297,29 +329,15 @@ static void
 test_exec_second_lookup(void **state)
 {
 	struct daemon_proc first, d;
-	char		  *ans;
-	int		   fd;
+	int		   fd = start_ab(&first, &d, "exec-evict:1");
 
-	start(&first, NULL, NULL);
-	fd = raw_connect(first.sock);
-	assert_true(fd >= 0);
-	expect_line(fd, "SET a va", "+OK");
-	expect_line(fd, "SET b vb", "+OK");
-	close(fd);
-	assert_int_equal(daemon_stop(&first), 0);
-
-	start(&d, "exec-evict:1", first.db);
-	fd = raw_connect(d.sock);
-	assert_true(fd >= 0);
 	/* a is cached; b is not, so EXEC looks b up, and only b. */
 	expect_bulk(fd, "GET a", "va");
 	expect_line(fd, "MULTI", "+OK");
 	expect_line(fd, "GET a", "+QUEUED");
 	expect_line(fd, "GET b", "+QUEUED");
 	expect_line(fd, "APPEND a +", "+QUEUED");
-	ans = cmd(fd, "EXEC");
-	assert_string_equal(ans, "*3");
-	free(ans);
+	expect_line(fd, "EXEC", "*3");
 	expect_next(fd, "$2");
 	expect_next(fd, "va");
 	expect_next(fd, "$2");
@@ -327,10 +345,7 @@ test_exec_second_lookup(void **state)
 	expect_next(fd, ":3");
 	assert_true(log_has(&d, "fault point exec-evict"));
 	expect_bulk(fd, "GET a", "va+");
-	close(fd);
-	assert_int_equal(daemon_stop(&d), 0);
-	daemon_cleanup(&d);
-	daemon_cleanup(&first);
+	stop_ab(fd, &first, &d);
 }
 
 /*
@@ -343,19 +358,8 @@ static void
 test_exec_drop_and_look_up(void **state)
 {
 	struct daemon_proc first, d;
-	int		   fd;
+	int		   fd = start_ab(&first, &d, "exec-drop:1");
 
-	start(&first, NULL, NULL);
-	fd = raw_connect(first.sock);
-	assert_true(fd >= 0);
-	expect_line(fd, "SET a va", "+OK");
-	expect_line(fd, "SET b vb", "+OK");
-	close(fd);
-	assert_int_equal(daemon_stop(&first), 0);
-
-	start(&d, "exec-drop:1", first.db);
-	fd = raw_connect(d.sock);
-	assert_true(fd >= 0);
 	/* Both cached: EXEC runs at once, without a lookup. */
 	expect_bulk(fd, "GET a", "va");
 	expect_bulk(fd, "GET b", "vb");
@@ -368,10 +372,7 @@ test_exec_drop_and_look_up(void **state)
 	expect_next(fd, "vb");
 	assert_true(log_has(&d, "fault point exec-drop"));
 	expect_bulk(fd, "GET a", "vaX");
-	close(fd);
-	assert_int_equal(daemon_stop(&d), 0);
-	daemon_cleanup(&d);
-	daemon_cleanup(&first);
+	stop_ab(fd, &first, &d);
 }
 
 /*
