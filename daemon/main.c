@@ -107,8 +107,9 @@ several_cpus(void)
  * go to sleep as soon as it runs out of work: it looks again, without
  * blocking, until busy_poll has passed since the last request it found.
  * It never polls on a single CPU (it would only take the CPU from the
- * clients), nor while writes wait for the journal or SQLite (the threads
- * writing them need the CPUs then), and an idle daemon sleeps.
+ * clients), nor while writes wait for the journal or SQLite or lookups
+ * and queries for the readers (the threads doing them need the CPUs
+ * then), and an idle daemon sleeps.
  */
 static void
 daemon_loop(struct daemon *d)
@@ -141,6 +142,7 @@ daemon_loop(struct daemon *d)
 		}
 		polling = dense && cpus && d->opts.busy_poll_us > 0 &&
 			  d->cmd.unapplied_bytes == 0 &&
+			  reader_inflight(d->reader) == 0 &&
 			  t - last < d->opts.busy_poll_us;
 	}
 }

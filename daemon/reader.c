@@ -28,6 +28,7 @@ struct reader {
 	pthread_cond_t	cond;
 	TAILQ_HEAD(, rjob) jobs;
 	size_t		backlog;
+	size_t		inflight; /* the loop's count (reader_inflight) */
 	int		stopping;
 	unsigned	nthreads;
 	unsigned	live; /* threads not yet ended */
@@ -47,6 +48,8 @@ rjob_done(void *arg)
 {
 	struct rjob *job = arg;
 
+	/* Before done, which may submit the job again. */
+	job->reader->inflight--;
 	job->done(job);
 }
 
@@ -186,11 +189,19 @@ reader_start(unsigned nthreads, const struct store_options *opts,
 void
 reader_submit(struct reader *r, struct rjob *job)
 {
+	job->reader = r;
+	r->inflight++;
 	pthread_mutex_lock(&r->lock);
 	TAILQ_INSERT_TAIL(&r->jobs, job, entry);
 	r->backlog++;
 	pthread_cond_signal(&r->cond);
 	pthread_mutex_unlock(&r->lock);
+}
+
+size_t
+reader_inflight(const struct reader *r)
+{
+	return r->inflight;
 }
 
 size_t

@@ -34,6 +34,7 @@ struct rkey {
 
 struct rjob {
 	TAILQ_ENTRY(rjob) entry;
+	struct reader *reader; /* set by reader_submit */
 	enum rjob_type type;
 	/* RJOB_LOOKUP */
 	struct rkey *keys;
@@ -60,6 +61,11 @@ void	       reader_submit(struct reader *r, struct rjob *job);
 void reader_stop(struct reader *r);
 /* Jobs waiting or running. */
 size_t reader_backlog(struct reader *r);
+/*
+ * Jobs submitted and not yet done, as the loop thread counts them (no
+ * lock: the loop submits, and their done callbacks run on the loop).
+ */
+size_t reader_inflight(const struct reader *r);
 void   rjob_free(struct rjob *job);
 
 #endif /* STASHD_READER_H */
