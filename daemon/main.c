@@ -142,7 +142,7 @@ daemon_loop(struct daemon *d)
 		}
 		polling = dense && cpus && d->opts.busy_poll_us > 0 &&
 			  d->cmd.unapplied_bytes == 0 &&
-			  reader_inflight(d->reader) == 0 &&
+			  reader_backlog(d->reader) == 0 &&
 			  t - last < d->opts.busy_poll_us;
 	}
 }

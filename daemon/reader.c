@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,7 @@ struct reader {
 	pthread_mutex_t lock;
 	pthread_cond_t	cond;
 	TAILQ_HEAD(, rjob) jobs;
-	size_t		backlog;
-	size_t		inflight; /* the loop's count (reader_inflight) */
+	atomic_size_t	backlog; /* changed under the lock, read without */
 	int		stopping;
 	unsigned	nthreads;
 	unsigned	live; /* threads not yet ended */
@@ -48,8 +48,6 @@ rjob_done(void *arg)
 {
 	struct rjob *job = arg;
 
-	/* Before done, which may submit the job again. */
-	job->reader->inflight--;
 	job->done(job);
 }
 
@@ -136,7 +134,7 @@ reader_main(void *arg)
 			reader_run(ra->store, job);
 		mailbox_post(r->mb, rjob_done, job);
 		pthread_mutex_lock(&r->lock);
-		r->backlog--;
+		atomic_fetch_sub_explicit(&r->backlog, 1, memory_order_relaxed);
 	}
 	r->live--;
 	pthread_cond_broadcast(&r->cond);
@@ -189,30 +187,17 @@ reader_start(unsigned nthreads, const struct store_options *opts,
 void
 reader_submit(struct reader *r, struct rjob *job)
 {
-	job->reader = r;
-	r->inflight++;
 	pthread_mutex_lock(&r->lock);
 	TAILQ_INSERT_TAIL(&r->jobs, job, entry);
-	r->backlog++;
+	atomic_fetch_add_explicit(&r->backlog, 1, memory_order_relaxed);
 	pthread_cond_signal(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 }
 
 size_t
-reader_inflight(const struct reader *r)
-{
-	return r->inflight;
-}
-
-size_t
 reader_backlog(struct reader *r)
 {
-	size_t n;
-
-	pthread_mutex_lock(&r->lock);
-	n = r->backlog;
-	pthread_mutex_unlock(&r->lock);
-	return n;
+	return atomic_load_explicit(&r->backlog, memory_order_relaxed);
 }
 
 void

@@ -34,7 +34,6 @@ struct rkey {
 
 struct rjob {
 	TAILQ_ENTRY(rjob) entry;
-	struct reader *reader; /* set by reader_submit */
 	enum rjob_type type;
 	/* RJOB_LOOKUP */
 	struct rkey *keys;
@@ -59,13 +58,11 @@ struct reader *reader_start(unsigned nthreads, const struct store_options *opts,
 void	       reader_submit(struct reader *r, struct rjob *job);
 /* Finish queued jobs, stop the threads. */
 void reader_stop(struct reader *r);
-/* Jobs waiting or running. */
-size_t reader_backlog(struct reader *r);
 /*
- * Jobs submitted and not yet done, as the loop thread counts them (no
- * lock: the loop submits, and their done callbacks run on the loop).
+ * Jobs waiting or running, without taking the lock: cheap enough for the
+ * loop to ask at every turn.
  */
-size_t reader_inflight(const struct reader *r);
+size_t reader_backlog(struct reader *r);
 void   rjob_free(struct rjob *job);
 
 #endif /* STASHD_READER_H */
