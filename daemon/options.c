@@ -83,9 +83,9 @@ static const struct cdef config_table[] = {
     {"shutdown-timeout", 0, C_MS, O(server.shutdown_timeout_ms), 0, UINT_MAX,
 	"10s", "time to flush answers on exit", 1},
     {"busy-poll", 0, C_US, O(busy_poll_us), 0, 1000, "10us",
-	"while requests come faster than one in this long and no write "
-	"waits, look for the next one this long before sleeping (up to 1ms; "
-	"0 = never)",
+	"while requests come faster than one in this long and no write or "
+	"lookup waits, look for the next one this long before sleeping (up "
+	"to 1ms; 0 = never)",
 	1},
     {"durability-kv", 0, C_DUR, O(dur_kv), 0, 0, "journal",
 	"default durability of set and del: async, journal or commit", 1},

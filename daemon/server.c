@@ -276,6 +276,18 @@ conn_close_when_sent(struct conn *c)
 	return 0;
 }
 
+/* Stop waiting for c's input (and its idle timeout). */
+static void
+conn_read_stop(struct conn *c)
+{
+	if (!c->reading)
+		return;
+	if (event_del(c->rev) == -1)
+		log_warnx(
+		    "conn %llu: event_del failed", (unsigned long long)c->id);
+	c->reading = 0;
+}
+
 /*
  * Turn reading on or off as c's state and input ask: on when c is none of
  * PAUSED, CLOSING, DRAIN and holds at most line_max bytes, with the idle
@@ -293,10 +305,7 @@ conn_read_update(struct conn *c)
 	if (want == c->reading)
 		return 0;
 	if (!want) {
-		if (event_del(c->rev) == -1)
-			log_warnx("conn %llu: event_del failed",
-			    (unsigned long long)c->id);
-		c->reading = 0;
+		conn_read_stop(c);
 		return 0;
 	}
 	tv.tv_sec = cfg->idle_timeout_ms / 1000;
@@ -857,12 +866,7 @@ conn_apply_limits(struct conn *c)
 		bufferevent_setwatermark(
 		    c->bev, EV_WRITE, cfg->output_max / 2, 0);
 	/* Added again, with the timeout now configured. */
-	if (c->reading) {
-		if (event_del(c->rev) == -1)
-			log_warnx("conn %llu: event_del failed",
-			    (unsigned long long)c->id);
-		c->reading = 0;
-	}
+	conn_read_stop(c);
 	return conn_read_update(c);
 }
 
