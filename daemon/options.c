@@ -112,7 +112,7 @@ static const struct cdef config_table[] = {
     {"fsync-interval", 0, C_MS, O(writer.fsync_interval_ms), 1, 60000, "1s",
 	"async writes are fsync'd within this", 0},
     {"write-queue-max", 0, C_SIZE, O(write_queue_max), 64 * KB, SIZE_MAX,
-	"32MB",
+	"a quarter of max-memory, 32MB to 256MB",
 	"writes not yet applied before writers wait "
 	"(at most half of max-memory)",
 	1},
@@ -182,7 +182,7 @@ options_defaults(struct options *o)
 	o->writer.checkpoint_interval_ms = 1000;
 	o->sync_normal = 1;
 	o->sqlite_cache = (size_t)16 * 1024 * 1024;
-	o->write_queue_max = (size_t)32 * 1024 * 1024;
+	o->write_queue_max = 0; /* from max_memory: write_queue_limit() */
 	o->readers = 2;
 	o->sql_enabled = 1;
 	o->query_rows_max = 100000;
@@ -738,7 +738,11 @@ options_format(const struct options *o, size_t i, char *buf, size_t size)
 		    (unsigned)*(const mode_t *)(const void *)p);
 		break;
 	case C_SIZE:
-		fmt_size(*(const size_t *)(const void *)p, buf, size);
+		/* 0 where no one may set 0: the default, worked out later. */
+		if (*(const size_t *)(const void *)p == 0 && d->min > 0)
+			snprintf(buf, size, "(default)");
+		else
+			fmt_size(*(const size_t *)(const void *)p, buf, size);
 		break;
 	case C_COUNT:
 		snprintf(buf, size, "%zu", *(const size_t *)(const void *)p);

@@ -137,6 +137,38 @@ kill -HUP "$PID"; sleep 0.5
     bad "reload: write queue limit not 64MB: $(stat_of write_queue limit_bytes)"
 stop
 
+# Unset, write_queue_max is a quarter of max_memory, from 32MB to 256MB
+# (and at most half of max_memory); it follows max_memory on reload, and
+# setting it on reload says from what to what.
+wq_default() {	# max_memory, then the limit expected in MB
+	printf 'socket = %s/f.sock\ndatabase = %s/f.db\nmax_memory = %s\n' \
+	    "$TMP" "$TMP" "$1" > "$TMP/f.conf"
+	kill -HUP "$PID"; sleep 0.5
+	got=$(stat_of write_queue limit_bytes)
+	[ "$got" = $(($2 * 1048576)) ] && ok ||
+	    bad "max_memory $1: write queue limit $got, not ${2}MB"
+}
+printf 'socket = %s/f.sock\ndatabase = %s/f.db\n' "$TMP" "$TMP" > "$TMP/f.conf"
+: > "$TMP/log"
+start -c "$TMP/f.conf"
+[ "$(stat_of write_queue limit_bytes)" = 67108864 ] && ok ||
+    bad "default write queue limit not 64MB: $(stat_of write_queue limit_bytes)"
+wq_default 1GB 256
+wq_default 4GB 256
+wq_default 200MB 50
+wq_default 100MB 32
+wq_default 48MB 24
+grep -q "write-queue-max lowered" "$TMP/log" &&
+    bad "the default write queue limit was reported lowered" || ok
+printf 'socket = %s/f.sock\ndatabase = %s/f.db\nmax_memory = 1GB\nwrite_queue_max = 40MB\n' \
+    "$TMP" "$TMP" > "$TMP/f.conf"
+kill -HUP "$PID"; sleep 0.5
+[ "$(stat_of write_queue limit_bytes)" = 41943040 ] && ok ||
+    bad "write_queue_max 40MB: $(stat_of write_queue limit_bytes)"
+grep -q "reload: write-queue-max: (default) -> 40MB" "$TMP/log" && ok ||
+    bad "reload to 40MB not logged: $(grep reload: "$TMP/log")"
+stop
+
 # apply_nice: the thread that applies writes to SQLite runs that much
 # nicer than the daemon (up to 19), the others as the daemon.
 printf 'socket = %s/f.sock\ndatabase = %s/f.db\napply_nice = 7\n' "$TMP" "$TMP" \
