@@ -561,42 +561,65 @@ fatal:
  * side, the last one last, and the ones kept go in key order, which walks
  * SQLite's B-tree from left to right, with the pages it needs next already
  * in the CPU's cache and SQLite's. Each entry carries 8 bytes of its key,
- * taken after the prefix every key of the run shares ("user:1234:..."), so
- * that most comparisons are of two integers in the array, not of two keys
- * somewhere in the write queue.
+ * taken after the prefix every key of the run shares ("user:1234:..."),
+ * its key's length and its seq, so that most comparisons are of integers
+ * in the array, not of two keys somewhere in the write queue (a cache miss
+ * each, in a run of 200,000 writes). When no key has more than 8 bytes
+ * after that prefix (run->whole), those 8 bytes and the length are the
+ * whole key, and the sort never reads the writes at all.
  */
 struct kvent {
 	uint64_t     pre; /* key bytes [skip, skip + 8), big-endian, 0-padded */
+	uint64_t     seq;
+	size_t	     klen;
 	struct wreq *w;
 };
 
 struct kvrun {
 	struct kvent *e;
 	size_t	      n, cap;
+	int	      whole; /* pre and klen tell every key of the run */
 };
 
 /* Keys in SQLite's order for TEXT (BINARY): bytes, then length; then seq. */
 static int
-kvrun_cmp(const void *a, const void *b)
+kvent_cmp(const struct kvent *x, const struct kvent *y, int whole)
 {
-	const struct kvent *x = a, *y = b;
-	int		    c;
+	int c;
 
 	if (x->pre != y->pre)
 		return x->pre < y->pre ? -1 : 1;
-	c = memcmp(x->w->key, y->w->key,
-	    x->w->klen < y->w->klen ? x->w->klen : y->w->klen);
-	if (c != 0)
-		return c;
-	if (x->w->klen != y->w->klen)
-		return x->w->klen < y->w->klen ? -1 : 1;
-	return (x->w->seq > y->w->seq) - (x->w->seq < y->w->seq);
+	if (!whole) {
+		c = memcmp(x->w->key, y->w->key,
+		    x->klen < y->klen ? x->klen : y->klen);
+		if (c != 0)
+			return c;
+	}
+	if (x->klen != y->klen)
+		return x->klen < y->klen ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
 static int
-kvrun_same_key(const struct wreq *a, const struct wreq *b)
+kvrun_cmp(const void *a, const void *b)
 {
-	return a->klen == b->klen && memcmp(a->key, b->key, a->klen) == 0;
+	return kvent_cmp(a, b, 0);
+}
+
+static int
+kvrun_cmp_whole(const void *a, const void *b)
+{
+	return kvent_cmp(a, b, 1);
+}
+
+/* Whether two neighbours of a sorted run write the same key. */
+static int
+kvrun_same_key(const struct kvrun *run, size_t i)
+{
+	const struct kvent *x = &run->e[i], *y = &run->e[i + 1];
+
+	return x->pre == y->pre && x->klen == y->klen &&
+	       (run->whole || memcmp(x->w->key, y->w->key, x->klen) == 0);
 }
 
 /* Fill each entry's pre from the bytes after the prefix all keys share. */
@@ -615,6 +638,7 @@ kvrun_prefix(struct kvrun *run)
 			;
 		skip = j;
 	}
+	run->whole = 1;
 	for (i = 0; i < run->n; i++) {
 		w = run->e[i].w;
 		pre = 0;
@@ -624,6 +648,10 @@ kvrun_prefix(struct kvrun *run)
 					       ? (unsigned char)w->key[skip + j]
 					       : 0);
 		run->e[i].pre = pre;
+		run->e[i].seq = w->seq;
+		run->e[i].klen = w->klen;
+		if (w->klen > skip + 8)
+			run->whole = 0;
 	}
 }
 
@@ -640,12 +668,12 @@ kvrun_apply(struct writer *wr, struct kvrun *run, uint64_t *errors,
 
 	if (run->n > 1) {
 		kvrun_prefix(run);
-		qsort(run->e, run->n, sizeof(*run->e), kvrun_cmp);
+		qsort(run->e, run->n, sizeof(*run->e),
+		    run->whole ? kvrun_cmp_whole : kvrun_cmp);
 	}
 	for (i = 0; i < run->n; i++) {
 		w = run->e[i].w;
-		if (i + 1 < run->n && run->e[i].pre == run->e[i + 1].pre &&
-		    kvrun_same_key(w, run->e[i + 1].w)) {
+		if (i + 1 < run->n && kvrun_same_key(run, i)) {
 			w->status = STORE_OK;
 			(*coalesced)++;
 			continue;

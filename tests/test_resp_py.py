@@ -696,6 +696,24 @@ def test_restart():
     eq(p.execute(), [6, 1, 1, b"1"], "INCR, DEL, INCR of a key in SQLite")
 
 
+def test_coalesce_nul_keys():
+    """Keys that differ only in trailing NUL bytes stay apart when the
+    writes of one batch are coalesced (only each key's last reaches
+    SQLite)."""
+    eq(stop(), 0, "SIGTERM exits 0")
+    start("--apply-delay", "10s")
+    keys = [b"nk", b"nk\x00", b"nk\x00\x00", b"nk\x01"]
+    p = client().pipeline(transaction=False)
+    for i in range(12):
+        p.set(keys[i % 4], b"v%d" % i)
+    eq(p.execute(), [True] * 12, "12 SETs of 4 keys")
+    # Applied in one batch as the daemon stops; read back from SQLite.
+    eq(stop(), 0, "SIGTERM exits 0")
+    start()
+    eq(client().mget(keys), [b"v8", b"v9", b"v10", b"v11"],
+       "each key's last value, from SQLite")
+
+
 def test_eviction():
     """Keys evicted from a small cache are read back from SQLite."""
     eq(stop(), 0, "SIGTERM exits 0")
@@ -835,6 +853,7 @@ def main():
         test_info(r)
         test_raw_protocol()
         test_restart()
+        test_coalesce_nul_keys()
         test_eviction()
         test_max_clients()
         test_tx_memory()
