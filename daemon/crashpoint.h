@@ -39,6 +39,10 @@
  *	exec-drop	rcmd.c: the keys of a transaction leave the cache
  *			between two of its commands (the pinned ones stay),
  *			as a key's expiry does when the second turns
+ *	read-reserve	server.c: no room can be made in a connection's
+ *			input buffer for a read (as when the allocator fails)
+ *	read-error	server.c: reading a client's socket fails
+ *			(ECONNRESET), as when the client resets it
  */
 #ifndef STASHD_CRASHPOINT_H
 #define STASHD_CRASHPOINT_H

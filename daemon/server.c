@@ -88,6 +88,7 @@
 
 #include "access.h"
 #include "cmd.h"
+#include "crashpoint.h"
 #include "log.h"
 #include "monotime.h"
 #include "rcmd.h"
@@ -781,7 +782,8 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	want = c->srv->cfg.line_max + 1 - len;
 	if (want > SERVER_READ_MAX)
 		want = SERVER_READ_MAX;
-	if ((nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2)) <= 0) {
+	if (FAULT_POINT("read-reserve") ||
+	    (nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2)) <= 0) {
 		log_warnx("conn %llu: no memory for %zu bytes of input",
 		    (unsigned long long)c->id, want);
 		conn_free(c);
@@ -795,6 +797,10 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	do
 		n = readv(fd, (struct iovec *)v, nv);
 	while (n == -1 && errno == EINTR);
+	if (FAULT_POINT("read-error")) {
+		n = -1;
+		errno = ECONNRESET;
+	}
 	if (n > 0) {
 		for (i = 0; i < nv && n > 0; i++) {
 			if ((size_t)n < v[i].iov_len)

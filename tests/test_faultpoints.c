@@ -16,6 +16,9 @@
  *   exec-drop      a transaction's keys gone from the cache between two
  *                  of its commands: what ran is dropped, the keys looked
  *                  up, and the transaction runs again, its writes once.
+ *   read-reserve,  a read of a client's socket with no room for it in the
+ *   read-error     input buffer, or one that fails: that connection is
+ *                  closed and freed, the others go on.
  *
  * Runs tests/stashd-crashpoints ($STASHD_CRASHPOINTS); exit 77 (skip)
  * without it.
@@ -188,6 +191,55 @@ test_pin_fails(void **state)
 	assert_int_equal(daemon_stop(&d2), 0);
 	daemon_cleanup(&d2);
 	daemon_cleanup(&d);
+}
+
+/*
+ * A read that fails on one connection, at the third read the daemon
+ * makes (the start's probe may have made one): the connection whose read
+ * it is gets no answer and is closed; a new one is served.
+ */
+static void
+test_read_fails(void **state)
+{
+	static const char *faults[] = {"read-reserve:3", "read-error:3"};
+	static const char *hits[] = {"fault point read-reserve reached (hit 3)",
+	    "fault point read-error reached (hit 3)"};
+	struct daemon_proc d;
+	char		  *ans;
+	int		   fd, i, k, closed;
+
+	(void)state;
+	for (k = 0; k < 2; k++) {
+		start(&d, faults[k], NULL);
+		fd = raw_connect(d.sock);
+		assert_true(fd >= 0);
+		closed = 0;
+		for (i = 0; i < 5 && !closed; i++) {
+			assert_int_equal(raw_sends(fd, "PING\r\n"), 0);
+			if ((ans = raw_readline(fd, WAIT_MS)) == NULL) {
+				assert_true(raw_closed(fd, WAIT_MS));
+				closed = 1;
+				break;
+			}
+			assert_string_equal(chomp(ans), "+PONG");
+			free(ans);
+		}
+		assert_true(closed);
+		/* The third read: this client's first or second. */
+		assert_true(i == 1 || i == 2);
+		assert_true(log_has(&d, hits[k]));
+		if (k == 0)
+			assert_true(log_has(&d, "no memory for"));
+		close(fd);
+		fd = raw_connect(d.sock);
+		assert_true(fd >= 0);
+		expect_line(fd, "PING", "+PONG");
+		expect_line(fd, "SET r 1", "+OK");
+		expect_bulk(fd, "GET r", "1");
+		close(fd);
+		assert_int_equal(daemon_stop(&d), 0);
+		daemon_cleanup(&d);
+	}
 }
 
 /*
@@ -428,6 +480,7 @@ main(void)
 	    cmocka_unit_test(test_pin_fails),
 	    cmocka_unit_test(test_exec_second_lookup),
 	    cmocka_unit_test(test_exec_drop_and_look_up),
+	    cmocka_unit_test(test_read_fails),
 	    cmocka_unit_test_setup_teardown(
 		test_lookup_fails_get, lookup_setup, lookup_teardown),
 	    cmocka_unit_test_setup_teardown(
