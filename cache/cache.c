@@ -463,14 +463,26 @@ cache_bucket(const struct cache *c, uint64_t h)
 	return &c->ht[0].b[i];
 }
 
+uint64_t
+cache_key_hash(const struct cache *c, const void *key, size_t klen)
+{
+	return cache_hash(c, key, klen);
+}
+
 void
 cache_prefetch(const struct cache *c, const void *key, size_t klen, int step)
+{
+	cache_prefetch_h(c, key, klen, cache_hash(c, key, klen), step);
+}
+
+void
+cache_prefetch_h(
+    const struct cache *c, const void *key, size_t klen, uint64_t h, int step)
 {
 	struct cache_entry *const *b;
 	const struct cache_entry  *e;
 
-	if (!cache_key_ok(key, klen) ||
-	    (b = cache_bucket(c, cache_hash(c, key, klen))) == NULL)
+	if (!cache_key_ok(key, klen) || (b = cache_bucket(c, h)) == NULL)
 		return;
 	if (step == 0) {
 		__builtin_prefetch(b);
@@ -712,17 +724,17 @@ cache_destroy(struct cache *c)
  * an entry of a higher version than version stays (CACHE_ESTALE).
  */
 static int
-cache_put(struct cache *c, const void *key, size_t klen, const void *val,
-    size_t vlen, uint64_t version, uint32_t ttl, unsigned flags, int newer)
+cache_put(struct cache *c, const void *key, size_t klen, uint64_t h,
+    const void *val, size_t vlen, uint64_t version, uint32_t ttl,
+    unsigned flags, int newer)
 {
 	struct cache_entry *old, *e, **lp = NULL, **nb = NULL;
 	size_t		    size, oldsize = 0, tcost, need, excess, avail;
-	uint64_t	    h, exp;
+	uint64_t	    exp;
 	uint32_t	    now;
 
 	if (!cache_key_ok(key, klen) || (flags & ~CACHE_F_ALL) != 0)
 		return CACHE_EINVAL;
-	h = cache_hash(c, key, klen);
 	old = cache_find(c, h, key, klen, &lp);
 	if (old != NULL) {
 		if (newer && old->version > version)
@@ -819,14 +831,24 @@ int
 cache_set(struct cache *c, const void *key, size_t klen, const void *val,
     size_t vlen, uint64_t version, uint32_t ttl, unsigned flags)
 {
-	return cache_put(c, key, klen, val, vlen, version, ttl, flags, 0);
+	return cache_put(c, key, klen, cache_hash(c, key, klen), val, vlen,
+	    version, ttl, flags, 0);
 }
 
 int
 cache_set_newer(struct cache *c, const void *key, size_t klen, const void *val,
     size_t vlen, uint64_t version, uint32_t ttl, unsigned flags)
 {
-	return cache_put(c, key, klen, val, vlen, version, ttl, flags, 1);
+	return cache_set_newer_h(c, key, klen, cache_hash(c, key, klen), val,
+	    vlen, version, ttl, flags);
+}
+
+int
+cache_set_newer_h(struct cache *c, const void *key, size_t klen, uint64_t h,
+    const void *val, size_t vlen, uint64_t version, uint32_t ttl,
+    unsigned flags)
+{
+	return cache_put(c, key, klen, h, val, vlen, version, ttl, flags, 1);
 }
 
 /* Look key up, counting a hit or a miss and refreshing its recency. */
@@ -910,13 +932,20 @@ cache_del(struct cache *c, const void *key, size_t klen)
 int
 cache_unpin(struct cache *c, const void *key, size_t klen, uint64_t version)
 {
+	return cache_unpin_h(c, key, klen, cache_hash(c, key, klen), version);
+}
+
+int
+cache_unpin_h(
+    struct cache *c, const void *key, size_t klen, uint64_t h, uint64_t version)
+{
 	struct cache_entry *e, **lp = NULL;
 	uint32_t	    now = 0;
 
 	if (!cache_key_ok(key, klen))
 		return CACHE_ENOENT;
 	cache_rehash(c, CACHE_REHASH_STEPS);
-	e = cache_find(c, cache_hash(c, key, klen), key, klen, &lp);
+	e = cache_find(c, h, key, klen, &lp);
 	if (e == NULL)
 		return CACHE_ENOENT;
 	if (cache_expired(c, e, &now)) {

@@ -95,6 +95,18 @@ int cache_set_newer(struct cache *c, const void *key, size_t klen,
     unsigned flags);
 
 /*
+ * The seeded hash the cache files key under: it does not change for the
+ * cache's life. The _h calls below take it, so that a caller that passes
+ * the same key to several calls (a prefetch in steps, then the change)
+ * reads the key's bytes and hashes them once. h must be
+ * cache_key_hash(c, key, klen); each call is otherwise the one without _h.
+ */
+uint64_t cache_key_hash(const struct cache *c, const void *key, size_t klen);
+int cache_set_newer_h(struct cache *c, const void *key, size_t klen, uint64_t h,
+    const void *val, size_t vlen, uint64_t version, uint32_t ttl,
+    unsigned flags);
+
+/*
  * Look key up. Returns the entry (and marks it most recently used), or NULL
  * when absent or expired. Counts a hit or a miss; a tombstone counts as a
  * hit. The entry stays valid until the next call that changes the cache.
@@ -114,6 +126,8 @@ struct cache_entry *cache_peek(struct cache *c, const void *key, size_t klen);
  */
 void cache_prefetch(
     const struct cache *c, const void *key, size_t klen, int step);
+void cache_prefetch_h(
+    const struct cache *c, const void *key, size_t klen, uint64_t h, int step);
 
 /* Remove key. CACHE_OK, or CACHE_ENOENT when it was not there. */
 int cache_del(struct cache *c, const void *key, size_t klen);
@@ -125,6 +139,8 @@ int cache_del(struct cache *c, const void *key, size_t klen);
  */
 int cache_unpin(
     struct cache *c, const void *key, size_t klen, uint64_t version);
+int cache_unpin_h(struct cache *c, const void *key, size_t klen, uint64_t h,
+    uint64_t version);
 
 /*
  * Reserve bytes for entries that will be pinned later (writes taken but

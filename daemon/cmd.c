@@ -289,6 +289,22 @@ known_version(struct cmd_ctx *ctx, const char *key, size_t klen, uint64_t *v)
 static void write_forget_key(struct cmd_ctx *, struct wreq *);
 
 /*
+ * The cache's hash of a key-value write's key, worked out once: a write
+ * goes through the cache up to six times (three prefetch steps and the
+ * change, when acknowledged and again when applied), a while apart, and
+ * its key is in a line of its own, cold by then.
+ */
+static uint64_t
+write_hash(struct cmd_ctx *ctx, struct wreq *w)
+{
+	if (!w->khash_ok) {
+		w->khash = cache_key_hash(ctx->cache, w->key, w->klen);
+		w->khash_ok = 1;
+	}
+	return w->khash;
+}
+
+/*
  * Make write w visible in the cache: pinned when acknowledged before it is
  * applied, plain when already applied. A newer version in the cache stays.
  */
@@ -310,8 +326,9 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 	if (pinned && FAULT_POINT("cache-pin"))
 		rc = CACHE_ENOMEM;
 	else
-		rc = cache_set_newer(ctx->cache, w->key, w->klen, w->value,
-		    w->vlen, w->seq, w->ttl, flags);
+		rc = cache_set_newer_h(ctx->cache, w->key, w->klen,
+		    write_hash(ctx, w), w->value, w->vlen, w->seq, w->ttl,
+		    flags);
 	if (rc == CACHE_OK) {
 		w->pinned = pinned;
 		/*
@@ -1287,7 +1304,8 @@ prefetch_advance(struct cmd_ctx *ctx, struct prefetch *pf, int step)
 	if (w == NULL)
 		return;
 	if (WREQ_IS_KV(w->type))
-		cache_prefetch(ctx->cache, w->key, w->klen, step);
+		cache_prefetch_h(
+		    ctx->cache, w->key, w->klen, write_hash(ctx, w), step);
 	pf->at[step] = TAILQ_NEXT(w, entry);
 }
 
@@ -1356,7 +1374,8 @@ cmd_applied(void *arg, struct wgroup *g)
 		if (!w->acked)
 			ack_write(ctx, w, 1, NULL);
 		else if (w->pinned)
-			cache_unpin(ctx->cache, w->key, w->klen, w->seq);
+			cache_unpin_h(ctx->cache, w->key, w->klen,
+			    write_hash(ctx, w), w->seq);
 		if (w->reserved > 0) {
 			cache_unreserve(ctx->cache, w->reserved);
 			w->reserved = 0;

@@ -801,6 +801,78 @@ test_prefetch(void **state)
 	cache_destroy(c);
 }
 
+/*
+ * The _h calls, with hashes taken before the table exists: the hash of a
+ * key is the cache's for its whole life, through growth and mid-rehash;
+ * each call then does what the one without _h does. Another seed hashes
+ * the same keys otherwise.
+ */
+static void
+test_hash_given(void **state)
+{
+	struct cache_stats before, after;
+	struct cache	  *c, *c2;
+	uint64_t	  *h;
+	char		   key[64];
+	size_t		   len;
+	unsigned	   i, n, nkeys = 10000, differ = 0, pinned = 0;
+	int		   step;
+
+	(void)state;
+	assert_non_null(h = calloc(nkeys, sizeof(*h)));
+	assert_non_null(c = new_cache(0, 7, NULL, NULL));
+	assert_non_null(c2 = new_cache(0, 8, NULL, NULL));
+	for (i = 0; i < nkeys; i++) {
+		len = key_of(key, sizeof(key), i);
+		h[i] = cache_key_hash(c, key, len);
+		differ += h[i] != cache_key_hash(c2, key, len);
+	}
+	assert_true(differ > nkeys / 2);
+	/* Half the keys or more, up to a point mid-rehash. */
+	for (i = 0; i < nkeys / 2 || stats(c).table_buckets % 3 != 0; i++) {
+		assert_true(i < nkeys);
+		len = key_of(key, sizeof(key), i);
+		assert_int_equal(
+		    cache_set_newer_h(c, key, len, h[i], "v", 1, i + 10, 0,
+			i % 5 == 0 ? CACHE_F_PINNED : 0),
+		    CACHE_OK);
+		pinned += i % 5 == 0;
+		/* An older version stays out, as with cache_set_newer. */
+		assert_int_equal(
+		    cache_set_newer_h(c, key, len, h[i], "w", 1, i + 9, 0, 0),
+		    CACHE_ESTALE);
+	}
+	n = i;
+	assert_int_equal(stats(c).pinned, pinned);
+	before = stats(c);
+	for (i = 0; i < nkeys; i++) {
+		len = key_of(key, sizeof(key), i);
+		for (step = 0; step < 3; step++)
+			cache_prefetch_h(c, key, len, h[i], step);
+	}
+	after = stats(c);
+	assert_memory_equal(&before, &after, sizeof(before));
+	for (i = 0; i < n; i++) {
+		len = key_of(key, sizeof(key), i);
+		assert_non_null(cache_peek(c, key, len));
+		/* A version that is not the entry's unpins nothing. */
+		assert_int_equal(
+		    cache_unpin_h(c, key, len, h[i], i + 11), CACHE_ENOENT);
+		assert_int_equal(
+		    cache_unpin_h(c, key, len, h[i], i + 10), CACHE_OK);
+	}
+	assert_int_equal(stats(c).pinned, 0);
+	assert_int_equal(stats(c).entries, n);
+	/* Keys a lookup refuses. */
+	assert_int_equal(
+	    cache_set_newer_h(c, "", 0, 0, "v", 1, 1, 0, 0), CACHE_EINVAL);
+	assert_int_equal(cache_unpin_h(c, "", 0, 0, 1), CACHE_ENOENT);
+	cache_prefetch_h(c, "", 0, 0, 0);
+	cache_destroy(c2);
+	cache_destroy(c);
+	free(h);
+}
+
 /* Fill a 4-entry cache with pinned and unpinned entries of size sz. */
 static struct cache *
 pin_setup(size_t sz)
@@ -1556,6 +1628,7 @@ main(void)
 	    cmocka_unit_test(test_ttl_pinned),
 	    cmocka_unit_test(test_sweep),
 	    cmocka_unit_test(test_prefetch),
+	    cmocka_unit_test(test_hash_given),
 	    cmocka_unit_test(test_pinning),
 	    cmocka_unit_test(test_reserve),
 	    cmocka_unit_test(test_reserve_empty),
