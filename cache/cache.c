@@ -466,13 +466,13 @@ cache_bucket(const struct cache *c, uint64_t h)
 uint64_t
 cache_key_hash(const struct cache *c, const void *key, size_t klen)
 {
-	return cache_hash(c, key, klen);
+	return cache_key_ok(key, klen) ? cache_hash(c, key, klen) : 0;
 }
 
 void
 cache_prefetch(const struct cache *c, const void *key, size_t klen, int step)
 {
-	cache_prefetch_h(c, key, klen, cache_hash(c, key, klen), step);
+	cache_prefetch_h(c, key, klen, cache_key_hash(c, key, klen), step);
 }
 
 void
@@ -831,7 +831,7 @@ int
 cache_set(struct cache *c, const void *key, size_t klen, const void *val,
     size_t vlen, uint64_t version, uint32_t ttl, unsigned flags)
 {
-	return cache_put(c, key, klen, cache_hash(c, key, klen), val, vlen,
+	return cache_put(c, key, klen, cache_key_hash(c, key, klen), val, vlen,
 	    version, ttl, flags, 0);
 }
 
@@ -839,8 +839,8 @@ int
 cache_set_newer(struct cache *c, const void *key, size_t klen, const void *val,
     size_t vlen, uint64_t version, uint32_t ttl, unsigned flags)
 {
-	return cache_set_newer_h(c, key, klen, cache_hash(c, key, klen), val,
-	    vlen, version, ttl, flags);
+	return cache_set_newer_h(c, key, klen, cache_key_hash(c, key, klen),
+	    val, vlen, version, ttl, flags);
 }
 
 int
@@ -932,7 +932,8 @@ cache_del(struct cache *c, const void *key, size_t klen)
 int
 cache_unpin(struct cache *c, const void *key, size_t klen, uint64_t version)
 {
-	return cache_unpin_h(c, key, klen, cache_hash(c, key, klen), version);
+	return cache_unpin_h(
+	    c, key, klen, cache_key_hash(c, key, klen), version);
 }
 
 int

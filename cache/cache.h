@@ -100,6 +100,7 @@ int cache_set_newer(struct cache *c, const void *key, size_t klen,
  * the same key to several calls (a prefetch in steps, then the change)
  * reads the key's bytes and hashes them once. h must be
  * cache_key_hash(c, key, klen); each call is otherwise the one without _h.
+ * A key no call takes (empty, or over CACHE_KEY_MAX) hashes to 0, unread.
  */
 uint64_t cache_key_hash(const struct cache *c, const void *key, size_t klen);
 int cache_set_newer_h(struct cache *c, const void *key, size_t klen, uint64_t h,

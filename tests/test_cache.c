@@ -863,7 +863,13 @@ test_hash_given(void **state)
 	}
 	assert_int_equal(stats(c).pinned, 0);
 	assert_int_equal(stats(c).entries, n);
-	/* Keys a lookup refuses. */
+	/* Keys a lookup refuses: hashed to 0, not read (ASan checks). */
+	assert_true(cache_key_hash(c, "a", CACHE_KEY_MAX + 1) == 0);
+	assert_true(cache_key_hash(c, "", 0) == 0);
+	assert_int_equal(cache_set(c, "a", CACHE_KEY_MAX + 1, "v", 1, 1, 0, 0),
+	    CACHE_EINVAL);
+	assert_int_equal(
+	    cache_unpin(c, "a", CACHE_KEY_MAX + 1, 1), CACHE_ENOENT);
 	assert_int_equal(
 	    cache_set_newer_h(c, "", 0, 0, "v", 1, 1, 0, 0), CACHE_EINVAL);
 	assert_int_equal(cache_unpin_h(c, "", 0, 0, 1), CACHE_ENOENT);
