@@ -447,8 +447,8 @@ main(int argc, char **argv)
 	/*
 	 * A fixed mmap threshold. By default glibc raises it each time a
 	 * block above it is freed (up to 32MB), and later blocks of that size
-	 * (a large batch's coalescing array, SQLite's spills) then come from
-	 * the heaps, where they outlive the burst: after a fill of 1M keys
+	 * (a large batch's coalescing array, 8 MB) then come from the
+	 * heaps, where they outlive the burst: after a fill of 1M keys
 	 * through a 256MB write queue, 211 bytes a key stayed resident
 	 * against 202 with the threshold fixed (docs/benchmarks.md). Setting
 	 * it turns the raising off. Sanitizers refuse it (memory is theirs):

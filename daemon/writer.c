@@ -114,7 +114,7 @@ struct wmsg {
 #define WRITER_TRIM_AFTER (16 * 1024 * 1024)
 /* Writes go to a busy journal thread early while groups are this small. */
 #define WRITER_EARLY_GROUP_MAX 64
-/* Coalescing entries kept from one batch to the next (1 MiB). */
+/* Coalescing entries kept from one batch to the next (2 MiB). */
 #define WRITER_RUN_KEEP 65536
 
 /*
