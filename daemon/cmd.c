@@ -412,6 +412,34 @@ write_answer(struct cmd_ctx *ctx, struct wreq *w, int applied)
 }
 
 /*
+ * An answer that waits for the journal alone is counted: while there are
+ * some, the loop's next work is the journal thread's message, due within
+ * an fdatasync, and the loop may poll for it rather than sleep (main.c).
+ */
+static int
+journal_wait(const struct wreq *w)
+{
+	return w->owner != NULL && w->durability == PROTO_DUR_JOURNAL;
+}
+
+void
+cmd_write_owner(struct cmd_ctx *ctx, struct wreq *w, struct slot *slot)
+{
+	w->owner = slot;
+	if (journal_wait(w))
+		ctx->journal_waits++;
+}
+
+/* w's answer no longer waits. */
+static void
+write_disown(struct cmd_ctx *ctx, struct wreq *w)
+{
+	if (journal_wait(w))
+		ctx->journal_waits--;
+	w->owner = NULL;
+}
+
+/*
  * Acknowledge write w: make it visible (pinned when it is not applied
  * yet) and answer its client: through its slot when it has one (and the
  * client is still there), else into out when given (an async write
@@ -420,7 +448,7 @@ write_answer(struct cmd_ctx *ctx, struct wreq *w, int applied)
 static int
 ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 {
-	int alive;
+	struct slot *sl;
 
 	if (!applied || w->status == STORE_OK)
 		make_visible(ctx, w, !applied);
@@ -435,9 +463,9 @@ ack_write(struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out)
 		return 1;
 	}
 	write_answer(ctx, w, applied);
-	alive = answer_acked(ctx, w->owner);
-	w->owner = NULL;
-	return alive;
+	sl = w->owner;
+	write_disown(ctx, w);
+	return answer_acked(ctx, sl);
 }
 
 /*
@@ -561,7 +589,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 		 * whose next writes take the next sequence numbers and must
 		 * reach the writer after this one.
 		 */
-		w->owner = slot;
+		cmd_write_owner(ctx, w, slot);
 		writer_submit(ctx->writer, w);
 		*alive = ack_write(ctx, w, 0, out);
 		return slot != NULL ? CMD_DEFERRED : CMD_DONE;
@@ -570,7 +598,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 		slot = server_slot_new(ss->conn, pw->del ? "del" : "set");
 		ss->unacked++;
 	}
-	w->owner = slot;
+	cmd_write_owner(ctx, w, slot);
 	writer_submit(ctx->writer, w);
 	return CMD_DEFERRED;
 
@@ -1052,7 +1080,7 @@ cmd_exec(struct cmd_ctx *ctx, struct cmd_session *ss, struct proto_request *req,
 		ack_write(ctx, w, 0, out);
 		return CMD_DONE;
 	}
-	w->owner = server_slot_new(ss->conn, "exec");
+	cmd_write_owner(ctx, w, server_slot_new(ss->conn, "exec"));
 	ss->unacked++;
 	writer_submit(ctx->writer, w);
 	return CMD_DEFERRED;
@@ -1455,7 +1483,7 @@ cmd_dropped(void *arg, struct wreq *w)
 	write_forget_key(ctx, w);
 	if (w->owner != NULL)
 		server_slot_drop(w->owner);
-	w->owner = NULL;
+	write_disown(ctx, w);
 }
 
 void

@@ -75,9 +75,10 @@ struct cmd_ctx {
 	uint64_t	      queue_kick;  /* seq of the last full-queue kick */
 	size_t		      write_queue_max; /* bytes not yet applied */
 	size_t		      unapplied_bytes;
-	size_t		      tx_bytes;	   /* queued after MULTI (rcmd.c) */
-	int		      unavailable; /* SQLite cannot take writes */
-	int		      broken;	   /* the journal failed */
+	size_t		      journal_waits; /* answers due at an fdatasync */
+	size_t		      tx_bytes;	     /* queued after MULTI (rcmd.c) */
+	int		      unavailable;   /* SQLite cannot take writes */
+	int		      broken;	     /* the journal failed */
 	void (*on_broken)(void *arg);
 	void *on_broken_arg;
 	/* Send the answers gathered so far (server_flush), or NULL. */
@@ -129,6 +130,8 @@ struct rkey;
 struct slot;
 /* Number, account and hand over w (the caller numbered it: ++ctx->seq). */
 void cmd_write_take(struct cmd_ctx *ctx, struct wreq *w);
+/* w answers through slot (or NULL) once it is acknowledged. */
+void cmd_write_owner(struct cmd_ctx *ctx, struct wreq *w, struct slot *slot);
 /* Acknowledge w: make it visible, answer its slot, or into out. */
 void cmd_ack_write(
     struct cmd_ctx *ctx, struct wreq *w, int applied, struct wbuf *out);

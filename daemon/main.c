@@ -108,9 +108,13 @@ several_cpus(void)
  * go to sleep as soon as it runs out of work: it looks again, without
  * blocking, until busy_poll has passed since the last request it found.
  * It never polls on a single CPU (it would only take the CPU from the
- * clients), nor while writes wait for the journal or SQLite or lookups
- * and queries for the readers (the threads doing them need the CPUs
- * then), and an idle daemon sleeps.
+ * clients), nor while writes wait to be applied or lookups and queries
+ * wait for the readers (the threads doing them need the CPUs then), and
+ * an idle daemon sleeps. But it does poll while an answer waits for the
+ * journal (a durable write at journal durability): its acknowledgement
+ * is due within an fdatasync, and a loop asleep then would be woken for
+ * it and again for each client's next write, on the path that sets how
+ * many writes each fdatasync carries.
  */
 static void
 daemon_loop(struct daemon *d)
@@ -141,10 +145,11 @@ daemon_loop(struct daemon *d)
 			since = t;
 			seen = d->stats.requests;
 		}
-		polling = dense && cpus && d->opts.busy_poll_us > 0 &&
-			  d->cmd.unapplied_bytes == 0 &&
-			  reader_backlog(d->reader) == 0 &&
-			  t - last < d->opts.busy_poll_us;
+		polling =
+		    dense && cpus && d->opts.busy_poll_us > 0 &&
+		    (d->cmd.unapplied_bytes == 0 || d->cmd.journal_waits > 0) &&
+		    reader_backlog(d->reader) == 0 &&
+		    t - last < d->opts.busy_poll_us;
 	}
 }
 

@@ -1739,7 +1739,7 @@ take_writes(struct cmd_ctx *ctx, struct cmd_session *ss, struct rwrite *ws,
 				slot = server_slot_new(ss->conn, op);
 				ss->unacked++;
 			}
-			w->owner = slot;
+			cmd_write_owner(ctx, w, slot);
 		}
 		writer_submit(ctx->writer, w);
 	}

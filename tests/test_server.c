@@ -1159,6 +1159,103 @@ polled_of(const char *sock, long long *total)
 }
 
 /*
+ * n writes at durability dur on fd (or RESP SETs on a connection of their
+ * own: dur "resp"), each with pings on a second connection while it waits
+ * for its answer; the requests polled meanwhile.
+ */
+static long long
+polled_during_writes(struct daemon_proc *d, int fd, const char *dur, int n)
+{
+	long long before, after, total;
+	char	  req[128], *line;
+	int	  other, i, k, rfd = -1;
+
+	if (strcmp(dur, "resp") == 0) {
+		fd = rfd = raw_connect(d->sock);
+		assert_true(fd >= 0);
+	}
+	other = raw_connect(d->sock);
+	assert_true(other >= 0);
+	before = polled_of(d->sock, &total);
+	for (i = 0; i < n; i++) {
+		if (strcmp(dur, "resp") == 0)
+			/* At the default durability, journal. */
+			snprintf(req, sizeof(req),
+			    "*3\r\n$3\r\nSET\r\n$9\r\nresp:%04d\r\n"
+			    "$1\r\n1\r\n",
+			    i);
+		else
+			snprintf(req, sizeof(req),
+			    "{\"op\":\"set\",\"key\":\"%s:%d\","
+			    "\"value\":1,\"durability\":\"%s\"}\n",
+			    dur, i, dur);
+		assert_int_equal(raw_sends(fd, req), 0);
+		for (k = 0; k < 4; k++) {
+			line = raw_roundtrip(other, "{\"op\":\"ping\"}");
+			assert_non_null(line);
+			assert_non_null(strstr(line, "\"ok\":true"));
+			free(line);
+		}
+		line = raw_readline(fd, 10000);
+		assert_non_null(line);
+		if (strstr(line, "\"ok\":true") == NULL &&
+		    strcmp(line, "+OK\r") != 0)
+			fail_msg("answer: %s", line);
+		free(line);
+	}
+	after = polled_of(d->sock, &total);
+	close(other);
+	if (rfd != -1)
+		close(rfd);
+	return after - before;
+}
+
+/*
+ * While a write's answer waits for the journal, the loop's next work is
+ * the journal thread's message, due within an fdatasync: it polls, and
+ * finds the other clients' requests that come meanwhile. Not while
+ * writes only wait to be applied (async ones, kept unapplied here by
+ * --apply-delay): the journal and apply threads need the CPUs then, and
+ * the loop does not poll at all (exactly 0 polled).
+ */
+static void
+test_busy_poll_writes(void **state)
+{
+	static const char *args[] = {
+	    "--busy-poll", "1ms", "--apply-delay", "10s", NULL};
+	struct daemon_proc d;
+	long long	   journal, resp, async, after;
+	int		   fd;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, args), 0);
+	fd = raw_connect(d.sock);
+	assert_true(fd >= 0);
+	async = polled_during_writes(&d, fd, "async", 200);
+	journal = polled_during_writes(&d, fd, "journal", 200);
+	resp = polled_during_writes(&d, fd, "resp", 200);
+	/* Once answered, no write is counted as waiting any more. */
+	after = polled_during_writes(&d, fd, "async", 200);
+	fprintf(stderr,
+	    "# busy-poll: of 800 pings, %lld polled during JSON journal "
+	    "sets, %lld during RESP ones, %lld and %lld during async "
+	    "sets\n",
+	    journal, resp, async, after);
+	assert_int_equal(async, 0);
+	assert_int_equal(after, 0);
+	if (one_cpu()) {
+		assert_int_equal(journal, 0);
+		assert_int_equal(resp, 0);
+	} else if (getenv("STASHD_WRAPPER") == NULL) {
+		assert_true(journal > 0);
+		assert_true(resp > 0);
+	}
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
+/*
  * Busy polling: while requests come faster than one in --busy-poll, the
  * loop finds some of them by looking again instead of sleeping
  * (requests.polled); once they stop, it sleeps: an idle second costs it
@@ -1529,6 +1626,7 @@ main(void)
 	    cmocka_unit_test(test_idle_timeout),
 	    cmocka_unit_test(test_idle_timeout_reload),
 	    cmocka_unit_test(test_busy_poll),
+	    cmocka_unit_test(test_busy_poll_writes),
 	    cmocka_unit_test(test_pipeline_over_input_limit),
 	    cmocka_unit_test(test_sigterm),
 	    cmocka_unit_test(test_stale_socket),
