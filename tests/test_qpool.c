@@ -166,15 +166,54 @@ test_spares_follow_use(void **state)
 }
 
 /*
- * However many chunks are in use, at most 64 spares are kept
- * (QPOOL_SPARES_MAX): with 300 chunks in use, 4 + 300 / 4 would be 79.
+ * Twice the chunks in use are kept as spares: a batch freed at once
+ * while as many chunks stay in use keeps all its chunks, and filling
+ * them again maps none (the write queue between two applies).
+ */
+static void
+test_spares_twice_use(void **state)
+{
+	enum {
+		CHUNKS = 300,
+		FREED = 150,
+		SZ = 1024,
+		PER = QPOOL_CHUNK / SZ,
+		N = CHUNKS * PER
+	};
+	static void *p[N];
+	size_t	     i, before, mapped;
+
+	(void)state;
+	if (!qpool_pooled())
+		skip();
+	for (i = 0; i < N; i++)
+		p[i] = qpool_alloc(SZ);
+	before = stats().chunks;
+	assert_true(before >= CHUNKS);
+	for (i = 0; i < FREED * PER; i++)
+		qpool_free(p[i]);
+	/* Every chunk freed is kept: none was unmapped. */
+	assert_int_equal(stats().chunks, before);
+	mapped = stats().mapped;
+	for (i = 0; i < FREED * PER; i++)
+		p[i] = qpool_alloc(SZ);
+	assert_int_equal(stats().mapped, mapped);
+	for (i = 0; i < N; i++)
+		qpool_free(p[i]);
+	assert_drained();
+}
+
+/*
+ * However many chunks are in use, at most 1,024 spares are kept
+ * (QPOOL_SPARES_MAX, 256 MiB): about 1,150 chunks freed with about 550
+ * in use keep 1,024, where twice the use would be about 1,100.
  */
 static void
 test_spares_capped(void **state)
 {
 	enum {
-		CHUNKS = 400,
-		FREED = 100,
+		CHUNKS = 1700,
+		FREED = 1150,
 		SZ = 1024,
 		PER = QPOOL_CHUNK / SZ,
 		N = CHUNKS * PER
@@ -193,9 +232,12 @@ test_spares_capped(void **state)
 	for (i = 0; i < FREED * PER; i++)
 		qpool_free(p[i]);
 	after = stats().chunks;
-	/* In use: before - FREED (- 1); spares: exactly the cap. */
-	assert_true(after <= before - FREED + 64);
-	assert_true(after >= before - (FREED + 1) + 64);
+	/*
+	 * Freed: FREED chunks' worth of allocations, a few chunks more (a
+	 * chunk's header leaves room for PER - 1); spares: exactly the cap.
+	 */
+	assert_true(after <= before - FREED + 1024);
+	assert_true(after >= before - (FREED * PER / (PER - 1) + 1) + 1024);
 	for (i = FREED * PER; i < N; i++)
 		qpool_free(p[i]);
 	assert_drained();
@@ -339,6 +381,7 @@ main(void)
 	    cmocka_unit_test(test_calloc_zeroes),
 	    cmocka_unit_test(test_kept_allocation_holds_one_chunk),
 	    cmocka_unit_test(test_spares_follow_use),
+	    cmocka_unit_test(test_spares_twice_use),
 	    cmocka_unit_test(test_spares_capped),
 	    cmocka_unit_test(test_large_allocation_is_given_back),
 	    cmocka_unit_test(test_free_from_another_thread),
