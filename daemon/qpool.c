@@ -39,10 +39,11 @@
 #endif
 #endif
 
-#define QPOOL_ALIGN	 16
-#define QPOOL_LARGE	 (QPOOL_CHUNK / 4)
-#define QPOOL_SPARES	 4    /* spares kept at least */
-#define QPOOL_SPARES_MAX 1024 /* up to (256 MiB) */
+#define QPOOL_ALIGN	  16
+#define QPOOL_LARGE	  (QPOOL_CHUNK / 4)
+#define QPOOL_SPARES	  4    /* spares kept at least */
+#define QPOOL_SPARES_BUSY 16   /* chunks in use: twice as many kept */
+#define QPOOL_SPARES_MAX  1024 /* up to (256 MiB) */
 
 struct qchunk {
 	atomic_size_t refs; /* live allocations, plus one while filled */
@@ -119,16 +120,17 @@ chunk_unmap(struct qchunk *c)
 }
 
 /*
- * How many spares to keep: twice the chunks in use, from QPOOL_SPARES up
- * to QPOOL_SPARES_MAX. The write queue fills and drains over and over:
- * the apply thread takes a batch, and once it is applied the loop frees
- * the batch's writes at once, while about as many writes stay queued
- * behind it. Twice what stays is then room for the whole batch, and the
- * queue fills again with chunks it has already faulted in; fresh chunks
- * cost 64 page faults each on the loop (at SET -P 16, 55,000 a second
- * with a share of a quarter, 18,600 with this). The spares are chunks
- * that were in use, so they never raise the memory above the queue's
- * peak; once the queue drains, they go back too. Under the lock.
+ * How many spares to keep: twice the chunks in use once the queue holds
+ * QPOOL_SPARES_BUSY chunks or more, up to QPOOL_SPARES_MAX; QPOOL_SPARES
+ * below that. A busy write queue fills and drains over and over: the
+ * apply thread takes a batch, and once it is applied the loop frees the
+ * batch's writes at once, while about as many writes stay queued behind
+ * it. Twice what stays is then room for the whole batch, and the queue
+ * fills again with chunks it has already faulted in; fresh chunks cost
+ * 64 page faults each on the loop (at SET -P 16, 55,000 a second with a
+ * share of a quarter, 18,600 with this). The spares are chunks that were
+ * in use, so they never raise the memory above the queue's peak, and
+ * once the queue drains only QPOOL_SPARES stay. Under the lock.
  */
 static int
 spares_wanted(void)
@@ -138,7 +140,9 @@ spares_wanted(void)
 	used = used > (size_t)nspares ? used - (size_t)nspares : 0;
 	if (used >= QPOOL_SPARES_MAX / 2)
 		return QPOOL_SPARES_MAX;
-	return used * 2 > QPOOL_SPARES ? (int)used * 2 : QPOOL_SPARES;
+	if (used >= QPOOL_SPARES_BUSY)
+		return (int)used * 2;
+	return QPOOL_SPARES;
 }
 
 static void
