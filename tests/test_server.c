@@ -1210,13 +1210,29 @@ polled_during_writes(struct daemon_proc *d, int fd, const char *dur, int n)
 	return after - before;
 }
 
+/* The last write applied to SQLite (write_queue.applied_seq). */
+static long long
+applied_of(const char *sock)
+{
+	json_t	 *j = stats_of(sock), *q;
+	long long v;
+
+	q = json_object_get(json_object_get(j, "stats"), "write_queue");
+	v = json_integer_value(json_object_get(q, "applied_seq"));
+	json_decref(j);
+	return v;
+}
+
 /*
  * While a write's answer waits for the journal, the loop's next work is
  * the journal thread's message, due within an fdatasync: it polls, and
  * finds the other clients' requests that come meanwhile. Not while
  * writes only wait to be applied (async ones, kept unapplied here by
- * --apply-delay): the journal and apply threads need the CPUs then, and
- * the loop does not poll at all (exactly 0 polled).
+ * --apply-delay, after the journal ones: none of those is counted as
+ * waiting once answered): the journal and apply threads need the CPUs
+ * then, and the loop does not poll at all (exactly 0 polled). Should the
+ * machine be so slow that the first writes are applied before the end
+ * (10 s), the loop polls again, rightly, and that last check is skipped.
  */
 static void
 test_busy_poll_writes(void **state)
@@ -1224,25 +1240,25 @@ test_busy_poll_writes(void **state)
 	static const char *args[] = {
 	    "--busy-poll", "1ms", "--apply-delay", "10s", NULL};
 	struct daemon_proc d;
-	long long	   journal, resp, async, after;
+	long long	   journal, resp, async;
 	int		   fd;
 
 	(void)state;
 	assert_int_equal(daemon_start(&d, args), 0);
 	fd = raw_connect(d.sock);
 	assert_true(fd >= 0);
-	async = polled_during_writes(&d, fd, "async", 200);
-	journal = polled_during_writes(&d, fd, "journal", 200);
-	resp = polled_during_writes(&d, fd, "resp", 200);
-	/* Once answered, no write is counted as waiting any more. */
-	after = polled_during_writes(&d, fd, "async", 200);
+	journal = polled_during_writes(&d, fd, "journal", 100);
+	resp = polled_during_writes(&d, fd, "resp", 100);
+	async = polled_during_writes(&d, fd, "async", 100);
 	fprintf(stderr,
-	    "# busy-poll: of 800 pings, %lld polled during JSON journal "
-	    "sets, %lld during RESP ones, %lld and %lld during async "
-	    "sets\n",
-	    journal, resp, async, after);
-	assert_int_equal(async, 0);
-	assert_int_equal(after, 0);
+	    "# busy-poll: of 400 pings, %lld polled during JSON journal "
+	    "sets, %lld during RESP ones, %lld during async sets\n",
+	    journal, resp, async);
+	if (applied_of(d.sock) == 0)
+		assert_int_equal(async, 0);
+	else
+		fprintf(stderr, "# busy-poll: writes applied early: async "
+				"not checked\n");
 	if (one_cpu()) {
 		assert_int_equal(journal, 0);
 		assert_int_equal(resp, 0);
