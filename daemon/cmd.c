@@ -233,8 +233,12 @@ answer_acked(struct cmd_ctx *ctx, struct slot *sl)
 	if (!answer_slot(ctx, sl) || c == NULL)
 		return 0;
 	ss = server_conn_session(c);
-	if (ss->unacked > 0 && --ss->unacked == 0)
+	if (ss->unacked > 0 && --ss->unacked == 0) {
+		/* Nothing more to answer for now: see cmd_journaled(). */
+		if (ctx->send_now && server_conn_send_now(c) == -1)
+			return 0;
 		server_conn_resume(c);
+	}
 	return 1;
 }
 
@@ -1317,6 +1321,18 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
  * few hundred writes to keys spread over a large cache, a lookup is a
  * chain of misses; started early, those of several writes overlap.
  */
+/*
+ * A journaled group of at most this many writes has its answers sent
+ * connection by connection, each as soon as the connection has no write
+ * left unacknowledged, rather than all after the group: with few writes
+ * a group, each is a client waiting, and the first answers go out a
+ * group's cache work sooner (SET -P 1 journal, 50 clients, groups of
+ * about 17: 1-4% more req/s in 5 alternating rounds). A larger group's
+ * go together: sending them in the middle of the group's work cost 6% at
+ * SET -P 16 (groups of about 370).
+ */
+#define CMD_SEND_NOW_MAX 64
+
 #define PREFETCH_AHEAD 4
 #define PREFETCH_STEPS 3
 
@@ -1367,6 +1383,7 @@ cmd_journaled(void *arg, struct wgroup *g)
 	struct prefetch pf;
 	struct wreq    *w;
 
+	ctx->send_now = g->n <= CMD_SEND_NOW_MAX;
 	prefetch_start(ctx, &pf, TAILQ_FIRST(&g->reqs));
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
@@ -1374,10 +1391,12 @@ cmd_journaled(void *arg, struct wgroup *g)
 		if (!w->acked && w->durability != PROTO_DUR_COMMIT)
 			ack_write(ctx, w, 0, NULL);
 	}
+	ctx->send_now = 0;
 	/*
 	 * The group's answers go now, not after the clients' input that
 	 * waits in this turn of the loop: the sooner the clients have them,
-	 * the sooner their next writes join a group.
+	 * the sooner their next writes join a group. (A small group's went
+	 * already, each connection's once its last write was acknowledged.)
 	 */
 	if (ctx->flush != NULL)
 		ctx->flush(ctx->flush_arg);

@@ -76,9 +76,10 @@ struct cmd_ctx {
 	size_t		      write_queue_max; /* bytes not yet applied */
 	size_t		      unapplied_bytes;
 	size_t		      journal_waits; /* answers due at an fdatasync */
-	size_t		      tx_bytes;	     /* queued after MULTI (rcmd.c) */
-	int		      unavailable;   /* SQLite cannot take writes */
-	int		      broken;	     /* the journal failed */
+	int		      send_now;	   /* cmd_journaled(): answers go now */
+	size_t		      tx_bytes;	   /* queued after MULTI (rcmd.c) */
+	int		      unavailable; /* SQLite cannot take writes */
+	int		      broken;	   /* the journal failed */
 	void (*on_broken)(void *arg);
 	void *on_broken_arg;
 	/* Send the answers gathered so far (server_flush), or NULL. */

@@ -1505,6 +1505,16 @@ server_slot_answer(struct slot *sl, const char *buf, size_t len)
 	return 1;
 }
 
+int
+server_conn_send_now(struct conn *c)
+{
+	if (conn_send_pending(c) == -1)
+		return -1;
+	if ((c->flags & CONN_CLOSING) && TAILQ_EMPTY(&c->slots))
+		return conn_close_when_sent(c) == -1 ? -1 : 0;
+	return 0;
+}
+
 void
 server_conn_resume(struct conn *c)
 {

@@ -81,5 +81,10 @@ struct conn	   *server_slot_conn(struct slot *s);
 struct cmd_session *server_conn_session(struct conn *c);
 /* Go on with a connection that cmd_line() told to wait. */
 void server_conn_resume(struct conn *c);
+/*
+ * Send c's gathered answers now, not at the end of the turn; close it if
+ * it was closing and nothing is left to answer. -1 when c was freed.
+ */
+int server_conn_send_now(struct conn *c);
 
 #endif /* STASHD_SERVER_H */

@@ -613,6 +613,14 @@ def test_raw_protocol():
     eq(raw(b"*1\r\n$5\r\nHELLO\r\n*2\r\n$5\r\nHELLO\r\n$1\r\n4\r\n")[-31:],
        b"-NOPROTO unsupported protocol version\r\n"[-31:], "HELLO 4")
     eq(raw(b"QUIT\r\nPING\r\n", want_close=True), b"+OK\r\n", "QUIT")
+    # Journal writes (the default) are answered once journaled, each
+    # connection's as soon as its last one is: before a QUIT closes it,
+    # and before the reads behind them, which see them.
+    eq(raw(b"SET jq 1\r\nSET jq 2\r\nQUIT\r\nPING\r\n", want_close=True),
+       b"+OK\r\n+OK\r\n+OK\r\n", "journal writes answered before QUIT")
+    eq(raw(b"SET jr 1\r\nGET jr\r\nSET jr 2\r\nSET jr 3\r\nGET jr\r\n"),
+       b"+OK\r\n$1\r\n1\r\n+OK\r\n+OK\r\n$1\r\n3\r\n",
+       "reads after journal writes")
     # Inline arguments in quotes, split as redis-cli splits them.
     eq(raw(b'SET "q k" "a\\x00\\"b\\n"\r\nGET \'q k\'\r\n'
            b"ECHO 'it\\'s \\n'\r\n"),
