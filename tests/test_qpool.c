@@ -166,6 +166,24 @@ test_spares_follow_use(void **state)
 }
 
 /*
+ * n allocations of sz bytes into p, then the first nfree of them freed;
+ * the chunks mapped before the frees.
+ */
+static size_t
+fill_then_free(void **p, size_t n, size_t nfree, size_t sz)
+{
+	size_t i, before;
+
+	for (i = 0; i < n; i++)
+		p[i] = qpool_alloc(sz);
+	before = stats().chunks;
+	assert_true(before >= n / (QPOOL_CHUNK / sz));
+	for (i = 0; i < nfree; i++)
+		qpool_free(p[i]);
+	return before;
+}
+
+/*
  * Twice the chunks in use are kept as spares: a batch freed at once
  * while as many chunks stay in use keeps all its chunks, and filling
  * them again maps none (the write queue between two applies).
@@ -174,11 +192,10 @@ static void
 test_spares_twice_use(void **state)
 {
 	enum {
-		CHUNKS = 300,
-		FREED = 150,
 		SZ = 1024,
 		PER = QPOOL_CHUNK / SZ,
-		N = CHUNKS * PER
+		N = 300 * PER,
+		F = 150 * PER
 	};
 	static void *p[N];
 	size_t	     i, before, mapped;
@@ -186,16 +203,11 @@ test_spares_twice_use(void **state)
 	(void)state;
 	if (!qpool_pooled())
 		skip();
-	for (i = 0; i < N; i++)
-		p[i] = qpool_alloc(SZ);
-	before = stats().chunks;
-	assert_true(before >= CHUNKS);
-	for (i = 0; i < FREED * PER; i++)
-		qpool_free(p[i]);
+	before = fill_then_free(p, N, F, SZ);
 	/* Every chunk freed is kept: none was unmapped. */
 	assert_int_equal(stats().chunks, before);
 	mapped = stats().mapped;
-	for (i = 0; i < FREED * PER; i++)
+	for (i = 0; i < F; i++)
 		p[i] = qpool_alloc(SZ);
 	assert_int_equal(stats().mapped, mapped);
 	for (i = 0; i < N; i++)
@@ -212,11 +224,10 @@ static void
 test_spares_capped(void **state)
 {
 	enum {
-		CHUNKS = 1700,
 		FREED = 1150,
 		SZ = 1024,
 		PER = QPOOL_CHUNK / SZ,
-		N = CHUNKS * PER
+		N = 1700 * PER
 	};
 	static void *p[N];
 	size_t	     i, before, after;
@@ -224,13 +235,7 @@ test_spares_capped(void **state)
 	(void)state;
 	if (!qpool_pooled())
 		skip();
-	for (i = 0; i < N; i++)
-		p[i] = qpool_alloc(SZ);
-	before = stats().chunks;
-	assert_true(before >= CHUNKS);
-	/* The first FREED chunks' worth: FREED or FREED + 1 chunks go. */
-	for (i = 0; i < FREED * PER; i++)
-		qpool_free(p[i]);
+	before = fill_then_free(p, N, FREED * PER, SZ);
 	after = stats().chunks;
 	/*
 	 * Freed: FREED chunks' worth of allocations, a few chunks more (a

@@ -1144,16 +1144,24 @@ one_cpu(void)
 	return CPU_COUNT(&set) == 1;
 }
 
+/* stats.GROUP.NAME of a stats answer. */
+static long long
+field_of(json_t *j, const char *group, const char *name)
+{
+	json_t *g = json_object_get(json_object_get(j, "stats"), group);
+
+	return json_integer_value(json_object_get(g, name));
+}
+
 /* requests.polled, and the requests in all. */
 static long long
 polled_of(const char *sock, long long *total)
 {
-	json_t	 *j = stats_of(sock), *r;
+	json_t	 *j = stats_of(sock);
 	long long v;
 
-	r = json_object_get(json_object_get(j, "stats"), "requests");
-	v = json_integer_value(json_object_get(r, "polled"));
-	*total = json_integer_value(json_object_get(r, "total"));
+	v = field_of(j, "requests", "polled");
+	*total = field_of(j, "requests", "total");
 	json_decref(j);
 	return v;
 }
@@ -1214,11 +1222,9 @@ polled_during_writes(struct daemon_proc *d, int fd, const char *dur, int n)
 static long long
 applied_of(const char *sock)
 {
-	json_t	 *j = stats_of(sock), *q;
-	long long v;
+	json_t	 *j = stats_of(sock);
+	long long v = field_of(j, "write_queue", "applied_seq");
 
-	q = json_object_get(json_object_get(j, "stats"), "write_queue");
-	v = json_integer_value(json_object_get(q, "applied_seq"));
 	json_decref(j);
 	return v;
 }
