@@ -1315,13 +1315,6 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
 }
 
 /*
- * Prefetching for a pass over a group's writes: the three steps of the
- * cache lookup of each key-value write start 3, 2 and 1 times
- * PREFETCH_AHEAD writes ahead of the one being handled. In a group of a
- * few hundred writes to keys spread over a large cache, a lookup is a
- * chain of misses; started early, those of several writes overlap.
- */
-/*
  * A journaled group of at most this many writes has its answers sent
  * connection by connection, each as soon as the connection has no write
  * left unacknowledged, rather than all after the group: with few writes
@@ -1333,6 +1326,13 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
  */
 #define CMD_SEND_NOW_MAX 64
 
+/*
+ * Prefetching for a pass over a group's writes: the three steps of the
+ * cache lookup of each key-value write start 3, 2 and 1 times
+ * PREFETCH_AHEAD writes ahead of the one being handled. In a group of a
+ * few hundred writes to keys spread over a large cache, a lookup is a
+ * chain of misses; started early, those of several writes overlap.
+ */
 #define PREFETCH_AHEAD 4
 #define PREFETCH_STEPS 3
 
