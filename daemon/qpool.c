@@ -128,7 +128,7 @@ chunk_unmap(struct qchunk *c)
  * it. Twice what stays is then room for the whole batch, and the queue
  * fills again with chunks it has already faulted in; fresh chunks cost
  * 64 page faults each on the loop (at SET -P 16, 55,000 a second with a
- * share of a quarter, 18,600 with this). The spares are chunks that were
+ * share of a quarter, 12,500 with this). The spares are chunks that were
  * in use, so they never raise the memory above the queue's peak, and
  * once the queue drains only QPOOL_SPARES stay. Under the lock.
  */
