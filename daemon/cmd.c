@@ -301,10 +301,9 @@ static void write_forget_key(struct cmd_ctx *, struct wreq *);
 static uint64_t
 write_hash(struct cmd_ctx *ctx, struct wreq *w)
 {
-	if (!w->khash_ok) {
+	/* 0: not worked out yet (or a hash of 0, worked out again). */
+	if (w->khash == 0)
 		w->khash = cache_key_hash(ctx->cache, w->key, w->klen);
-		w->khash_ok = 1;
-	}
 	return w->khash;
 }
 

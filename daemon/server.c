@@ -1401,12 +1401,8 @@ server_flush_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	while ((c = TAILQ_FIRST(&srv->flushq)) != NULL) {
-		if (conn_send_pending(c) == -1)
-			continue;
-		if (c->flags & CONN_CLOSING)
-			conn_close_when_sent(c);
-	}
+	while ((c = TAILQ_FIRST(&srv->flushq)) != NULL)
+		(void)server_conn_send_now(c);
 }
 
 void
@@ -1510,8 +1506,8 @@ server_conn_send_now(struct conn *c)
 {
 	if (conn_send_pending(c) == -1)
 		return -1;
-	if ((c->flags & CONN_CLOSING) && TAILQ_EMPTY(&c->slots))
-		return conn_close_when_sent(c) == -1 ? -1 : 0;
+	if (c->flags & CONN_CLOSING)
+		return conn_close_when_sent(c);
 	return 0;
 }
 

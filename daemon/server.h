@@ -82,8 +82,9 @@ struct cmd_session *server_conn_session(struct conn *c);
 /* Go on with a connection that cmd_line() told to wait. */
 void server_conn_resume(struct conn *c);
 /*
- * Send c's gathered answers now, not at the end of the turn; close it if
- * it was closing and nothing is left to answer. -1 when c was freed.
+ * Send c's gathered answers now, not at the end of the turn (the flush
+ * event does the same for every connection queued); a closing c is freed
+ * once all is sent. -1 when c was freed.
  */
 int server_conn_send_now(struct conn *c);
 

@@ -61,12 +61,11 @@ struct wreq {
 	void	      *owner;	 /* the waiting answer, or NULL */
 	size_t	       reserved; /* cache bytes held for it */
 	struct kstate *ks;	 /* its key's state, if the latest write */
-	uint64_t       khash;	 /* cache_key_hash() of key, once khash_ok */
+	uint64_t       khash;	 /* cache_key_hash() of key, or 0 */
 	uint32_t       ttl;	 /* seconds, for the cache */
 	int	       acked;
 	int	       pinned; /* in the cache, pinned */
-	int	       khash_ok;
-	char	      *id; /* the request's id, JSON */
+	char	      *id;     /* the request's id, JSON */
 	size_t	       id_len;
 	int	       deleted; /* KV_DEL: the key existed */
 	int	       resp;	/* answered in RESP: id holds the answer */

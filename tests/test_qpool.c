@@ -184,6 +184,30 @@ fill_then_free(void **p, size_t n, size_t nfree, size_t sz)
 }
 
 /*
+ * Below 16 chunks in use (QPOOL_SPARES_BUSY), 4 spares are kept, not
+ * twice the use: a queue that has drained holds little.
+ */
+static void
+test_spares_few_in_use(void **state)
+{
+	enum { SZ = 1024, PER = QPOOL_CHUNK / SZ, N = 14 * PER, F = 8 * PER };
+	static void *p[N];
+	size_t	     i, before, after;
+
+	(void)state;
+	if (!qpool_pooled())
+		skip();
+	before = fill_then_free(p, N, F, SZ);
+	after = stats().chunks;
+	/* 8 or 9 chunks freed (a chunk holds PER - 1); 4 of them kept. */
+	assert_true(after <= before - 8 + 4);
+	assert_true(after >= before - 9 + 4);
+	for (i = F; i < N; i++)
+		qpool_free(p[i]);
+	assert_drained();
+}
+
+/*
  * Twice the chunks in use are kept as spares: a batch freed at once
  * while as many chunks stay in use keeps all its chunks, and filling
  * them again maps none (the write queue between two applies).
@@ -386,6 +410,7 @@ main(void)
 	    cmocka_unit_test(test_calloc_zeroes),
 	    cmocka_unit_test(test_kept_allocation_holds_one_chunk),
 	    cmocka_unit_test(test_spares_follow_use),
+	    cmocka_unit_test(test_spares_few_in_use),
 	    cmocka_unit_test(test_spares_twice_use),
 	    cmocka_unit_test(test_spares_capped),
 	    cmocka_unit_test(test_large_allocation_is_given_back),
