@@ -1194,6 +1194,11 @@ stats_more(struct cmd_ctx *ctx, struct wbuf *w)
 	wbuf_add_u64(w, js.fsync_ns_last / 1000);
 	wbuf_adds(w, ",\"segments_deleted\":");
 	wbuf_add_u64(w, js.segments_deleted);
+	wbuf_adds(w, ",\"thread_cpu\":");
+	if (ws.journal_cpu >= 0)
+		wbuf_add_u64(w, (uint64_t)ws.journal_cpu);
+	else
+		wbuf_adds(w, "null");
 	wbuf_adds(w, "},\"sqlite\":{\"transactions\":");
 	wbuf_add_u64(w, ws.transactions);
 	wbuf_adds(w, ",\"commits\":");

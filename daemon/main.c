@@ -557,6 +557,7 @@ main(int argc, char **argv)
 	wcb.dropped = cmd_dropped;
 	wcb.arg = &d.cmd;
 	d.opts.writer.sync_normal = d.opts.sync_normal;
+	d.opts.writer.journal_dir = d.opts.journal_dir;
 	d.writer =
 	    writer_start(&d.opts.writer, d.journal, d.store, d.mailbox, &wcb);
 	d.cmd.writer = d.writer;

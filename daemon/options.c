@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ enum ctype {
 	C_LEVEL, /* enum log_level */
 	C_ONOFF, /* int */
 	C_SYNC,	 /* int: 1 for normal, 0 for full */
+	C_CPU,	 /* int: a CPU, WRITER_CPU_AUTO or WRITER_CPU_OFF */
 };
 
 struct cdef {
@@ -110,6 +112,11 @@ static const struct cdef config_table[] = {
 	"how much nicer than the daemon the thread that applies writes "
 	"to SQLite runs (0: as nice as the daemon)",
 	0},
+    {"journal-cpu", 0, C_CPU, O(writer.journal_cpu), 0, CPU_SETSIZE - 1, "auto",
+	"the CPU the journal thread runs on: auto (the one that takes the "
+	"journal disk's interrupts, when one takes them all), off (any), or "
+	"a CPU number",
+	0},
     {"fsync-interval", 0, C_MS, O(writer.fsync_interval_ms), 1, 60000, "1s",
 	"async writes are fsync'd within this", 0},
     {"write-queue-max", 0, C_SIZE, O(write_queue_max), 64 * KB, SIZE_MAX,
@@ -179,6 +186,7 @@ options_defaults(struct options *o)
 	o->writer.fsync_interval_ms = 1000;
 	o->writer.apply_delay_ms = 1000;
 	o->writer.apply_nice = 10;
+	o->writer.journal_cpu = WRITER_CPU_AUTO;
 	o->writer.purge_interval_ms = 1000;
 	o->writer.checkpoint_interval_ms = 1000;
 	o->sync_normal = 1;
@@ -300,6 +308,7 @@ arg_of(const struct cdef *d)
 	    [C_LEVEL] = "LEVEL",
 	    [C_ONOFF] = "on|off",
 	    [C_SYNC] = "MODE",
+	    [C_CPU] = "CPU",
 	};
 
 	return names[d->type];
@@ -340,6 +349,10 @@ want_of(const struct cdef *d, char *buf, size_t size)
 		break;
 	case C_ONOFF: snprintf(buf, size, "on or off"); break;
 	case C_SYNC: snprintf(buf, size, "normal or full"); break;
+	case C_CPU:
+		snprintf(buf, size, "auto, off or a CPU number from 0 to %llu",
+		    d->max);
+		break;
 	}
 }
 
@@ -410,6 +423,17 @@ set_value(struct options *o, const struct cdef *d, const char *value)
 			*(int *)(void *)p = 0;
 		else
 			return -1;
+		return 0;
+	case C_CPU:
+		if (strcmp(value, "auto") == 0)
+			*(int *)(void *)p = WRITER_CPU_AUTO;
+		else if (strcmp(value, "off") == 0)
+			*(int *)(void *)p = WRITER_CPU_OFF;
+		else if (parse_unit(value, size_units, 1, &v) == -1 ||
+			 v > d->max)
+			return -1;
+		else
+			*(int *)(void *)p = (int)v;
 		return 0;
 	}
 	return -1;
@@ -772,6 +796,15 @@ options_format(const struct options *o, size_t i, char *buf, size_t size)
 	case C_SYNC:
 		snprintf(buf, size, "%s",
 		    *(const int *)(const void *)p ? "normal" : "full");
+		break;
+	case C_CPU:
+		if (*(const int *)(const void *)p == WRITER_CPU_AUTO)
+			snprintf(buf, size, "auto");
+		else if (*(const int *)(const void *)p == WRITER_CPU_OFF)
+			snprintf(buf, size, "off");
+		else
+			snprintf(
+			    buf, size, "%d", *(const int *)(const void *)p);
 		break;
 	}
 }

@@ -66,7 +66,17 @@ struct writer_options {
 	 */
 	int	 sync_normal;
 	unsigned checkpoint_interval_ms;
+	/*
+	 * The CPU the journal thread runs on, or WRITER_CPU_AUTO: the one that
+	 * takes the interrupts of the disk under journal_dir (irqcpu.h), when
+	 * one takes them all; WRITER_CPU_OFF: any.
+	 */
+	int	    journal_cpu;
+	const char *journal_dir;
 };
+
+#define WRITER_CPU_AUTO (-1)
+#define WRITER_CPU_OFF	(-2)
 
 struct writer_stats {
 	uint64_t	   groups;
@@ -78,6 +88,7 @@ struct writer_stats {
 	uint64_t	   apply_errors; /* statements that failed */
 	uint64_t	   coalesced; /* kv writes overwritten in their batch */
 	uint64_t	   apply_retries; /* SQLite unavailable */
+	int		   journal_cpu;	  /* the journal thread's CPU, or -1 */
 	uint64_t	   queue_ops;	  /* waiting for the journal */
 	uint64_t	   queue_bytes;
 	uint64_t	   apply_backlog; /* journaled, not applied */

@@ -182,4 +182,53 @@ case " $nices" in *" $want "*) ok ;; *) bad "no thread at nice $want: $nices" ;;
 case " $nices" in *" $base "*) ok ;; *) bad "no thread at nice $base: $nices" ;; esac
 stop
 
+# journal_cpu: the CPUs the journal thread may run on, and what stats says.
+expect_refused 'journal_cpu = fast\n' 'journal-cpu: invalid value "fast"'
+expect_refused 'journal_cpu = -1\n' 'journal-cpu: invalid value "-1"'
+expect_refused 'journal_cpu = 1024\n' 'journal-cpu: invalid value "1024"'
+journal_cpus() {
+	for t in /proc/"$PID"/task/*; do
+		[ "$(cat "$t/comm")" = journal ] &&
+		    sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "$t/status"
+	done
+}
+thread_cpu() {
+	ask '{"op":"stats"}' |
+	    sed -n 's/.*"journal":{[^}]*"thread_cpu":\([0-9a-z]*\).*/\1/p'
+}
+all=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)
+printf 'socket = %s/f.sock\ndatabase = %s/f.db\njournal_cpu = 0\n' \
+    "$TMP" "$TMP" > "$TMP/f.conf"
+start -c "$TMP/f.conf"
+sleep 0.2
+case $(thread_cpu) in
+0)	# the thread runs there, and says so
+	[ "$(journal_cpus)" = 0 ] && ok ||
+	    bad "journal_cpu = 0: the thread may run on $(journal_cpus)" ;;
+null)	# CPU 0 is not one this daemon may use: said, and it runs on
+	grep -q "journal thread: cannot run on CPU 0" "$TMP/log" && ok ||
+	    bad "journal_cpu = 0 not used and not reported" ;;
+*)	bad "journal_cpu = 0: stats says $(thread_cpu)" ;;
+esac
+stop
+start -c "$TMP/f.conf" --journal-cpu off
+sleep 0.2
+[ "$(journal_cpus)" = "$all" ] && ok ||
+    bad "journal_cpu = off: the thread may run on $(journal_cpus), not $all"
+[ "$(thread_cpu)" = null ] && ok || bad "journal_cpu = off: stats says $(thread_cpu)"
+stop
+# auto: on one CPU, the one stats names, or (no disk interrupts to follow
+# here, or one CPU only) anywhere, and stats says null.
+start -c "$TMP/f.conf" --journal-cpu auto
+sleep 0.2
+cpu=$(thread_cpu)
+case $cpu in
+null) [ "$(journal_cpus)" = "$all" ] && ok ||
+	bad "journal_cpu = auto, not placed, but the thread may run on $(journal_cpus)" ;;
+[0-9]*) [ "$(journal_cpus)" = "$cpu" ] && ok ||
+	bad "journal_cpu = auto: stats says $cpu, the thread may run on $(journal_cpus)" ;;
+*) bad "journal_cpu = auto: stats says '$cpu'" ;;
+esac
+stop
+
 test_done

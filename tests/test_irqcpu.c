@@ -1,0 +1,349 @@
+/*
+ * test_irqcpu.c -- finding the CPU that takes a disk's interrupts, on a
+ * made-up /sys: the device link, the device tree up to the PCI function
+ * and its msi_irqs (or irq), and each interrupt's per_cpu_count.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../daemon/irqcpu.h"
+
+static char root[PATH_MAX];
+
+static void
+mkdirs(const char *fmt, ...)
+{
+	char	path[PATH_MAX], *p;
+	va_list ap;
+
+	va_start(ap, fmt);
+	assert_true(vsnprintf(path, sizeof(path), fmt, ap) < (int)sizeof(path));
+	va_end(ap);
+	for (p = path + strlen(root) + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+		*p = '/';
+	}
+	assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+}
+
+static void
+put(const char *text, const char *fmt, ...)
+{
+	char	path[PATH_MAX];
+	FILE   *f;
+	va_list ap;
+
+	va_start(ap, fmt);
+	assert_true(vsnprintf(path, sizeof(path), fmt, ap) < (int)sizeof(path));
+	va_end(ap);
+	assert_non_null(f = fopen(path, "w"));
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* An interrupt's counts, one per CPU. */
+static void
+counts(unsigned irq, const char *text)
+{
+	char buf[64];
+
+	mkdirs("%s/sys/kernel/irq/%u", root, irq);
+	snprintf(buf, sizeof(buf), "%s\n", text);
+	put(buf, "%s/sys/kernel/irq/%u/per_cpu_count", root, irq);
+}
+
+/* /sys/dev/block/MAJ:MIN -> ../../devices/<rel> */
+static void
+devlink(unsigned maj, unsigned min, const char *rel)
+{
+	char link[PATH_MAX], target[PATH_MAX];
+
+	mkdirs("%s/sys/dev/block", root);
+	mkdirs("%s/sys/devices/%s", root, rel);
+	assert_true(snprintf(link, sizeof(link), "%s/sys/dev/block/%u:%u", root,
+			maj, min) < (int)sizeof(link));
+	assert_true(snprintf(target, sizeof(target), "../../devices/%s", rel) <
+		    (int)sizeof(target));
+	assert_true(unlink(link) == 0 || errno == ENOENT);
+	assert_int_equal(symlink(target, link), 0);
+}
+
+#define PCI "pci0000:00/0000:00:02.0"
+
+/* A virtio disk with a partition: MSI-X vectors 35 (config), 36 (queue). */
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(root, sizeof(root), "%s/irqcpu.XXXXXX",
+	    getenv("TESTS_TMPDIR") != NULL ? getenv("TESTS_TMPDIR") : "/tmp");
+	assert_non_null(mkdtemp(root));
+	devlink(254, 0, PCI "/virtio1/block/vda");
+	devlink(254, 1, PCI "/virtio1/block/vda/vda1");
+	mkdirs("%s/sys/devices/" PCI "/msi_irqs", root);
+	put("", "%s/sys/devices/" PCI "/msi_irqs/35", root);
+	put("", "%s/sys/devices/" PCI "/msi_irqs/36", root);
+	put("0\n", "%s/sys/devices/" PCI "/irq", root);
+	counts(35, "0,1");
+	counts(36, "0,5000");
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[PATH_MAX + 16];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+/* The first sample counts since boot; later ones what came since. */
+static void
+test_one_queue(void **state)
+{
+	struct irqcpu *ic;
+	char	      *cause = NULL;
+
+	(void)state;
+	ic = irqcpu_open_dev(root, makedev(254, 1), &cause);
+	assert_non_null(ic);
+	assert_null(cause);
+	assert_int_equal(irqcpu_nirqs(ic), 2);
+	assert_int_equal(irqcpu_sample(ic), 1);
+	/* irqbalance moved the queue's interrupt to CPU 0. */
+	counts(36, "3000,5010");
+	assert_int_equal(irqcpu_sample(ic), 0);
+	/* Too few since: no verdict, and they count with the next ones. */
+	counts(36, "3040,5010");
+	assert_int_equal(irqcpu_sample(ic), IRQCPU_UNSURE);
+	counts(36, "3080,5010");
+	assert_int_equal(irqcpu_sample(ic), 0);
+	/* Spread over both. */
+	counts(36, "4080,6010");
+	assert_int_equal(irqcpu_sample(ic), IRQCPU_SPREAD);
+	/* 90% is enough: 900 against 100. */
+	counts(36, "4180,6910");
+	assert_int_equal(irqcpu_sample(ic), 1);
+	/* Both vectors count: the config one's 200 on CPU 0 spread it. */
+	counts(35, "200,1");
+	counts(36, "4180,7810");
+	assert_int_equal(irqcpu_sample(ic), IRQCPU_SPREAD);
+	irqcpu_free(ic);
+
+	/* The whole disk, not a partition, finds the same vectors. */
+	ic = irqcpu_open_dev(root, makedev(254, 0), &cause);
+	assert_non_null(ic);
+	assert_int_equal(irqcpu_nirqs(ic), 2);
+	irqcpu_free(ic);
+}
+
+/* A disk with a queue per CPU: its counts are spread from the start. */
+static void
+test_queue_per_cpu(void **state)
+{
+	struct irqcpu *ic;
+	char	      *cause = NULL, name[16];
+	unsigned       q;
+
+	(void)state;
+	devlink(259, 0, "pci0000:00/0000:00:04.0/nvme/nvme0/nvme0n1");
+	mkdirs("%s/sys/devices/pci0000:00/0000:00:04.0/msi_irqs", root);
+	for (q = 0; q < 4; q++) {
+		snprintf(name, sizeof(name), "%u", 50 + q);
+		put("", "%s/sys/devices/pci0000:00/0000:00:04.0/msi_irqs/%s",
+		    root, name);
+	}
+	counts(50, "10,0,0,0");
+	counts(51, "900,0,0,0");
+	counts(52, "0,1000,0,0");
+	counts(53, "0,0,1000,1000");
+	ic = irqcpu_open_dev(root, makedev(259, 0), &cause);
+	assert_non_null(ic);
+	assert_int_equal(irqcpu_nirqs(ic), 4);
+	assert_int_equal(irqcpu_sample(ic), IRQCPU_SPREAD);
+	irqcpu_free(ic);
+}
+
+/* Without MSI, the function's irq file names its one interrupt. */
+static void
+test_intx(void **state)
+{
+	struct irqcpu *ic;
+	char	      *cause = NULL;
+
+	(void)state;
+	devlink(8, 0, "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/sda");
+	put("19\n", "%s/sys/devices/pci0000:00/0000:00:1f.2/irq", root);
+	counts(19, "0,0,700,3");
+	ic = irqcpu_open_dev(root, makedev(8, 0), &cause);
+	assert_non_null(ic);
+	assert_int_equal(irqcpu_nirqs(ic), 1);
+	assert_int_equal(irqcpu_sample(ic), 2);
+	irqcpu_free(ic);
+}
+
+/* What cannot be told is refused at the open, with the reason. */
+static void
+test_refusals(void **state)
+{
+	struct irqcpu *ic;
+	char	      *cause = NULL;
+
+	(void)state;
+	/* No such device. */
+	ic = irqcpu_open_dev(root, makedev(7, 3), &cause);
+	assert_null(ic);
+	assert_non_null(cause);
+	assert_non_null(strstr(cause, "7:3"));
+	free(cause);
+	cause = NULL;
+
+	/* A device-mapper device: no interrupts of its own. */
+	devlink(253, 0, "virtual/block/dm-0");
+	ic = irqcpu_open_dev(root, makedev(253, 0), &cause);
+	assert_null(ic);
+	assert_non_null(cause);
+	assert_non_null(strstr(cause, "no interrupts"));
+	free(cause);
+	cause = NULL;
+
+	/* Interrupts without counts (an old kernel). */
+	devlink(254, 16, "pci0000:00/0000:00:06.0/virtio5/block/vdb");
+	mkdirs("%s/sys/devices/pci0000:00/0000:00:06.0/msi_irqs", root);
+	put("", "%s/sys/devices/pci0000:00/0000:00:06.0/msi_irqs/77", root);
+	ic = irqcpu_open_dev(root, makedev(254, 16), &cause);
+	assert_null(ic);
+	assert_non_null(cause);
+	assert_non_null(strstr(cause, "77"));
+	free(cause);
+	cause = NULL;
+
+	/* Counts that are not counts. */
+	counts(77, "12,x");
+	ic = irqcpu_open_dev(root, makedev(254, 16), &cause);
+	assert_null(ic);
+	free(cause);
+	cause = NULL;
+	counts(77, "");
+	ic = irqcpu_open_dev(root, makedev(254, 16), &cause);
+	assert_null(ic);
+	free(cause);
+	cause = NULL;
+
+	/* A path that does not exist. */
+	ic = irqcpu_open(root, "/nonexistent/at/all", &cause);
+	assert_null(ic);
+	assert_non_null(cause);
+	free(cause);
+}
+
+/* Counts that go bad after the open: no verdict, and no crash. */
+static void
+test_counts_go_bad(void **state)
+{
+	struct irqcpu *ic;
+	char	      *cause = NULL, path[PATH_MAX];
+
+	(void)state;
+	ic = irqcpu_open_dev(root, makedev(254, 1), &cause);
+	assert_non_null(ic);
+	counts(36, "1,2,,3");
+	assert_int_equal(irqcpu_sample(ic), IRQCPU_UNSURE);
+	assert_true(
+	    snprintf(path, sizeof(path), "%s/sys/kernel/irq/36/per_cpu_count",
+		root) < (int)sizeof(path));
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(irqcpu_sample(ic), IRQCPU_UNSURE);
+	/* Back, with a CPU more than before. */
+	counts(36, "0,5000,100000");
+	assert_int_equal(irqcpu_sample(ic), 2);
+	irqcpu_free(ic);
+}
+
+/* Many CPUs: a count line longer than the first buffer. */
+static void
+test_many_cpus(void **state)
+{
+	struct irqcpu *ic;
+	char	      *cause = NULL, *line, path[PATH_MAX];
+	size_t	       len = 0;
+	unsigned       cpu;
+
+	(void)state;
+	line = malloc(8 * 300 + 2);
+	assert_non_null(line);
+	for (cpu = 0; cpu < 300; cpu++)
+		len += (size_t)sprintf(line + len, "%s%u", cpu ? "," : "",
+		    cpu == 257 ? 1000000u : cpu % 7);
+	line[len++] = '\n';
+	line[len] = '\0';
+	mkdirs("%s/sys/kernel/irq/36", root);
+	assert_true(
+	    snprintf(path, sizeof(path), "%s/sys/kernel/irq/36/per_cpu_count",
+		root) < (int)sizeof(path));
+	put(line, "%s", path);
+	free(line);
+	ic = irqcpu_open_dev(root, makedev(254, 1), &cause);
+	assert_non_null(ic);
+	assert_int_equal(irqcpu_sample(ic), 257);
+	irqcpu_free(ic);
+}
+
+/* irqcpu_open finds the device of a path; here, the test's own folder. */
+static void
+test_open_path(void **state)
+{
+	struct irqcpu *ic;
+	struct stat    sb;
+	char	      *cause = NULL, rel[64];
+
+	(void)state;
+	assert_int_equal(stat(root, &sb), 0);
+	snprintf(rel, sizeof(rel), "pci0000:00/0000:00:09.0/virtio9/block/x%u",
+	    minor(sb.st_dev));
+	devlink(major(sb.st_dev), minor(sb.st_dev), rel);
+	mkdirs("%s/sys/devices/pci0000:00/0000:00:09.0/msi_irqs", root);
+	put("", "%s/sys/devices/pci0000:00/0000:00:09.0/msi_irqs/90", root);
+	counts(90, "0,0,0,0,0,4000");
+	ic = irqcpu_open(root, root, &cause);
+	assert_non_null(ic);
+	assert_int_equal(irqcpu_sample(ic), 5);
+	irqcpu_free(ic);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_one_queue, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_queue_per_cpu, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_counts_go_bad, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_cpus, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_path, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
