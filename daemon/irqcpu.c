@@ -311,3 +311,37 @@ irqcpu_free(struct irqcpu *ic)
 	free(ic->buf);
 	free(ic);
 }
+
+void
+irqplace_init(struct irqplace *p, uint64_t now_ms)
+{
+	memset(p, 0, sizeof(*p));
+	p->cpu = p->want = -1;
+	p->start_ms = now_ms;
+}
+
+void
+irqplace_set_cpu(struct irqplace *p, int cpu)
+{
+	p->cpu = cpu;
+	/* Follow a move at once; stop following at once. */
+	if (p->want != -1)
+		p->want = cpu;
+}
+
+int
+irqplace_group(struct irqplace *p, int synced, uint64_t now_ms)
+{
+	p->groups++;
+	if (synced)
+		p->synced++;
+	if (now_ms >= p->start_ms + IRQPLACE_WINDOW_MS) {
+		p->want = p->synced >= IRQPLACE_MIN_SYNCED &&
+				  p->synced * 2 >= p->groups
+			      ? p->cpu
+			      : -1;
+		p->groups = p->synced = 0;
+		p->start_ms = now_ms;
+	}
+	return p->want;
+}

@@ -13,6 +13,8 @@
 
 #include <sys/types.h>
 
+#include <stdint.h>
+
 struct irqcpu;
 
 /* One CPU took at least this share (percent) of the interrupts. */
@@ -41,5 +43,31 @@ int irqcpu_sample(struct irqcpu *ic);
 /* How many interrupts the disk has (for messages). */
 size_t irqcpu_nirqs(const struct irqcpu *ic);
 void   irqcpu_free(struct irqcpu *ic);
+
+/*
+ * When a thread follows the interrupts: only while clients wait on its
+ * syncs. A thread that mostly writes without syncing (async writes) does
+ * work the scheduler should be free to move; one that syncs for
+ * acknowledgements waits on the interrupt. Decided once a window of
+ * IRQPLACE_WINDOW_MS: on the interrupts' CPU when at least
+ * IRQPLACE_MIN_SYNCED groups, and half of the groups, in it were synced;
+ * anywhere when not.
+ */
+#define IRQPLACE_WINDOW_MS  100
+#define IRQPLACE_MIN_SYNCED 10
+
+struct irqplace {
+	int	 cpu;	   /* where the interrupts go: a CPU, or -1 */
+	int	 want;	   /* where the thread runs: cpu, or -1 (anywhere) */
+	uint64_t start_ms; /* of the window */
+	unsigned groups;
+	unsigned synced;
+};
+
+void irqplace_init(struct irqplace *p, uint64_t now_ms);
+/* The interrupts go to cpu now (-1: no one CPU takes them all). */
+void irqplace_set_cpu(struct irqplace *p, int cpu);
+/* A group was written, synced for clients or not: where to run now. */
+int irqplace_group(struct irqplace *p, int synced, uint64_t now_ms);
 
 #endif /* STASHD_IRQCPU_H */

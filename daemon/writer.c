@@ -228,25 +228,26 @@ post(
  * a message between CPUs (on a virtual machine, an exit to the host) and
  * a wait for that CPU's current thread. With journal_cpu auto, the thread
  * runs on the CPU that takes the journal disk's interrupts, when one takes
- * them all (a disk with one queue: virtio-blk, SATA); it looks again every
- * WRITER_PLACE_MS, as irqbalance may move them, and runs anywhere it may
- * when they are spread (a disk with a queue per CPU, NVMe) or when it may
- * run on one CPU only. On a 2-CPU virtual machine, durable SET at depth 1
- * (redis-benchmark, 50 clients): 121-130k a second against 111-118k
- * unplaced, 85-89k on the other CPU (docs/benchmarks.md).
+ * them all (a disk with one queue: virtio-blk, SATA), and while clients
+ * wait on its fdatasyncs (irqplace); it looks at the interrupts again
+ * every WRITER_PLACE_MS, as irqbalance may move them, and runs anywhere
+ * when they are spread (a disk with a queue per CPU, NVMe), when it may
+ * run on one CPU only, or while it mostly writes async groups, work the
+ * scheduler should be free to move.
  */
 #define WRITER_PLACE_MS 10000
 
 struct jplace {
-	struct irqcpu *ic;
-	cpu_set_t      allowed; /* where the thread may run, as started */
-	int	       cpu;	/* the CPU it is on, or -1 */
-	uint64_t       next_ms; /* the next look at the interrupts */
+	struct irqcpu  *ic;
+	struct irqplace policy;
+	cpu_set_t	allowed; /* where the thread may run, as started */
+	int		cpu;	 /* the CPU it is on, or -1 */
+	uint64_t	next_ms; /* the next look at the interrupts */
 };
 
 /* Run the journal thread on cpu, or (-1) wherever it may. */
 static void
-jplace_set(struct writer *wr, struct jplace *jp, int cpu, const char *why)
+jplace_set(struct writer *wr, struct jplace *jp, int cpu)
 {
 	cpu_set_t one;
 	int	  rc;
@@ -269,34 +270,47 @@ jplace_set(struct writer *wr, struct jplace *jp, int cpu, const char *why)
 		return;
 	}
 	if (cpu >= 0)
-		log_info("journal thread on CPU %d%s", cpu, why);
-	else if (jp->cpu >= 0)
-		log_info("journal thread on any CPU%s", why);
+		log_debug("journal thread on CPU %d", cpu);
+	else
+		log_debug("journal thread on any CPU");
 	jp->cpu = cpu;
 	pthread_mutex_lock(&wr->lock);
 	wr->stats.journal_cpu = cpu;
 	pthread_mutex_unlock(&wr->lock);
 }
 
-/* Look at where the disk's interrupts went since the last look. */
+/*
+ * After a group (synced: clients wait on it): look at the interrupts
+ * when it is time, and run where the policy says.
+ */
 static void
-jplace_check(struct writer *wr, struct jplace *jp, uint64_t now)
+jplace_group(struct writer *wr, struct jplace *jp, int synced)
 {
-	int cpu;
+	uint64_t now;
+	int	 cpu;
 
-	if (jp->ic == NULL || now < jp->next_ms)
+	if (jp->ic == NULL)
 		return;
-	jp->next_ms = now + WRITER_PLACE_MS;
-	cpu = irqcpu_sample(jp->ic);
-	if (cpu == IRQCPU_UNSURE)
-		return;
-	if (cpu >= 0 && CPU_ISSET(cpu, &jp->allowed))
-		jplace_set(wr, jp, cpu,
-		    ", which takes the journal disk's "
-		    "interrupts");
-	else
-		jplace_set(
-		    wr, jp, -1, ": the journal disk's interrupts are spread");
+	now = monotime_ms();
+	if (now >= jp->next_ms) {
+		jp->next_ms = now + WRITER_PLACE_MS;
+		cpu = irqcpu_sample(jp->ic);
+		if (cpu != IRQCPU_UNSURE) {
+			if (cpu >= 0 && !CPU_ISSET(cpu, &jp->allowed))
+				cpu = -1;
+			if (cpu != jp->policy.cpu) {
+				if (cpu >= 0)
+					log_info("the journal disk's "
+						 "interrupts go to CPU %d",
+					    cpu);
+				else
+					log_info("the journal disk's "
+						 "interrupts are spread");
+			}
+			irqplace_set_cpu(&jp->policy, cpu);
+		}
+	}
+	jplace_set(wr, jp, irqplace_group(&jp->policy, synced, now));
 }
 
 static void
@@ -307,6 +321,7 @@ jplace_init(struct writer *wr, struct jplace *jp)
 
 	memset(jp, 0, sizeof(*jp));
 	jp->cpu = -1;
+	irqplace_init(&jp->policy, monotime_ms());
 	if (wr->opts.journal_cpu == WRITER_CPU_OFF)
 		return;
 	rc = pthread_getaffinity_np(
@@ -317,7 +332,7 @@ jplace_init(struct writer *wr, struct jplace *jp)
 		return;
 	}
 	if (wr->opts.journal_cpu >= 0) {
-		jplace_set(wr, jp, wr->opts.journal_cpu, " (journal_cpu)");
+		jplace_set(wr, jp, wr->opts.journal_cpu);
 		return;
 	}
 	if (CPU_COUNT(&jp->allowed) < 2 || wr->opts.journal_dir == NULL)
@@ -326,9 +341,7 @@ jplace_init(struct writer *wr, struct jplace *jp)
 	if (jp->ic == NULL) {
 		log_debug("journal thread on any CPU: %s", cause);
 		free(cause);
-		return;
 	}
-	jplace_check(wr, jp, monotime_ms());
 }
 
 /* The journal thread; see the top of the file. */
@@ -465,7 +478,7 @@ journal_main(void *arg)
 		 */
 		if (need_sync)
 			post(wr, msg_journaled, g, 0, NULL);
-		jplace_check(wr, &place, monotime_ms());
+		jplace_group(wr, &place, need_sync);
 
 		pthread_mutex_lock(&wr->lock);
 		wr->stats.groups++;

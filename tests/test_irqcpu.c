@@ -330,6 +330,51 @@ test_open_path(void **state)
 	irqcpu_free(ic);
 }
 
+/* Following the interrupts only while clients wait on the syncs. */
+static void
+test_place(void **state)
+{
+	struct irqplace p;
+	uint64_t	t;
+
+	(void)state;
+	irqplace_init(&p, 0);
+	/* The interrupts' CPU not known yet: anywhere, whatever the groups. */
+	for (t = 1; t <= 20; t++)
+		assert_int_equal(irqplace_group(&p, 1, t), -1);
+	assert_int_equal(irqplace_group(&p, 1, 100), -1);
+	/* Known now; synced groups: on CPU 1 from the window's end. */
+	irqplace_set_cpu(&p, 1);
+	for (t = 101; t <= 120; t++)
+		assert_int_equal(irqplace_group(&p, 1, t), -1);
+	assert_int_equal(irqplace_group(&p, 1, 200), 1);
+	/* The interrupts move: it follows at once, and back. */
+	irqplace_set_cpu(&p, 0);
+	assert_int_equal(irqplace_group(&p, 1, 201), 0);
+	irqplace_set_cpu(&p, 1);
+	assert_int_equal(irqplace_group(&p, 1, 202), 1);
+	/* Mostly async groups (10 synced of 33): anywhere at the window's end.
+	 */
+	for (t = 203; t < 233; t++)
+		assert_int_equal(irqplace_group(&p, (t - 203) % 4 == 0, t), 1);
+	assert_int_equal(irqplace_group(&p, 0, 300), -1);
+	/* Half of them synced (21 of 41): on CPU 1 again. */
+	for (t = 301; t <= 340; t++)
+		assert_int_equal(irqplace_group(&p, t % 2, t), -1);
+	assert_int_equal(irqplace_group(&p, 1, 400), 1);
+	/* A trickle: fewer than IRQPLACE_MIN_SYNCED synced groups, anywhere. */
+	for (t = 0; t < IRQPLACE_MIN_SYNCED - 2; t++)
+		assert_int_equal(irqplace_group(&p, 1, 410 + t * 10), 1);
+	assert_int_equal(irqplace_group(&p, 1, 500), -1);
+	/* Spread interrupts: anywhere, even while syncing. */
+	irqplace_set_cpu(&p, -1);
+	for (t = 501; t <= 800; t++)
+		assert_int_equal(irqplace_group(&p, 1, t), -1);
+	/* A clock that went back (it cannot, but): no window ends early. */
+	irqplace_set_cpu(&p, 1);
+	assert_int_equal(irqplace_group(&p, 1, 10), -1);
+}
+
 int
 main(void)
 {
@@ -343,6 +388,7 @@ main(void)
 		test_counts_go_bad, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_cpus, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_path, setup, teardown),
+	    cmocka_unit_test(test_place),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
