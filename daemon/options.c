@@ -84,7 +84,7 @@ static const struct cdef config_table[] = {
 	"close clients idle this long; 0 = never", 1},
     {"shutdown-timeout", 0, C_MS, O(server.shutdown_timeout_ms), 0, UINT_MAX,
 	"10s", "time to flush answers on exit", 1},
-    {"busy-poll", 0, C_US, O(busy_poll_us), 0, 1000, "30us",
+    {"busy-poll", 0, C_US, O(busy_poll_us), 0, 1000, "20us",
 	"while requests come faster than one in this long and no write waits "
 	"to be applied (unless an answer waits for the journal) nor lookup "
 	"for a reader, look for the next one this long before sleeping (up "
@@ -170,7 +170,7 @@ options_defaults(struct options *o)
 	o->server.output_max = 4 * 1024 * 1024;
 	o->server.idle_timeout_ms = 0;
 	o->server.shutdown_timeout_ms = 10 * 1000;
-	o->busy_poll_us = 30;
+	o->busy_poll_us = 20;
 	o->max_memory = (size_t)256 * 1024 * 1024;
 	o->depth_max = STASH_DEPTH_MAX_DEFAULT;
 	o->mget_max = STASH_MGET_MAX_DEFAULT;
