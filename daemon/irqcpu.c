@@ -38,8 +38,12 @@
 #include "irqcpu.h"
 #include "xmalloc.h"
 
-/* Most interrupts a device may have (an NVMe disk: one per queue). */
-#define IRQCPU_MAX_IRQS 4096
+/*
+ * Most interrupts a device may have here. A device with more has a queue
+ * for each CPU or few (NVMe), and completes a request on a CPU that sent
+ * it: no CPU to follow, and a sample would read a file for each.
+ */
+#define IRQCPU_MAX_IRQS 16
 /* Most CPUs counted. */
 #define IRQCPU_MAX_CPUS 8192
 
@@ -73,8 +77,8 @@ parse_uint(const char *s, unsigned *v)
 static void
 add_irq(struct irqcpu *ic, unsigned irq)
 {
-	if (ic->nirqs >= IRQCPU_MAX_IRQS)
-		return;
+	if (ic->nirqs > IRQCPU_MAX_IRQS)
+		return; /* too many: refused by the caller */
 	ic->irqs = xreallocarray(ic->irqs, ic->nirqs + 1, sizeof(*ic->irqs));
 	ic->irqs[ic->nirqs++] = irq;
 }
@@ -244,6 +248,14 @@ irqcpu_open_dev(const char *root, dev_t dev, char **cause)
 	if (ic->nirqs == 0) {
 		xasprintf(cause, "device %u:%u has no interrupts of its own",
 		    major(dev), minor(dev));
+		irqcpu_free(ic);
+		return NULL;
+	}
+	if (ic->nirqs > IRQCPU_MAX_IRQS) {
+		xasprintf(cause,
+		    "device %u:%u has more than %d interrupts: a queue per "
+		    "CPU",
+		    major(dev), minor(dev), IRQCPU_MAX_IRQS);
 		irqcpu_free(ic);
 		return NULL;
 	}

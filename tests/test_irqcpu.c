@@ -206,7 +206,8 @@ static void
 test_refusals(void **state)
 {
 	struct irqcpu *ic;
-	char	      *cause = NULL;
+	char	      *cause = NULL, name[16];
+	unsigned       irq;
 
 	(void)state;
 	/* No such device. */
@@ -246,6 +247,22 @@ test_refusals(void **state)
 	counts(77, "");
 	ic = irqcpu_open_dev(root, makedev(254, 16), &cause);
 	assert_null(ic);
+	free(cause);
+	cause = NULL;
+
+	/* More than 16 vectors: a queue per CPU, nothing to follow. */
+	devlink(259, 8, "pci0000:00/0000:00:07.0/nvme/nvme1/nvme1n1");
+	mkdirs("%s/sys/devices/pci0000:00/0000:00:07.0/msi_irqs", root);
+	for (irq = 100; irq < 133; irq++) {
+		snprintf(name, sizeof(name), "%u", irq);
+		put("", "%s/sys/devices/pci0000:00/0000:00:07.0/msi_irqs/%s",
+		    root, name);
+		counts(irq, "5,5");
+	}
+	ic = irqcpu_open_dev(root, makedev(259, 8), &cause);
+	assert_null(ic);
+	assert_non_null(cause);
+	assert_non_null(strstr(cause, "queue per CPU"));
 	free(cause);
 	cause = NULL;
 
