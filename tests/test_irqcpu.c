@@ -84,6 +84,20 @@ devlink(unsigned maj, unsigned min, const char *rel)
 	assert_int_equal(symlink(target, link), 0);
 }
 
+/* A PCI function under /sys/devices with MSI vectors first..last. */
+static void
+msi_vectors(const char *fn, unsigned first, unsigned last)
+{
+	char	 name[16];
+	unsigned irq;
+
+	mkdirs("%s/sys/devices/%s/msi_irqs", root, fn);
+	for (irq = first; irq <= last; irq++) {
+		snprintf(name, sizeof(name), "%u", irq);
+		put("", "%s/sys/devices/%s/msi_irqs/%s", root, fn, name);
+	}
+}
+
 #define PCI "pci0000:00/0000:00:02.0"
 
 /* A virtio disk with a partition: MSI-X vectors 35 (config), 36 (queue). */
@@ -96,9 +110,7 @@ setup(void **state)
 	assert_non_null(mkdtemp(root));
 	devlink(254, 0, PCI "/virtio1/block/vda");
 	devlink(254, 1, PCI "/virtio1/block/vda/vda1");
-	mkdirs("%s/sys/devices/" PCI "/msi_irqs", root);
-	put("", "%s/sys/devices/" PCI "/msi_irqs/35", root);
-	put("", "%s/sys/devices/" PCI "/msi_irqs/36", root);
+	msi_vectors(PCI, 35, 36);
 	put("0\n", "%s/sys/devices/" PCI "/irq", root);
 	counts(35, "0,1");
 	counts(36, "0,5000");
@@ -114,6 +126,34 @@ teardown(void **state)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	assert_int_equal(system(cmd), 0);
 	return 0;
+}
+
+/* dev opens with nirqs interrupts, and its first sample says want. */
+static void
+expect_first(dev_t dev, size_t nirqs, int want)
+{
+	struct irqcpu *ic;
+	char	      *cause = NULL;
+
+	ic = irqcpu_open_dev(root, dev, &cause);
+	assert_non_null(ic);
+	assert_null(cause);
+	assert_int_equal(irqcpu_nirqs(ic), nirqs);
+	assert_int_equal(irqcpu_sample(ic), want);
+	irqcpu_free(ic);
+}
+
+/* dev is refused, and the reason holds why (when not NULL). */
+static void
+expect_refused(dev_t dev, const char *why)
+{
+	char *cause = NULL;
+
+	assert_null(irqcpu_open_dev(root, dev, &cause));
+	assert_non_null(cause);
+	if (why != NULL && strstr(cause, why) == NULL)
+		fail_msg("refused for \"%s\", not \"%s\"", cause, why);
+	free(cause);
 }
 
 /* The first sample counts since boot; later ones what came since. */
@@ -160,115 +200,62 @@ test_one_queue(void **state)
 static void
 test_queue_per_cpu(void **state)
 {
-	struct irqcpu *ic;
-	char	      *cause = NULL, name[16];
-	unsigned       q;
-
 	(void)state;
 	devlink(259, 0, "pci0000:00/0000:00:04.0/nvme/nvme0/nvme0n1");
-	mkdirs("%s/sys/devices/pci0000:00/0000:00:04.0/msi_irqs", root);
-	for (q = 0; q < 4; q++) {
-		snprintf(name, sizeof(name), "%u", 50 + q);
-		put("", "%s/sys/devices/pci0000:00/0000:00:04.0/msi_irqs/%s",
-		    root, name);
-	}
+	msi_vectors("pci0000:00/0000:00:04.0", 50, 53);
 	counts(50, "10,0,0,0");
 	counts(51, "900,0,0,0");
 	counts(52, "0,1000,0,0");
 	counts(53, "0,0,1000,1000");
-	ic = irqcpu_open_dev(root, makedev(259, 0), &cause);
-	assert_non_null(ic);
-	assert_int_equal(irqcpu_nirqs(ic), 4);
-	assert_int_equal(irqcpu_sample(ic), IRQCPU_SPREAD);
-	irqcpu_free(ic);
+	expect_first(makedev(259, 0), 4, IRQCPU_SPREAD);
 }
 
 /* Without MSI, the function's irq file names its one interrupt. */
 static void
 test_intx(void **state)
 {
-	struct irqcpu *ic;
-	char	      *cause = NULL;
-
 	(void)state;
 	devlink(8, 0, "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/sda");
 	put("19\n", "%s/sys/devices/pci0000:00/0000:00:1f.2/irq", root);
 	counts(19, "0,0,700,3");
-	ic = irqcpu_open_dev(root, makedev(8, 0), &cause);
-	assert_non_null(ic);
-	assert_int_equal(irqcpu_nirqs(ic), 1);
-	assert_int_equal(irqcpu_sample(ic), 2);
-	irqcpu_free(ic);
+	expect_first(makedev(8, 0), 1, 2);
 }
 
 /* What cannot be told is refused at the open, with the reason. */
 static void
 test_refusals(void **state)
 {
-	struct irqcpu *ic;
-	char	      *cause = NULL, name[16];
-	unsigned       irq;
+	char	*cause = NULL;
+	unsigned irq;
 
 	(void)state;
 	/* No such device. */
-	ic = irqcpu_open_dev(root, makedev(7, 3), &cause);
-	assert_null(ic);
-	assert_non_null(cause);
-	assert_non_null(strstr(cause, "7:3"));
-	free(cause);
-	cause = NULL;
+	expect_refused(makedev(7, 3), "7:3");
 
 	/* A device-mapper device: no interrupts of its own. */
 	devlink(253, 0, "virtual/block/dm-0");
-	ic = irqcpu_open_dev(root, makedev(253, 0), &cause);
-	assert_null(ic);
-	assert_non_null(cause);
-	assert_non_null(strstr(cause, "no interrupts"));
-	free(cause);
-	cause = NULL;
+	expect_refused(makedev(253, 0), "no interrupts");
 
 	/* Interrupts without counts (an old kernel). */
 	devlink(254, 16, "pci0000:00/0000:00:06.0/virtio5/block/vdb");
-	mkdirs("%s/sys/devices/pci0000:00/0000:00:06.0/msi_irqs", root);
-	put("", "%s/sys/devices/pci0000:00/0000:00:06.0/msi_irqs/77", root);
-	ic = irqcpu_open_dev(root, makedev(254, 16), &cause);
-	assert_null(ic);
-	assert_non_null(cause);
-	assert_non_null(strstr(cause, "77"));
-	free(cause);
-	cause = NULL;
+	msi_vectors("pci0000:00/0000:00:06.0", 77, 77);
+	expect_refused(makedev(254, 16), "77");
 
 	/* Counts that are not counts. */
 	counts(77, "12,x");
-	ic = irqcpu_open_dev(root, makedev(254, 16), &cause);
-	assert_null(ic);
-	free(cause);
-	cause = NULL;
+	expect_refused(makedev(254, 16), NULL);
 	counts(77, "");
-	ic = irqcpu_open_dev(root, makedev(254, 16), &cause);
-	assert_null(ic);
-	free(cause);
-	cause = NULL;
+	expect_refused(makedev(254, 16), NULL);
 
 	/* More than 16 vectors: a queue per CPU, nothing to follow. */
 	devlink(259, 8, "pci0000:00/0000:00:07.0/nvme/nvme1/nvme1n1");
-	mkdirs("%s/sys/devices/pci0000:00/0000:00:07.0/msi_irqs", root);
-	for (irq = 100; irq < 133; irq++) {
-		snprintf(name, sizeof(name), "%u", irq);
-		put("", "%s/sys/devices/pci0000:00/0000:00:07.0/msi_irqs/%s",
-		    root, name);
+	msi_vectors("pci0000:00/0000:00:07.0", 100, 132);
+	for (irq = 100; irq <= 132; irq++)
 		counts(irq, "5,5");
-	}
-	ic = irqcpu_open_dev(root, makedev(259, 8), &cause);
-	assert_null(ic);
-	assert_non_null(cause);
-	assert_non_null(strstr(cause, "queue per CPU"));
-	free(cause);
-	cause = NULL;
+	expect_refused(makedev(259, 8), "queue per CPU");
 
 	/* A path that does not exist. */
-	ic = irqcpu_open(root, "/nonexistent/at/all", &cause);
-	assert_null(ic);
+	assert_null(irqcpu_open(root, "/nonexistent/at/all", &cause));
 	assert_non_null(cause);
 	free(cause);
 }
@@ -300,10 +287,9 @@ test_counts_go_bad(void **state)
 static void
 test_many_cpus(void **state)
 {
-	struct irqcpu *ic;
-	char	      *cause = NULL, *line, path[PATH_MAX];
-	size_t	       len = 0;
-	unsigned       cpu;
+	char	*line, path[PATH_MAX];
+	size_t	 len = 0;
+	unsigned cpu;
 
 	(void)state;
 	line = malloc(8 * 300 + 2);
@@ -319,10 +305,7 @@ test_many_cpus(void **state)
 		root) < (int)sizeof(path));
 	put(line, "%s", path);
 	free(line);
-	ic = irqcpu_open_dev(root, makedev(254, 1), &cause);
-	assert_non_null(ic);
-	assert_int_equal(irqcpu_sample(ic), 257);
-	irqcpu_free(ic);
+	expect_first(makedev(254, 1), 2, 257);
 }
 
 /* irqcpu_open finds the device of a path; here, the test's own folder. */
@@ -338,8 +321,7 @@ test_open_path(void **state)
 	snprintf(rel, sizeof(rel), "pci0000:00/0000:00:09.0/virtio9/block/x%u",
 	    minor(sb.st_dev));
 	devlink(major(sb.st_dev), minor(sb.st_dev), rel);
-	mkdirs("%s/sys/devices/pci0000:00/0000:00:09.0/msi_irqs", root);
-	put("", "%s/sys/devices/pci0000:00/0000:00:09.0/msi_irqs/90", root);
+	msi_vectors("pci0000:00/0000:00:09.0", 90, 90);
 	counts(90, "0,0,0,0,0,4000");
 	ic = irqcpu_open(root, root, &cause);
 	assert_non_null(ic);
