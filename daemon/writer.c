@@ -242,18 +242,19 @@ struct jplace {
 	struct irqplace policy;
 	cpu_set_t	allowed; /* where the thread may run, as started */
 	int		cpu;	 /* the CPU it is on, or -1 */
+	int		seen;	 /* irqcpu's last verdict */
 	uint64_t	next_ms; /* the next look at the interrupts */
 };
 
-/* Run the journal thread on cpu, or (-1) wherever it may. */
-static void
+/* Run the journal thread on cpu, or (-1) wherever it may; 0, or -1. */
+static int
 jplace_set(struct writer *wr, struct jplace *jp, int cpu)
 {
 	cpu_set_t one;
 	int	  rc;
 
 	if (cpu == jp->cpu)
-		return;
+		return 0;
 	if (cpu >= 0) {
 		CPU_ZERO(&one);
 		CPU_SET(cpu, &one);
@@ -267,7 +268,7 @@ jplace_set(struct writer *wr, struct jplace *jp, int cpu)
 			log_warn("journal thread: cannot run on CPU %d", cpu);
 		else
 			log_warn("journal thread: cannot run on any CPU");
-		return;
+		return -1;
 	}
 	if (cpu >= 0)
 		log_debug("journal thread on CPU %d", cpu);
@@ -277,6 +278,7 @@ jplace_set(struct writer *wr, struct jplace *jp, int cpu)
 	pthread_mutex_lock(&wr->lock);
 	wr->stats.journal_cpu = cpu;
 	pthread_mutex_unlock(&wr->lock);
+	return 0;
 }
 
 /*
@@ -295,22 +297,29 @@ jplace_group(struct writer *wr, struct jplace *jp, int synced)
 	if (now >= jp->next_ms) {
 		jp->next_ms = now + WRITER_PLACE_MS;
 		cpu = irqcpu_sample(jp->ic);
-		if (cpu != IRQCPU_UNSURE) {
+		if (cpu != IRQCPU_UNSURE && cpu != jp->seen) {
+			if (cpu >= 0)
+				log_info("the journal disk's interrupts go to "
+					 "CPU %d%s",
+				    cpu,
+				    CPU_ISSET(cpu, &jp->allowed)
+					? ""
+					: ", where the daemon may not run");
+			else
+				log_info("the journal disk's interrupts are "
+					 "spread");
+			jp->seen = cpu;
 			if (cpu >= 0 && !CPU_ISSET(cpu, &jp->allowed))
 				cpu = -1;
-			if (cpu != jp->policy.cpu) {
-				if (cpu >= 0)
-					log_info("the journal disk's "
-						 "interrupts go to CPU %d",
-					    cpu);
-				else
-					log_info("the journal disk's "
-						 "interrupts are spread");
-			}
 			irqplace_set_cpu(&jp->policy, cpu);
 		}
 	}
-	jplace_set(wr, jp, irqplace_group(&jp->policy, synced, now));
+	/* Refused (a cpuset changed under us?): stop following. */
+	if (jplace_set(wr, jp, irqplace_group(&jp->policy, synced, now)) ==
+	    -1) {
+		irqcpu_free(jp->ic);
+		jp->ic = NULL;
+	}
 }
 
 static void
@@ -321,6 +330,7 @@ jplace_init(struct writer *wr, struct jplace *jp)
 
 	memset(jp, 0, sizeof(*jp));
 	jp->cpu = -1;
+	jp->seen = IRQCPU_UNSURE;
 	irqplace_init(&jp->policy, monotime_ms());
 	if (wr->opts.journal_cpu == WRITER_CPU_OFF)
 		return;
