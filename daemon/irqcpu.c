@@ -105,28 +105,6 @@ find_msi(struct irqcpu *ic, const char *dir)
 	return ic->nirqs;
 }
 
-/* The interrupt in dir/irq, when there is one (not 0); 0 when not. */
-static size_t
-find_intx(struct irqcpu *ic, const char *dir)
-{
-	FILE	*f;
-	char	*path, line[32];
-	unsigned irq;
-	int	 ok;
-
-	xasprintf(&path, "%s/irq", dir);
-	f = fopen(path, "re");
-	free(path);
-	if (f == NULL)
-		return 0;
-	ok = fgets(line, sizeof(line), f) != NULL &&
-	     parse_uint(line, &irq) == 0 && irq != 0;
-	fclose(f);
-	if (ok)
-		add_irq(ic, irq);
-	return ic->nirqs;
-}
-
 /*
  * Read path whole into ic->buf, NUL-terminated; -1 when it cannot be
  * read. No allocation once the buffer is large enough: the journal thread
@@ -158,6 +136,22 @@ read_file(struct irqcpu *ic, const char *path)
 		return -1;
 	ic->buf[len] = '\0';
 	return 0;
+}
+
+/* The interrupt in dir/irq, when there is one (not 0); 0 when not. */
+static size_t
+find_intx(struct irqcpu *ic, const char *dir)
+{
+	char	*path;
+	unsigned irq;
+	int	 rc;
+
+	xasprintf(&path, "%s/irq", dir);
+	rc = read_file(ic, path);
+	free(path);
+	if (rc == 0 && parse_uint(ic->buf, &irq) == 0 && irq != 0)
+		add_irq(ic, irq);
+	return ic->nirqs;
 }
 
 /* Make room for counts of cpu + 1 CPUs. */
@@ -302,7 +296,7 @@ irqcpu_sample(struct irqcpu *ic)
 	memcpy(ic->prev, ic->now, ic->ncpus * sizeof(*ic->prev));
 	if (best * 100 < total * IRQCPU_SHARE)
 		return IRQCPU_SPREAD;
-	return at > INT_MAX ? IRQCPU_SPREAD : (int)at;
+	return (int)at; /* below IRQCPU_MAX_CPUS */
 }
 
 size_t

@@ -40,7 +40,7 @@ struct irqcpu *irqcpu_open_dev(const char *root, dev_t dev, char **cause);
  * IRQCPU_SPREAD or IRQCPU_UNSURE.
  */
 int irqcpu_sample(struct irqcpu *ic);
-/* How many interrupts the disk has (for messages). */
+/* How many interrupts of the disk were found. */
 size_t irqcpu_nirqs(const struct irqcpu *ic);
 void   irqcpu_free(struct irqcpu *ic);
 

@@ -247,6 +247,23 @@ test_refusals(void **state)
 	counts(77, "");
 	expect_refused(makedev(254, 16), NULL);
 
+	/* More counts than IRQCPU_MAX_CPUS (8192) CPUs: not believed. */
+	{
+		size_t len = 0, cpu;
+		char  *line = malloc(2 * 8193 + 1), path[PATH_MAX];
+
+		assert_non_null(line);
+		for (cpu = 0; cpu < 8193; cpu++)
+			len +=
+			    (size_t)sprintf(line + len, "%s1", cpu ? "," : "");
+		assert_true(snprintf(path, sizeof(path),
+				"%s/sys/kernel/irq/77/per_cpu_count",
+				root) < (int)sizeof(path));
+		put(line, "%s", path);
+		free(line);
+		expect_refused(makedev(254, 16), "77");
+	}
+
 	/* More than 16 vectors: a queue per CPU, nothing to follow. */
 	devlink(259, 8, "pci0000:00/0000:00:07.0/nvme/nvme1/nvme1n1");
 	msi_vectors("pci0000:00/0000:00:07.0", 100, 132);

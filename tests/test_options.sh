@@ -211,6 +211,17 @@ null)	# CPU 0 is not one this daemon may use: said, and it runs on
 *)	bad "journal_cpu = 0: stats says $(thread_cpu)" ;;
 esac
 stop
+# A CPU number the machine does not have: said, and the daemon runs on.
+: > "$TMP/log"
+start -c "$TMP/f.conf" --journal-cpu 1023
+sleep 0.2
+grep -q "journal thread: cannot run on CPU 1023" "$TMP/log" && ok ||
+    bad "journal_cpu = 1023 not reported"
+[ "$(thread_cpu)" = null ] && [ "$(journal_cpus)" = "$all" ] && ok ||
+    bad "journal_cpu = 1023: stats says $(thread_cpu), the thread may run on $(journal_cpus)"
+[ -n "$(ask '{"op":"set","key":"jc","value":1,"durability":"journal"}' |
+    grep '"ok":true')" ] && ok || bad "journal_cpu = 1023: a durable set failed"
+stop
 start -c "$TMP/f.conf" --journal-cpu off
 sleep 0.2
 [ "$(journal_cpus)" = "$all" ] && ok ||
