@@ -42,6 +42,7 @@ struct cmd_session {
 	uint64_t      last_write; /* seq of its last write */
 	uint64_t      reads;	  /* lookups, queries in flight */
 	int	      apply_wait; /* on the apply waiters */
+	int	      count_wait; /* DBSIZE/INFO waits for last_write */
 	TAILQ_ENTRY(cmd_session) aentry;
 	int queued; /* on the waiters list */
 	TAILQ_ENTRY(cmd_session) wentry;

@@ -2639,19 +2639,29 @@ rcmd_run(struct cmd_ctx *ctx, struct cmd_session *ss,
 	}
 	if ((d->flags & RC_READ) && ss->unacked > 0)
 		return CMD_WAIT;
-	if ((d->flags & RC_COUNT) && ctx->seq > ctx->applied_seq) {
+	if ((d->flags & RC_COUNT) && !ss->count_wait &&
+	    ctx->seq > ctx->applied_seq) {
 		/*
 		 * It counts in SQLite: once every write taken before it is
 		 * applied there (the connection waits like a query after its
-		 * own writes).
+		 * own writes). Only those: the writes taken while it waits
+		 * do not hold it back again, or a steady stream of them
+		 * would hold it forever.
 		 */
 		ss->last_write = ctx->seq;
-		if (!ss->apply_wait) {
-			TAILQ_INSERT_TAIL(&ctx->apply_waiters, ss, aentry);
-			ss->apply_wait = 1;
-			cmd_kick_apply(ctx, ss->last_write);
+		ss->count_wait = 1;
+	}
+	if ((d->flags & RC_COUNT) && ss->count_wait) {
+		if (ss->last_write > ctx->applied_seq) {
+			if (!ss->apply_wait) {
+				TAILQ_INSERT_TAIL(
+				    &ctx->apply_waiters, ss, aentry);
+				ss->apply_wait = 1;
+				cmd_kick_apply(ctx, ss->last_write);
+			}
+			return CMD_WAIT;
 		}
-		return CMD_WAIT;
+		ss->count_wait = 0;
 	}
 	if ((d->flags & RC_WRITE) && ss->reads > 0)
 		return CMD_WAIT;
