@@ -60,6 +60,7 @@
 #include "crashpoint.h"
 #include "irqcpu.h"
 #include "journal.h"
+#include "kvsort.h"
 #include "log.h"
 #include "mailbox.h"
 #include "monotime.h"
@@ -695,105 +696,14 @@ fatal:
  * to one key, only the last reaches SQLite. The ones before it would be
  * overwritten in the same transaction, and no SQL statement runs between
  * them to see them (a run ends at each exec and tx). A hot key written a
- * thousand times in a batch costs one upsert.
- *
- * The run is sorted by key, then seq: the writes of a key end up side by
- * side, the last one last, and the ones kept go in key order, which walks
- * SQLite's B-tree from left to right, with the pages it needs next already
- * in the CPU's cache and SQLite's. Each entry carries 8 bytes of its key,
- * taken after the prefix every key of the run shares ("user:1234:..."),
- * its key's length and its seq, so that most comparisons are of integers
- * in the array, not of two keys somewhere in the write queue (a cache miss
- * each, in a run of 200,000 writes). When no key has more than 8 bytes
- * after that prefix (run->whole), those 8 bytes and the length are the
- * whole key, and the sort never reads the writes at all.
+ * thousand times in a batch costs one upsert. The run is sorted by key,
+ * then seq (kvsort.h).
  */
-struct kvent {
-	uint64_t     pre; /* key bytes [skip, skip + 8), big-endian, 0-padded */
-	uint64_t     seq;
-	size_t	     klen;
-	struct wreq *w;
-};
-
 struct kvrun {
 	struct kvent *e;
+	struct kvent *tmp; /* the sort's, as large */
 	size_t	      n, cap;
-	int	      whole; /* pre and klen tell every key of the run */
 };
-
-/* Keys in SQLite's order for TEXT (BINARY): bytes, then length; then seq. */
-static int
-kvent_cmp(const struct kvent *x, const struct kvent *y, int whole)
-{
-	int c;
-
-	if (x->pre != y->pre)
-		return x->pre < y->pre ? -1 : 1;
-	if (!whole) {
-		c = memcmp(x->w->key, y->w->key,
-		    x->klen < y->klen ? x->klen : y->klen);
-		if (c != 0)
-			return c;
-	}
-	if (x->klen != y->klen)
-		return x->klen < y->klen ? -1 : 1;
-	return (x->seq > y->seq) - (x->seq < y->seq);
-}
-
-static int
-kvrun_cmp(const void *a, const void *b)
-{
-	return kvent_cmp(a, b, 0);
-}
-
-static int
-kvrun_cmp_whole(const void *a, const void *b)
-{
-	return kvent_cmp(a, b, 1);
-}
-
-/* Whether two neighbours of a sorted run write the same key. */
-static int
-kvrun_same_key(const struct kvrun *run, size_t i)
-{
-	const struct kvent *x = &run->e[i], *y = &run->e[i + 1];
-
-	return x->pre == y->pre && x->klen == y->klen &&
-	       (run->whole || memcmp(x->w->key, y->w->key, x->klen) == 0);
-}
-
-/* Fill each entry's pre from the bytes after the prefix all keys share. */
-static void
-kvrun_prefix(struct kvrun *run)
-{
-	const struct wreq *f = run->e[0].w, *w;
-	size_t		   skip = f->klen, i, j;
-	uint64_t	   pre;
-
-	for (i = 1; i < run->n && skip > 0; i++) {
-		w = run->e[i].w;
-		if (w->klen < skip)
-			skip = w->klen;
-		for (j = 0; j < skip && w->key[j] == f->key[j]; j++)
-			;
-		skip = j;
-	}
-	run->whole = 1;
-	for (i = 0; i < run->n; i++) {
-		w = run->e[i].w;
-		pre = 0;
-		for (j = 0; j < 8; j++)
-			pre =
-			    pre << 8 | (skip + j < w->klen
-					       ? (unsigned char)w->key[skip + j]
-					       : 0);
-		run->e[i].pre = pre;
-		run->e[i].seq = w->seq;
-		run->e[i].klen = w->klen;
-		if (w->klen > skip + 8)
-			run->whole = 0;
-	}
-}
 
 /*
  * Apply the run: the last write of each key; the others are done
@@ -805,15 +715,13 @@ kvrun_apply(struct writer *wr, struct kvrun *run, uint64_t *errors,
 {
 	struct wreq *w;
 	size_t	     i;
+	int	     whole;
 
-	if (run->n > 1) {
-		kvrun_prefix(run);
-		qsort(run->e, run->n, sizeof(*run->e),
-		    run->whole ? kvrun_cmp_whole : kvrun_cmp);
-	}
+	whole = kvsort_prefix(run->e, run->n);
+	kvsort(run->e, run->tmp, run->n, whole);
 	for (i = 0; i < run->n; i++) {
 		w = run->e[i].w;
-		if (i + 1 < run->n && kvrun_same_key(run, i)) {
+		if (i + 1 < run->n && kvsort_same_key(run->e, i, whole)) {
 			w->status = STORE_OK;
 			(*coalesced)++;
 			continue;
@@ -855,6 +763,8 @@ apply_batch(struct writer *wr, struct kvrun *run, struct wgroup_list *batch,
 					    run->cap ? run->cap * 2 : 256;
 					run->e = xreallocarray(
 					    run->e, run->cap, sizeof(*run->e));
+					run->tmp = xreallocarray(run->tmp,
+					    run->cap, sizeof(*run->tmp));
 				}
 				run->e[run->n++].w = w;
 				continue;
@@ -1048,6 +958,7 @@ apply_main(void *arg)
 		 */
 		if (run.cap > WRITER_RUN_KEEP) {
 			free(run.e);
+			free(run.tmp);
 			memset(&run, 0, sizeof(run));
 		}
 		backoff = 0;
@@ -1094,6 +1005,7 @@ apply_main(void *arg)
 	}
 	pthread_mutex_unlock(&wr->lock);
 	free(run.e);
+	free(run.tmp);
 	return NULL;
 }
 
