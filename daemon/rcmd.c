@@ -973,6 +973,16 @@ h_strlen(struct rx *x)
 		r_int(x->out, rv.exists ? (int64_t)rv.vlen : 0);
 }
 
+/* TYPE: every value is a string. */
+static void
+h_type(struct rx *x)
+{
+	struct rval rv;
+
+	if (rx_state(x, 1, 0, &rv))
+		r_simple(x->out, rv.exists ? "string" : "none");
+}
+
 /*
  * TTL and PTTL. Expiry is a whole second of the clock (expires_at), the
  * key goes when the clock reaches it: TTL is the seconds to it counted
@@ -1140,6 +1150,39 @@ h_psetex(struct rx *x)
 	setex(x, 1);
 }
 
+/* SETNX: SET NX answering 1 (set) or 0 (the key exists). */
+static void
+h_setnx(struct rx *x)
+{
+	struct rval rv;
+
+	if (!rx_state(x, 1, 1, &rv))
+		return;
+	if (rv.exists) {
+		r_int(x->out, 0);
+		return;
+	}
+	rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, 0);
+	r_int(x->out, 1);
+}
+
+/* GETSET: SET GET (the new value has no expiry). */
+static void
+h_getset(struct rx *x)
+{
+	struct rval rv;
+
+	if (!rx_state(x, 1, 1, &rv))
+		return;
+	if (!rv.exists) {
+		r_nil(x);
+		rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, 0);
+		return;
+	}
+	r_bulk(x->out, rv.v, rv.vlen);
+	rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, 0);
+}
+
 static void
 h_mset(struct rx *x)
 {
@@ -1260,14 +1303,15 @@ expire_allowed(int flags, int64_t cur, int64_t at)
 }
 
 /*
- * EXPIRE, PEXPIRE [NX|XX|GT|LT], PERSIST: write the value again with a
- * new expiry. The options compare whole seconds, the expiry's resolution.
+ * EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT [NX|XX|GT|LT], PERSIST: write the
+ * value again with a new expiry; one now or past deletes the key. The
+ * options compare whole seconds, the expiry's resolution.
  */
 static void
-expire(struct rx *x, int ms, int persist)
+expire(struct rx *x, int ms, int absolute, int persist)
 {
 	struct rval rv;
-	int64_t	    at = 0, n = 0;
+	int64_t	    at = 0, n = 0, now = (int64_t)time(NULL);
 	int	    flags = 0;
 
 	if (!persist) {
@@ -1285,17 +1329,17 @@ expire(struct rx *x, int ms, int persist)
 		return;
 	}
 	if (!persist) {
-		/* Rounded up, as expiry_of() does; n <= 0 is the past. */
+		/* Rounded up, as expiry_of() does. */
 		if (ms)
 			n = n > 0 ? n / 1000 + (n % 1000 != 0) : n / 1000;
-		at = (int64_t)time(NULL) + n;
+		at = absolute ? n : now + n;
 		if (!expire_allowed(flags, rv.expires_at, at)) {
 			r_int(x->out, 0);
 			return;
 		}
 	}
 	r_int(x->out, 1);
-	if (!persist && n <= 0) {
+	if (!persist && at <= now) {
 		rx_del(x, 1);
 		return;
 	}
@@ -1305,19 +1349,31 @@ expire(struct rx *x, int ms, int persist)
 static void
 h_expire(struct rx *x)
 {
-	expire(x, 0, 0);
+	expire(x, 0, 0, 0);
 }
 
 static void
 h_pexpire(struct rx *x)
 {
-	expire(x, 1, 0);
+	expire(x, 1, 0, 0);
+}
+
+static void
+h_expireat(struct rx *x)
+{
+	expire(x, 0, 1, 0);
+}
+
+static void
+h_pexpireat(struct rx *x)
+{
+	expire(x, 1, 1, 0);
 }
 
 static void
 h_persist(struct rx *x)
 {
-	expire(x, 0, 1);
+	expire(x, 0, 0, 1);
 }
 
 /*
@@ -1549,8 +1605,10 @@ static const struct rdef rdefs[] = {
     {"echo", 2, 0, 0, 0, 0, h_echo, "fast"},
     {"exists", -2, RC_READ, 1, -1, 1, h_exists, "readonly"},
     {"expire", -3, RC_WRITE, 1, 1, 1, h_expire, "write"},
+    {"expireat", -3, RC_WRITE, 1, 1, 1, h_expireat, "write"},
     {"get", 2, RC_READ, 1, 1, 1, h_get, "readonly"},
     {"getdel", 2, RC_WRITE, 1, 1, 1, h_getdel, "write"},
+    {"getset", 3, RC_WRITE, 1, 1, 1, h_getset, "write"},
     {"hello", -1, 0, 0, 0, 0, h_hello, "fast"},
     {"incr", 2, RC_WRITE, 1, 1, 1, h_incr, "write"},
     {"incrby", 3, RC_WRITE, 1, 1, 1, h_incrby, "write"},
@@ -1559,6 +1617,7 @@ static const struct rdef rdefs[] = {
     {"mset", -3, RC_WRITE, 1, -1, 2, h_mset, "write"},
     {"persist", 2, RC_WRITE, 1, 1, 1, h_persist, "write"},
     {"pexpire", -3, RC_WRITE, 1, 1, 1, h_pexpire, "write"},
+    {"pexpireat", -3, RC_WRITE, 1, 1, 1, h_pexpireat, "write"},
     {"ping", -1, 0, 0, 0, 0, h_ping, "fast"},
     {"psetex", 4, RC_WRITE, 1, 1, 1, h_psetex, "write"},
     {"pttl", 2, RC_READ, 1, 1, 1, h_pttl, "readonly"},
@@ -1566,9 +1625,12 @@ static const struct rdef rdefs[] = {
     {"select", 2, 0, 0, 0, 0, h_select, "fast"},
     {"set", -3, RC_WRITE, 1, 1, 1, h_set, "write"},
     {"setex", 4, RC_WRITE, 1, 1, 1, h_setex, "write"},
+    {"setnx", 3, RC_WRITE, 1, 1, 1, h_setnx, "write"},
     {"stash", -2, 0, 0, 0, 0, h_stash, "fast"},
     {"strlen", 2, RC_READ, 1, 1, 1, h_strlen, "readonly"},
+    {"touch", -2, RC_READ, 1, -1, 1, h_exists, "readonly"},
     {"ttl", 2, RC_READ, 1, 1, 1, h_ttl, "readonly"},
+    {"type", 2, RC_READ, 1, 1, 1, h_type, "readonly"},
     {"unlink", -2, RC_WRITE, 1, -1, 1, h_del, "write"},
     {"unwatch", 1, 0, 0, 0, 0, h_unwatch, "fast"},
     {"watch", -2, RC_READ, 1, -1, 1, h_watch, "fast"},

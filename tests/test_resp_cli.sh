@@ -87,6 +87,16 @@ is "EXPIRE" "1" expire k2 50
 is "PEXPIRE" "1" pexpire k2 60000
 within "PTTL" 58000 60000 pttl k2
 is "SETEX" "OK" setex k3 10 v
+is "SETNX" "1" setnx k4 a
+is "SETNX existing" "0" setnx k4 b
+is "GETSET" "a" getset k4 c
+is "TYPE" "string" type k4
+is "TYPE missing" "none" type nokey
+is "TOUCH" "1" touch k4 nokey
+is "EXPIREAT" "1" expireat k4 4000000000
+within "PTTL after EXPIREAT" 1 4000000000000 pttl k4
+is "PEXPIREAT past" "1" pexpireat k4 1000
+is "PEXPIREAT deleted" "0" exists k4
 is "TTL missing" "-2" ttl nokey
 # EXPIRE's options, as Redis 7 has them (compared with Redis reply by
 # reply): NX without an expiry, XX with one, GT later (none is never

@@ -208,6 +208,20 @@ def test_strings(r):
     eq(r.append("ap", "ab"), 2, "APPEND new")
     eq(r.append("ap", b"\x00c"), 4, "APPEND")
     eq(r.get("ap"), b"ab\x00c", "after APPEND")
+    eq(r.setnx("nx1", "a"), True, "SETNX new")
+    eq(r.setnx("nx1", "b"), False, "SETNX existing")
+    eq(r.get("nx1"), b"a", "SETNX kept the first")
+    r.set("gs", "old", ex=100)
+    eq(r.getset("gs", b"new\x00"), b"old", "GETSET")
+    eq(r.get("gs"), b"new\x00", "after GETSET")
+    eq(r.ttl("gs"), -1, "GETSET drops the expiry, as SET does")
+    eq(r.getset("gs2", "x"), None, "GETSET missing")
+    eq(r.get("gs2"), b"x", "GETSET missing sets")
+    eq(r.type("gs"), b"string", "TYPE")
+    eq(r.type("nokey"), b"none", "TYPE missing")
+    eq(r.touch("gs", "gs2", "nokey", "gs"), 3, "TOUCH counts")
+    expect_error(lambda: r.execute_command("SETNX", "k"),
+                 "wrong number of arguments", "SETNX arity")
 
 
 def test_counters(r):
@@ -255,6 +269,24 @@ def test_expiry(r):
     eq(r.expire("e3", 100, xx=True), True, "EXPIRE XX with TTL")
     expect_error(lambda: r.expire("e3", 10, gt=True, lt=True),
                  "GT and LT options", "EXPIRE GT LT")
+    # EXPIREAT and PEXPIREAT: a Unix time, the options as for EXPIRE; one
+    # now or past deletes the key.
+    now = int(time.time())
+    r.set("ea", "v")
+    eq(r.expireat("ea", now + 100), True, "EXPIREAT")
+    check(98 <= r.ttl("ea") <= 100, "TTL after EXPIREAT")
+    eq(r.pexpireat("ea", (now + 50) * 1000 + 1), True, "PEXPIREAT")
+    check(49 <= r.ttl("ea") <= 51, "TTL after PEXPIREAT (rounded up)")
+    eq(r.expireat("ea", now + 10, gt=True), False, "EXPIREAT GT earlier")
+    eq(r.expireat("ea", now + 500, nx=True), False, "EXPIREAT NX")
+    eq(r.expireat("nokey", now + 100), False, "EXPIREAT missing")
+    eq(r.expireat("ea", now - 1), True, "EXPIREAT past")
+    eq(r.exists("ea"), 0, "EXPIREAT past deletes")
+    r.set("ea", "v")
+    eq(r.pexpireat("ea", 1), True, "PEXPIREAT 1")
+    eq(r.get("ea"), None, "PEXPIREAT 1 deletes")
+    expect_error(lambda: r.execute_command("EXPIREAT", "ea", "soon"),
+                 "value is not an integer", "EXPIREAT soon")
     r.set("e2", "v", ex=1)
     time.sleep(2.2)
     eq(r.get("e2"), None, "expired")
