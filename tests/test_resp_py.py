@@ -435,6 +435,12 @@ def test_transactions(r):
           "INCR of text fails alone inside EXEC")
     eq(res[5:], [b"x", 1, None, True, 100], "the rest ran")
     eq(r.get("tx2"), b"x", "a transaction's writes stay")
+    p = r.pipeline()
+    p.setnx("tx3", 1).setnx("tx3", 2).getset("tx3", 3).type("tx3")
+    p.touch("tx3", "nokey").expireat("tx3", 4000000000).pexpireat("tx3", 1)
+    p.exists("tx3")
+    eq(p.execute(), [True, False, b"1", b"string", 1, True, True, 0],
+       "SETNX, GETSET, TYPE, TOUCH, EXPIREAT in a transaction")
     eq(r.pipeline().execute(), [], "an empty transaction")
     # A command that cannot be queued: EXECABORT, nothing done.
     p = r.pipeline()
