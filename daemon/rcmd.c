@@ -1070,13 +1070,43 @@ expiry_of(struct rx *x, size_t ai, int ms, int absolute, int64_t *at)
 	return 0;
 }
 
+/* SET's work once its options are read; GETSET is SET GET. */
+static void
+set_key(struct rx *x, int nx, int xx, int get, int keepttl, int64_t expires_at)
+{
+	struct rval rv;
+
+	if (!nx && !xx && !get && !keepttl) {
+		rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
+		r_simple(x->out, "OK");
+		return;
+	}
+	if (!rx_state(x, 1, 1, &rv))
+		return;
+	if (get) {
+		if (rv.exists)
+			r_bulk(x->out, rv.v, rv.vlen);
+		else
+			r_nil(x);
+	}
+	if ((nx && rv.exists) || (xx && !rv.exists)) {
+		if (!get)
+			r_nil(x);
+		return;
+	}
+	if (keepttl)
+		expires_at = rv.expires_at;
+	rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
+	if (!get)
+		r_simple(x->out, "OK");
+}
+
 static void
 h_set(struct rx *x)
 {
-	int	    nx = 0, xx = 0, get = 0, keepttl = 0, has_exp = 0;
-	int64_t	    expires_at = 0;
-	struct rval rv;
-	size_t	    i;
+	int	nx = 0, xx = 0, get = 0, keepttl = 0, has_exp = 0;
+	int64_t expires_at = 0;
+	size_t	i;
 
 	for (i = 3; i < x->argc; i++) {
 		const struct resp_arg *a = &x->argv[i];
@@ -1102,29 +1132,7 @@ h_set(struct rx *x)
 			return;
 		}
 	}
-	if (!nx && !xx && !get && !keepttl) {
-		rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
-		r_simple(x->out, "OK");
-		return;
-	}
-	if (!rx_state(x, 1, 1, &rv))
-		return;
-	if (get) {
-		if (rv.exists)
-			r_bulk(x->out, rv.v, rv.vlen);
-		else
-			r_nil(x);
-	}
-	if ((nx && rv.exists) || (xx && !rv.exists)) {
-		if (!get)
-			r_nil(x);
-		return;
-	}
-	if (keepttl)
-		expires_at = rv.expires_at;
-	rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
-	if (!get)
-		r_simple(x->out, "OK");
+	set_key(x, nx, xx, get, keepttl, expires_at);
 }
 
 static void
@@ -1170,17 +1178,7 @@ h_setnx(struct rx *x)
 static void
 h_getset(struct rx *x)
 {
-	struct rval rv;
-
-	if (!rx_state(x, 1, 1, &rv))
-		return;
-	if (!rv.exists) {
-		r_nil(x);
-		rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, 0);
-		return;
-	}
-	r_bulk(x->out, rv.v, rv.vlen);
-	rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, 0);
+	set_key(x, 0, 0, 1, 0, 0);
 }
 
 static void
