@@ -144,7 +144,9 @@ kv_radix(struct kvent *e, struct kvent *tmp, size_t n)
 
 /*
  * Below this many entries, comparisons cost less than the radix sort's
- * counting (9 x 256 counters).
+ * counting (9 x 256 counters): numbered keys, best of 2,001 sorts, took
+ * 22 ns an entry with qsort and 59 with the radix sort at 32 entries, 26
+ * and 25 at 64, 31 and 19 at 128.
  */
 #define KV_RADIX_MIN 64
 
