@@ -163,6 +163,10 @@ is "EXPIRE missing, 2^40+1" "ERR invalid expire time in 'expire' command" \
     expire nokey 1099511627777
 is "PEXPIRE 2^50+1" "ERR invalid expire time in 'pexpire' command" \
     pexpire n 1125899906842625
+is "EXPIREAT 2^40+1" "ERR invalid expire time in 'expireat' command" \
+    expireat n 1099511627777
+is "PEXPIREAT 2^50+1" "ERR invalid expire time in 'pexpireat' command" \
+    pexpireat n 1125899906842625
 is "SET EX 2^40" "OK" set n2 v ex 1099511627776
 is "EXPIRE 2^40" "1" expire n2 1099511627776
 is "PEXPIRE 2^50" "1" pexpire n2 1125899906842624
