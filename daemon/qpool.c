@@ -7,7 +7,8 @@
  * one while a thread still fills it; whoever drops the count to zero gives
  * the chunk back: to a list of spares (so that a steady stream of writes
  * does not mmap and munmap all the time), else to the kernel. The list
- * grows with the chunks in use and shrinks back when they go.
+ * grows with the chunks in use and shrinks back when they go: it keeps
+ * what the queue used at its recent peak, and little once it drains.
  * Chunks are aligned to QPOOL_CHUNK, so the header of any allocation is
  * found by rounding its address down; a large allocation has a mapping of
  * its own that starts with the same header.
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "monotime.h"
 #include "qpool.h"
 #include "xmalloc.h"
 
@@ -41,9 +43,10 @@
 
 #define QPOOL_ALIGN	  16
 #define QPOOL_LARGE	  (QPOOL_CHUNK / 4)
-#define QPOOL_SPARES	  4    /* spares kept at least */
-#define QPOOL_SPARES_BUSY 16   /* chunks in use: twice as many kept */
-#define QPOOL_SPARES_MAX  1024 /* up to (256 MiB) */
+#define QPOOL_SPARES	  4	/* spares kept at least */
+#define QPOOL_SPARES_BUSY 16	/* chunks in use: more spares kept */
+#define QPOOL_SPARES_MAX  1024	/* up to (256 MiB) */
+#define QPOOL_PEAK_MS	  10000 /* the peak's span: 10 to 20 s back */
 
 struct qchunk {
 	atomic_size_t refs; /* live allocations, plus one while filled */
@@ -61,6 +64,10 @@ static __thread unsigned char *top, *end;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct qchunk  *spares[QPOOL_SPARES_MAX];
 static int	       nspares;
+/* The most chunks in use in this span and the one before; under the lock. */
+static size_t	peak_cur, peak_prev;
+static uint64_t peak_since;
+static uint64_t (*clock_ms)(void) = monotime_ms;
 
 static atomic_size_t nlive, nchunks, nbytes, nmapped;
 
@@ -119,30 +126,70 @@ chunk_unmap(struct qchunk *c)
 	atomic_fetch_sub_explicit(&nbytes, len, memory_order_relaxed);
 }
 
+/* Chunks in use: mapped, less the spares. Under the lock. */
+static size_t
+in_use(void)
+{
+	size_t n = atomic_load_explicit(&nchunks, memory_order_relaxed);
+
+	return n > (size_t)nspares ? n - (size_t)nspares : 0;
+}
+
+/* The most chunks in use over the last 10 to 20 s. Under the lock. */
+static size_t
+peak_recent(void)
+{
+	uint64_t now = clock_ms();
+
+	if (now - peak_since >= QPOOL_PEAK_MS) {
+		peak_prev =
+		    now - peak_since >= 2 * QPOOL_PEAK_MS ? 0 : peak_cur;
+		peak_cur = 0;
+		peak_since = now;
+	}
+	return peak_cur > peak_prev ? peak_cur : peak_prev;
+}
+
+/* A chunk goes into use: used chunks are, with it. Under the lock. */
+static void
+peak_note(size_t used)
+{
+	(void)peak_recent(); /* a new span starts counting from here */
+	if (used > peak_cur)
+		peak_cur = used;
+}
+
 /*
- * How many spares to keep: twice the chunks in use once the queue holds
- * QPOOL_SPARES_BUSY chunks or more, up to QPOOL_SPARES_MAX; QPOOL_SPARES
- * below that. A busy write queue fills and drains over and over: the
- * apply thread takes a batch, and once it is applied the loop frees the
- * batch's writes at once, while about as many writes stay queued behind
- * it. Twice what stays is then room for the whole batch, and the queue
- * fills again with chunks it has already faulted in; fresh chunks cost
- * 64 page faults each on the loop (at SET -P 16, 55,000 a second with a
- * share of a quarter, 12,500 with this). The spares are chunks that were
- * in use, so they never raise the memory above the queue's peak, and
- * once the queue drains only QPOOL_SPARES stay. Under the lock.
+ * How many spares to keep while the queue holds QPOOL_SPARES_BUSY chunks
+ * or more: enough to fill the queue back to its peak of the last 10 to 20
+ * seconds, and at least twice the chunks in use; up to QPOOL_SPARES_MAX.
+ * QPOOL_SPARES below that. A busy write queue fills and drains over and
+ * over: the apply thread takes most of it as one batch, and once that is
+ * applied the loop frees the batch's writes at once, while the writes
+ * taken since stay queued behind it; then the queue fills again. Kept to
+ * twice what stays, the spares fell short of the refill by half (at SET
+ * -P 16, the queue went from 150 MB down to 35 and back up every batch):
+ * the loop mapped 110 fresh chunks a second and faulted in each of
+ * their pages, 12% of its time. With the spares up to the peak, the
+ * queue fills again with chunks it has already faulted in (the daemon's
+ * page faults went from 33,000-45,000 a second to 8,000). The spares are
+ * chunks that were in use, so they never raise the memory above the
+ * queue's peak, and once the queue drains only QPOOL_SPARES stay. Under
+ * the lock.
  */
 static int
 spares_wanted(void)
 {
-	size_t used = atomic_load_explicit(&nchunks, memory_order_relaxed);
+	size_t used = in_use(), peak, want;
 
-	used = used > (size_t)nspares ? used - (size_t)nspares : 0;
-	if (used >= QPOOL_SPARES_MAX / 2)
-		return QPOOL_SPARES_MAX;
-	if (used >= QPOOL_SPARES_BUSY)
-		return (int)used * 2;
-	return QPOOL_SPARES;
+	if (used < QPOOL_SPARES_BUSY)
+		return QPOOL_SPARES;
+	peak = peak_recent();
+	want = 2 * used;
+	/* used counts the chunk being released: used - 1 stay in use. */
+	if (peak >= used && peak - (used - 1) > want)
+		want = peak - (used - 1);
+	return want < QPOOL_SPARES_MAX ? (int)want : QPOOL_SPARES_MAX;
 }
 
 static void
@@ -192,6 +239,7 @@ chunk_next(void)
 		fatalx("qpool: pthread_mutex_lock");
 	if (nspares > 0)
 		c = spares[--nspares];
+	peak_note(in_use() + (c == NULL)); /* one more to map: count it */
 	if (pthread_mutex_unlock(&lock) != 0)
 		fatalx("qpool: pthread_mutex_unlock");
 	if (c == NULL)
@@ -271,6 +319,18 @@ qpool_thread_done(void)
 		cur = NULL;
 		top = end = NULL;
 	}
+}
+
+void
+qpool_set_clock(uint64_t (*fn)(void))
+{
+	if (pthread_mutex_lock(&lock) != 0)
+		fatalx("qpool: pthread_mutex_lock");
+	clock_ms = fn != NULL ? fn : monotime_ms;
+	peak_cur = peak_prev = 0;
+	peak_since = clock_ms();
+	if (pthread_mutex_unlock(&lock) != 0)
+		fatalx("qpool: pthread_mutex_unlock");
 }
 
 int

@@ -21,6 +21,7 @@
 #define STASHD_QPOOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define QPOOL_CHUNK ((size_t)256 * 1024)
 
@@ -37,6 +38,11 @@ void  qpool_free(void *p);
 /* Give back the calling thread's current chunk once it is empty. */
 void qpool_thread_done(void);
 void qpool_get_stats(struct qpool_stats *st);
+/*
+ * The clock, in ms, that ages the queue's peak (NULL: the monotonic
+ * clock); for tests. The peak starts again from nothing.
+ */
+void qpool_set_clock(uint64_t (*fn)(void));
 /* 1 when allocations come from chunks, 0 when they go to malloc. */
 int qpool_pooled(void);
 

@@ -239,6 +239,93 @@ test_spares_twice_use(void **state)
 	assert_drained();
 }
 
+static uint64_t fake_now;
+
+static uint64_t
+fake_clock(void)
+{
+	return fake_now;
+}
+
+/*
+ * Spares up to the queue's recent peak: a queue of 300 chunks that drains
+ * to 50 and fills again (a batch applied while the next one gathers)
+ * takes every chunk back from the spares and maps none. Twice the use
+ * alone would keep 100 and map 150 fresh.
+ */
+static void
+test_spares_follow_peak(void **state)
+{
+	enum {
+		SZ = 1024,
+		PER = QPOOL_CHUNK / SZ,
+		N = 300 * PER,
+		F = 250 * PER
+	};
+	static void *p[N];
+	size_t	     i, before, mapped;
+
+	(void)state;
+	if (!qpool_pooled())
+		skip();
+	fake_now = 1000000;
+	qpool_set_clock(fake_clock);
+	before = fill_then_free(p, N, F, SZ);
+	assert_int_equal(stats().chunks, before); /* none unmapped */
+	mapped = stats().mapped;
+	/* (The fill's last chunk was partly full: one more to map.) */
+	for (i = 0; i < F; i++)
+		p[i] = qpool_alloc(SZ);
+	assert_true(stats().mapped - mapped <= 1);
+	for (i = 0; i < N; i++)
+		qpool_free(p[i]);
+	assert_drained();
+	qpool_set_clock(NULL);
+}
+
+/*
+ * The peak ages: 10 s after it (one span) the spares still fill the
+ * queue back to it; 20 s after, they are twice the use again.
+ */
+static void
+test_peak_ages(void **state)
+{
+	enum {
+		SZ = 1024,
+		PER = QPOOL_CHUNK / SZ,
+		N = 300 * PER,
+		F = 250 * PER
+	};
+	static void *p[N];
+	size_t	     i, before, chunks, used;
+
+	(void)state;
+	if (!qpool_pooled())
+		skip();
+	fake_now = 1000000;
+	qpool_set_clock(fake_clock);
+	before = fill_then_free(p, N, F, SZ);
+	assert_int_equal(stats().chunks, before);
+	/* One span on: one more chunk's worth freed, every chunk kept. */
+	fake_now += 10000;
+	for (i = F; i < F + PER; i++)
+		qpool_free(p[i]);
+	assert_int_equal(stats().chunks, before);
+	/* Two spans on: the peak is forgotten, spares go to twice the use. */
+	fake_now += 10000;
+	for (i = F + PER; i < F + 2 * PER; i++)
+		qpool_free(p[i]);
+	chunks = stats().chunks;
+	used = (N - F - 2 * PER) / (PER - 1) + 2; /* at most */
+	assert_true(chunks + 100 <= before);	  /* the peak's spares went */
+	assert_true(chunks <= 3 * used + 2); /* the chunk released counted */
+	assert_true(chunks >= (N - F - 2 * PER) / PER * 3);
+	for (i = F + 2 * PER; i < N; i++)
+		qpool_free(p[i]);
+	assert_drained();
+	qpool_set_clock(NULL);
+}
+
 /*
  * However many chunks are in use, at most 1,024 spares are kept
  * (QPOOL_SPARES_MAX, 256 MiB): about 1,150 chunks freed with about 550
@@ -412,6 +499,8 @@ main(void)
 	    cmocka_unit_test(test_spares_follow_use),
 	    cmocka_unit_test(test_spares_few_in_use),
 	    cmocka_unit_test(test_spares_twice_use),
+	    cmocka_unit_test(test_spares_follow_peak),
+	    cmocka_unit_test(test_peak_ages),
 	    cmocka_unit_test(test_spares_capped),
 	    cmocka_unit_test(test_large_allocation_is_given_back),
 	    cmocka_unit_test(test_free_from_another_thread),
