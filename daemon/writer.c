@@ -705,6 +705,9 @@ struct kvrun {
 	size_t	      n, cap;
 };
 
+/* Superseded writes keep the status wreq_alloc zeroed (kvrun_apply). */
+_Static_assert(STORE_OK == 0, "STORE_OK is what a zeroed wreq holds");
+
 /*
  * Apply the run: the last write of each key; the others are done
  * (superseded). -1 when the database failed.
@@ -721,8 +724,13 @@ kvrun_apply(struct writer *wr, struct kvrun *run, uint64_t *errors,
 	kvsort(run->e, run->tmp, run->n, whole);
 	for (i = 0; i < run->n; i++) {
 		w = run->e[i].w;
+		/*
+		 * Superseded: done. Its status is STORE_OK already (wreq_alloc
+		 * zeroes it, and a key-value write never fails otherwise), and
+		 * setting it again would cost a cache miss a write: the run is
+		 * in key order, the writes are in the queue's.
+		 */
 		if (i + 1 < run->n && kvsort_same_key(run->e, i, whole)) {
-			w->status = STORE_OK;
 			(*coalesced)++;
 			continue;
 		}
