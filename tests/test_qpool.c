@@ -208,6 +208,28 @@ test_spares_few_in_use(void **state)
 }
 
 /*
+ * n allocations of 1 KiB, the first f freed: every chunk they held is
+ * kept as a spare; then f allocated again, mapping at most fresh chunks.
+ */
+static void
+drain_and_refill(size_t n, size_t f, size_t fresh)
+{
+	static void *p[300 * (QPOOL_CHUNK / 1024)];
+	size_t	     i, before, mapped;
+
+	assert_true(n <= sizeof(p) / sizeof(p[0]));
+	before = fill_then_free(p, n, f, 1024);
+	assert_int_equal(stats().chunks, before); /* none unmapped */
+	mapped = stats().mapped;
+	for (i = 0; i < f; i++)
+		p[i] = qpool_alloc(1024);
+	assert_true(stats().mapped - mapped <= fresh);
+	for (i = 0; i < n; i++)
+		qpool_free(p[i]);
+	assert_drained();
+}
+
+/*
  * Twice the chunks in use are kept as spares: a batch freed at once
  * while as many chunks stay in use keeps all its chunks, and filling
  * them again maps none (the write queue between two applies).
@@ -215,28 +237,12 @@ test_spares_few_in_use(void **state)
 static void
 test_spares_twice_use(void **state)
 {
-	enum {
-		SZ = 1024,
-		PER = QPOOL_CHUNK / SZ,
-		N = 300 * PER,
-		F = 150 * PER
-	};
-	static void *p[N];
-	size_t	     i, before, mapped;
+	enum { PER = QPOOL_CHUNK / 1024 };
 
 	(void)state;
 	if (!qpool_pooled())
 		skip();
-	before = fill_then_free(p, N, F, SZ);
-	/* Every chunk freed is kept: none was unmapped. */
-	assert_int_equal(stats().chunks, before);
-	mapped = stats().mapped;
-	for (i = 0; i < F; i++)
-		p[i] = qpool_alloc(SZ);
-	assert_int_equal(stats().mapped, mapped);
-	for (i = 0; i < N; i++)
-		qpool_free(p[i]);
-	assert_drained();
+	drain_and_refill(300 * PER, 150 * PER, 0);
 }
 
 static uint64_t fake_now;
@@ -250,36 +256,21 @@ fake_clock(void)
 /*
  * Spares up to the queue's recent peak: a queue of 300 chunks that drains
  * to 50 and fills again (a batch applied while the next one gathers)
- * takes every chunk back from the spares and maps none. Twice the use
- * alone would keep 100 and map 150 fresh.
+ * takes its chunks back from the spares; the fill's last chunk was partly
+ * full, so one more is mapped. Twice the use alone gave back 144 of the
+ * 250 chunks freed.
  */
 static void
 test_spares_follow_peak(void **state)
 {
-	enum {
-		SZ = 1024,
-		PER = QPOOL_CHUNK / SZ,
-		N = 300 * PER,
-		F = 250 * PER
-	};
-	static void *p[N];
-	size_t	     i, before, mapped;
+	enum { PER = QPOOL_CHUNK / 1024 };
 
 	(void)state;
 	if (!qpool_pooled())
 		skip();
 	fake_now = 1000000;
 	qpool_set_clock(fake_clock);
-	before = fill_then_free(p, N, F, SZ);
-	assert_int_equal(stats().chunks, before); /* none unmapped */
-	mapped = stats().mapped;
-	/* (The fill's last chunk was partly full: one more to map.) */
-	for (i = 0; i < F; i++)
-		p[i] = qpool_alloc(SZ);
-	assert_true(stats().mapped - mapped <= 1);
-	for (i = 0; i < N; i++)
-		qpool_free(p[i]);
-	assert_drained();
+	drain_and_refill(300 * PER, 250 * PER, 1);
 	qpool_set_clock(NULL);
 }
 
