@@ -1387,6 +1387,65 @@ test_persist_sigterm(void **state)
 	daemon_cleanup(&d1);
 }
 
+/*
+ * Async writes alone, on a daemon with nothing else to do: the journal
+ * thread lets them gather (writer.c) but takes them on its own within
+ * moments, and the timed fdatasync makes them survive a SIGKILL.
+ */
+static void
+test_async_alone_journaled(void **state)
+{
+	static const char *const args[] = {
+	    "--fsync-interval", "200ms", "--apply-delay", "10s", NULL};
+	struct daemon_proc d1, d2;
+	struct sbuf	   b = {NULL, 0, 0};
+	json_int_t	   versions[20];
+	json_t		 **ans, *j;
+	char		   key[32], val[32];
+	long long	   queued = -1;
+	int		   fd, i, tries;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d1, args), 0);
+	fd = connect_to(&d1);
+	for (i = 0; i < 20; i++)
+		sb_printf(&b,
+		    "{\"op\":\"set\",\"key\":\"aa:%d\",\"value\":%d,"
+		    "\"durability\":\"async\",\"id\":%d}\n",
+		    i, i, i);
+	ans = pipeline(fd, b.p, b.len, 20, NULL, NULL);
+	for (i = 0; i < 20; i++) {
+		assert_ok(ans[i]);
+		versions[i] = int_of(ans[i], "version");
+	}
+	answers_free(ans, 20);
+	sb_free(&b);
+	/* In the journal within 200 ms, with no other write to wake it. */
+	for (tries = 0; tries < 40 && queued != 0; tries++) {
+		usleep(5 * 1000);
+		j = stats_of(d1.sock);
+		queued = stat_int(j, "write_queue", "journal_ops");
+		json_decref(j);
+	}
+	assert_int_equal(queued, 0);
+	/* Past the fsync interval: synced, not yet applied (apply-delay). */
+	usleep(600 * 1000);
+	assert_int_equal(daemon_kill(&d1, SIGKILL), 128 + SIGKILL);
+	close(fd);
+
+	restart_on(&d2, &d1);
+	fd = connect_to(&d2);
+	for (i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "aa:%d", i);
+		snprintf(val, sizeof(val), "%d", i);
+		assert_get(fd, key, val, versions[i]);
+	}
+	close(fd);
+	assert_int_equal(daemon_stop(&d2), 0);
+	daemon_cleanup(&d2);
+	daemon_cleanup(&d1);
+}
+
 /* Acknowledged journal and commit writes survive SIGKILL. */
 static void
 test_persist_sigkill(void **state)
@@ -2804,6 +2863,7 @@ main(void)
 	    cmocka_unit_test(test_sql_off),
 	    cmocka_unit_test(test_persist_sigterm),
 	    cmocka_unit_test(test_persist_sigkill),
+	    cmocka_unit_test(test_async_alone_journaled),
 	    cmocka_unit_test(test_cas_del_after_restart),
 	    cmocka_unit_test(test_group_commit),
 	    cmocka_unit_test(test_sqlite_busy),
