@@ -221,6 +221,25 @@ test_intx(void **state)
 	expect_first(makedev(8, 0), 1, 2);
 }
 
+/*
+ * IRQCPU_MAX_IRQS, 16 interrupts, is followed: a device with 16 vectors,
+ * all on CPU 1, opens and names CPU 1; one with 17 is refused.
+ */
+static void
+test_irq_limit(void **state)
+{
+	unsigned irq;
+
+	(void)state;
+	devlink(259, 16, "pci0000:00/0000:00:08.0/nvme/nvme2/nvme2n1");
+	msi_vectors("pci0000:00/0000:00:08.0", 200, 215);
+	for (irq = 200; irq <= 216; irq++)
+		counts(irq, "0,10");
+	expect_first(makedev(259, 16), 16, 1);
+	put("", "%s/sys/devices/pci0000:00/0000:00:08.0/msi_irqs/216", root);
+	expect_refused(makedev(259, 16), "queue per CPU");
+}
+
 /* What cannot be told is refused at the open, with the reason. */
 static void
 test_refusals(void **state)
@@ -399,6 +418,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_queue_per_cpu, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_irq_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_counts_go_bad, setup, teardown),
