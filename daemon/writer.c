@@ -11,7 +11,7 @@
  *     fdatasyncs once, reports the group journaled, and passes it on.
  *     Async writes alone do not wake it each time: when every queued write
  *     is async, it lets them gather for up to WRITER_ASYNC_GATHER_US
- *     before taking them (see writer_unstage).
+ *     before taking them (gather_async, writer_unstage).
  *     A group made only of async writes is written but fsync'd only once
  *     fsync_interval_ms has passed since the last fsync (the timed wait
  *     takes care of it when no group comes); its records carry
