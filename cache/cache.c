@@ -36,10 +36,11 @@
  * ideal hash (38.5% empty buckets, 36.8% with one entry, longest 8 or 9).
  *
  * Unpinned entries are on the LRU list, most recently used at the head;
- * pinned entries are on a list of their own. Pinned entries can never be
- * evicted, so keeping them off the LRU list means eviction never has to
- * step over them: it always takes the LRU tail, in O(1). An entry that is
- * unpinned joins the LRU list at its head.
+ * pinned entries are on a list of their own, in the order they were pinned
+ * (cache_unpin_upto walks it; a lookup does not move them). Pinned entries
+ * can never be evicted, so keeping them off the LRU list means eviction
+ * never has to step over them: it always takes the LRU tail, in O(1). An
+ * entry that is unpinned joins the LRU list at its head.
  *
  * Accounting
  *
@@ -719,6 +720,58 @@ cache_destroy(struct cache *c)
 	c->free(c, c->alloc_arg);
 }
 
+/* Set e's fields, and its value: its key is in place. */
+static void
+cache_fill(struct cache *c, struct cache_entry *e, const void *val, size_t vlen,
+    uint64_t version, uint32_t ttl, unsigned flags)
+{
+	uint64_t exp;
+
+	e->version = version;
+	e->vlen = (uint32_t)vlen;
+	e->flags = (uint8_t)flags;
+	e->expires = 0;
+	if (ttl != 0) {
+		exp = (uint64_t)cache_now(c) + ttl;
+		e->expires = exp > UINT32_MAX ? UINT32_MAX : (uint32_t)exp;
+	}
+	if (vlen != 0)
+		memcpy(e->data + e->klen, val, vlen);
+}
+
+/*
+ * Replace old by an entry of its own size, planned to fit: in place, with
+ * neither allocation nor hash-chain change. It ends up where a new entry
+ * would: at the head of its list (the newest pin, or the most recently
+ * used). The bytes are the same; as in cache_put, unpinned entries go
+ * while pins hold the cache above its limit.
+ */
+static int
+cache_reuse(struct cache *c, struct cache_entry *old, const void *val,
+    size_t vlen, uint64_t version, uint32_t ttl, unsigned flags)
+{
+	size_t size = cache_charge(old);
+
+	cache_list_remove(cache_list_of(c, old), old);
+	if (old->flags & CACHE_F_PINNED) {
+		c->npinned--;
+		c->pinned_bytes -= size;
+	}
+	cache_fill(c, old, val, vlen, version, ttl, flags);
+	while (c->max_memory != 0 && c->bytes > c->max_memory &&
+	       c->lru.tail != NULL)
+		cache_evict_one(c);
+	assert(c->max_memory == 0 || c->bytes <= c->max_memory);
+	cache_list_insert(cache_list_of(c, old), old);
+	if (flags & CACHE_F_PINNED) {
+		c->npinned++;
+		c->pinned_bytes += size;
+	}
+	cache_rehash(c, CACHE_REHASH_STEPS);
+	CACHE_VERIFY(c);
+	return CACHE_OK;
+}
+
 /*
  * Insert or replace key: plan, allocate, then evict and link. With newer,
  * an entry of a higher version than version stays (CACHE_ESTALE).
@@ -730,8 +783,6 @@ cache_put(struct cache *c, const void *key, size_t klen, uint64_t h,
 {
 	struct cache_entry *old, *e, **lp = NULL, **nb = NULL;
 	size_t		    size, oldsize = 0, tcost, need, excess, avail;
-	uint64_t	    exp;
-	uint32_t	    now;
 
 	if (!cache_key_ok(key, klen) || (flags & ~CACHE_F_ALL) != 0)
 		return CACHE_EINVAL;
@@ -772,6 +823,9 @@ cache_put(struct cache *c, const void *key, size_t klen, uint64_t h,
 		}
 	}
 
+	if (old != NULL && oldsize == size)
+		return cache_reuse(c, old, val, vlen, version, ttl, flags);
+
 	/* Allocate everything before changing anything. */
 	if (c->ht[0].size == 0 &&
 	    (nb = cache_table_alloc(c, CACHE_MIN_BUCKETS)) == NULL)
@@ -790,19 +844,9 @@ cache_put(struct cache *c, const void *key, size_t klen, uint64_t h,
 		c->cursor = 0;
 	}
 
-	e->version = version;
-	e->vlen = (uint32_t)vlen;
 	e->klen = (uint16_t)klen;
-	e->flags = (uint8_t)flags;
-	e->expires = 0;
-	if (ttl != 0) {
-		now = cache_now(c);
-		exp = (uint64_t)now + ttl;
-		e->expires = exp > UINT32_MAX ? UINT32_MAX : (uint32_t)exp;
-	}
 	memcpy(e->data, key, klen);
-	if (vlen != 0)
-		memcpy(e->data + klen, val, vlen);
+	cache_fill(c, e, val, vlen, version, ttl, flags);
 
 	/* Nothing can fail from here on. */
 	if (old != NULL)
@@ -877,8 +921,9 @@ cache_get(struct cache *c, const void *key, size_t klen)
 		return NULL;
 	}
 	c->hits++;
-	l = cache_list_of(c, e);
-	if (l->head != e) {
+	/* The pinned list keeps the order of the pins (cache_unpin_upto). */
+	l = &c->lru;
+	if (!(e->flags & CACHE_F_PINNED) && l->head != e) {
 		cache_list_remove(l, e);
 		cache_list_insert(l, e);
 	}
@@ -971,6 +1016,39 @@ cache_unpin_h(
 	cache_enforce(c);
 	CACHE_VERIFY(c);
 	return CACHE_OK;
+}
+
+/*
+ * Clear the pins of version version and below, oldest pin first, up to the
+ * first pin of a newer version. Walking the pinned list, which keeps the
+ * order the pins were taken in, costs a load per entry and no lookup.
+ */
+size_t
+cache_unpin_upto(struct cache *c, uint64_t version)
+{
+	struct cache_entry *e;
+	size_t		    n = 0;
+
+	while ((e = c->pinned.tail) != NULL && e->version <= version) {
+		if (e->prev != NULL)
+			__builtin_prefetch(e->prev);
+		if (e->flags & CACHE_F_TOMBSTONE)
+			cache_remove(c, e, cache_link(c, e));
+		else {
+			cache_list_remove(&c->pinned, e);
+			e->flags &= ~CACHE_F_PINNED;
+			cache_list_insert(&c->lru, e);
+			assert(c->npinned > 0);
+			c->npinned--;
+			c->pinned_bytes -= cache_charge(e);
+		}
+		n++;
+	}
+	if (n > 0) {
+		cache_enforce(c);
+		CACHE_VERIFY(c);
+	}
+	return n;
 }
 
 /* Change the limit, evicting down to a lower one. */

@@ -144,6 +144,15 @@ int cache_unpin_h(struct cache *c, const void *key, size_t klen, uint64_t h,
     uint64_t version);
 
 /*
+ * Clear the pins of every entry of version version or below, in the order
+ * they were pinned, stopping at the first pin of a newer version (the pins
+ * after it wait for a later call): what a caller whose versions are applied
+ * in order calls once per batch instead of cache_unpin per key. Unpinned
+ * tombstones go, as with cache_unpin. Returns the number of pins cleared.
+ */
+size_t cache_unpin_upto(struct cache *c, uint64_t version);
+
+/*
  * Reserve bytes for entries that will be pinned later (writes taken but
  * not yet acknowledged): they count as used and cannot be evicted, so a
  * pinned cache_set of that size after cache_unreserve() never fails for

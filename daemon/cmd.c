@@ -294,9 +294,9 @@ static void write_forget_key(struct cmd_ctx *, struct wreq *);
 
 /*
  * The cache's hash of a key-value write's key, worked out once: a write
- * goes through the cache up to six times (three prefetch steps and the
- * change, when acknowledged and again when applied), a while apart, and
- * its key is in a line of its own, cold by then.
+ * goes through the cache four times (three prefetch steps and the change,
+ * when acknowledged), a while apart, and its key is in a line of its own,
+ * cold by then.
  */
 static uint64_t
 write_hash(struct cmd_ctx *ctx, struct wreq *w)
@@ -333,7 +333,6 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 		    write_hash(ctx, w), w->value, w->vlen, w->seq, w->ttl,
 		    flags);
 	if (rc == CACHE_OK) {
-		w->pinned = pinned;
 		/*
 		 * The cache shows the write now and keeps it until it is
 		 * applied (a pinned entry neither goes nor expires): the key
@@ -1342,6 +1341,7 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
 
 struct prefetch {
 	struct wreq *at[PREFETCH_STEPS]; /* where each step is */
+	int	     unacked;		 /* only the writes not acked yet */
 };
 
 static void
@@ -1351,17 +1351,19 @@ prefetch_advance(struct cmd_ctx *ctx, struct prefetch *pf, int step)
 
 	if (w == NULL)
 		return;
-	if (WREQ_IS_KV(w->type))
+	if (WREQ_IS_KV(w->type) && !(pf->unacked && w->acked))
 		cache_prefetch_h(
 		    ctx->cache, w->key, w->klen, write_hash(ctx, w), step);
 	pf->at[step] = TAILQ_NEXT(w, entry);
 }
 
 static void
-prefetch_start(struct cmd_ctx *ctx, struct prefetch *pf, struct wreq *first)
+prefetch_start(
+    struct cmd_ctx *ctx, struct prefetch *pf, struct wreq *first, int unacked)
 {
 	int i, step;
 
+	pf->unacked = unacked;
 	for (step = 0; step < PREFETCH_STEPS; step++) {
 		pf->at[step] = first;
 		for (i = 0; i < (PREFETCH_STEPS - step) * PREFETCH_AHEAD; i++)
@@ -1388,7 +1390,7 @@ cmd_journaled(void *arg, struct wgroup *g)
 	struct wreq    *w;
 
 	ctx->send_now = g->n <= CMD_SEND_NOW_MAX;
-	prefetch_start(ctx, &pf, TAILQ_FIRST(&g->reqs));
+	prefetch_start(ctx, &pf, TAILQ_FIRST(&g->reqs), 0);
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
 		prefetch_next(ctx, &pf);
@@ -1406,7 +1408,11 @@ cmd_journaled(void *arg, struct wgroup *g)
 		ctx->flush(ctx->flush_arg);
 }
 
-/* The group is applied: answer commit writes, unpin, free. */
+/*
+ * The group is applied: answer commit writes, unpin, free. The pins of the
+ * writes acknowledged before (in the cache since) go all at once, by seq:
+ * writes are applied in seq order.
+ */
 void
 cmd_applied(void *arg, struct wgroup *g)
 {
@@ -1418,15 +1424,12 @@ cmd_applied(void *arg, struct wgroup *g)
 
 	if (g->last_seq > ctx->applied_seq)
 		ctx->applied_seq = g->last_seq;
-	prefetch_start(ctx, &pf, TAILQ_FIRST(&g->reqs));
+	prefetch_start(ctx, &pf, TAILQ_FIRST(&g->reqs), 1);
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
 		prefetch_next(ctx, &pf);
 		if (!w->acked)
 			ack_write(ctx, w, 1, NULL);
-		else if (w->pinned)
-			cache_unpin_h(ctx->cache, w->key, w->klen,
-			    write_hash(ctx, w), w->seq);
 		if (w->reserved > 0) {
 			cache_unreserve(ctx->cache, w->reserved);
 			w->reserved = 0;
@@ -1442,6 +1445,7 @@ cmd_applied(void *arg, struct wgroup *g)
 		ctx->unapplied_bytes -= write_mem(w);
 	}
 	writer_group_free(g);
+	cache_unpin_upto(ctx->cache, ctx->applied_seq);
 
 	while ((sw = ctx->syncs) != NULL && sw->target <= ctx->applied_seq) {
 		ctx->syncs = sw->next;

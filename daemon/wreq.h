@@ -64,8 +64,7 @@ struct wreq {
 	uint64_t       khash;	 /* cache_key_hash() of key, or 0 */
 	uint32_t       ttl;	 /* seconds, for the cache */
 	int	       acked;
-	int	       pinned; /* in the cache, pinned */
-	char	      *id;     /* the request's id, JSON */
+	char	      *id; /* the request's id, JSON */
 	size_t	       id_len;
 	int	       deleted; /* KV_DEL: the key existed */
 	int	       resp;	/* answered in RESP: id holds the answer */

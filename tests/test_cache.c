@@ -952,6 +952,76 @@ test_pinning(void **state)
 }
 
 /*
+ * cache_unpin_upto clears pins oldest first, by version, up to the first
+ * newer one; a lookup does not reorder pins; unpinned entries join the LRU
+ * head in the order they were unpinned, tombstones go, and the limit is
+ * enforced again.
+ */
+static void
+test_unpin_upto(void **state)
+{
+	struct cache *c;
+	size_t	      sz = cache_entry_size(1, 10);
+
+	(void)state;
+	assert_non_null(c = new_cache(room_for(6, sz), 8, NULL, NULL));
+	assert_int_equal(put(c, "a", 10, 1, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_int_equal(put(c, "b", 10, 2, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_int_equal(
+	    put(c, "t", 0, 3, 0, CACHE_F_PINNED | CACHE_F_TOMBSTONE), CACHE_OK);
+	assert_int_equal(put(c, "c", 10, 5, 0, CACHE_F_PINNED), CACHE_OK);
+	/* A newer pin of a: its place is now the newest. */
+	assert_int_equal(put(c, "a", 10, 6, 0, CACHE_F_PINNED), CACHE_OK);
+	/* Lookups leave the order of the pins alone. */
+	assert_non_null(cache_get(c, "b", 1));
+	assert_non_null(cache_get(c, "t", 1));
+	/* A pin out of version order, after newer ones. */
+	assert_int_equal(put(c, "d", 10, 4, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_int_equal(stats(c).pinned, 5);
+
+	assert_int_equal(cache_unpin_upto(c, 1), 0);
+	assert_int_equal(stats(c).pinned, 5);
+	assert_int_equal(cache_unpin_upto(c, 2), 1);
+	assert_int_equal(cache_entry_flags(cache_peek(c, "b", 1)), 0);
+	/* The tombstone goes; the walk stops at c (5): d (4) waits. */
+	assert_int_equal(cache_unpin_upto(c, 4), 1);
+	assert_false(has(c, "t"));
+	assert_int_equal(stats(c).entries, 4);
+	assert_int_equal(stats(c).pinned, 3);
+	assert_int_equal(
+	    cache_entry_flags(cache_peek(c, "d", 1)), CACHE_F_PINNED);
+	assert_int_equal(cache_unpin_upto(c, 5), 1);
+	assert_int_equal(
+	    cache_entry_flags(cache_peek(c, "a", 1)), CACHE_F_PINNED);
+	assert_int_equal(cache_unpin_upto(c, 100), 2);
+	assert_int_equal(stats(c).pinned, 0);
+	assert_int_equal(cache_unpin_upto(c, 100), 0);
+
+	/* Eviction takes them in the order they were unpinned: b c a d. */
+	assert_int_equal(put(c, "e", 10, 7, 0, 0), CACHE_OK);
+	assert_int_equal(put(c, "f", 10, 8, 0, 0), CACHE_OK);
+	assert_true(has(c, "b"));
+	assert_int_equal(put(c, "g", 10, 9, 0, 0), CACHE_OK);
+	assert_false(has(c, "b"));
+	assert_true(has(c, "c"));
+	assert_int_equal(put(c, "h", 10, 10, 0, 0), CACHE_OK);
+	assert_false(has(c, "c"));
+	assert_true(has(c, "a") && has(c, "d"));
+	assert_int_equal(stats(c).evictions, 2);
+
+	/* Shrunk below its pins, the cache evicts down once they go. */
+	assert_int_equal(put(c, "p", 10, 11, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_int_equal(put(c, "q", 10, 12, 0, CACHE_F_PINNED), CACHE_OK);
+	cache_set_max_memory(c, room_for(1, sz));
+	assert_int_equal(stats(c).entries, 2);
+	assert_int_equal(cache_unpin_upto(c, 11), 1);
+	assert_int_equal(stats(c).entries, 1);
+	assert_true(has(c, "q"));
+	assert_int_equal(stats(c).bytes, room_for(1, sz));
+	cache_destroy(c);
+}
+
+/*
  * Reservations: room held for entries to be pinned later counts as used,
  * evicts what it must, cannot be evicted, and turns into a pinned entry
  * that always fits.
@@ -1167,6 +1237,91 @@ test_overwrite(void **state)
 	assert_int_equal(put(c, "k9", 5 * sz, 1, 0, 0), CACHE_EINVAL);
 	assert_int_equal(stats(c).entries, 2);
 	cache_destroy(c);
+}
+
+/*
+ * A value replaced by one of its size is written in place: no allocation,
+ * the same bytes, and the entry goes where a new one would (the head of
+ * the LRU list, or the newest pin).
+ */
+static void
+test_replace_in_place(void **state)
+{
+	struct talloc	    ta;
+	struct cache	   *c;
+	struct cache_entry *e;
+	struct cache_stats  before, after;
+	const void	   *v;
+	size_t		    vlen, sz = cache_entry_size(1, 10);
+	unsigned long	    calls;
+
+	(void)state;
+	memset(&ta, 0, sizeof(ta));
+	/* Room for three values and a tombstone. */
+	assert_non_null(c = new_cache(room_for(3, sz) + cache_entry_size(1, 0),
+			    4, &ta, NULL));
+	assert_int_equal(put(c, "a", 10, 1, 0, 0), CACHE_OK);
+	assert_int_equal(put(c, "b", 10, 2, 0, 0), CACHE_OK);
+	assert_int_equal(put(c, "c", 10, 3, 0, 0), CACHE_OK);
+	cache_get_stats(c, &before);
+	calls = ta.calls;
+	assert_int_equal(
+	    cache_set(c, "a", 1, "0123456789", 10, 4, 60, CACHE_F_PINNED),
+	    CACHE_OK);
+	assert_int_equal(ta.calls, calls);
+	cache_get_stats(c, &after);
+	assert_int_equal(after.bytes, before.bytes);
+	assert_int_equal(after.entries, 3);
+	assert_int_equal(after.pinned, 1);
+	assert_non_null(e = cache_peek(c, "a", 1));
+	v = cache_entry_value(e, &vlen);
+	assert_int_equal(vlen, 10);
+	assert_memory_equal(v, "0123456789", 10);
+	assert_int_equal(cache_entry_version(e), 4);
+	assert_int_equal(cache_entry_flags(e), CACHE_F_PINNED);
+	assert_int_equal(cache_entry_ttl(c, e), 60);
+
+	/* Pinned to unpinned, no TTL: the most recently used now. */
+	assert_int_equal(
+	    cache_set(c, "a", 1, "abcdefghij", 10, 5, 0, 0), CACHE_OK);
+	assert_int_equal(ta.calls, calls);
+	assert_int_equal(stats(c).pinned, 0);
+	assert_int_equal(cache_entry_ttl(c, cache_peek(c, "a", 1)), 0);
+	assert_int_equal(put(c, "d", 10, 6, 0, 0), CACHE_OK);
+	assert_false(has(c, "b"));
+	assert_true(has(c, "a") && has(c, "c") && has(c, "d"));
+
+	/* A tombstone replaced by a tombstone. */
+	assert_int_equal(
+	    put(c, "t", 0, 7, 0, CACHE_F_PINNED | CACHE_F_TOMBSTONE), CACHE_OK);
+	calls = ta.calls;
+	assert_int_equal(
+	    put(c, "t", 0, 8, 0, CACHE_F_PINNED | CACHE_F_TOMBSTONE), CACHE_OK);
+	assert_int_equal(ta.calls, calls);
+	assert_int_equal(cache_entry_version(cache_peek(c, "t", 1)), 8);
+
+	/* A pin renewed in place is the newest pin. */
+	assert_int_equal(put(c, "c", 10, 9, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_int_equal(
+	    put(c, "t", 0, 10, 0, CACHE_F_PINNED | CACHE_F_TOMBSTONE),
+	    CACHE_OK);
+	assert_int_equal(cache_unpin_upto(c, 9), 1);
+	assert_int_equal(cache_entry_flags(cache_peek(c, "c", 1)), 0);
+	assert_true(has(c, "t"));
+
+	/* Pins hold the cache above its limit: no room, nothing changes. */
+	assert_int_equal(put(c, "a", 10, 11, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_int_equal(put(c, "c", 10, 12, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_int_equal(put(c, "d", 10, 13, 0, CACHE_F_PINNED), CACHE_OK);
+	cache_set_max_memory(c, room_for(2, sz));
+	cache_get_stats(c, &before);
+	assert_true(before.bytes > before.max_memory);
+	assert_int_equal(put(c, "a", 10, 14, 0, 0), CACHE_EFULL);
+	cache_get_stats(c, &after);
+	assert_memory_equal(&before, &after, sizeof(before));
+	assert_int_equal(cache_entry_version(cache_peek(c, "a", 1)), 11);
+	cache_destroy(c);
+	assert_int_equal(ta.live, 0);
 }
 
 /* The version of the key "s", which must be there (and not expired). */
@@ -1636,11 +1791,13 @@ main(void)
 	    cmocka_unit_test(test_prefetch),
 	    cmocka_unit_test(test_hash_given),
 	    cmocka_unit_test(test_pinning),
+	    cmocka_unit_test(test_unpin_upto),
 	    cmocka_unit_test(test_reserve),
 	    cmocka_unit_test(test_reserve_empty),
 	    cmocka_unit_test(test_tombstones),
 	    cmocka_unit_test(test_delete),
 	    cmocka_unit_test(test_overwrite),
+	    cmocka_unit_test(test_replace_in_place),
 	    cmocka_unit_test(test_set_newer),
 	    cmocka_unit_test(test_no_growth),
 	    cmocka_unit_test(test_million),

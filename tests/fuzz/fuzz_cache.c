@@ -45,6 +45,7 @@ enum op {
 	OP_MAXMEM,
 	OP_FAILALLOC,
 	OP_RESERVE_SET,
+	OP_UNPIN_UPTO,
 	OP__COUNT
 };
 
@@ -279,6 +280,29 @@ op_unpin(struct run *r, struct cache *c, int k, int right)
 	m->st = m->flags & CACHE_F_TOMBSTONE ? ABSENT : MAYBE;
 }
 
+/*
+ * Clear the pins up to version v. The versions of this program only grow,
+ * so the order of the pins is theirs and no older pin waits behind a
+ * newer one: every pin of v or below goes.
+ */
+static void
+op_unpin_upto(struct run *r, struct cache *c, uint64_t v)
+{
+	size_t n = cache_unpin_upto(c, v), want = 0;
+	int    k;
+
+	for (k = 0; k < NKEYS; k++) {
+		struct model *m = &r->m[k];
+
+		if (m->st != PINNED || m->version > v)
+			continue;
+		want++;
+		m->flags &= ~CACHE_F_PINNED;
+		m->st = m->flags & CACHE_F_TOMBSTONE ? ABSENT : MAYBE;
+	}
+	FUZZ_CHECK(n == want);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -348,6 +372,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case OP_MAXMEM: cache_set_max_memory(c, limits[a % 4]); break;
 		case OP_FAILALLOC: r.fail_in = 1 + a % 4; break;
+		case OP_UNPIN_UPTO:
+			op_unpin_upto(&r, c, r.version > a ? r.version - a : 0);
+			break;
 		}
 		check_all(&r, c, base);
 	}
