@@ -1106,7 +1106,8 @@ writer_start(const struct writer_options *opts, struct journal *j,
 /*
  * Hand the staged writes to the journal thread, with one lock and one
  * wakeup for all of them; none when they are all async and the thread
- * lets async writes gather already (gather_async).
+ * lets async writes gather already (gather_async), unless they fill a
+ * group.
  */
 static void
 writer_unstage(struct writer *wr)
@@ -1119,7 +1120,10 @@ writer_unstage(struct writer *wr)
 	wr->stats.queue_bytes += wr->staged_bytes;
 	if (wr->staged_sync)
 		wr->incoming_sync = 1;
-	if (wr->journal_idle && (wr->staged_sync || !wr->gathering))
+	if (wr->journal_idle &&
+	    (wr->staged_sync || !wr->gathering ||
+		wr->stats.queue_ops >= wr->opts.group_max_ops ||
+		wr->stats.queue_bytes >= wr->opts.group_max_bytes))
 		pthread_cond_signal(&wr->jcond);
 	pthread_mutex_unlock(&wr->lock);
 	wr->staged_n = wr->staged_bytes = 0;
