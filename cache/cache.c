@@ -971,6 +971,26 @@ cache_del(struct cache *c, const void *key, size_t klen)
 }
 
 /*
+ * Clear e's pin: it joins the LRU list at its head. A tombstone has done
+ * its work and goes (lp: the link to it in its chain, NULL to look it up).
+ */
+static void
+cache_unpin_entry(
+    struct cache *c, struct cache_entry *e, struct cache_entry **lp)
+{
+	if (e->flags & CACHE_F_TOMBSTONE)
+		cache_remove(c, e, lp != NULL ? lp : cache_link(c, e));
+	else if (e->flags & CACHE_F_PINNED) {
+		cache_list_remove(&c->pinned, e);
+		e->flags &= ~CACHE_F_PINNED;
+		cache_list_insert(&c->lru, e);
+		assert(c->npinned > 0);
+		c->npinned--;
+		c->pinned_bytes -= cache_charge(e);
+	}
+}
+
+/*
  * Clear the pin of key if it still has version; an unpinned tombstone has
  * served its purpose and goes. The entry joins the LRU list at its head.
  */
@@ -1002,17 +1022,7 @@ cache_unpin_h(
 	}
 	if (e->version != version)
 		return CACHE_ENOENT;
-
-	if (e->flags & CACHE_F_TOMBSTONE)
-		cache_remove(c, e, lp);
-	else if (e->flags & CACHE_F_PINNED) {
-		cache_list_remove(&c->pinned, e);
-		e->flags &= ~CACHE_F_PINNED;
-		cache_list_insert(&c->lru, e);
-		assert(c->npinned > 0);
-		c->npinned--;
-		c->pinned_bytes -= cache_charge(e);
-	}
+	cache_unpin_entry(c, e, lp);
 	cache_enforce(c);
 	CACHE_VERIFY(c);
 	return CACHE_OK;
@@ -1032,16 +1042,7 @@ cache_unpin_upto(struct cache *c, uint64_t version)
 	while ((e = c->pinned.tail) != NULL && e->version <= version) {
 		if (e->prev != NULL)
 			__builtin_prefetch(e->prev);
-		if (e->flags & CACHE_F_TOMBSTONE)
-			cache_remove(c, e, cache_link(c, e));
-		else {
-			cache_list_remove(&c->pinned, e);
-			e->flags &= ~CACHE_F_PINNED;
-			cache_list_insert(&c->lru, e);
-			assert(c->npinned > 0);
-			c->npinned--;
-			c->pinned_bytes -= cache_charge(e);
-		}
+		cache_unpin_entry(c, e, NULL);
 		n++;
 	}
 	if (n > 0) {
