@@ -1446,6 +1446,56 @@ test_async_alone_journaled(void **state)
 	daemon_cleanup(&d1);
 }
 
+/*
+ * Writes acknowledged before they are applied stay pinned in the cache
+ * until SQLite has them, and then no longer. Async and journal writes
+ * alternate, so that the async ones (pinned at once) are pinned ahead of
+ * older journal ones (pinned once journaled), and deletes leave pinned
+ * tombstones: once every write is applied, not one pin is left.
+ */
+static void
+test_pins_released_when_applied(void **state)
+{
+	static const char *const args[] = {"--apply-delay", "10s", NULL};
+	struct daemon_proc	 d;
+	struct sbuf		 b = {NULL, 0, 0};
+	json_t		       **ans, *j;
+	int			 fd, i;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, args), 0);
+	fd = connect_to(&d);
+	for (i = 0; i < 300; i++) {
+		if (i % 3 == 2)
+			sb_printf(&b,
+			    "{\"op\":\"del\",\"key\":\"pr:%d\",\"id\":%d}\n",
+			    i - 1, i);
+		else
+			sb_printf(&b,
+			    "{\"op\":\"set\",\"key\":\"pr:%d\",\"value\":%d,"
+			    "\"durability\":\"%s\",\"id\":%d}\n",
+			    i, i, i % 3 == 0 ? "async" : "journal", i);
+	}
+	ans = pipeline(fd, b.p, b.len, 300, NULL, NULL);
+	for (i = 0; i < 300; i++)
+		assert_ok(ans[i]);
+	answers_free(ans, 300);
+	sb_free(&b);
+	/* Not applied yet (apply-delay): 200 keys, every one pinned. */
+	j = stats_of(d.sock);
+	assert_int_equal(stat_int(j, "cache", "pinned"), 200);
+	json_decref(j);
+	ask_ok(fd, "{\"op\":\"sync\"}");
+	j = stats_of(d.sock);
+	assert_int_equal(stat_int(j, "cache", "pinned"), 0);
+	/* The tombstones went with their pins; the values stay cached. */
+	assert_int_equal(stat_int(j, "cache", "entries"), 100);
+	json_decref(j);
+	close(fd);
+	assert_int_equal(daemon_stop(&d), 0);
+	daemon_cleanup(&d);
+}
+
 /* Acknowledged journal and commit writes survive SIGKILL. */
 static void
 test_persist_sigkill(void **state)
@@ -2864,6 +2914,7 @@ main(void)
 	    cmocka_unit_test(test_persist_sigterm),
 	    cmocka_unit_test(test_persist_sigkill),
 	    cmocka_unit_test(test_async_alone_journaled),
+	    cmocka_unit_test(test_pins_released_when_applied),
 	    cmocka_unit_test(test_cas_del_after_restart),
 	    cmocka_unit_test(test_group_commit),
 	    cmocka_unit_test(test_sqlite_busy),
