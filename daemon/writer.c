@@ -369,6 +369,14 @@ jplace_init(struct writer *wr, struct jplace *jp)
 	}
 }
 
+/* The writes waiting for the journal fill a group (the lock is held). */
+static int
+queue_full(const struct writer *wr)
+{
+	return wr->stats.queue_ops >= wr->opts.group_max_ops ||
+	       wr->stats.queue_bytes >= wr->opts.group_max_bytes;
+}
+
 /*
  * Only async writes are queued (the lock is held): let more join them for
  * up to WRITER_ASYNC_GATHER_US, unless a write that is waited for comes
@@ -391,9 +399,7 @@ gather_async(struct writer *wr)
 	journal_idle_set(wr, 1);
 	while (
 	    !wr->incoming_sync && !wr->stopping &&
-	    wr->kick_seq <= wr->stats.journaled_seq &&
-	    wr->stats.queue_ops < wr->opts.group_max_ops &&
-	    wr->stats.queue_bytes < wr->opts.group_max_bytes &&
+	    wr->kick_seq <= wr->stats.journaled_seq && !queue_full(wr) &&
 	    pthread_cond_timedwait(&wr->jcond, &wr->lock, &until) != ETIMEDOUT)
 		;
 	journal_idle_set(wr, 0);
@@ -1121,9 +1127,7 @@ writer_unstage(struct writer *wr)
 	if (wr->staged_sync)
 		wr->incoming_sync = 1;
 	if (wr->journal_idle &&
-	    (wr->staged_sync || !wr->gathering ||
-		wr->stats.queue_ops >= wr->opts.group_max_ops ||
-		wr->stats.queue_bytes >= wr->opts.group_max_bytes))
+	    (wr->staged_sync || !wr->gathering || queue_full(wr)))
 		pthread_cond_signal(&wr->jcond);
 	pthread_mutex_unlock(&wr->lock);
 	wr->staged_n = wr->staged_bytes = 0;
