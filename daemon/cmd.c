@@ -295,8 +295,8 @@ static void write_forget_key(struct cmd_ctx *, struct wreq *);
 /*
  * The cache's hash of a key-value write's key, worked out once: a write
  * goes through the cache four times (three prefetch steps and the change,
- * when acknowledged), a while apart, and its key is in a line of its own,
- * cold by then.
+ * in the pass that acknowledges it), a while apart, and its key is in a
+ * line of its own, cold by then.
  */
 static uint64_t
 write_hash(struct cmd_ctx *ctx, struct wreq *w)
@@ -1341,8 +1341,19 @@ cmd_line(struct cmd_ctx *ctx, struct cmd_session *ss, char *line, size_t len,
 
 struct prefetch {
 	struct wreq *at[PREFETCH_STEPS]; /* where each step is */
-	int	     unacked;		 /* only the writes not acked yet */
+	int	     applied;		 /* the pass of cmd_applied */
 };
+
+/*
+ * Whether a pass over a group acknowledges w (the cache work a prefetch
+ * is for): once journaled, every write not answered yet but commit ones;
+ * once applied, every write not answered yet.
+ */
+static int
+acks_in_pass(const struct wreq *w, int applied)
+{
+	return !w->acked && (applied || w->durability != PROTO_DUR_COMMIT);
+}
 
 static void
 prefetch_advance(struct cmd_ctx *ctx, struct prefetch *pf, int step)
@@ -1351,7 +1362,7 @@ prefetch_advance(struct cmd_ctx *ctx, struct prefetch *pf, int step)
 
 	if (w == NULL)
 		return;
-	if (WREQ_IS_KV(w->type) && !(pf->unacked && w->acked))
+	if (WREQ_IS_KV(w->type) && acks_in_pass(w, pf->applied))
 		cache_prefetch_h(
 		    ctx->cache, w->key, w->klen, write_hash(ctx, w), step);
 	pf->at[step] = TAILQ_NEXT(w, entry);
@@ -1359,11 +1370,11 @@ prefetch_advance(struct cmd_ctx *ctx, struct prefetch *pf, int step)
 
 static void
 prefetch_start(
-    struct cmd_ctx *ctx, struct prefetch *pf, struct wreq *first, int unacked)
+    struct cmd_ctx *ctx, struct prefetch *pf, struct wreq *first, int applied)
 {
 	int i, step;
 
-	pf->unacked = unacked;
+	pf->applied = applied;
 	for (step = 0; step < PREFETCH_STEPS; step++) {
 		pf->at[step] = first;
 		for (i = 0; i < (PREFETCH_STEPS - step) * PREFETCH_AHEAD; i++)
@@ -1394,7 +1405,7 @@ cmd_journaled(void *arg, struct wgroup *g)
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
 		prefetch_next(ctx, &pf);
-		if (!w->acked && w->durability != PROTO_DUR_COMMIT)
+		if (acks_in_pass(w, 0))
 			ack_write(ctx, w, 0, NULL);
 	}
 	ctx->send_now = 0;
@@ -1428,7 +1439,7 @@ cmd_applied(void *arg, struct wgroup *g)
 	TAILQ_FOREACH(w, &g->reqs, entry)
 	{
 		prefetch_next(ctx, &pf);
-		if (!w->acked)
+		if (acks_in_pass(w, 1))
 			ack_write(ctx, w, 1, NULL);
 		if (w->reserved > 0) {
 			cache_unreserve(ctx->cache, w->reserved);
