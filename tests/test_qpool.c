@@ -165,17 +165,27 @@ test_spares_follow_use(void **state)
 	assert_drained();
 }
 
+/* The pool's clock in the tests that set it (qpool_set_clock). */
+static uint64_t fake_now;
+
+static uint64_t
+fake_clock(void)
+{
+	return fake_now;
+}
+
 /*
- * n allocations of sz bytes into p, then the first nfree of them freed;
- * the chunks mapped before the frees.
+ * n allocations of sz bytes into p, then, age_ms later on the fake clock,
+ * the first nfree of them freed; the chunks mapped before the frees.
  */
 static size_t
-fill_then_free(void **p, size_t n, size_t nfree, size_t sz)
+fill_then_free(void **p, size_t n, size_t nfree, size_t sz, uint64_t age_ms)
 {
 	size_t i, before;
 
 	for (i = 0; i < n; i++)
 		p[i] = qpool_alloc(sz);
+	fake_now += age_ms;
 	before = stats().chunks;
 	assert_true(before >= n / (QPOOL_CHUNK / sz));
 	for (i = 0; i < nfree; i++)
@@ -197,7 +207,7 @@ test_spares_few_in_use(void **state)
 	(void)state;
 	if (!qpool_pooled())
 		skip();
-	before = fill_then_free(p, N, F, SZ);
+	before = fill_then_free(p, N, F, SZ, 0);
 	after = stats().chunks;
 	/* 8 or 9 chunks freed (a chunk holds PER - 1); 4 of them kept. */
 	assert_true(after <= before - 8 + 4);
@@ -208,17 +218,18 @@ test_spares_few_in_use(void **state)
 }
 
 /*
- * n allocations of 1 KiB, the first f freed: every chunk they held is
- * kept as a spare; then f allocated again, mapping at most fresh chunks.
+ * n allocations of 1 KiB, the first f freed age_ms later: every chunk they
+ * held is kept as a spare; then f allocated again, mapping at most fresh
+ * chunks.
  */
 static void
-drain_and_refill(size_t n, size_t f, size_t fresh)
+drain_and_refill(size_t n, size_t f, size_t fresh, uint64_t age_ms)
 {
 	static void *p[300 * (QPOOL_CHUNK / 1024)];
 	size_t	     i, before, mapped;
 
 	assert_true(n <= sizeof(p) / sizeof(p[0]));
-	before = fill_then_free(p, n, f, 1024);
+	before = fill_then_free(p, n, f, 1024, age_ms);
 	assert_int_equal(stats().chunks, before); /* none unmapped */
 	mapped = stats().mapped;
 	for (i = 0; i < f; i++)
@@ -230,8 +241,9 @@ drain_and_refill(size_t n, size_t f, size_t fresh)
 }
 
 /*
- * Twice the chunks in use are kept as spares: a batch freed at once
- * while as many chunks stay in use keeps all its chunks, and filling
+ * Twice the chunks in use are kept as spares, with no recent peak to
+ * follow (the frees come 20 s after the allocations): a batch freed at
+ * once while as many chunks stay in use keeps all its chunks, and filling
  * them again maps none (the write queue between two applies).
  */
 static void
@@ -242,15 +254,10 @@ test_spares_twice_use(void **state)
 	(void)state;
 	if (!qpool_pooled())
 		skip();
-	drain_and_refill(300 * PER, 150 * PER, 0);
-}
-
-static uint64_t fake_now;
-
-static uint64_t
-fake_clock(void)
-{
-	return fake_now;
+	fake_now = 1000000;
+	qpool_set_clock(fake_clock);
+	drain_and_refill(300 * PER, 150 * PER, 0, 20000);
+	qpool_set_clock(NULL);
 }
 
 /*
@@ -270,7 +277,7 @@ test_spares_follow_peak(void **state)
 		skip();
 	fake_now = 1000000;
 	qpool_set_clock(fake_clock);
-	drain_and_refill(300 * PER, 250 * PER, 1);
+	drain_and_refill(300 * PER, 250 * PER, 1, 0);
 	qpool_set_clock(NULL);
 }
 
@@ -295,7 +302,7 @@ test_peak_ages(void **state)
 		skip();
 	fake_now = 1000000;
 	qpool_set_clock(fake_clock);
-	before = fill_then_free(p, N, F, SZ);
+	before = fill_then_free(p, N, F, SZ, 0);
 	assert_int_equal(stats().chunks, before);
 	/* One span on: one more chunk's worth freed, every chunk kept. */
 	fake_now += 10000;
@@ -337,7 +344,7 @@ test_spares_capped(void **state)
 	(void)state;
 	if (!qpool_pooled())
 		skip();
-	before = fill_then_free(p, N, FREED * PER, SZ);
+	before = fill_then_free(p, N, FREED * PER, SZ, 0);
 	after = stats().chunks;
 	/*
 	 * Freed: FREED chunks' worth of allocations, a few chunks more (a
