@@ -218,9 +218,9 @@ test_spares_few_in_use(void **state)
 }
 
 /*
- * n allocations of 1 KiB, the first f freed age_ms later: every chunk they
- * held is kept as a spare; then f allocated again, mapping at most fresh
- * chunks.
+ * On the fake clock, n allocations of 1 KiB, the first f freed age_ms
+ * later: every chunk they held is kept as a spare; then f allocated again,
+ * mapping at most fresh chunks.
  */
 static void
 drain_and_refill(size_t n, size_t f, size_t fresh, uint64_t age_ms)
@@ -228,7 +228,11 @@ drain_and_refill(size_t n, size_t f, size_t fresh, uint64_t age_ms)
 	static void *p[300 * (QPOOL_CHUNK / 1024)];
 	size_t	     i, before, mapped;
 
+	if (!qpool_pooled())
+		skip();
 	assert_true(n <= sizeof(p) / sizeof(p[0]));
+	fake_now = 1000000;
+	qpool_set_clock(fake_clock);
 	before = fill_then_free(p, n, f, 1024, age_ms);
 	assert_int_equal(stats().chunks, before); /* none unmapped */
 	mapped = stats().mapped;
@@ -238,6 +242,7 @@ drain_and_refill(size_t n, size_t f, size_t fresh, uint64_t age_ms)
 	for (i = 0; i < n; i++)
 		qpool_free(p[i]);
 	assert_drained();
+	qpool_set_clock(NULL);
 }
 
 /*
@@ -252,12 +257,7 @@ test_spares_twice_use(void **state)
 	enum { PER = QPOOL_CHUNK / 1024 };
 
 	(void)state;
-	if (!qpool_pooled())
-		skip();
-	fake_now = 1000000;
-	qpool_set_clock(fake_clock);
 	drain_and_refill(300 * PER, 150 * PER, 0, 20000);
-	qpool_set_clock(NULL);
 }
 
 /*
@@ -273,12 +273,7 @@ test_spares_follow_peak(void **state)
 	enum { PER = QPOOL_CHUNK / 1024 };
 
 	(void)state;
-	if (!qpool_pooled())
-		skip();
-	fake_now = 1000000;
-	qpool_set_clock(fake_clock);
 	drain_and_refill(300 * PER, 250 * PER, 1, 0);
-	qpool_set_clock(NULL);
 }
 
 /*
