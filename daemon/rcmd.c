@@ -1030,9 +1030,14 @@ h_pttl(struct rx *x)
 
 /* Writes. */
 
-/* The longest expiry taken, some 34,800 years, in seconds and in ms. */
-#define EXPIRY_MAX_S  ((int64_t)1 << 40)
-#define EXPIRY_MAX_MS ((int64_t)1 << 50)
+/*
+ * The longest expiry taken: 3 * 2^30 seconds (102 years) ahead, a year
+ * 2100 of EXPIREAT included. The cache counts an entry's expiry on a
+ * 32-bit clock of seconds since it started, which holds that exactly for
+ * its first 34 years; a longer one would read back shorter than it was
+ * set.
+ */
+#define EXPIRY_AHEAD_MAX ((int64_t)3 << 30)
 
 /* Redis's words for an expiry out of range. */
 static void
@@ -1052,32 +1057,52 @@ rx_bad_expire(struct rx *x)
  * seconds: PX 1500 is EX 2, PXAT 1700000000001 is EXAT 1700000001. A
  * relative expiry counts from the current whole second, so EX n (and PX
  * of n * 1000 - 999 to n * 1000) leaves the key n - 1 to n seconds.
+ * -1 when that is further ahead than EXPIRY_AHEAD_MAX.
  */
 static int
-expiry_of(struct rx *x, size_t ai, int ms, int absolute, int64_t *at)
+expiry_second(int64_t n, int ms, int absolute, int64_t now, int64_t *at)
 {
-	int64_t n, now = (int64_t)time(NULL);
-
-	if (arg_i64(x, ai, &n) == -1)
-		return -1;
-	if (n <= 0 || n > (ms ? EXPIRY_MAX_MS : EXPIRY_MAX_S)) {
-		rx_bad_expire(x);
-		return -1;
-	}
 	if (ms)
-		n = (n + 999) / 1000;
+		n = n > 0 ? n / 1000 + (n % 1000 != 0) : n / 1000;
+	if (absolute ? n > now + EXPIRY_AHEAD_MAX : n > EXPIRY_AHEAD_MAX)
+		return -1;
 	*at = absolute ? n : now + n;
 	return 0;
 }
 
-/* SET's work once its options are read; GETSET is SET GET. */
+/* SET's and SETEX's expiry, from 1 on, of argument ai. */
+static int
+expiry_of(struct rx *x, size_t ai, int ms, int absolute, int64_t *at)
+{
+	int64_t n;
+
+	if (arg_i64(x, ai, &n) == -1)
+		return -1;
+	if (n <= 0 ||
+	    expiry_second(n, ms, absolute, (int64_t)time(NULL), at) == -1) {
+		rx_bad_expire(x);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * SET's work once its options are read; GETSET is SET GET. An EXAT or
+ * PXAT already past sets a key that is gone at once: it is deleted, as
+ * EXPIREAT does, and the answer is what SET answers.
+ */
 static void
 set_key(struct rx *x, int nx, int xx, int get, int keepttl, int64_t expires_at)
 {
 	struct rval rv;
+	int	    past = expires_at != 0 && expires_at <= (int64_t)time(NULL);
 
 	if (!nx && !xx && !get && !keepttl) {
-		rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
+		if (past)
+			rx_del(x, 1);
+		else
+			rx_set(
+			    x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
 		r_simple(x->out, "OK");
 		return;
 	}
@@ -1096,7 +1121,10 @@ set_key(struct rx *x, int nx, int xx, int get, int keepttl, int64_t expires_at)
 	}
 	if (keepttl)
 		expires_at = rv.expires_at;
-	rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
+	if (past)
+		rx_del(x, 1);
+	else
+		rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
 	if (!get)
 		r_simple(x->out, "OK");
 }
@@ -1315,7 +1343,7 @@ expire(struct rx *x, int ms, int absolute, int persist)
 	if (!persist) {
 		if (expire_flags(x, &flags) == -1 || arg_i64(x, 2, &n) == -1)
 			return;
-		if (n > (ms ? EXPIRY_MAX_MS : EXPIRY_MAX_S)) {
+		if (expiry_second(n, ms, absolute, now, &at) == -1) {
 			rx_bad_expire(x);
 			return;
 		}
@@ -1327,10 +1355,6 @@ expire(struct rx *x, int ms, int absolute, int persist)
 		return;
 	}
 	if (!persist) {
-		/* Rounded up, as expiry_of() does. */
-		if (ms)
-			n = n > 0 ? n / 1000 + (n % 1000 != 0) : n / 1000;
-		at = absolute ? n : now + n;
 		if (!expire_allowed(flags, rv.expires_at, at)) {
 			r_int(x->out, 0);
 			return;

@@ -97,6 +97,17 @@ is "EXPIREAT" "1" expireat k4 4000000000
 within "PTTL after EXPIREAT" 1 4000000000000 pttl k4
 is "PEXPIREAT past" "1" pexpireat k4 1000
 is "PEXPIREAT deleted" "0" exists k4
+# SET with EXAT or PXAT already past sets a key gone at once, as Redis
+# does; with NX, XX and GET as ever.
+is "SET EXAT past" "OK" set k4 v exat 1
+is "SET EXAT past: gone" "0" exists k4
+is "SET NX PXAT past" "OK" set k4 v nx pxat 1000
+is "SET NX PXAT past: gone" "" get k4
+is "SET again" "OK" set k4 old
+is "SET XX EXAT past GET" "old" set k4 new xx exat 1 get
+is "SET XX EXAT past GET: gone" "0" exists k4
+is "SET XX EXAT past, missing" "" set k4 v xx exat 1
+is "SET EXAT past, missing: none" "-2" ttl k4
 is "TTL missing" "-2" ttl nokey
 # EXPIRE's options, as Redis 7 has them (compared with Redis reply by
 # reply): NX without an expiry, XX with one, GT later (none is never
@@ -150,26 +161,43 @@ done
 is "SET EX 01" "ERR value is not an integer or out of range" \
     set n2 v ex 01
 # Expiries out of range, in Redis's words, the same for SET and EXPIRE:
-# up to 2^40 s (2^50 ms), a missing key included.
+# up to 3 * 2^30 s (102 years) ahead, a missing key included.
 is "SET EX 0" "ERR invalid expire time in 'set' command" set n2 v ex 0
 is "SETEX -1" "ERR invalid expire time in 'setex' command" setex n2 -1 v
-is "SET EX 2^40+1" "ERR invalid expire time in 'set' command" \
-    set n2 v ex 1099511627777
-is "SET PX 2^50+1" "ERR invalid expire time in 'set' command" \
-    set n2 v px 1125899906842625
-is "EXPIRE 2^40+1" "ERR invalid expire time in 'expire' command" \
-    expire n 1099511627777
-is "EXPIRE missing, 2^40+1" "ERR invalid expire time in 'expire' command" \
-    expire nokey 1099511627777
-is "PEXPIRE 2^50+1" "ERR invalid expire time in 'pexpire' command" \
-    pexpire n 1125899906842625
-is "EXPIREAT 2^40+1" "ERR invalid expire time in 'expireat' command" \
-    expireat n 1099511627777
-is "PEXPIREAT 2^50+1" "ERR invalid expire time in 'pexpireat' command" \
-    pexpireat n 1125899906842625
-is "SET EX 2^40" "OK" set n2 v ex 1099511627776
-is "EXPIRE 2^40" "1" expire n2 1099511627776
-is "PEXPIRE 2^50" "1" pexpire n2 1125899906842624
+is "SET EX 3*2^30+1" "ERR invalid expire time in 'set' command" \
+    set n2 v ex 3221225473
+is "SET PX 3*2^30 s+1 ms" "ERR invalid expire time in 'set' command" \
+    set n2 v px 3221225472001
+is "EXPIRE 3*2^30+1" "ERR invalid expire time in 'expire' command" \
+    expire n 3221225473
+is "EXPIRE missing, 3*2^30+1" "ERR invalid expire time in 'expire' command" \
+    expire nokey 3221225473
+is "PEXPIRE 3*2^30 s+1 ms" "ERR invalid expire time in 'pexpire' command" \
+    pexpire n 3221225472001
+is "EXPIRE 2^63-1" "ERR invalid expire time in 'expire' command" \
+    expire n 9223372036854775807
+# Absolute ones a few seconds past the longest, against a clock that may
+# turn a second between here and there.
+far=$(($(date +%s) + 3221225472 + 5))
+is "EXPIREAT past the longest" \
+    "ERR invalid expire time in 'expireat' command" expireat n "$far"
+is "PEXPIREAT past the longest" \
+    "ERR invalid expire time in 'pexpireat' command" pexpireat n "${far}000"
+is "SET EXAT past the longest" "ERR invalid expire time in 'set' command" \
+    set n2 v exat "$far"
+is "PEXPIREAT 2^63-1" "ERR invalid expire time in 'pexpireat' command" \
+    pexpireat n 9223372036854775807
+# The longest reads back as set: the cache does not cut it short.
+is "SET EX 3*2^30" "OK" set n2 v ex 3221225472
+within "TTL of SET EX 3*2^30" 3221225471 3221225472 ttl n2
+is "EXPIRE 3*2^30" "1" expire n2 3221225472
+within "TTL of EXPIRE 3*2^30" 3221225471 3221225472 ttl n2
+is "PEXPIRE 3*2^30 s" "1" pexpire n2 3221225472000
+is "EXPIREAT 2100-01-01" "1" expireat n2 4102444800
+left=$((4102444800 - $(date +%s)))
+within "TTL to 2100-01-01" $((left - 2)) "$left" ttl n2
+is "SET EXAT 2100-01-01" "OK" set n2 v exat 4102444800
+within "TTL of SET EXAT 2100-01-01" $((left - 2)) "$left" ttl n2
 is "DEL n2" "1" del n2
 is "APPEND" "5" append ap hello
 is "APPEND more" "6" append ap "!"

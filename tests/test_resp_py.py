@@ -194,6 +194,16 @@ def test_strings(r):
     eq(r.ttl("nokey"), -2, "TTL missing")
     expect_error(lambda: r.set("s6", "v", ex=0), "invalid expire",
                  "SET EX 0")
+    eq(r.set("s6", "v", exat=1), True, "SET EXAT past")
+    eq(r.exists("s6"), 0, "SET EXAT past: gone")
+    eq(r.set("s5", "w", pxat=1000, get=True), b"u", "SET PXAT past GET")
+    eq(r.exists("s5"), 0, "SET PXAT past GET: gone")
+    expect_error(lambda: r.set("s6", "v", ex=3 * 2**30 + 1),
+                 "invalid expire", "SET EX past the longest")
+    eq(r.expireat("s1", 4102444800), True, "EXPIREAT 2100-01-01")
+    check(r.ttl("s1") >= 4102444800 - int(time.time()) - 2,
+          "TTL to 2100-01-01 read back in full")
+    eq(r.persist("s1"), True, "PERSIST")
     expect_error(lambda: r.execute_command("SET", "s6", "v", "NX", "XX"),
                  "syntax", "SET NX XX")
     eq(r.mset({"m1": "1", "m2": "2", "m3": b"\x80"}), True, "MSET")
