@@ -33,7 +33,10 @@
  */
 #include "config.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <fnmatch.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1488,6 +1491,236 @@ h_append(struct rx *x)
 	rx_set(x, 1, b->buf, n, 1, rv.expires_at);
 }
 
+/*
+ * GETRANGE (and SUBSTR): the bytes from start to end, both included;
+ * negative ones count from the end; out of range, the empty string.
+ */
+static void
+h_getrange(struct rx *x)
+{
+	struct rval rv;
+	int64_t	    start, end, len;
+
+	if (arg_i64(x, 2, &start) == -1 || arg_i64(x, 3, &end) == -1 ||
+	    !rx_state(x, 1, 0, &rv))
+		return;
+	len = rv.exists ? (int64_t)rv.vlen : 0;
+	if (start < 0 && end < 0 && start > end) {
+		r_bulk(x->out, "", 0);
+		return;
+	}
+	if (start < 0)
+		start = len + start;
+	if (end < 0)
+		end = len + end;
+	if (start < 0)
+		start = 0;
+	if (end < 0)
+		end = 0;
+	if (end >= len)
+		end = len - 1;
+	if (len == 0 || start > end)
+		r_bulk(x->out, "", 0);
+	else
+		r_bulk(x->out, rv.v + start, (size_t)(end - start + 1));
+}
+
+/*
+ * SETRANGE overwrites from offset on, padding with zero bytes, and makes
+ * bytes, as APPEND does; the expiry stays. Nothing to write writes
+ * nothing.
+ */
+static void
+h_setrange(struct rx *x)
+{
+	struct rval  rv;
+	struct wbuf *b = &x->r->val;
+	int64_t	     off;
+	size_t	     vlen = x->argv[3].len, n;
+
+	if (arg_i64(x, 2, &off) == -1)
+		return;
+	if (off < 0) {
+		rx_error(x, ERR_BAD_REQUEST, "offset is out of range");
+		return;
+	}
+	if (!rx_state(x, 1, 1, &rv))
+		return;
+	if (vlen == 0) {
+		r_int(x->out, rv.exists ? (int64_t)rv.vlen : 0);
+		return;
+	}
+	if (vlen > x->ctx->value_max ||
+	    (uint64_t)off > x->ctx->value_max - vlen) {
+		rx_error(
+		    x, ERR_TOO_LARGE, "string exceeds maximum allowed size");
+		return;
+	}
+	n = (size_t)off + vlen;
+	if (rv.exists && rv.vlen > n)
+		n = rv.vlen;
+	wbuf_reset(b);
+	wbuf_reserve(b, n);
+	if (rv.exists)
+		wbuf_add(b, rv.v, rv.vlen);
+	if (b->len < (size_t)off) {
+		memset(b->buf + b->len, 0, (size_t)off - b->len);
+		b->len = (size_t)off;
+	}
+	memcpy(b->buf + off, x->argv[3].p, vlen);
+	if (b->len < (size_t)off + vlen)
+		b->len = (size_t)off + vlen;
+	r_int(x->out, (int64_t)n);
+	rx_set(x, 1, b->buf, n, 1, rv.expires_at);
+}
+
+/*
+ * GETEX [EX s | PX ms | EXAT t | PXAT t | PERSIST]: GET, and a new expiry
+ * (or none) for a key that exists; one now or past deletes it.
+ */
+static void
+h_getex(struct rx *x)
+{
+	struct rval rv;
+	int64_t	    at = 0;
+	int	    persist = 0;
+
+	if (x->argc == 4) {
+		const struct resp_arg *a = &x->argv[2];
+		int ms = arg_is(a, "PX") || arg_is(a, "PXAT");
+
+		if (!ms && !arg_is(a, "EX") && !arg_is(a, "EXAT")) {
+			rx_syntax(x);
+			return;
+		}
+		if (expiry_of(x, 3, ms, arg_is(a, "EXAT") || arg_is(a, "PXAT"),
+			&at) == -1)
+			return;
+	} else if (x->argc == 3) {
+		if (!arg_is(&x->argv[2], "PERSIST")) {
+			rx_syntax(x);
+			return;
+		}
+		persist = 1;
+	} else if (x->argc > 4) {
+		rx_syntax(x);
+		return;
+	}
+	if (!rx_state(x, 1, x->argc > 2, &rv))
+		return;
+	if (!rv.exists) {
+		r_nil(x);
+		return;
+	}
+	r_bulk(x->out, rv.v, rv.vlen);
+	if (at != 0 && at <= (int64_t)time(NULL))
+		rx_del(x, 1);
+	else if (at != 0 || (persist && rv.expires_at != 0))
+		rx_set(x, 1, rx_keep(x, rv.v, rv.vlen), rv.vlen, rv.raw, at);
+}
+
+/* MSETNX: MSET, only when none of the keys exists; 1 when it set them. */
+static void
+h_msetnx(struct rx *x)
+{
+	struct rval rv;
+	size_t	    i;
+	int	    any = 0;
+
+	if (x->argc % 2 == 0) {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "wrong number of arguments for 'msetnx' command");
+		return;
+	}
+	for (i = 1; i < x->argc; i += 2)
+		if (rx_state(x, i, 1, &rv) && rv.exists)
+			any = 1;
+	if (x->unknown)
+		return;
+	if (any) {
+		r_int(x->out, 0);
+		return;
+	}
+	for (i = 1; i < x->argc; i += 2)
+		rx_set(x, i, x->argv[i + 1].p, x->argv[i + 1].len, 1, 0);
+	r_int(x->out, 1);
+}
+
+/* The longest float text INCRBYFLOAT reads or writes, as Redis's. */
+#define FLOAT_TEXT_MAX (5 * 1024)
+
+/* A float as Redis reads one: all of it, no leading space, not NaN. */
+static int
+parse_float(const char *p, size_t n, long double *v)
+{
+	char  buf[FLOAT_TEXT_MAX];
+	char *end;
+
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	if (isspace((unsigned char)buf[0]))
+		return -1;
+	errno = 0;
+	*v = strtold(buf, &end);
+	if (end != buf + n || isnan(*v) ||
+	    (errno == ERANGE && (*v == HUGE_VALL || *v == -HUGE_VALL ||
+				    fpclassify(*v) == FP_ZERO)))
+		return -1;
+	return 0;
+}
+
+/*
+ * INCRBYFLOAT, in long double, written as Redis writes it: 17 decimals,
+ * trailing zeros cut. The value keeps its kind and its expiry, as INCR's.
+ */
+static void
+h_incrbyfloat(struct rx *x)
+{
+	struct rval rv;
+	long double v = 0, by;
+	char	    num[FLOAT_TEXT_MAX + 32];
+	int	    n;
+
+	if (parse_float(x->argv[2].p, x->argv[2].len, &by) == -1) {
+		rx_error(x, ERR_BAD_REQUEST, "value is not a valid float");
+		return;
+	}
+	if (!rx_state(x, 1, 1, &rv))
+		return;
+	if (rv.exists && parse_float(rv.v, rv.vlen, &v) == -1) {
+		rx_error(x, ERR_BAD_REQUEST, "value is not a valid float");
+		return;
+	}
+	v += by;
+	if (isnan(v) || isinf(v)) {
+		rx_error(x, ERR_BAD_REQUEST,
+		    "increment would produce NaN or Infinity");
+		return;
+	}
+	n = snprintf(num, sizeof(num), "%.17Lf", v);
+	if (n < 0 || (size_t)n >= sizeof(num) ||
+	    (size_t)n > x->ctx->value_max) {
+		rx_error(
+		    x, ERR_TOO_LARGE, "string exceeds maximum allowed size");
+		return;
+	}
+	if (memchr(num, '.', (size_t)n) != NULL) {
+		while (num[n - 1] == '0')
+			n--;
+		if (num[n - 1] == '.')
+			n--;
+	}
+	if (n == 2 && num[0] == '-' && num[1] == '0') {
+		num[0] = '0';
+		n = 1;
+	}
+	r_bulk(x->out, num, (size_t)n);
+	rx_set(x, 1, rx_keep(x, num, (size_t)n), (size_t)n,
+	    rv.exists ? rv.raw : 1, rv.expires_at);
+}
+
 /* DBSIZE and INFO need the number of keys: rx_counted() gets it. */
 static void
 h_counted(struct rx *x)
@@ -1630,13 +1863,17 @@ static const struct rdef rdefs[] = {
     {"expireat", -3, RC_WRITE, 1, 1, 1, h_expireat, "write"},
     {"get", 2, RC_READ, 1, 1, 1, h_get, "readonly"},
     {"getdel", 2, RC_WRITE, 1, 1, 1, h_getdel, "write"},
+    {"getex", -2, RC_WRITE, 1, 1, 1, h_getex, "write"},
+    {"getrange", 4, RC_READ, 1, 1, 1, h_getrange, "readonly"},
     {"getset", 3, RC_WRITE, 1, 1, 1, h_getset, "write"},
     {"hello", -1, 0, 0, 0, 0, h_hello, "fast"},
     {"incr", 2, RC_WRITE, 1, 1, 1, h_incr, "write"},
     {"incrby", 3, RC_WRITE, 1, 1, 1, h_incrby, "write"},
+    {"incrbyfloat", 3, RC_WRITE, 1, 1, 1, h_incrbyfloat, "write"},
     {"info", -1, RC_COUNT, 0, 0, 0, h_counted, "loading"},
     {"mget", -2, RC_READ, 1, -1, 1, h_mget, "readonly"},
     {"mset", -3, RC_WRITE, 1, -1, 2, h_mset, "write"},
+    {"msetnx", -3, RC_WRITE, 1, -1, 2, h_msetnx, "write"},
     {"persist", 2, RC_WRITE, 1, 1, 1, h_persist, "write"},
     {"pexpire", -3, RC_WRITE, 1, 1, 1, h_pexpire, "write"},
     {"pexpireat", -3, RC_WRITE, 1, 1, 1, h_pexpireat, "write"},
@@ -1648,8 +1885,10 @@ static const struct rdef rdefs[] = {
     {"set", -3, RC_WRITE, 1, 1, 1, h_set, "write"},
     {"setex", 4, RC_WRITE, 1, 1, 1, h_setex, "write"},
     {"setnx", 3, RC_WRITE, 1, 1, 1, h_setnx, "write"},
+    {"setrange", 4, RC_WRITE, 1, 1, 1, h_setrange, "write"},
     {"stash", -2, 0, 0, 0, 0, h_stash, "fast"},
     {"strlen", 2, RC_READ, 1, 1, 1, h_strlen, "readonly"},
+    {"substr", 4, RC_READ, 1, 1, 1, h_getrange, "readonly"},
     {"touch", -2, RC_READ, 1, -1, 1, h_exists, "readonly"},
     {"ttl", 2, RC_READ, 1, 1, 1, h_ttl, "readonly"},
     {"type", 2, RC_READ, 1, 1, 1, h_type, "readonly"},

@@ -204,6 +204,79 @@ is "APPEND more" "6" append ap "!"
 is "STRLEN" "6" strlen ap
 is "GETDEL" "hello!" getdel ap
 is "GETDEL gone" "" getdel ap
+# GETRANGE and SUBSTR: Redis's index rules, as Redis answers them.
+is "SET for GETRANGE" "OK" set gr "Hello World"
+is "GETRANGE" "Hello" getrange gr 0 4
+is "GETRANGE negative" "World" getrange gr -5 -1
+is "GETRANGE past the end" "Hello World" getrange gr 0 100
+is "GETRANGE start after end" "" getrange gr 5 3
+is "GETRANGE both negative, reversed" "" getrange gr -1 -5
+is "GETRANGE before the start" "Hel" getrange gr -100 2
+is "GETRANGE after the end" "" getrange gr 11 20
+is "GETRANGE missing" "" getrange nokey 0 10
+is "GETRANGE not a number" "ERR value is not an integer or out of range" \
+    getrange gr a 1
+is "SUBSTR" "ell" substr gr 1 3
+# SETRANGE pads with zero bytes, keeps the expiry, makes bytes.
+is "SETRANGE new" "8" setrange sr 5 abc
+is "SETRANGE zero-padded" "8" strlen sr
+is "SETRANGE over" "8" setrange sr 0 XY
+is "SETRANGE grows" "12" setrange sr 8 tail
+is "SETRANGE bytes" '"XY\x00\x00\x00abctail"' --no-raw get sr
+is "SETRANGE nothing" "12" setrange sr 2 ""
+is "SETRANGE nothing, missing" "0" setrange nokey 3 ""
+is "SETRANGE nothing made" "0" exists nokey
+is "SETRANGE negative" "ERR offset is out of range" setrange sr -1 x
+is "SET for SETRANGE's expiry" "OK" set sr v ex 100
+is "SETRANGE with expiry" "2" setrange sr 1 w
+within "SETRANGE kept the TTL" 99 100 ttl sr
+# The longest value a command builds is the longest line (--max-line,
+# 1 MB here): SETRANGE and APPEND past it change nothing.
+is "SETRANGE to the longest" "1048576" setrange big 1048575 x
+is "SETRANGE past the longest" "ERR string exceeds maximum allowed size" \
+    setrange big 1048576 x
+is "APPEND past the longest" "ERR string exceeds maximum allowed size" \
+    append big x
+is "the longest unchanged" "1048576" strlen big
+is "DEL the longest" "1" del big
+# GETEX: GET, then a new expiry, none (PERSIST), or gone if past.
+is "GETEX" "vw" getex sr
+is "GETEX PERSIST" "vw" getex sr persist
+is "TTL after GETEX PERSIST" "-1" ttl sr
+is "GETEX EX" "vw" getex sr ex 50
+within "TTL after GETEX EX" 49 50 ttl sr
+is "GETEX PX" "vw" getex sr px 20000
+within "TTL after GETEX PX" 19 20 ttl sr
+is "GETEX EX 0" "ERR invalid expire time in 'getex' command" getex sr ex 0
+is "GETEX FOO" "ERR syntax error" getex sr foo
+is "GETEX EX PERSIST" "ERR syntax error" getex sr ex 10 persist
+is "GETEX missing" "" getex nokey ex 10
+is "GETEX EXAT past" "vw" getex sr exat 1
+is "GETEX EXAT past: gone" "0" exists sr
+# MSETNX sets all of its keys or none.
+is "MSETNX" "1" msetnx mn1 a mn2 b
+is "MSETNX, one exists" "0" msetnx mn2 c mn3 d
+is "MSETNX set nothing" "b" mget mn2 mn3
+is "MSETNX odd" "ERR wrong number of arguments for 'msetnx' command" \
+    msetnx mn4 a mn5
+# INCRBYFLOAT in long double, written as Redis writes it (17 decimals,
+# trailing zeros cut), 5005.6 with the error of long double included.
+is "SET for INCRBYFLOAT" "OK" set fl 10.50
+is "INCRBYFLOAT" "10.6" incrbyfloat fl 0.1
+is "INCRBYFLOAT negative" "5.6" incrbyfloat fl -5
+is "INCRBYFLOAT exponent" "5005.60000000000000009" incrbyfloat fl 5.0e3
+is "INCRBYFLOAT to a whole number" "0" incrbyfloat fl -5005.6
+is "INCRBYFLOAT missing" "3" incrbyfloat nofl 3
+is "INCRBYFLOAT big" "1000000000000000000000" incrbyfloat nofl 1e21
+is "INCRBYFLOAT not a float" "ERR value is not a valid float" \
+    incrbyfloat fl abc
+is "INCRBYFLOAT leading space" "ERR value is not a valid float" \
+    incrbyfloat fl " 1"
+is "INCRBYFLOAT nan" "ERR value is not a valid float" incrbyfloat fl nan
+is "INCRBYFLOAT inf" "ERR increment would produce NaN or Infinity" \
+    incrbyfloat fl inf
+is "INCRBYFLOAT on text" "ERR value is not a valid float" incrbyfloat gr 1
+is "DEL the string commands' keys" "5" del gr mn1 mn2 fl nofl
 is "SELECT 0" "OK" select 0
 is "SELECT 1" "ERR DB index is out of range (stashd has one database, 0)" \
     select 1
