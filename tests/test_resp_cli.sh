@@ -260,12 +260,26 @@ is "MSETNX set nothing" "b" mget mn2 mn3
 is "MSETNX odd" "ERR wrong number of arguments for 'msetnx' command" \
     msetnx mn4 a mn5
 # INCRBYFLOAT in long double, written as Redis writes it (17 decimals,
-# trailing zeros cut), 5005.6 with the error of long double included.
+# trailing zeros cut). Sums exact in binary read the same at any
+# precision; valgrind computes long double in double precision, so the
+# sums that show long double's own rounding, and infinity, are checked
+# only outside it.
 is "SET for INCRBYFLOAT" "OK" set fl 10.50
-is "INCRBYFLOAT" "10.6" incrbyfloat fl 0.1
-is "INCRBYFLOAT negative" "5.6" incrbyfloat fl -5
-is "INCRBYFLOAT exponent" "5005.60000000000000009" incrbyfloat fl 5.0e3
-is "INCRBYFLOAT to a whole number" "0" incrbyfloat fl -5005.6
+is "INCRBYFLOAT" "10.75" incrbyfloat fl 0.25
+is "INCRBYFLOAT negative" "5.75" incrbyfloat fl -5
+is "INCRBYFLOAT exponent" "5005.75" incrbyfloat fl 5.0e3
+is "INCRBYFLOAT to a whole number" "0" incrbyfloat fl -5005.75
+case ${STASHD_WRAPPER:-} in
+*valgrind*) ;;
+*)
+	# 10.6, then 5005.6 with the error of long double, as in Redis.
+	is "INCRBYFLOAT, inexact" "10.6" incrbyfloat fl 10.6
+	is "INCRBYFLOAT, long double's error" "5005.60000000000000009" \
+	    incrbyfloat fl 4995
+	is "INCRBYFLOAT inf" "ERR increment would produce NaN or Infinity" \
+	    incrbyfloat fl inf
+	;;
+esac
 is "INCRBYFLOAT missing" "3" incrbyfloat nofl 3
 is "INCRBYFLOAT big" "1000000000000000000000" incrbyfloat nofl 1e21
 is "INCRBYFLOAT not a float" "ERR value is not a valid float" \
@@ -273,8 +287,6 @@ is "INCRBYFLOAT not a float" "ERR value is not a valid float" \
 is "INCRBYFLOAT leading space" "ERR value is not a valid float" \
     incrbyfloat fl " 1"
 is "INCRBYFLOAT nan" "ERR value is not a valid float" incrbyfloat fl nan
-is "INCRBYFLOAT inf" "ERR increment would produce NaN or Infinity" \
-    incrbyfloat fl inf
 is "INCRBYFLOAT on text" "ERR value is not a valid float" incrbyfloat gr 1
 is "DEL the string commands' keys" "5" del gr mn1 mn2 fl nofl
 is "SELECT 0" "OK" select 0
