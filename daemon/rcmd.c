@@ -1762,8 +1762,15 @@ info_wants(struct rx *x, const char *sec)
 	return 0;
 }
 
+/* What INFO's keyspace line counts: keys, those with an expiry, and theirs. */
+struct rkeyspace {
+	uint64_t keys;
+	uint64_t expires;
+	uint64_t avg_ttl_ms;
+};
+
 static void
-rx_info(struct rx *x, uint64_t keys)
+rx_info(struct rx *x, const struct rkeyspace *ks)
 {
 	struct stats	  *st = x->ctx->stats;
 	struct cache_stats cs;
@@ -1834,10 +1841,14 @@ rx_info(struct rx *x, uint64_t keys)
 	}
 	if (info_wants(x, "keyspace")) {
 		wbuf_adds(&b, "# Keyspace\r\n");
-		if (keys > 0) {
+		if (ks->keys > 0) {
 			wbuf_adds(&b, "db0:keys=");
-			wbuf_add_u64(&b, keys);
-			wbuf_adds(&b, ",expires=0,avg_ttl=0\r\n");
+			wbuf_add_u64(&b, ks->keys);
+			wbuf_adds(&b, ",expires=");
+			wbuf_add_u64(&b, ks->expires);
+			wbuf_adds(&b, ",avg_ttl=");
+			wbuf_add_u64(&b, ks->avg_ttl_ms);
+			wbuf_adds(&b, "\r\n");
 		}
 	}
 	r_bulk(x->out, b.buf != NULL ? b.buf : "", b.len);
@@ -2129,8 +2140,14 @@ rx_defer(struct rx *x, int count)
 		     params, sizeof(params), "[%lld]", (long long)time(NULL));
 
 		job->type = RJOB_QUERY;
-		job->sql = xstrdup("SELECT count(*) FROM stash_kv WHERE "
-				   "expires_at IS NULL OR expires_at > ?1");
+		/*
+		 * DBSIZE's count, then for INFO the keys with an expiry and
+		 * the seconds left to them all.
+		 */
+		job->sql = xstrdup(
+		    "SELECT count(*), count(expires_at), "
+		    "coalesce(sum(expires_at - ?1), 0) FROM stash_kv WHERE "
+		    "expires_at IS NULL OR expires_at > ?1");
 		job->sql_len = strlen(job->sql);
 		job->params = xstrdup(params);
 		job->params_len = (size_t)len;
@@ -2240,6 +2257,30 @@ lookup_answer(struct rcmd *r, struct cmd_session *ss, struct conn *c,
 }
 
 /* A reader finished a lookup or a count (loop thread). */
+
+/*
+ * The row of the count query, "N,E,S]" after its "[[": N keys, E of them
+ * with an expiry, S seconds left to those together; Redis's avg_ttl is
+ * in milliseconds.
+ */
+static void
+keyspace_parse(const char *p, struct rkeyspace *ks)
+{
+	char	*end;
+	uint64_t secs;
+
+	ks->keys = strtoull(p, &end, 10);
+	if (*end != ',')
+		return;
+	ks->expires = strtoull(end + 1, &end, 10);
+	if (*end != ',')
+		return;
+	secs = strtoull(end + 1, NULL, 10);
+	if (ks->expires > 0)
+		ks->avg_ttl_ms = secs / ks->expires * 1000 +
+				 secs % ks->expires * 1000 / ks->expires;
+}
+
 static void
 rlookup_done(struct rjob *job)
 {
@@ -2274,12 +2315,14 @@ rlookup_done(struct rjob *job)
 		    job->out.buf != NULL
 			? memmem(job->out.buf, job->out.len, "[[", 2)
 			: NULL;
-		uint64_t n = p != NULL ? strtoull(p + 2, NULL, 10) : 0;
+		struct rkeyspace ks = {0, 0, 0};
 
+		if (p != NULL)
+			keyspace_parse(p + 2, &ks);
 		if (x.def->fn == h_counted && strcmp(x.def->name, "info") == 0)
-			rx_info(&x, n);
+			rx_info(&x, &ks);
 		else
-			r_int(x.out, (int64_t)n);
+			r_int(x.out, (int64_t)ks.keys);
 	} else {
 		if (!lookup_ready(ctx, job))
 			return; /* looked up again */

@@ -337,6 +337,29 @@ for f in "# Server" "# Clients" "# Memory" "# Stats" "# Keyspace" \
     "total_commands_processed:" "db0:keys=4"; do
 	if grep -q "^$f" "$TMP/info"; then ok; else bad "INFO has no $f"; fi
 done
+# The keyspace line counts the keys with an expiry and the time left to
+# them, in ms, as Redis's does: one more of 1000 s (the others here have
+# at most 100 s left) adds one and raises the average.
+keyspace() {
+	redis-cli -s "$SOCK" info keyspace | tr -d '\r' | grep '^db0:'
+}
+field() { # field NAME LINE
+	echo "$2" | tr ',:' '\n\n' | sed -n "s/^$1=//p"
+}
+ks0=$(keyspace)
+is "SET EX for INFO" "OK" set ksx v ex 1000
+ks1=$(keyspace)
+e0=$(field expires "$ks0") e1=$(field expires "$ks1")
+t0=$(field avg_ttl "$ks0") t1=$(field avg_ttl "$ks1")
+if [ "$(field keys "$ks0")" = 4 ] && [ "$(field keys "$ks1")" = 5 ] &&
+    [ "$e1" -eq $((e0 + 1)) ] && [ "$t1" -gt "$t0" ] &&
+    [ "$t1" -le $(((t0 * e0 + 1000000) / e1 + 1000)) ] &&
+    [ "$t1" -ge $(((t0 * e0 + 998000) / e1 - 1000)) ]; then
+	ok
+else
+	bad "INFO keyspace, one more expiry of 1000 s: $ks0, then $ks1"
+fi
+is "DEL for INFO" "1" del ksx
 
 # The same keys through protocol v1.
 out=$("$STASH" -s "$SOCK" get k1)
