@@ -52,6 +52,7 @@
 #include "journal.h"
 #include "keymap.h"
 #include "log.h"
+#include "monotime.h"
 #include "rcmd.h"
 #include "reader.h"
 #include "server.h"
@@ -263,7 +264,7 @@ ttl_left(int64_t expires_at)
 
 	if (expires_at == 0)
 		return 0;
-	left = expires_at - (int64_t)time(NULL);
+	left = expires_at - wall_sec();
 	return left < 1 ? 1 : (uint32_t)left;
 }
 
@@ -569,7 +570,7 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	}
 	seq = ++ctx->seq;
 	if (pw->ttl > 0)
-		expires_at = (int64_t)time(NULL) + pw->ttl;
+		expires_at = wall_sec() + pw->ttl;
 	w = pw->del ? wreq_kv_del(seq, pw->key, pw->klen)
 		    : wreq_kv_set(seq, pw->key, pw->klen, pw->value, pw->vlen,
 			  expires_at);

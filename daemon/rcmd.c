@@ -50,6 +50,7 @@
 #include "cmd.h"
 #include "crashpoint.h"
 #include "keymap.h"
+#include "monotime.h"
 #include "rcmd.h"
 #include "reader.h"
 #include "server.h"
@@ -342,7 +343,7 @@ ttl_of(int64_t expires_at)
 
 	if (expires_at == 0)
 		return 0;
-	left = expires_at - (int64_t)time(NULL);
+	left = expires_at - wall_sec();
 	return left < 1 ? 1 : left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
 }
 
@@ -420,7 +421,6 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 	const char	   *key = x->argv[ai].p;
 	size_t		    klen = x->argv[ai].len;
 	struct cmd_ctx	   *ctx = x->ctx;
-	int64_t		    now = (int64_t)time(NULL);
 	struct cache_entry *e;
 	const struct rkey  *k;
 	struct kstate	   *ks;
@@ -433,8 +433,8 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 		const struct rwrite *st = rtx_staged(x->tx, key, klen);
 
 		if (st != NULL) {
-			if (st->del ||
-			    (st->expires_at != 0 && st->expires_at <= now))
+			if (st->del || (st->expires_at != 0 &&
+					   st->expires_at <= wall_sec()))
 				return 1;
 			rv->exists = 1;
 			rv->v = st->v;
@@ -455,7 +455,7 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 	    ks->last != NULL) {
 		w = ks->last;
 		if (w->type == WREQ_KV_DEL ||
-		    (w->expires_at != 0 && w->expires_at <= now))
+		    (w->expires_at != 0 && w->expires_at <= wall_sec()))
 			return 1;
 		rv->exists = 1;
 		rv->v = w->value;
@@ -473,13 +473,14 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 		rv->v = cache_entry_value(e, &rv->vlen);
 		rv->raw = (cache_entry_flags(e) & CACHE_F_RAW) != 0;
 		ttl = cache_entry_ttl(ctx->cache, e);
-		rv->expires_at = ttl > 0 ? now + ttl : 0;
+		rv->expires_at = ttl > 0 ? wall_sec() + ttl : 0;
 		return 1;
 	}
 	if (rx_complete(ctx))
 		return 1; /* not in the cache: not anywhere */
 	if ((k = job_key(x->job, key, klen)) != NULL) {
-		if (k->found && (k->expires_at == 0 || k->expires_at > now)) {
+		if (k->found &&
+		    (k->expires_at == 0 || k->expires_at > wall_sec())) {
 			rv->exists = 1;
 			rv->v = k->value;
 			rv->vlen = k->vlen;
@@ -1006,7 +1007,7 @@ ttl_reply(struct rx *x, int ms)
 	else if (rv.expires_at == 0)
 		r_int(x->out, -1);
 	else if (!ms) {
-		left = rv.expires_at - (int64_t)time(NULL);
+		left = rv.expires_at - wall_sec();
 		r_int(x->out, left < 1 ? 1 : left);
 	} else {
 		if (clock_gettime(CLOCK_REALTIME, &ts) == -1) {
@@ -1081,8 +1082,7 @@ expiry_of(struct rx *x, size_t ai, int ms, int absolute, int64_t *at)
 
 	if (arg_i64(x, ai, &n) == -1)
 		return -1;
-	if (n <= 0 ||
-	    expiry_second(n, ms, absolute, (int64_t)time(NULL), at) == -1) {
+	if (n <= 0 || expiry_second(n, ms, absolute, wall_sec(), at) == -1) {
 		rx_bad_expire(x);
 		return -1;
 	}
@@ -1098,7 +1098,7 @@ static void
 set_key(struct rx *x, int nx, int xx, int get, int keepttl, int64_t expires_at)
 {
 	struct rval rv;
-	int	    past = expires_at != 0 && expires_at <= (int64_t)time(NULL);
+	int	    past = expires_at != 0 && expires_at <= wall_sec();
 
 	if (!nx && !xx && !get && !keepttl) {
 		if (past)
@@ -1340,7 +1340,7 @@ static void
 expire(struct rx *x, int ms, int absolute, int persist)
 {
 	struct rval rv;
-	int64_t	    at = 0, n = 0, now = (int64_t)time(NULL);
+	int64_t	    at = 0, n = 0, now = wall_sec();
 	int	    flags = 0;
 
 	if (!persist) {
@@ -1613,7 +1613,7 @@ h_getex(struct rx *x)
 		return;
 	}
 	r_bulk(x->out, rv.v, rv.vlen);
-	if (at != 0 && at <= (int64_t)time(NULL))
+	if (at != 0 && at <= wall_sec())
 		rx_del(x, 1);
 	else if (at != 0 || (persist && rv.expires_at != 0))
 		rx_set(x, 1, rx_keep(x, rv.v, rv.vlen), rv.vlen, rv.raw, at);
@@ -2137,7 +2137,7 @@ rx_defer(struct rx *x, int count)
 	if (count) {
 		char params[32];
 		int  len = snprintf(
-		     params, sizeof(params), "[%lld]", (long long)time(NULL));
+		     params, sizeof(params), "[%lld]", (long long)wall_sec());
 
 		job->type = RJOB_QUERY;
 		/*
@@ -2434,7 +2434,7 @@ static int
 rx_stamp(struct cmd_ctx *ctx, const struct rjob *job, const char *key,
     size_t klen, int latest, int *exists, uint64_t *version)
 {
-	int64_t		    now = (int64_t)time(NULL);
+	int64_t		    now = wall_sec();
 	struct kstate	   *ks;
 	struct wreq	   *w;
 	struct cache_entry *e;

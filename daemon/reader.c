@@ -21,6 +21,7 @@
 #include "crashpoint.h"
 #include "log.h"
 #include "mailbox.h"
+#include "monotime.h"
 #include "reader.h"
 #include "xmalloc.h"
 
@@ -74,9 +75,9 @@ reader_run(struct store *st, struct rjob *job)
 		for (i = 0; i < job->nkeys; i++) {
 			struct rkey *k = &job->keys[i];
 
-			rc = store_kv_get(st, k->key, k->klen,
-			    (int64_t)time(NULL), &k->value, &k->vlen, &k->raw,
-			    &k->version, &k->expires_at, &cause);
+			rc = store_kv_get(st, k->key, k->klen, wall_sec(),
+			    &k->value, &k->vlen, &k->raw, &k->version,
+			    &k->expires_at, &cause);
 			if (rc == -1)
 				goto fatal;
 			k->found = rc;

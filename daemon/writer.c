@@ -960,9 +960,8 @@ apply_main(void *arg)
 			    wr->opts.purge_interval_ms) {
 				last_purge = monotime_ms();
 				if (store_begin(wr->store, &cause) == 0 &&
-				    (n = store_kv_purge(wr->store,
-					 (int64_t)time(NULL), 10000, &cause)) >=
-					0 &&
+				    (n = store_kv_purge(wr->store, wall_sec(),
+					 10000, &cause)) >= 0 &&
 				    store_commit(wr->store,
 					wr->stats.applied_seq, &cause) == 0) {
 					pthread_mutex_lock(&wr->lock);

@@ -354,6 +354,27 @@ def expiry_second(r, key, set_expiry, what):
     raise AssertionError(what + ": no quiet second to measure in")
 
 
+def test_expiry_at_turn(r):
+    """An expiry set in the first moments of a second counts from that
+    second: time() would still give the one before for a millisecond or
+    more (a clock updated at each tick), and PX 1000 set then would be
+    over at once, PTTL 1."""
+    for i in range(5):
+        while True:
+            frac = time.time() % 1
+            if frac < 0.0003:
+                break
+            if frac < 0.99:
+                time.sleep(0.99 - frac)
+        eq(r.set("turn", "v", px=1000), True, "SET PX 1000 at a turn")
+        pttl = r.pttl("turn")
+        check(pttl > 900,
+              "SET PX 1000 %.3f ms into a second: PTTL %d"
+              % (frac * 1000, pttl))
+        eq(r.get("turn"), b"v", "GET right after SET PX 1000 at a turn")
+    r.delete("turn")
+
+
 def test_expiry_rounding(r):
     """Milliseconds are rounded up to whole seconds counted from the
     current second (see README); PTTL counts to that second."""
@@ -920,6 +941,7 @@ def main():
         test_strings(r)
         test_counters(r)
         test_expiry(r)
+        test_expiry_at_turn(r)
         test_expiry_rounding(r)
         test_cross_protocol(r)
         test_durability(r)
