@@ -504,23 +504,32 @@ rx_write(struct rx *x, size_t ai)
 	return w;
 }
 
-/* Set the key of argument ai to v (bytes when raw, else JSON text). */
-static void
-rx_set(struct rx *x, size_t ai, const char *v, size_t vlen, int raw,
-    int64_t expires_at)
-{
-	struct rwrite *w = rx_write(x, ai);
-
-	w->v = v;
-	w->vlen = vlen;
-	w->raw = raw;
-	w->expires_at = expires_at;
-}
-
 static void
 rx_del(struct rx *x, size_t ai)
 {
 	rx_write(x, ai)->del = 1;
+}
+
+/*
+ * Set the key of argument ai to v (bytes when raw, else JSON text). An
+ * expiry now or past (SET or GETEX with an EXAT gone by) sets a key that
+ * is gone at once: it is deleted.
+ */
+static void
+rx_set(struct rx *x, size_t ai, const char *v, size_t vlen, int raw,
+    int64_t expires_at)
+{
+	struct rwrite *w;
+
+	if (expires_at != 0 && expires_at <= wall_sec()) {
+		rx_del(x, ai);
+		return;
+	}
+	w = rx_write(x, ai);
+	w->v = v;
+	w->vlen = vlen;
+	w->raw = raw;
+	w->expires_at = expires_at;
 }
 
 /* Keep a copy of a value read from the cache before the cache changes. */
@@ -1091,21 +1100,16 @@ expiry_of(struct rx *x, size_t ai, int ms, int absolute, int64_t *at)
 
 /*
  * SET's work once its options are read; GETSET is SET GET. An EXAT or
- * PXAT already past sets a key that is gone at once: it is deleted, as
- * EXPIREAT does, and the answer is what SET answers.
+ * PXAT already past deletes the key (rx_set), and the answer is what SET
+ * answers.
  */
 static void
 set_key(struct rx *x, int nx, int xx, int get, int keepttl, int64_t expires_at)
 {
 	struct rval rv;
-	int	    past = expires_at != 0 && expires_at <= wall_sec();
 
 	if (!nx && !xx && !get && !keepttl) {
-		if (past)
-			rx_del(x, 1);
-		else
-			rx_set(
-			    x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
+		rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
 		r_simple(x->out, "OK");
 		return;
 	}
@@ -1124,10 +1128,7 @@ set_key(struct rx *x, int nx, int xx, int get, int keepttl, int64_t expires_at)
 	}
 	if (keepttl)
 		expires_at = rv.expires_at;
-	if (past)
-		rx_del(x, 1);
-	else
-		rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
+	rx_set(x, 1, x->argv[2].p, x->argv[2].len, 1, expires_at);
 	if (!get)
 		r_simple(x->out, "OK");
 }
@@ -1576,7 +1577,7 @@ h_setrange(struct rx *x)
 
 /*
  * GETEX [EX s | PX ms | EXAT t | PXAT t | PERSIST]: GET, and a new expiry
- * (or none) for a key that exists; one now or past deletes it.
+ * (or none) for a key that exists; one now or past deletes it (rx_set).
  */
 static void
 h_getex(struct rx *x)
@@ -1613,9 +1614,7 @@ h_getex(struct rx *x)
 		return;
 	}
 	r_bulk(x->out, rv.v, rv.vlen);
-	if (at != 0 && at <= wall_sec())
-		rx_del(x, 1);
-	else if (at != 0 || (persist && rv.expires_at != 0))
+	if (at != 0 || (persist && rv.expires_at != 0))
 		rx_set(x, 1, rx_keep(x, rv.v, rv.vlen), rv.vlen, rv.raw, at);
 }
 
