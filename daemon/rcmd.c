@@ -1083,6 +1083,18 @@ expiry_second(int64_t n, int ms, int absolute, int64_t now, int64_t *at)
 	return 0;
 }
 
+/*
+ * Whether a is an expiry option of SET and GETEX (EX, PX, EXAT, PXAT), and
+ * then whether its value is in milliseconds and an absolute time.
+ */
+static int
+expiry_option(const struct resp_arg *a, int *ms, int *absolute)
+{
+	*ms = arg_is(a, "PX") || arg_is(a, "PXAT");
+	*absolute = arg_is(a, "EXAT") || arg_is(a, "PXAT");
+	return *ms || *absolute || arg_is(a, "EX");
+}
+
 /* SET's and SETEX's expiry, from 1 on, of argument ai. */
 static int
 expiry_of(struct rx *x, size_t ai, int ms, int absolute, int64_t *at)
@@ -1136,13 +1148,12 @@ set_key(struct rx *x, int nx, int xx, int get, int keepttl, int64_t expires_at)
 static void
 h_set(struct rx *x)
 {
-	int	nx = 0, xx = 0, get = 0, keepttl = 0, has_exp = 0;
+	int	nx = 0, xx = 0, get = 0, keepttl = 0, has_exp = 0, ms, absolute;
 	int64_t expires_at = 0;
 	size_t	i;
 
 	for (i = 3; i < x->argc; i++) {
 		const struct resp_arg *a = &x->argv[i];
-		int ms = arg_is(a, "PX") || arg_is(a, "PXAT");
 
 		if (arg_is(a, "NX") && !xx)
 			nx = 1;
@@ -1152,11 +1163,9 @@ h_set(struct rx *x)
 			get = 1;
 		else if (arg_is(a, "KEEPTTL") && !has_exp)
 			keepttl = 1;
-		else if ((arg_is(a, "EX") || ms || arg_is(a, "EXAT")) &&
-			 !has_exp && !keepttl && i + 1 < x->argc) {
-			if (expiry_of(x, ++i, ms,
-				arg_is(a, "EXAT") || arg_is(a, "PXAT"),
-				&expires_at) == -1)
+		else if (expiry_option(a, &ms, &absolute) && !has_exp &&
+			 !keepttl && i + 1 < x->argc) {
+			if (expiry_of(x, ++i, ms, absolute, &expires_at) == -1)
 				return;
 			has_exp = 1;
 		} else {
@@ -1213,19 +1222,53 @@ h_getset(struct rx *x)
 	set_key(x, 0, 0, 1, 0, 0);
 }
 
+/*
+ * MSET, and MSETNX (nx), which sets its keys only when none of them
+ * exists and answers whether it did.
+ */
 static void
-h_mset(struct rx *x)
+mset(struct rx *x, int nx)
 {
-	size_t i;
+	struct rval rv;
+	char	    msg[96];
+	size_t	    i;
+	int	    any = 0;
 
 	if (x->argc % 2 == 0) {
-		rx_error(x, ERR_BAD_REQUEST,
-		    "wrong number of arguments for 'mset' command");
+		snprintf(msg, sizeof(msg),
+		    "wrong number of arguments for '%s' command", x->def->name);
+		rx_error(x, ERR_BAD_REQUEST, msg);
 		return;
+	}
+	if (nx) {
+		for (i = 1; i < x->argc; i += 2)
+			if (rx_state(x, i, 1, &rv) && rv.exists)
+				any = 1;
+		if (x->unknown)
+			return;
+		if (any) {
+			r_int(x->out, 0);
+			return;
+		}
 	}
 	for (i = 1; i < x->argc; i += 2)
 		rx_set(x, i, x->argv[i + 1].p, x->argv[i + 1].len, 1, 0);
-	r_simple(x->out, "OK");
+	if (nx)
+		r_int(x->out, 1);
+	else
+		r_simple(x->out, "OK");
+}
+
+static void
+h_mset(struct rx *x)
+{
+	mset(x, 0);
+}
+
+static void
+h_msetnx(struct rx *x)
+{
+	mset(x, 1);
 }
 
 static void
@@ -1584,18 +1627,14 @@ h_getex(struct rx *x)
 {
 	struct rval rv;
 	int64_t	    at = 0;
-	int	    persist = 0;
+	int	    persist = 0, ms, absolute;
 
 	if (x->argc == 4) {
-		const struct resp_arg *a = &x->argv[2];
-		int ms = arg_is(a, "PX") || arg_is(a, "PXAT");
-
-		if (!ms && !arg_is(a, "EX") && !arg_is(a, "EXAT")) {
+		if (!expiry_option(&x->argv[2], &ms, &absolute)) {
 			rx_syntax(x);
 			return;
 		}
-		if (expiry_of(x, 3, ms, arg_is(a, "EXAT") || arg_is(a, "PXAT"),
-			&at) == -1)
+		if (expiry_of(x, 3, ms, absolute, &at) == -1)
 			return;
 	} else if (x->argc == 3) {
 		if (!arg_is(&x->argv[2], "PERSIST")) {
@@ -1616,33 +1655,6 @@ h_getex(struct rx *x)
 	r_bulk(x->out, rv.v, rv.vlen);
 	if (at != 0 || (persist && rv.expires_at != 0))
 		rx_set(x, 1, rx_keep(x, rv.v, rv.vlen), rv.vlen, rv.raw, at);
-}
-
-/* MSETNX: MSET, only when none of the keys exists; 1 when it set them. */
-static void
-h_msetnx(struct rx *x)
-{
-	struct rval rv;
-	size_t	    i;
-	int	    any = 0;
-
-	if (x->argc % 2 == 0) {
-		rx_error(x, ERR_BAD_REQUEST,
-		    "wrong number of arguments for 'msetnx' command");
-		return;
-	}
-	for (i = 1; i < x->argc; i += 2)
-		if (rx_state(x, i, 1, &rv) && rv.exists)
-			any = 1;
-	if (x->unknown)
-		return;
-	if (any) {
-		r_int(x->out, 0);
-		return;
-	}
-	for (i = 1; i < x->argc; i += 2)
-		rx_set(x, i, x->argv[i + 1].p, x->argv[i + 1].len, 1, 0);
-	r_int(x->out, 1);
 }
 
 /* The longest float text INCRBYFLOAT reads or writes, as Redis's. */
