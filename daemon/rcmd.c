@@ -1580,7 +1580,7 @@ h_setrange(struct rx *x)
 	struct rval  rv;
 	struct wbuf *b = &x->r->val;
 	int64_t	     off;
-	size_t	     vlen = x->argv[3].len, n;
+	size_t	     vlen = x->argv[3].len, old, n;
 
 	if (arg_i64(x, 2, &off) == -1)
 		return;
@@ -1600,20 +1600,16 @@ h_setrange(struct rx *x)
 		    x, ERR_TOO_LARGE, "string exceeds maximum allowed size");
 		return;
 	}
-	n = (size_t)off + vlen;
-	if (rv.exists && rv.vlen > n)
-		n = rv.vlen;
+	old = rv.exists ? rv.vlen : 0;
+	n = (size_t)off + vlen > old ? (size_t)off + vlen : old;
 	wbuf_reset(b);
 	wbuf_reserve(b, n);
-	if (rv.exists)
-		wbuf_add(b, rv.v, rv.vlen);
-	if (b->len < (size_t)off) {
-		memset(b->buf + b->len, 0, (size_t)off - b->len);
-		b->len = (size_t)off;
-	}
+	if (old > 0)
+		memcpy(b->buf, rv.v, old);
+	if (old < (size_t)off)
+		memset(b->buf + old, 0, (size_t)off - old);
 	memcpy(b->buf + off, x->argv[3].p, vlen);
-	if (b->len < (size_t)off + vlen)
-		b->len = (size_t)off + vlen;
+	b->len = n;
 	r_int(x->out, (int64_t)n);
 	rx_set(x, 1, b->buf, n, 1, rv.expires_at);
 }
@@ -2267,8 +2263,6 @@ lookup_answer(struct rcmd *r, struct cmd_session *ss, struct conn *c,
 		server_conn_resume(c);
 }
 
-/* A reader finished a lookup or a count (loop thread). */
-
 /*
  * The row of the count query, "N,E,S]" after its "[[": N keys, E of them
  * with an expiry, S seconds left to those together; Redis's avg_ttl is
@@ -2292,6 +2286,7 @@ keyspace_parse(const char *p, struct rkeyspace *ks)
 				 secs % ks->expires * 1000 / ks->expires;
 }
 
+/* A reader finished a lookup or a count (loop thread). */
 static void
 rlookup_done(struct rjob *job)
 {
