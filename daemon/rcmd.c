@@ -1706,11 +1706,13 @@ h_incrbyfloat(struct rx *x)
 		    "increment would produce NaN or Infinity");
 		return;
 	}
+	/*
+	 * Fits: a finite long double has at most 4,933 digits before the
+	 * point. The limit is on the text as stored, trailing zeros cut.
+	 */
 	n = snprintf(num, sizeof(num), "%.17Lf", v);
-	if (n < 0 || (size_t)n >= sizeof(num) ||
-	    (size_t)n > x->ctx->value_max) {
-		rx_error(
-		    x, ERR_TOO_LARGE, "string exceeds maximum allowed size");
+	if (n < 0 || (size_t)n >= sizeof(num)) {
+		rx_error(x, ERR_INTERNAL, "cannot write the float");
 		return;
 	}
 	if (memchr(num, '.', (size_t)n) != NULL) {
@@ -1722,6 +1724,11 @@ h_incrbyfloat(struct rx *x)
 	if (n == 2 && num[0] == '-' && num[1] == '0') {
 		num[0] = '0';
 		n = 1;
+	}
+	if ((size_t)n > x->ctx->value_max) {
+		rx_error(
+		    x, ERR_TOO_LARGE, "string exceeds maximum allowed size");
+		return;
 	}
 	r_bulk(x->out, num, (size_t)n);
 	rx_set(x, 1, rx_keep(x, num, (size_t)n), (size_t)n,
