@@ -227,6 +227,8 @@ is "SETRANGE nothing" "12" setrange sr 2 ""
 is "SETRANGE nothing, missing" "0" setrange nokey 3 ""
 is "SETRANGE nothing made" "0" exists nokey
 is "SETRANGE negative" "ERR offset is out of range" setrange sr -1 x
+is "SETRANGE not a number" "ERR value is not an integer or out of range" \
+    setrange sr x x
 is "SET for SETRANGE's expiry" "OK" set sr v ex 100
 is "SETRANGE with expiry" "2" setrange sr 1 w
 within "SETRANGE kept the TTL" 99 100 ttl sr
