@@ -1617,21 +1617,21 @@ h_setrange(struct rx *x)
 /*
  * GETEX [EX s | PX ms | EXAT t | PXAT t | PERSIST]: GET, and a new expiry
  * (or none) for a key that exists; one now or past deletes it (rx_set).
+ * As in Redis, the expiry's value is read only once the key is found: a
+ * missing key is nil whatever it is.
  */
 static void
 h_getex(struct rx *x)
 {
 	struct rval rv;
 	int64_t	    at = 0;
-	int	    persist = 0, ms, absolute;
+	int	    persist = 0, ms = 0, absolute = 0;
 
 	if (x->argc == 4) {
 		if (!expiry_option(&x->argv[2], &ms, &absolute)) {
 			rx_syntax(x);
 			return;
 		}
-		if (expiry_of(x, 3, ms, absolute, &at) == -1)
-			return;
 	} else if (x->argc == 3) {
 		if (!arg_is(&x->argv[2], "PERSIST")) {
 			rx_syntax(x);
@@ -1648,6 +1648,8 @@ h_getex(struct rx *x)
 		r_nil(x);
 		return;
 	}
+	if (x->argc == 4 && expiry_of(x, 3, ms, absolute, &at) == -1)
+		return;
 	r_bulk(x->out, rv.v, rv.vlen);
 	if (at != 0 || (persist && rv.expires_at != 0))
 		rx_set(x, 1, rx_keep(x, rv.v, rv.vlen), rv.vlen, rv.raw, at);
@@ -2433,11 +2435,9 @@ rwatch_free(struct rwatch *wa)
  * write not yet acknowledged, if there is one; else what reads see. 0
  * when only SQLite knows (and job has no answer for it).
  *
- * What SQLite does not keep is a DEL's version. So a key absent at WATCH,
- * then set and deleted again, with that DEL applied and its tombstone
- * evicted from the cache before EXEC, reads as unchanged (EXEC runs);
- * and a tombstone noted at WATCH and evicted before EXEC reads as a
- * change (EXEC does not run, and the client tries again).
+ * What SQLite does not keep is a DEL's version: once a DEL is applied and
+ * its tombstone gone from the cache, the key reads as never seen (0).
+ * rtx_watched_changed asks cmd_deleted_since then.
  *
  * WATCH notes what reads see, and EXEC compares it with the latest: a
  * write pending at WATCH (which the client's GET did not see) or taken
@@ -2705,15 +2705,21 @@ rtx_watched_changed(
 		k = &tx->watch->k[i];
 		if (!rx_stamp(
 			ctx, job, k->key, k->klen, 1, &exists, &version) ||
-		    exists != k->exists || version != k->version)
+		    exists != k->exists)
 			return 1;
+		if (exists || version != 0) {
+			if (version != k->version)
+				return 1;
+			continue;
+		}
 		/*
-		 * Absent then and now, with no version to tell: it may have
-		 * been written and deleted since, the delete applied (an
-		 * applied delete leaves nothing behind).
+		 * Absent then and now, with no version to tell now: its
+		 * tombstone, if WATCH saw one, is gone with its delete
+		 * applied. It may also have been written and deleted since,
+		 * that delete applied (an applied delete leaves nothing
+		 * behind): the deletes applied since tell.
 		 */
-		if (!exists && version == 0 &&
-		    cmd_deleted_since(ctx, k->key, k->klen, k->seq))
+		if (cmd_deleted_since(ctx, k->key, k->klen, k->seq))
 			return 1;
 	}
 	return 0;
@@ -2904,6 +2910,46 @@ rtx_queue(struct cmd_ctx *ctx, struct cmd_session *ss,
 }
 
 /*
+ * A wrong number of arguments to MULTI, EXEC, DISCARD, or to WATCH in a
+ * transaction, checked first, as Redis does: the error marks an open
+ * transaction (EXEC answers EXECABORT), and EXEC's own drops it and the
+ * watched keys, open or not. 1 when it was one, answered.
+ */
+static int
+rtx_arity_error(struct cmd_ctx *ctx, struct cmd_session *ss,
+    const struct resp_cmd *cmd, struct wbuf *out)
+{
+	static const char *const names[] = {"multi", "exec", "discard"};
+	const struct resp_arg	*name = &cmd->argv[0];
+	const char		*bad = NULL;
+	char			 msg[96];
+	size_t			 i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (cmd->argc != 1 && arg_is(name, names[i]))
+			bad = names[i];
+	if (ss->tx != NULL && cmd->argc < 2 && arg_is(name, "watch"))
+		bad = "watch";
+	if (bad == NULL)
+		return 0;
+	ctx->stats->requests++;
+	snprintf(msg, sizeof(msg), "wrong number of arguments for '%s' command",
+	    bad);
+	if (strcmp(bad, "exec") == 0) {
+		rcmd_session_close(ss);
+		ctx->stats->errors[ERR_BAD_REQUEST]++;
+		wbuf_adds(out, "-EXECABORT Transaction discarded because of: ");
+		wbuf_adds(out, msg);
+		wbuf_adds(out, "\r\n");
+		return 1;
+	}
+	cmd_resp_error(ctx, out, ERR_BAD_REQUEST, msg);
+	if (ss->tx != NULL)
+		ss->tx->dirty = 1;
+	return 1;
+}
+
+/*
  * MULTI, EXEC, DISCARD, and every command while a transaction is open
  * (QUIT aside, which closes the connection). 1 when cmd was taken here,
  * with *res.
@@ -2920,6 +2966,8 @@ rtx_command(struct cmd_ctx *ctx, struct cmd_session *ss,
 	/* The common case first, at the cost of a length. */
 	if (tx == NULL && name->len != 4 && name->len != 5 && name->len != 7)
 		return 0;
+	if (rtx_arity_error(ctx, ss, cmd, out))
+		return 1;
 	if (arg_is(name, "multi")) {
 		ctx->stats->requests++;
 		if (tx != NULL)

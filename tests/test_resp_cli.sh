@@ -424,6 +424,15 @@ if command -v socat >/dev/null 2>&1; then
 	    'INCR t5' 'APPEND t5 def' 'EXEC')
 	want=$(bytes '-ERR EXEC without MULTI\r\n-ERR DISCARD without MULTI\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n-ERR MULTI calls can not be nested\r\n*3\r\n+OK\r\n:2\r\n$1\r\n2\r\n+OK\r\n+QUEUED\r\n-ERR unknown command '"'FOO'"', with args beginning with: \r\n+QUEUED\r\n-EXECABORT Transaction discarded because of previous errors.\r\n$-1\r\n+OK\r\n+QUEUED\r\n+OK\r\n$-1\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n-ERR value is not an integer or out of range\r\n:6\r\n')
 	[ "$got" = "$want" ] && ok || bad "MULTI/EXEC: $got"
+	# A wrong number of arguments to MULTI, EXEC, DISCARD or WATCH is
+	# checked first, as in Redis: inside a transaction it aborts it, and
+	# EXEC's own ends it at once (and any watch with it).
+	got=$(inline 'MULTI x' 'EXEC x' 'DISCARD x' 'MULTI' 'MULTI x' \
+	    'SET t6 1' 'EXEC' 'MULTI' 'WATCH' 'EXEC' 'MULTI' 'DISCARD x' \
+	    'EXEC' 'MULTI' 'SET t6 1' 'EXEC x' 'EXEC' 'GET t6' 'WATCH t6' \
+	    'EXEC x' 'SET t6 2' 'MULTI' 'GET t6' 'EXEC')
+	want=$(bytes '-ERR wrong number of arguments for '"'multi'"' command\r\n-EXECABORT Transaction discarded because of: wrong number of arguments for '"'exec'"' command\r\n-ERR wrong number of arguments for '"'discard'"' command\r\n+OK\r\n-ERR wrong number of arguments for '"'multi'"' command\r\n+QUEUED\r\n-EXECABORT Transaction discarded because of previous errors.\r\n+OK\r\n-ERR wrong number of arguments for '"'watch'"' command\r\n-EXECABORT Transaction discarded because of previous errors.\r\n+OK\r\n-ERR wrong number of arguments for '"'discard'"' command\r\n-EXECABORT Transaction discarded because of previous errors.\r\n+OK\r\n+QUEUED\r\n-EXECABORT Transaction discarded because of: wrong number of arguments for '"'exec'"' command\r\n-ERR EXEC without MULTI\r\n$-1\r\n+OK\r\n-EXECABORT Transaction discarded because of: wrong number of arguments for '"'exec'"' command\r\n+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n$1\r\n2\r\n')
+	[ "$got" = "$want" ] && ok || bad "arity of MULTI/EXEC/DISCARD/WATCH: $got"
 	# WATCH, UNWATCH and EXEC's null array: byte for byte what Redis 7.0
 	# answers (a key set and deleted again since WATCH counts as changed).
 	got=$(inline 'WATCH a' 'SET a 1' 'MULTI' 'GET a' 'EXEC' 'WATCH a' \

@@ -215,6 +215,15 @@ def test_strings(r):
     eq(r.ttl("g1"), -1, "TTL after GETEX PERSIST")
     eq(r.getex("g1", exat=1), b"Hello There", "GETEX EXAT past")
     eq(r.exists("g1"), 0, "GETEX EXAT past: gone")
+    # As in Redis, a missing key is nil before its expiry is read; the
+    # same expiry on a key that exists is an error, the key untouched.
+    eq(r.getex("g1", ex=0), None, "GETEX EX 0 of a missing key")
+    eq(r.execute_command("GETEX", "g1", "EX", "x"), None,
+       "GETEX EX x of a missing key")
+    r.set("g1", "v")
+    expect_error_in(lambda: r.getex("g1", ex=0), "invalid expire time",
+                    "GETEX EX 0 of a key")
+    eq(r.ttl("g1"), -1, "GETEX EX 0: the key untouched")
     eq(r.msetnx({"g3": "a", "g4": "b"}), True, "MSETNX")
     eq(r.msetnx({"g4": "c", "g5": "d"}), False, "MSETNX, one exists")
     eq(r.mget("g4", "g5"), [b"b", None], "MSETNX set nothing")
@@ -636,6 +645,17 @@ def test_watch(r):
     p.multi()
     p.set("wstill", 3)
     eq(p.execute(), [True], "another key deleted since: EXEC runs")
+    # Deleted just before WATCH, that delete applied before EXEC: the
+    # tombstone WATCH saw is gone from the cache, which is no change.
+    r.set("wdel", 1)
+    r.delete("wdel")
+    p = r.pipeline()
+    p.watch("wdel")
+    eq(json_req({"op": "sync"})["ok"], True, "sync: the delete applied")
+    p.multi()
+    p.set("wdel", 2)
+    eq(p.execute(), [True], "a delete WATCH saw, applied since: EXEC runs")
+    eq(r.get("wdel"), b"2", "that EXEC done")
     p = r.pipeline()
     p.watch("wk", "wnew")
     p.unwatch()
