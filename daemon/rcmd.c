@@ -1148,10 +1148,11 @@ set_key(struct rx *x, int nx, int xx, int get, int keepttl, int64_t expires_at)
 static void
 h_set(struct rx *x)
 {
-	int	nx = 0, xx = 0, get = 0, keepttl = 0, has_exp = 0, ms, absolute;
+	int	nx = 0, xx = 0, get = 0, keepttl = 0, ms = 0, absolute = 0;
 	int64_t expires_at = 0;
-	size_t	i;
+	size_t	i, exp = 0; /* the expiry's value, once an option names it */
 
+	/* Every option first, then the expiry's value, as Redis reads them. */
 	for (i = 3; i < x->argc; i++) {
 		const struct resp_arg *a = &x->argv[i];
 
@@ -1161,18 +1162,18 @@ h_set(struct rx *x)
 			xx = 1;
 		else if (arg_is(a, "GET"))
 			get = 1;
-		else if (arg_is(a, "KEEPTTL") && !has_exp)
+		else if (arg_is(a, "KEEPTTL") && exp == 0)
 			keepttl = 1;
-		else if (expiry_option(a, &ms, &absolute) && !has_exp &&
-			 !keepttl && i + 1 < x->argc) {
-			if (expiry_of(x, ++i, ms, absolute, &expires_at) == -1)
-				return;
-			has_exp = 1;
-		} else {
+		else if (exp == 0 && !keepttl && i + 1 < x->argc &&
+			 expiry_option(a, &ms, &absolute))
+			exp = ++i;
+		else {
 			rx_syntax(x);
 			return;
 		}
 	}
+	if (exp != 0 && expiry_of(x, exp, ms, absolute, &expires_at) == -1)
+		return;
 	set_key(x, nx, xx, get, keepttl, expires_at);
 }
 

@@ -160,6 +160,15 @@ for v in 01 -0 -01 00 +1 " 1"; do
 done
 is "SET EX 01" "ERR value is not an integer or out of range" \
     set n2 v ex 01
+# Every option is read before the expiry's value: a bad option is a
+# syntax error even after a bad value, as in Redis.
+is "SET EX 0 FOO" "ERR syntax error" set n2 v ex 0 foo
+is "SET EX x PX 10" "ERR syntax error" set n2 v ex x px 10
+is "SET EX 0 KEEPTTL" "ERR syntax error" set n2 v ex 0 keepttl
+is "SET NX EX x XX" "ERR syntax error" set n2 v nx ex x xx
+is "SET EX GET" "ERR value is not an integer or out of range" \
+    set n2 v ex get
+is "nothing set by those" "0" exists n2
 # Expiries out of range, in Redis's words, the same for SET and EXPIRE:
 # up to 3 * 2^30 s (102 years) ahead, a missing key included.
 is "SET EX 0" "ERR invalid expire time in 'set' command" set n2 v ex 0
