@@ -63,10 +63,11 @@
  *
  * Time
  *
- * Expiry times are u32 seconds on the cache clock: cfg->clock minus its
- * value at creation, plus one, so that 0 can mean "never". An entry expires
- * when the clock reaches expires; pinned entries never expire while
- * pinned. Expired entries are reclaimed when looked up by cache_get,
+ * Expiry times are u64 milliseconds on the cache clock: cfg->clock minus
+ * its value at creation, plus one. Only an entry that has one keeps it: 8
+ * bytes after its value, flagged CACHE_F_EXPIRES, charged with the entry. An
+ * entry expires when the clock reaches expires; pinned entries never expire
+ * while pinned. Expired entries are reclaimed when looked up by cache_get,
  * cache_del or cache_unpin, and by cache_sweep, whose cursor walks the
  * buckets of ht[0]; while rehashing, bucket i of ht[0] splits into buckets
  * i and i + size of ht[1], and a sweep step visits all three, so a cursor
@@ -77,21 +78,25 @@
  * cache, reads mallinfo2(), sets the keys, sweeps until the last rehash is
  * done, and reads cache_get_stats() and mallinfo2() again.
  *
- *  - charged: (bytes - key bytes - value bytes) / N = 47.19 bytes per
- *    entry: the 43-byte header plus 4.19 bytes of the 2^19-bucket array.
+ *  - charged: (bytes - key bytes - value bytes) / N = 43.19 bytes per
+ *    entry: the 39-byte header plus 4.19 bytes of the 2^19-bucket array;
+ *    51.19 when every entry has an expiry (8 bytes more each).
  *  - real heap: (uordblks + hblkhd after, minus before, minus key and
  *    value bytes) / N = 64.20 bytes per entry (hblkhd holds the bucket
- *    array, which glibc maps with mmap): glibc rounds each 159-byte request
+ *    array, which glibc maps with mmap): glibc rounds each 155-byte request
  *    up to a 176-byte chunk (8 bytes of chunk header, 16-byte steps), which
- *    adds 17 bytes to what is charged.
+ *    adds 21 bytes to what is charged; with an expiry, 163 bytes take the
+ *    same chunk, and the real figure is 64.20 too.
  *
- * The header is 43 bytes; the bucket array adds 8 bytes per bucket, that
+ * The header is 39 bytes; the bucket array adds 8 bytes per bucket, that
  * is 8 / load factor per entry: 4 to 8 bytes, as the load factor stays
  * between 1 and 2 (chains of one or two entries on average), and up to 12
  * for the short while a doubling is in progress. So the charged overhead
- * is 47 to 51 bytes an entry depending on where N falls between two
- * doublings: 47.19 at a million, within the 48-byte goal. (With a load
- * factor of 1 it was 51.39 charged and 68.39 real at a million.)
+ * is 43 to 47 bytes an entry without an expiry depending on where N falls
+ * between two doublings: 43.19 at a million, within the 48-byte goal. (The
+ * header was 43 bytes while it held a 32-bit expiry in whole seconds:
+ * 47.19 charged, 64.20 real; with a load factor of 1 and that header,
+ * 51.39 charged and 68.39 real.)
  */
 
 /*
@@ -117,6 +122,8 @@
 #define CACHE_REHASH_STEPS 2  /* buckets moved per operation */
 #define CACHE_REHASH_EMPTY 10 /* empty buckets skipped per move */
 #define CACHE_F_ALL	   (CACHE_F_PINNED | CACHE_F_TOMBSTONE | CACHE_F_RAW)
+#define CACHE_F_EXPIRES	   0x80 /* the cache's own: an expiry follows */
+#define CACHE_EXPIRY_BYTES 8
 
 struct cache_entry {
 	struct cache_entry *hnext; /* hash chain */
@@ -124,15 +131,14 @@ struct cache_entry {
 	struct cache_entry *next;
 	uint64_t	    version;
 	uint32_t	    vlen;
-	uint32_t	    expires; /* cache clock; 0 = never */
 	uint16_t	    klen;
 	uint8_t		    flags;  /* CACHE_F_* */
-	char		    data[]; /* key, then value */
+	char		    data[]; /* key, value, then expiry if it has one */
 };
 
 #define CACHE_ENTRY_HDR offsetof(struct cache_entry, data)
 
-_Static_assert(CACHE_ENTRY_HDR <= 48, "the entry header grew");
+_Static_assert(CACHE_ENTRY_HDR <= 40, "the entry header grew");
 _Static_assert(CACHE_KEY_MAX <= UINT16_MAX, "klen is a u16");
 
 /* A doubly-linked list of entries, most recently used at the head. */
@@ -208,7 +214,7 @@ cache_default_free(void *p, void *arg)
 	free(p);
 }
 
-/* CLOCK_MONOTONIC in seconds, the default clock. */
+/* CLOCK_MONOTONIC in milliseconds, the default clock. */
 static uint64_t
 cache_default_clock(void *arg)
 {
@@ -217,11 +223,11 @@ cache_default_clock(void *arg)
 	(void)arg;
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
 		return 0; /* cannot happen; time then stands still */
-	return (uint64_t)ts.tv_sec;
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The cache clock: seconds since creation plus one, so 0 means never. */
-static uint32_t
+/* The cache clock: milliseconds since creation plus one (0 means never). */
+static uint64_t
 cache_now(const struct cache *c)
 {
 	uint64_t now;
@@ -229,21 +235,30 @@ cache_now(const struct cache *c)
 	now = c->clock(c->clock_arg);
 	if (now < c->clock_base)
 		return 1;
-	now -= c->clock_base;
-	if (now >= UINT32_MAX - 1)
-		return UINT32_MAX;
-	return (uint32_t)now + 1;
+	return now - c->clock_base + 1;
+}
+
+/* e's expiry on the cache clock, 0 for none. */
+static uint64_t
+cache_expires(const struct cache_entry *e)
+{
+	uint64_t t;
+
+	if (!(e->flags & CACHE_F_EXPIRES))
+		return 0;
+	memcpy(&t, e->data + e->klen + e->vlen, sizeof(t));
+	return t;
 }
 
 /* Whether e has expired at now (a clock value fetched on first need). */
 static int
-cache_expired(const struct cache *c, const struct cache_entry *e, uint32_t *now)
+cache_expired(const struct cache *c, const struct cache_entry *e, uint64_t *now)
 {
-	if (e->expires == 0 || (e->flags & CACHE_F_PINNED))
+	if (!(e->flags & CACHE_F_EXPIRES) || (e->flags & CACHE_F_PINNED))
 		return 0;
 	if (*now == 0)
 		*now = cache_now(c);
-	return *now >= e->expires;
+	return *now >= cache_expires(e);
 }
 
 /* Fold the 128-bit product of a and b into 64 bits. */
@@ -346,7 +361,8 @@ cache_key_ok(const void *key, size_t klen)
 static size_t
 cache_charge(const struct cache_entry *e)
 {
-	return CACHE_ENTRY_HDR + e->klen + e->vlen;
+	return CACHE_ENTRY_HDR + e->klen + e->vlen +
+	       ((e->flags & CACHE_F_EXPIRES) ? CACHE_EXPIRY_BYTES : 0);
 }
 
 /* Insert e at the head (most recently used end) of l. */
@@ -723,20 +739,21 @@ cache_destroy(struct cache *c)
 /* Set e's fields, and its value: its key is in place. */
 static void
 cache_fill(struct cache *c, struct cache_entry *e, const void *val, size_t vlen,
-    uint64_t version, uint32_t ttl, unsigned flags)
+    uint64_t version, uint64_t ttl, unsigned flags)
 {
-	uint64_t exp;
+	uint64_t now, t;
 
 	e->version = version;
 	e->vlen = (uint32_t)vlen;
 	e->flags = (uint8_t)flags;
-	e->expires = 0;
-	if (ttl != 0) {
-		exp = (uint64_t)cache_now(c) + ttl;
-		e->expires = exp > UINT32_MAX ? UINT32_MAX : (uint32_t)exp;
-	}
 	if (vlen != 0)
 		memcpy(e->data + e->klen, val, vlen);
+	if (ttl != 0) {
+		now = cache_now(c);
+		t = ttl > UINT64_MAX - now ? UINT64_MAX : now + ttl;
+		e->flags |= CACHE_F_EXPIRES;
+		memcpy(e->data + e->klen + vlen, &t, sizeof(t));
+	}
 }
 
 /*
@@ -748,7 +765,7 @@ cache_fill(struct cache *c, struct cache_entry *e, const void *val, size_t vlen,
  */
 static int
 cache_reuse(struct cache *c, struct cache_entry *old, const void *val,
-    size_t vlen, uint64_t version, uint32_t ttl, unsigned flags)
+    size_t vlen, uint64_t version, uint64_t ttl, unsigned flags)
 {
 	size_t size = cache_charge(old);
 
@@ -778,7 +795,7 @@ cache_reuse(struct cache *c, struct cache_entry *old, const void *val,
  */
 static int
 cache_put(struct cache *c, const void *key, size_t klen, uint64_t h,
-    const void *val, size_t vlen, uint64_t version, uint32_t ttl,
+    const void *val, size_t vlen, uint64_t version, uint64_t ttl,
     unsigned flags, int newer)
 {
 	struct cache_entry *old, *e, **lp = NULL, **nb = NULL;
@@ -797,7 +814,7 @@ cache_put(struct cache *c, const void *key, size_t klen, uint64_t h,
 		return CACHE_EINVAL;
 	if (vlen > UINT32_MAX)
 		return CACHE_EINVAL;
-	size = cache_entry_size(klen, vlen);
+	size = cache_entry_size(klen, vlen, ttl);
 
 	/* Too large: it would not fit even if the cache were empty. */
 	if (c->ht[0].size == 0)
@@ -873,7 +890,7 @@ cache_put(struct cache *c, const void *key, size_t klen, uint64_t h,
 
 int
 cache_set(struct cache *c, const void *key, size_t klen, const void *val,
-    size_t vlen, uint64_t version, uint32_t ttl, unsigned flags)
+    size_t vlen, uint64_t version, uint64_t ttl, unsigned flags)
 {
 	return cache_put(c, key, klen, cache_key_hash(c, key, klen), val, vlen,
 	    version, ttl, flags, 0);
@@ -881,7 +898,7 @@ cache_set(struct cache *c, const void *key, size_t klen, const void *val,
 
 int
 cache_set_newer(struct cache *c, const void *key, size_t klen, const void *val,
-    size_t vlen, uint64_t version, uint32_t ttl, unsigned flags)
+    size_t vlen, uint64_t version, uint64_t ttl, unsigned flags)
 {
 	return cache_set_newer_h(c, key, klen, cache_key_hash(c, key, klen),
 	    val, vlen, version, ttl, flags);
@@ -889,7 +906,7 @@ cache_set_newer(struct cache *c, const void *key, size_t klen, const void *val,
 
 int
 cache_set_newer_h(struct cache *c, const void *key, size_t klen, uint64_t h,
-    const void *val, size_t vlen, uint64_t version, uint32_t ttl,
+    const void *val, size_t vlen, uint64_t version, uint64_t ttl,
     unsigned flags)
 {
 	return cache_put(c, key, klen, h, val, vlen, version, ttl, flags, 1);
@@ -901,7 +918,7 @@ cache_get(struct cache *c, const void *key, size_t klen)
 {
 	struct cache_entry *e, **lp = NULL;
 	struct cache_list  *l;
-	uint32_t	    now = 0;
+	uint64_t	    now = 0;
 
 	if (!cache_key_ok(key, klen)) {
 		c->misses++;
@@ -936,7 +953,7 @@ struct cache_entry *
 cache_peek(struct cache *c, const void *key, size_t klen)
 {
 	struct cache_entry *e, **lp = NULL;
-	uint32_t	    now = 0;
+	uint64_t	    now = 0;
 
 	if (!cache_key_ok(key, klen))
 		return NULL;
@@ -951,7 +968,7 @@ int
 cache_del(struct cache *c, const void *key, size_t klen)
 {
 	struct cache_entry *e, **lp = NULL;
-	uint32_t	    now = 0;
+	uint64_t	    now = 0;
 	int		    rc = CACHE_OK;
 
 	if (!cache_key_ok(key, klen))
@@ -1006,7 +1023,7 @@ cache_unpin_h(
     struct cache *c, const void *key, size_t klen, uint64_t h, uint64_t version)
 {
 	struct cache_entry *e, **lp = NULL;
-	uint32_t	    now = 0;
+	uint64_t	    now = 0;
 
 	if (!cache_key_ok(key, klen))
 		return CACHE_ENOENT;
@@ -1064,7 +1081,7 @@ cache_set_max_memory(struct cache *c, size_t max_memory)
 
 /* Reclaim the expired entries of one chain. */
 static size_t
-cache_sweep_chain(struct cache *c, struct cache_entry **lp, uint32_t now)
+cache_sweep_chain(struct cache *c, struct cache_entry **lp, uint64_t now)
 {
 	struct cache_entry *e;
 	size_t		    n = 0;
@@ -1088,7 +1105,7 @@ size_t
 cache_sweep(struct cache *c, size_t max_steps)
 {
 	size_t	 n = 0, i, size;
-	uint32_t now;
+	uint64_t now;
 
 	cache_rehash(c, max_steps);
 	if (c->ht[0].size == 0)
@@ -1131,14 +1148,18 @@ cache_get_stats(const struct cache *c, struct cache_stats *st)
 	st->reserved = c->reserved;
 }
 
-/* Header plus key plus value; SIZE_MAX if that does not fit a size_t. */
+/*
+ * Header, key, value, and the expiry if ttl is not 0; SIZE_MAX if that
+ * does not fit a size_t.
+ */
 size_t
-cache_entry_size(size_t klen, size_t vlen)
+cache_entry_size(size_t klen, size_t vlen, uint64_t ttl)
 {
-	if (klen > SIZE_MAX - CACHE_ENTRY_HDR ||
-	    vlen > SIZE_MAX - CACHE_ENTRY_HDR - klen)
+	size_t fixed = CACHE_ENTRY_HDR + (ttl != 0 ? CACHE_EXPIRY_BYTES : 0);
+
+	if (klen > SIZE_MAX - fixed || vlen > SIZE_MAX - fixed - klen)
 		return SIZE_MAX;
-	return CACHE_ENTRY_HDR + klen + vlen;
+	return fixed + klen + vlen;
 }
 
 /* The key bytes of e. */
@@ -1170,26 +1191,38 @@ cache_entry_version(const struct cache_entry *e)
 unsigned
 cache_entry_flags(const struct cache_entry *e)
 {
-	return e->flags;
+	return e->flags & CACHE_F_ALL;
 }
 
-/* Seconds left; at least 1 for a pinned entry held past its expiry. */
-uint32_t
+/* Milliseconds left; at least 1 for a pinned entry held past its expiry. */
+uint64_t
 cache_entry_ttl(const struct cache *c, const struct cache_entry *e)
 {
-	uint32_t now;
+	uint64_t now, t = cache_expires(e);
 
-	if (e->expires == 0)
+	if (t == 0)
 		return 0;
 	now = cache_now(c);
-	return now >= e->expires ? 1 : e->expires - now;
+	return now >= t ? 1 : t - now;
+}
+
+uint64_t
+cache_entry_expires(const struct cache *c, const struct cache_entry *e)
+{
+	uint64_t t = cache_expires(e);
+
+	if (t == 0)
+		return 0;
+	return t > UINT64_MAX - c->clock_base ? UINT64_MAX
+					      : t + c->clock_base - 1;
 }
 
 int
 cache_entry_absent(const struct cache *c, const struct cache_entry *e)
 {
 	return (e->flags & CACHE_F_TOMBSTONE) ||
-	       (e->expires != 0 && cache_now(c) >= e->expires);
+	       ((e->flags & CACHE_F_EXPIRES) &&
+		   cache_now(c) >= cache_expires(e));
 }
 
 #ifdef CACHE_DEBUG

@@ -11,7 +11,7 @@
  * are never evicted; when only pinned entries are left and a new entry does
  * not fit, the insert fails with CACHE_EFULL rather than exceed the limit.
  *
- * TTL: an entry may expire after a number of whole seconds. An expired
+ * TTL: an entry may expire after a number of milliseconds. An expired
  * entry is never returned; it is reclaimed when it is next looked up and by
  * cache_sweep(), which the owner calls from a timer.
  *
@@ -50,7 +50,11 @@ struct cache_entry;
 struct cache_config {
 	size_t	 max_memory; /* bytes; 0 means no limit */
 	uint64_t seed;	     /* hash seed (random in the daemon) */
-	/* Monotonic clock in seconds; NULL uses CLOCK_MONOTONIC. */
+	/*
+	 * A clock in milliseconds; NULL uses CLOCK_MONOTONIC. An entry
+	 * expires when this clock reaches the time set for it, so a clock
+	 * that jumps (the wall clock) moves what has expired with it.
+	 */
 	uint64_t (*clock)(void *arg);
 	void *clock_arg;
 	/* Allocator hooks; NULL uses malloc/free. */
@@ -78,12 +82,12 @@ struct cache *cache_create(const struct cache_config *cfg);
 void cache_destroy(struct cache *c);
 
 /*
- * Insert or replace key. ttl is in seconds, 0 for none. flags is a mix of
+ * Insert or replace key. ttl is in milliseconds, 0 for none. flags is a mix of
  * CACHE_F_*; a tombstone takes no value (val NULL, vlen 0). On any error the
  * old entry, if there was one, is left as it was.
  */
 int cache_set(struct cache *c, const void *key, size_t klen, const void *val,
-    size_t vlen, uint64_t version, uint32_t ttl, unsigned flags);
+    size_t vlen, uint64_t version, uint64_t ttl, unsigned flags);
 
 /*
  * Like cache_set, but when key has an entry of a version above version
@@ -91,7 +95,7 @@ int cache_set(struct cache *c, const void *key, size_t klen, const void *val,
  * CACHE_ESTALE. One lookup for what would take cache_peek and cache_set.
  */
 int cache_set_newer(struct cache *c, const void *key, size_t klen,
-    const void *val, size_t vlen, uint64_t version, uint32_t ttl,
+    const void *val, size_t vlen, uint64_t version, uint64_t ttl,
     unsigned flags);
 
 /*
@@ -104,7 +108,7 @@ int cache_set_newer(struct cache *c, const void *key, size_t klen,
  */
 uint64_t cache_key_hash(const struct cache *c, const void *key, size_t klen);
 int cache_set_newer_h(struct cache *c, const void *key, size_t klen, uint64_t h,
-    const void *val, size_t vlen, uint64_t version, uint32_t ttl,
+    const void *val, size_t vlen, uint64_t version, uint64_t ttl,
     unsigned flags);
 
 /*
@@ -174,16 +178,25 @@ size_t cache_sweep(struct cache *c, size_t max_steps);
 
 void cache_get_stats(const struct cache *c, struct cache_stats *st);
 
-/* The charge of one entry of these sizes, for callers that plan ahead. */
-size_t cache_entry_size(size_t klen, size_t vlen);
+/*
+ * The charge of one entry of these sizes, with a ttl or not (0), for
+ * callers that plan ahead.
+ */
+size_t cache_entry_size(size_t klen, size_t vlen, uint64_t ttl);
 
 /* Entry accessors. */
 const void *cache_entry_key(const struct cache_entry *e, size_t *klen);
 const void *cache_entry_value(const struct cache_entry *e, size_t *vlen);
 uint64_t    cache_entry_version(const struct cache_entry *e);
 unsigned    cache_entry_flags(const struct cache_entry *e);
-/* Seconds left before expiry, 0 when the entry has no TTL. */
-uint32_t cache_entry_ttl(const struct cache *c, const struct cache_entry *e);
+/* Milliseconds left before expiry, 0 when the entry has no TTL. */
+uint64_t cache_entry_ttl(const struct cache *c, const struct cache_entry *e);
+/*
+ * When e expires, as a reading of the cache's clock (cfg->clock); 0 when
+ * it has no TTL.
+ */
+uint64_t cache_entry_expires(
+    const struct cache *c, const struct cache_entry *e);
 /*
  * Whether e reads as absent: a tombstone, or its time is up. A pinned
  * entry is never reclaimed before it is unpinned (it stands for a write

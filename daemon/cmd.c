@@ -256,16 +256,16 @@ store_err(enum store_status st)
 	}
 }
 
-/* Seconds left of an absolute expiry; 0 for none. */
-static uint32_t
+/* Milliseconds left of an absolute expiry (at least 1); 0 for none. */
+static uint64_t
 ttl_left(int64_t expires_at)
 {
 	int64_t left;
 
 	if (expires_at == 0)
 		return 0;
-	left = expires_at - wall_sec();
-	return left < 1 ? 1 : (uint32_t)left;
+	left = expires_at - wall_ms();
+	return left < 1 ? 1 : (uint64_t)left;
 }
 
 /*
@@ -331,8 +331,8 @@ make_visible(struct cmd_ctx *ctx, struct wreq *w, int pinned)
 		rc = CACHE_ENOMEM;
 	else
 		rc = cache_set_newer_h(ctx->cache, w->key, w->klen,
-		    write_hash(ctx, w), w->value, w->vlen, w->seq, w->ttl,
-		    flags);
+		    write_hash(ctx, w), w->value, w->vlen, w->seq,
+		    ttl_left(w->expires_at), flags);
 	if (rc == CACHE_OK) {
 		/*
 		 * The cache shows the write now and keeps it until it is
@@ -560,7 +560,8 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 		goto answered;
 	}
 	if (pw->dur != PROTO_DUR_COMMIT) {
-		reserve = cache_entry_size(pw->klen, pw->del ? 0 : pw->vlen);
+		reserve = cache_entry_size(
+		    pw->klen, pw->del ? 0 : pw->vlen, pw->del ? 0 : pw->ttl);
 		if (cache_reserve(ctx->cache, reserve) != CACHE_OK) {
 			kick_apply(ctx, ctx->seq);
 			reply_error(ctx, a, id, id_len, ERR_BUSY,
@@ -570,12 +571,11 @@ write_kv(struct cmd_ctx *ctx, struct cmd_session *ss, struct slot *slot,
 	}
 	seq = ++ctx->seq;
 	if (pw->ttl > 0)
-		expires_at = wall_sec() + pw->ttl;
+		expires_at = wall_ms() + (int64_t)pw->ttl * 1000;
 	w = pw->del ? wreq_kv_del(seq, pw->key, pw->klen)
 		    : wreq_kv_set(seq, pw->key, pw->klen, pw->value, pw->vlen,
 			  expires_at);
 	w->durability = (uint8_t)pw->dur;
-	w->ttl = pw->ttl;
 	w->reserved = reserve;
 	w->deleted = pw->del && current != 0;
 	if (id != NULL)

@@ -568,7 +568,8 @@ segment_scan(struct journal *j, struct segment *s, int last, uint64_t *prev,
 			uint32_t len = get_u32(buf + off + 4);
 
 			if (cb(arg, buf[off + 8] & ~JOURNAL_TYPE_FLAGS, seq,
-				buf + off + JOURNAL_RECORD_HEADER, len) == -1) {
+				buf + off + JOURNAL_RECORD_HEADER, len,
+				s->version) == -1) {
 				xasprintf(cause,
 				    "replay of record %" PRIu64 " failed", seq);
 				rc = -1;

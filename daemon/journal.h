@@ -17,7 +17,10 @@
  *
  * Format 2 added JOURNAL_F_UNSYNCED; format 1 segments are still read (in
  * them that bit makes a record invalid) but never written to: the first
- * write after a start goes to a new segment.
+ * write after a start goes to a new segment. Format 3 changes nothing the
+ * journal reads: it tells replay that the writer's payloads count key
+ * expiries in milliseconds (in seconds before); replay passes each
+ * record's format on.
  *
  * One thread (the journal writer) calls journal_write and journal_sync;
  * journal_release may be called from another thread (it takes a lock).
@@ -30,7 +33,7 @@
 
 #define JOURNAL_HEADER_SIZE    36
 #define JOURNAL_RECORD_HEADER  17
-#define JOURNAL_FORMAT_VERSION 2
+#define JOURNAL_FORMAT_VERSION 3
 /*
  * The last record of each group has this bit set in its type; replay
  * passes the type without it. Recovery uses it to tell a torn tail (bad
@@ -87,8 +90,8 @@ struct journal_recovery {
 	uint64_t truncated_bytes;
 };
 
-typedef int (*journal_record_cb)(
-    void *arg, uint8_t type, uint64_t seq, const void *payload, size_t len);
+typedef int (*journal_record_cb)(void *arg, uint8_t type, uint64_t seq,
+    const void *payload, size_t len, uint32_t format);
 
 /* The bytes a record of this payload takes. */
 static inline size_t
@@ -117,7 +120,10 @@ void journal_record_seal(void *dst, uint8_t type, uint64_t seq, size_t len);
  */
 struct journal *journal_open(const struct journal_options *opts,
     struct journal_recovery *rec, char **cause);
-/* Call cb for every record with seq > after, in order, its type unflagged. */
+/*
+ * Call cb for every record with seq > after, in order, its type unflagged,
+ * with the format of the segment it is in.
+ */
 int journal_replay(struct journal *j, uint64_t after, journal_record_cb cb,
     void *arg, char **cause);
 /*

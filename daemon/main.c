@@ -415,6 +415,18 @@ recover(struct daemon *d, const struct store_options *so)
 	return last > applied ? last : applied;
 }
 
+/*
+ * The cache's clock: the wall clock in milliseconds, as SQLite's expiries
+ * and the writes' count, so that an entry's expiry reads back as the very
+ * millisecond that was written (cache_entry_expires).
+ */
+static uint64_t
+cache_wall_clock(void *arg)
+{
+	(void)arg;
+	return (uint64_t)wall_ms();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -505,6 +517,7 @@ main(int argc, char **argv)
 	memset(&cc, 0, sizeof(cc));
 	cc.max_memory = d.opts.max_memory;
 	cc.seed = seed;
+	cc.clock = cache_wall_clock; /* expiries are wall-clock times */
 	if ((d.cache = cache_create(&cc)) == NULL)
 		fatalx("cannot create the cache");
 

@@ -34,18 +34,18 @@ monotime_ms(void)
 }
 
 /*
- * The wall clock's current second, what key expiries count in. Not
- * time(): on Linux it reads a clock updated at each tick, which for a
- * millisecond or more after a second turns still gives the one before,
- * and an expiry of EX 1 set then would be over at once.
+ * The wall clock in Unix milliseconds, what key expiries count in. Read
+ * with clock_gettime, not time(): on Linux time() reads a clock updated
+ * at each tick, which for a millisecond or more after a second turns
+ * still gives the one before.
  */
 static inline int64_t
-wall_sec(void)
+wall_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 #endif /* STASHD_MONOTIME_H */

@@ -84,7 +84,7 @@ struct rval {
 	const char *v;
 	size_t	    vlen;
 	int	    raw;
-	int64_t	    expires_at; /* Unix seconds, 0: never */
+	int64_t	    expires_at; /* Unix milliseconds, 0: never */
 };
 
 /* A write a command decided. */
@@ -336,17 +336,6 @@ arg_i64(struct rx *x, size_t i, int64_t *v)
 	return 0;
 }
 
-static uint32_t
-ttl_of(int64_t expires_at)
-{
-	int64_t left;
-
-	if (expires_at == 0)
-		return 0;
-	left = expires_at - wall_sec();
-	return left < 1 ? 1 : left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
-}
-
 /* Order of a lookup's keys: by length, then bytes. */
 static int
 rkey_cmp(const void *a, const void *b)
@@ -425,7 +414,6 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 	const struct rkey  *k;
 	struct kstate	   *ks;
 	struct wreq	   *w;
-	uint32_t	    ttl;
 
 	memset(rv, 0, sizeof(*rv));
 	if (x->tx != NULL) {
@@ -434,7 +422,7 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 
 		if (st != NULL) {
 			if (st->del || (st->expires_at != 0 &&
-					   st->expires_at <= wall_sec()))
+					   st->expires_at <= wall_ms()))
 				return 1;
 			rv->exists = 1;
 			rv->v = st->v;
@@ -455,7 +443,7 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 	    ks->last != NULL) {
 		w = ks->last;
 		if (w->type == WREQ_KV_DEL ||
-		    (w->expires_at != 0 && w->expires_at <= wall_sec()))
+		    (w->expires_at != 0 && w->expires_at <= wall_ms()))
 			return 1;
 		rv->exists = 1;
 		rv->v = w->value;
@@ -472,15 +460,15 @@ rx_state(struct rx *x, size_t ai, int for_write, struct rval *rv)
 		rv->exists = 1;
 		rv->v = cache_entry_value(e, &rv->vlen);
 		rv->raw = (cache_entry_flags(e) & CACHE_F_RAW) != 0;
-		ttl = cache_entry_ttl(ctx->cache, e);
-		rv->expires_at = ttl > 0 ? wall_sec() + ttl : 0;
+		rv->expires_at =
+		    (int64_t)cache_entry_expires(ctx->cache, e); /* wall ms */
 		return 1;
 	}
 	if (rx_complete(ctx))
 		return 1; /* not in the cache: not anywhere */
 	if ((k = job_key(x->job, key, klen)) != NULL) {
 		if (k->found &&
-		    (k->expires_at == 0 || k->expires_at > wall_sec())) {
+		    (k->expires_at == 0 || k->expires_at > wall_ms())) {
 			rv->exists = 1;
 			rv->v = k->value;
 			rv->vlen = k->vlen;
@@ -521,7 +509,7 @@ rx_set(struct rx *x, size_t ai, const char *v, size_t vlen, int raw,
 {
 	struct rwrite *w;
 
-	if (expires_at != 0 && expires_at <= wall_sec()) {
+	if (expires_at != 0 && expires_at <= wall_ms()) {
 		rx_del(x, ai);
 		return;
 	}
@@ -997,17 +985,14 @@ h_type(struct rx *x)
 }
 
 /*
- * TTL and PTTL. Expiry is a whole second of the clock (expires_at), the
- * key goes when the clock reaches it: TTL is the seconds to it counted
- * from the current whole second (so 1 in the last second, never 0), PTTL
- * the milliseconds to it from now; TTL is PTTL / 1000 rounded up.
+ * TTL and PTTL, as Redis answers them: PTTL the milliseconds to the
+ * expiry, TTL that rounded to the nearest second (0 in its last half).
  */
 static void
 ttl_reply(struct rx *x, int ms)
 {
-	struct rval	rv;
-	struct timespec ts;
-	int64_t		left;
+	struct rval rv;
+	int64_t	    left;
 
 	if (!rx_state(x, 1, 0, &rv))
 		return;
@@ -1015,17 +1000,11 @@ ttl_reply(struct rx *x, int ms)
 		r_int(x->out, -2);
 	else if (rv.expires_at == 0)
 		r_int(x->out, -1);
-	else if (!ms) {
-		left = rv.expires_at - wall_sec();
-		r_int(x->out, left < 1 ? 1 : left);
-	} else {
-		if (clock_gettime(CLOCK_REALTIME, &ts) == -1) {
-			rx_error(x, ERR_INTERNAL, "cannot read the clock");
-			return;
-		}
-		left = rv.expires_at * 1000 -
-		       ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-		r_int(x->out, left < 1 ? 1 : left);
+	else {
+		left = rv.expires_at - wall_ms();
+		if (left < 0)
+			left = 0;
+		r_int(x->out, ms ? left : left / 1000 + (left % 1000 >= 500));
 	}
 }
 
@@ -1043,15 +1022,6 @@ h_pttl(struct rx *x)
 
 /* Writes. */
 
-/*
- * The longest expiry taken: 3 * 2^30 seconds (102 years) ahead, a year
- * 2100 of EXPIREAT included. The cache counts an entry's expiry on a
- * 32-bit clock of seconds since it started, which holds that exactly for
- * its first 34 years; a longer one would read back shorter than it was
- * set.
- */
-#define EXPIRY_AHEAD_MAX ((int64_t)3 << 30)
-
 /* Redis's words for an expiry out of range. */
 static void
 rx_bad_expire(struct rx *x)
@@ -1064,22 +1034,24 @@ rx_bad_expire(struct rx *x)
 }
 
 /*
- * The expiry in argument ai, in seconds or milliseconds, from now or
- * absolute, as the whole second of the clock the key goes at (expiry
- * has a resolution of one second). Milliseconds are rounded up to whole
- * seconds: PX 1500 is EX 2, PXAT 1700000000001 is EXAT 1700000001. A
- * relative expiry counts from the current whole second, so EX n (and PX
- * of n * 1000 - 999 to n * 1000) leaves the key n - 1 to n seconds.
- * -1 when that is further ahead than EXPIRY_AHEAD_MAX.
+ * The expiry n, in seconds or milliseconds, from now or absolute, as the
+ * Unix millisecond the key goes at, computed as Redis does; -1 when that
+ * does not fit 64 bits (Redis's "invalid expire time").
  */
 static int
-expiry_second(int64_t n, int ms, int absolute, int64_t now, int64_t *at)
+expiry_ms(int64_t n, int ms, int absolute, int64_t now, int64_t *at)
 {
-	if (ms)
-		n = n > 0 ? n / 1000 + (n % 1000 != 0) : n / 1000;
-	if (absolute ? n > now + EXPIRY_AHEAD_MAX : n > EXPIRY_AHEAD_MAX)
-		return -1;
-	*at = absolute ? n : now + n;
+	if (!ms) {
+		if (n > INT64_MAX / 1000 || n < INT64_MIN / 1000)
+			return -1;
+		n *= 1000;
+	}
+	if (!absolute) {
+		if (n > INT64_MAX - now)
+			return -1;
+		n += now;
+	}
+	*at = n;
 	return 0;
 }
 
@@ -1103,7 +1075,7 @@ expiry_of(struct rx *x, size_t ai, int ms, int absolute, int64_t *at)
 
 	if (arg_i64(x, ai, &n) == -1)
 		return -1;
-	if (n <= 0 || expiry_second(n, ms, absolute, wall_sec(), at) == -1) {
+	if (n <= 0 || expiry_ms(n, ms, absolute, wall_ms(), at) == -1) {
 		rx_bad_expire(x);
 		return -1;
 	}
@@ -1361,7 +1333,7 @@ expire_flags(struct rx *x, int *flags)
 	return 0;
 }
 
-/* May an expiry at (Unix seconds) replace cur (0: none) under flags? */
+/* May an expiry at (Unix ms) replace cur (0: none) under flags? */
 static int
 expire_allowed(int flags, int64_t cur, int64_t at)
 {
@@ -1378,20 +1350,19 @@ expire_allowed(int flags, int64_t cur, int64_t at)
 
 /*
  * EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT [NX|XX|GT|LT], PERSIST: write the
- * value again with a new expiry; one now or past deletes the key. The
- * options compare whole seconds, the expiry's resolution.
+ * value again with a new expiry; one now or past deletes the key.
  */
 static void
 expire(struct rx *x, int ms, int absolute, int persist)
 {
 	struct rval rv;
-	int64_t	    at = 0, n = 0, now = wall_sec();
+	int64_t	    at = 0, n = 0, now = wall_ms();
 	int	    flags = 0;
 
 	if (!persist) {
 		if (expire_flags(x, &flags) == -1 || arg_i64(x, 2, &n) == -1)
 			return;
-		if (expiry_second(n, ms, absolute, now, &at) == -1) {
+		if (expiry_ms(n, ms, absolute, now, &at) == -1) {
 			rx_bad_expire(x);
 			return;
 		}
@@ -2047,7 +2018,8 @@ take_writes(struct cmd_ctx *ctx, struct cmd_session *ss, struct rwrite *ws,
 	for (i = 0; i < n && dur != PROTO_DUR_COMMIT; i++) {
 		rw = &ws[i];
 		rw->reserved =
-		    cache_entry_size(rw->klen, rw->del ? 0 : rw->vlen);
+		    cache_entry_size(rw->klen, rw->del ? 0 : rw->vlen,
+			rw->del ? 0 : (uint64_t)rw->expires_at);
 		if (cache_reserve(ctx->cache, rw->reserved) != CACHE_OK) {
 			for (j = 0; j < i; j++)
 				cache_unreserve(ctx->cache, ws[j].reserved);
@@ -2072,7 +2044,6 @@ take_writes(struct cmd_ctx *ctx, struct cmd_session *ss, struct rwrite *ws,
 				w->type = WREQ_KV_SET_RAW;
 		}
 		w->durability = (uint8_t)dur;
-		w->ttl = ttl_of(rw->expires_at);
 		w->reserved = rw->reserved;
 		w->resp = 1;
 		cmd_write_take(ctx, w);
@@ -2154,17 +2125,17 @@ rx_defer(struct rx *x, int count)
 	if (count) {
 		char params[32];
 		int  len = snprintf(
-		     params, sizeof(params), "[%lld]", (long long)wall_sec());
+		     params, sizeof(params), "[%lld]", (long long)wall_ms());
 
 		job->type = RJOB_QUERY;
 		/*
 		 * DBSIZE's count, then for INFO the keys with an expiry and
-		 * the seconds left to them all.
+		 * the milliseconds left to them all (a float: total() does
+		 * not overflow).
 		 */
-		job->sql = xstrdup(
-		    "SELECT count(*), count(expires_at), "
-		    "coalesce(sum(expires_at - ?1), 0) FROM stash_kv WHERE "
-		    "expires_at IS NULL OR expires_at > ?1");
+		job->sql = xstrdup("SELECT count(*), count(expires_at), "
+				   "total(expires_at - ?1) FROM stash_kv WHERE "
+				   "expires_at IS NULL OR expires_at > ?1");
 		job->sql_len = strlen(job->sql);
 		job->params = xstrdup(params);
 		job->params_len = (size_t)len;
@@ -2275,14 +2246,13 @@ lookup_answer(struct rcmd *r, struct cmd_session *ss, struct conn *c,
 
 /*
  * The row of the count query, "N,E,S]" after its "[[": N keys, E of them
- * with an expiry, S seconds left to those together; Redis's avg_ttl is
- * in milliseconds.
+ * with an expiry, S milliseconds left to those together.
  */
 static void
 keyspace_parse(const char *p, struct rkeyspace *ks)
 {
-	char	*end;
-	uint64_t secs;
+	char  *end;
+	double ms, avg;
 
 	ks->keys = strtoull(p, &end, 10);
 	if (*end != ',')
@@ -2290,10 +2260,11 @@ keyspace_parse(const char *p, struct rkeyspace *ks)
 	ks->expires = strtoull(end + 1, &end, 10);
 	if (*end != ',')
 		return;
-	secs = strtoull(end + 1, NULL, 10);
-	if (ks->expires > 0)
-		ks->avg_ttl_ms = secs / ks->expires * 1000 +
-				 secs % ks->expires * 1000 / ks->expires;
+	ms = strtod(end + 1, NULL);
+	if (ks->expires > 0 && ms > 0) {
+		avg = ms / (double)ks->expires;
+		ks->avg_ttl_ms = avg >= 1.8e19 ? UINT64_MAX : (uint64_t)avg;
+	}
 }
 
 /* A reader finished a lookup or a count (loop thread). */
@@ -2448,7 +2419,7 @@ static int
 rx_stamp(struct cmd_ctx *ctx, const struct rjob *job, const char *key,
     size_t klen, int latest, int *exists, uint64_t *version)
 {
-	int64_t		    now = wall_sec();
+	int64_t		    now = wall_ms();
 	struct kstate	   *ks;
 	struct wreq	   *w;
 	struct cache_entry *e;
@@ -2799,8 +2770,8 @@ rtx_run(struct cmd_ctx *ctx, struct cmd_session *ss, struct rtx *tx,
 			continue;
 		if (x.unknown) {
 			/*
-			 * A key known a moment ago is not now (it expired as
-			 * the second turned): nothing is taken yet, so drop
+			 * A key known a moment ago is not now (it expired in
+			 * between): nothing is taken yet, so drop
 			 * what ran and look its keys up first.
 			 */
 			out->len = mark;

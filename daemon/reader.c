@@ -75,7 +75,7 @@ reader_run(struct store *st, struct rjob *job)
 		for (i = 0; i < job->nkeys; i++) {
 			struct rkey *k = &job->keys[i];
 
-			rc = store_kv_get(st, k->key, k->klen, wall_sec(),
+			rc = store_kv_get(st, k->key, k->klen, wall_ms(),
 			    &k->value, &k->vlen, &k->raw, &k->version,
 			    &k->expires_at, &cause);
 			if (rc == -1)

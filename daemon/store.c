@@ -1,12 +1,14 @@
 /*
  * store.c -- the SQLite database.
  *
- * Schema (user_version 1):
+ * Schema (user_version 2):
  *
  *	stash_kv(key TEXT PRIMARY KEY, value TEXT, version INTEGER,
  *	    expires_at INTEGER)		-- the key-value store; WITHOUT ROWID;
  *					   value is JSON text, or a BLOB
- *					   of bytes set through RESP
+ *					   of bytes set through RESP;
+ *					   expires_at in Unix milliseconds
+ *					   (NULL: never)
  *	stash_meta(name TEXT PRIMARY KEY, value INTEGER)
  *					-- 'applied_seq': the last journal
  *					   record whose effect is here
@@ -46,7 +48,11 @@
 #include "wbuf.h"
 #include "xmalloc.h"
 
-#define STORE_SCHEMA_VERSION 1
+/*
+ * Version 2 counts expires_at in milliseconds; version 1 counted it in
+ * seconds, and a database of version 1 is brought to 2 when opened.
+ */
+#define STORE_SCHEMA_VERSION 2
 
 /*
  * Client statements are kept prepared, keyed by their SQL text: workers
@@ -290,6 +296,20 @@ store_schema(struct store *s, char **cause)
 	}
 	if (version == STORE_SCHEMA_VERSION || s->opts.readonly)
 		return 0;
+	if (version == 1) {
+		if (exec_sql(s,
+			"BEGIN IMMEDIATE;"
+			"UPDATE stash_kv SET expires_at = expires_at * 1000 "
+			"  WHERE expires_at IS NOT NULL;"
+			"PRAGMA user_version = 2;"
+			"COMMIT;",
+			cause) == -1)
+			return -1;
+		log_info("%s: schema version 1 brought to 2 (expiries in "
+			 "milliseconds)",
+		    s->path);
+		return 0;
+	}
 	return exec_sql(s,
 	    "BEGIN IMMEDIATE;"
 	    "CREATE TABLE IF NOT EXISTS stash_kv ("
@@ -306,7 +326,7 @@ store_schema(struct store *s, char **cause)
 	    "  value INTEGER NOT NULL"
 	    ") WITHOUT ROWID;"
 	    "INSERT OR IGNORE INTO stash_meta VALUES ('applied_seq', 0);"
-	    "PRAGMA user_version = 1;"
+	    "PRAGMA user_version = 2;"
 	    "COMMIT;",
 	    cause);
 }

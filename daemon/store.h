@@ -71,7 +71,7 @@ int  store_rollback_to(struct store *s, char **cause);
 
 /* 1 when stash_kv holds no key, 0 when it holds some, -1 on error. */
 int store_kv_empty(struct store *s, char **cause);
-/* Key-value writes. expires_at is Unix seconds, 0 for never. */
+/* Key-value writes. expires_at is Unix milliseconds, 0 for never. */
 int store_kv_set(struct store *s, const char *key, size_t klen,
     const char *value, size_t vlen, int raw, uint64_t version,
     int64_t expires_at, char **cause);

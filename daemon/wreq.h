@@ -47,7 +47,7 @@ struct wreq {
 	size_t	    klen;
 	const char *value;
 	size_t	    vlen;
-	int64_t	    expires_at; /* Unix seconds, 0: never */
+	int64_t	    expires_at; /* Unix milliseconds, 0: never */
 	const char *sql;
 	size_t	    sql_len;
 	const char *json; /* params of EXEC, array of TX */
@@ -62,7 +62,6 @@ struct wreq {
 	size_t	       reserved; /* cache bytes held for it */
 	struct kstate *ks;	 /* its key's state, if the latest write */
 	uint64_t       khash;	 /* cache_key_hash() of key, or 0 */
-	uint32_t       ttl;	 /* seconds, for the cache */
 	int	       acked;
 	char	      *id; /* the request's id, JSON */
 	size_t	       id_len;

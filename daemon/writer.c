@@ -960,7 +960,7 @@ apply_main(void *arg)
 			    wr->opts.purge_interval_ms) {
 				last_purge = monotime_ms();
 				if (store_begin(wr->store, &cause) == 0 &&
-				    (n = store_kv_purge(wr->store, wall_sec(),
+				    (n = store_kv_purge(wr->store, wall_ms(),
 					 10000, &cause)) >= 0 &&
 				    store_commit(wr->store,
 					wr->stats.applied_seq, &cause) == 0) {
@@ -1240,8 +1240,8 @@ struct replay {
 };
 
 static int
-replay_record(
-    void *arg, uint8_t type, uint64_t seq, const void *payload, size_t len)
+replay_record(void *arg, uint8_t type, uint64_t seq, const void *payload,
+    size_t len, uint32_t format)
 {
 	struct replay *r = arg;
 	struct wreq    w;
@@ -1251,6 +1251,16 @@ replay_record(
 		xasprintf(
 		    &r->cause, "journal record %" PRIu64 " is malformed", seq);
 		return -1;
+	}
+	/* Before format 3, an expiry was a Unix second. */
+	if (format < 3 && w.expires_at != 0) {
+		if (w.expires_at > INT64_MAX / 1000 ||
+		    w.expires_at < INT64_MIN / 1000) {
+			xasprintf(&r->cause,
+			    "journal record %" PRIu64 " has a bad expiry", seq);
+			return -1;
+		}
+		w.expires_at *= 1000;
 	}
 	if (r->in_tx == 0 && store_begin(r->store, &r->cause) == -1)
 		return -1;

@@ -264,7 +264,7 @@ model_check(
 		n++;
 		if (m->flags[id] & CACHE_F_PINNED)
 			np++;
-		bytes += cache_entry_size(klen, len);
+		bytes += cache_entry_size(klen, len, 0);
 	}
 	cache_get_stats(c, &st);
 	assert_int_equal(st.entries, n);
@@ -286,12 +286,12 @@ has(struct cache *c, const char *s)
 
 /* cache_set or cache_set_newer. */
 typedef int (*set_fn)(struct cache *, const void *, size_t, const void *,
-    size_t, uint64_t, uint32_t, unsigned);
+    size_t, uint64_t, uint64_t, unsigned);
 
 /* Set the key "s" with a value of vlen bytes through set. */
 static int
 put_with(set_fn set, struct cache *c, const char *s, size_t vlen,
-    uint64_t version, uint32_t ttl, unsigned flags)
+    uint64_t version, uint64_t ttl, unsigned flags)
 {
 	static const char zero[8192];
 
@@ -301,7 +301,7 @@ put_with(set_fn set, struct cache *c, const char *s, size_t vlen,
 }
 
 static int
-put(struct cache *c, const char *s, size_t vlen, uint64_t version, uint32_t ttl,
+put(struct cache *c, const char *s, size_t vlen, uint64_t version, uint64_t ttl,
     unsigned flags)
 {
 	return put_with(cache_set, c, s, vlen, version, ttl, flags);
@@ -364,10 +364,10 @@ test_basic(void **state)
 	assert_int_equal(st.misses, 4);
 	assert_int_equal(st.pinned, 0);
 	assert_int_equal(st.max_memory, 0);
-	assert_int_equal(st.bytes, cache_entry_size(1, 5) +
-				       cache_entry_size(CACHE_KEY_MAX, 0) +
+	assert_int_equal(st.bytes, cache_entry_size(1, 5, 0) +
+				       cache_entry_size(CACHE_KEY_MAX, 0, 0) +
 				       st.table_buckets * BUCKET_BYTES);
-	assert_true(cache_entry_size(16, 100) <= 48 + 16 + 100);
+	assert_true(cache_entry_size(16, 100, 0) <= 48 + 16 + 100);
 	cache_destroy(c);
 
 	/* One allocator hook without the other is refused. */
@@ -392,7 +392,7 @@ static void
 test_lru_order(void **state)
 {
 	struct cache *c;
-	size_t	      sz = cache_entry_size(2, 10);
+	size_t	      sz = cache_entry_size(2, 10, 0);
 
 	(void)state;
 	assert_non_null(c = new_cache(room_for(4, sz), 1, NULL, NULL));
@@ -439,7 +439,7 @@ test_lru_random(void **state)
 {
 	struct cache	  *c;
 	struct cache_stats st;
-	size_t		   sz = cache_entry_size(3, 8);
+	size_t		   sz = cache_entry_size(3, 8, 0);
 	unsigned	   order[8], n = 0, i, j, k, op;
 	uint64_t	   hits = 0, misses = 0, evictions = 0;
 	char		   key[4];
@@ -615,8 +615,8 @@ test_ttl(void **state)
 	cache_get_stats(c, &st);
 	assert_int_equal(st.entries, 1);
 	assert_int_equal(st.expirations, 3);
-	assert_int_equal(
-	    st.bytes, cache_entry_size(1, 5) + st.table_buckets * BUCKET_BYTES);
+	assert_int_equal(st.bytes,
+	    cache_entry_size(1, 5, 0) + st.table_buckets * BUCKET_BYTES);
 
 	/* Setting it again brings it back with a fresh TTL. */
 	assert_int_equal(put(c, "a", 5, 2, 100, 0), CACHE_OK);
@@ -697,7 +697,7 @@ test_sweep(void **state)
 			left++; /* expires in the second round */
 		if (ttl == 0 || i % 17 == 0) {
 			kept++; /* never expires */
-			kbytes += cache_entry_size((size_t)len, 1);
+			kbytes += cache_entry_size((size_t)len, 1, ttl);
 		}
 	}
 	cache_get_stats(c, &st);
@@ -745,7 +745,7 @@ test_prefetch(void **state)
 	struct cache_stats before, after;
 	struct cache	  *c;
 	char		   key[64];
-	size_t		   len, sz = cache_entry_size(2, 10);
+	size_t		   len, sz = cache_entry_size(2, 10, 0);
 	unsigned	   i;
 	int		   step;
 
@@ -900,7 +900,7 @@ test_pinning(void **state)
 	struct cache	   *c;
 	struct cache_entry *e;
 	struct cache_stats  before, after;
-	size_t		    sz = cache_entry_size(2, 10);
+	size_t		    sz = cache_entry_size(2, 10, 0);
 
 	(void)state;
 	c = pin_setup(sz);
@@ -961,7 +961,7 @@ static void
 test_unpin_upto(void **state)
 {
 	struct cache *c;
-	size_t	      sz = cache_entry_size(1, 10);
+	size_t	      sz = cache_entry_size(1, 10, 0);
 
 	(void)state;
 	assert_non_null(c = new_cache(room_for(6, sz), 8, NULL, NULL));
@@ -1031,7 +1031,7 @@ test_reserve(void **state)
 {
 	struct cache	  *c;
 	struct cache_stats before, after;
-	size_t		   sz = cache_entry_size(2, 10);
+	size_t		   sz = cache_entry_size(2, 10, 0);
 
 	(void)state;
 	c = pin_setup(sz); /* room for 4: p1 p2 pinned, u1 u2 */
@@ -1079,8 +1079,8 @@ static void
 test_reserve_empty(void **state)
 {
 	struct cache *c;
-	size_t	      big = cache_entry_size(2, 1000); /* 1045 bytes */
-	size_t	      fits = cache_entry_size(2, 979); /* 1024 bytes */
+	size_t	      fits = 1024, big = fits + 21;
+	size_t	      vfits = fits - cache_entry_size(2, 0, 0);
 
 	(void)state;
 	c = new_cache(2048, 1, NULL, NULL);
@@ -1088,12 +1088,13 @@ test_reserve_empty(void **state)
 	assert_int_equal(stats(c).table_buckets, 0);
 	assert_int_equal(cache_reserve(c, 960), CACHE_OK);
 	/* 960 + 1045 leave no room for the 8 buckets of 8 bytes. */
+	assert_int_equal(cache_entry_size(2, vfits, 0), fits);
 	assert_int_equal(cache_reserve(c, big), CACHE_EFULL);
 	assert_int_equal(stats(c).reserved, 960);
 	/* 960 + 1024 + 64 is 2048: that one is kept, and then fits. */
 	assert_int_equal(cache_reserve(c, fits), CACHE_OK);
 	cache_unreserve(c, fits);
-	assert_int_equal(put(c, "p1", 979, 1, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_int_equal(put(c, "p1", vfits, 1, 0, CACHE_F_PINNED), CACHE_OK);
 	assert_int_equal(stats(c).table_buckets, 8);
 	assert_int_equal(stats(c).bytes, 2048);
 	cache_unreserve(c, 960);
@@ -1125,8 +1126,8 @@ test_tombstones(void **state)
 	assert_int_equal(st.hits, 1);
 	assert_int_equal(st.misses, 0);
 	assert_int_equal(st.pinned, 1);
-	assert_int_equal(
-	    st.bytes, cache_entry_size(1, 0) + st.table_buckets * BUCKET_BYTES);
+	assert_int_equal(st.bytes,
+	    cache_entry_size(1, 0, 0) + st.table_buckets * BUCKET_BYTES);
 
 	assert_int_equal(cache_unpin(c, "t", 1, 8), CACHE_ENOENT);
 	assert_true(has(c, "t"));
@@ -1164,7 +1165,7 @@ test_delete(void **state)
 	cache_get_stats(c, &st);
 	assert_int_equal(st.entries, 1);
 	assert_int_equal(st.bytes,
-	    cache_entry_size(1, 60) + st.table_buckets * BUCKET_BYTES);
+	    cache_entry_size(1, 60, 0) + st.table_buckets * BUCKET_BYTES);
 	assert_int_equal(cache_del(c, "b", 1), CACHE_OK);
 	cache_get_stats(c, &st);
 	assert_int_equal(st.entries, 0);
@@ -1183,7 +1184,7 @@ test_overwrite(void **state)
 	struct cache	   *c;
 	struct cache_entry *e;
 	struct cache_stats  before, after;
-	size_t		    base, sz = cache_entry_size(2, 100);
+	size_t		    base, sz = cache_entry_size(2, 100, 0);
 
 	(void)state;
 	memset(&ta, 0, sizeof(ta));
@@ -1230,7 +1231,7 @@ test_overwrite(void **state)
 	assert_int_equal(put(c, "k0", 1, 4, 0, 0), CACHE_OK);
 	cache_get_stats(c, &after);
 	assert_int_equal(
-	    after.bytes, 8 * BUCKET_BYTES + sz + cache_entry_size(2, 1));
+	    after.bytes, 8 * BUCKET_BYTES + sz + cache_entry_size(2, 1, 0));
 	assert_int_equal(after.entries, 2);
 
 	/* Too large for the cache at all: EINVAL, not EFULL. */
@@ -1248,19 +1249,23 @@ static void
 test_replace_in_place(void **state)
 {
 	struct talloc	    ta;
+	struct fclock	    fc = {.now = 1000};
 	struct cache	   *c;
 	struct cache_entry *e;
 	struct cache_stats  before, after;
 	const void	   *v;
-	size_t		    vlen, sz = cache_entry_size(1, 10);
+	size_t		    vlen, sz = cache_entry_size(1, 10, 0);
 	unsigned long	    calls;
 
 	(void)state;
 	memset(&ta, 0, sizeof(ta));
-	/* Room for three values and a tombstone. */
-	assert_non_null(c = new_cache(room_for(3, sz) + cache_entry_size(1, 0),
-			    4, &ta, NULL));
-	assert_int_equal(put(c, "a", 10, 1, 0, 0), CACHE_OK);
+	/* Room for three values, a tombstone, and one expiry. */
+	assert_int_equal(cache_entry_size(1, 10, 30), sz + 8);
+	assert_non_null(
+	    c = new_cache(
+		room_for(3, sz) + cache_entry_size(1, 0, 0) + 8, 4, &ta, &fc));
+	/* "a" has an expiry, kept after its value: same size with another. */
+	assert_int_equal(put(c, "a", 10, 1, 30, 0), CACHE_OK);
 	assert_int_equal(put(c, "b", 10, 2, 0, 0), CACHE_OK);
 	assert_int_equal(put(c, "c", 10, 3, 0, 0), CACHE_OK);
 	cache_get_stats(c, &before);
@@ -1281,12 +1286,12 @@ test_replace_in_place(void **state)
 	assert_int_equal(cache_entry_flags(e), CACHE_F_PINNED);
 	assert_int_equal(cache_entry_ttl(c, e), 60);
 
-	/* Pinned to unpinned, no TTL: the most recently used now. */
+	/* Pinned to unpinned, another TTL: the most recently used now. */
 	assert_int_equal(
-	    cache_set(c, "a", 1, "abcdefghij", 10, 5, 0, 0), CACHE_OK);
+	    cache_set(c, "a", 1, "abcdefghij", 10, 5, 90, 0), CACHE_OK);
 	assert_int_equal(ta.calls, calls);
 	assert_int_equal(stats(c).pinned, 0);
-	assert_int_equal(cache_entry_ttl(c, cache_peek(c, "a", 1)), 0);
+	assert_int_equal(cache_entry_ttl(c, cache_peek(c, "a", 1)), 90);
 	assert_int_equal(put(c, "d", 10, 6, 0, 0), CACHE_OK);
 	assert_false(has(c, "b"));
 	assert_true(has(c, "a") && has(c, "c") && has(c, "d"));
@@ -1309,8 +1314,15 @@ test_replace_in_place(void **state)
 	assert_int_equal(cache_entry_flags(cache_peek(c, "c", 1)), 0);
 	assert_true(has(c, "t"));
 
-	/* Pins hold the cache above its limit: no room, nothing changes. */
+	/* Without its expiry "a" is 8 bytes smaller: a new entry. */
+	cache_get_stats(c, &before);
+	calls = ta.calls;
 	assert_int_equal(put(c, "a", 10, 11, 0, CACHE_F_PINNED), CACHE_OK);
+	assert_true(ta.calls > calls);
+	assert_int_equal(stats(c).bytes, before.bytes - 8);
+	assert_int_equal(cache_entry_ttl(c, cache_peek(c, "a", 1)), 0);
+
+	/* Pins hold the cache above its limit: no room, nothing changes. */
 	assert_int_equal(put(c, "c", 10, 12, 0, CACHE_F_PINNED), CACHE_OK);
 	assert_int_equal(put(c, "d", 10, 13, 0, CACHE_F_PINNED), CACHE_OK);
 	cache_set_max_memory(c, room_for(2, sz));
@@ -1338,7 +1350,7 @@ version_of(struct cache *c, const char *s, size_t *vlen)
 /* cache_set_newer with the key "s". */
 static int
 put_newer(struct cache *c, const char *s, size_t vlen, uint64_t version,
-    uint32_t ttl, unsigned flags)
+    uint64_t ttl, unsigned flags)
 {
 	return put_with(cache_set_newer, c, s, vlen, version, ttl, flags);
 }
@@ -1354,7 +1366,7 @@ test_set_newer(void **state)
 	struct fclock	   fc = {1000};
 	struct cache	  *c;
 	struct cache_stats before, after;
-	size_t		   vlen, sz = cache_entry_size(1, 100);
+	size_t		   vlen, sz = cache_entry_size(1, 100, 0);
 
 	(void)state;
 	assert_non_null(c = new_cache(room_for(4, sz), 5, NULL, &fc));
@@ -1416,7 +1428,7 @@ static void
 test_no_growth(void **state)
 {
 	struct cache *c;
-	size_t	      sz = cache_entry_size(3, 1);
+	size_t	      sz = cache_entry_size(3, 1, 0);
 	char	      key[4];
 	unsigned      i;
 
@@ -1544,7 +1556,7 @@ script(struct cache *c, struct model *m, const struct talloc *ta, size_t base)
 		model_check(c, m, ta, base);                                   \
 	} while (0)
 #define ODD(id, len)                                                           \
-	((cache_entry_size(key_of(key, sizeof(key), (id)), (len)) & 1)         \
+	((cache_entry_size(key_of(key, sizeof(key), (id)), (len), 0) & 1)      \
 		? (len)                                                        \
 		: (len) + 1)
 
@@ -1557,7 +1569,7 @@ script(struct cache *c, struct model *m, const struct talloc *ta, size_t base)
 		STEP(mset(c, m, i, ODD(i, 1), ++ver, CACHE_F_PINNED));
 	for (id = 40; id < 120 && ntomb < 8; id++) {
 		klen = key_of(key, sizeof(key), id);
-		if ((cache_entry_size(klen, 0) & 1) == 0)
+		if ((cache_entry_size(klen, 0, 0) & 1) == 0)
 			continue;
 		STEP(mset(
 		    c, m, id, 0, ++ver, CACHE_F_TOMBSTONE | CACHE_F_PINNED));
@@ -1670,7 +1682,7 @@ test_shrink(void **state)
 {
 	struct cache	  *c;
 	struct cache_stats st;
-	size_t		   sz = cache_entry_size(3, 20), tbytes;
+	size_t		   sz = cache_entry_size(3, 20, 0), tbytes;
 	char		   key[4];
 	unsigned	   i;
 

@@ -1183,7 +1183,7 @@ test_authorizer(void **state)
 	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
 	sqlite3_finalize(st);
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 	close(fd);

@@ -802,14 +802,18 @@ jopen_fail(const char *dir, size_t segment_max, size_t record_max)
 
 struct collect {
 	struct items got;
-	uint64_t     fail_at; /* return -1 at this seq; 0: never */
+	uint64_t     fail_at;	 /* return -1 at this seq; 0: never */
+	uint32_t     format[16]; /* the format each small seq came with */
 };
 
 static int
-collect_cb(
-    void *arg, uint8_t type, uint64_t seq, const void *payload, size_t len)
+collect_cb(void *arg, uint8_t type, uint64_t seq, const void *payload,
+    size_t len, uint32_t format)
 {
 	struct collect *c = arg;
+
+	if (seq < sizeof(c->format) / sizeof(c->format[0]))
+		c->format[seq] = format;
 
 	if (c->fail_at != 0 && seq == c->fail_at)
 		return -1;
@@ -2199,10 +2203,12 @@ test_format_1_segment(void **state)
 	struct journal_recovery rec;
 	struct segscan		ss;
 	struct items		exp;
+	struct collect		c;
 	struct journal	       *j;
 	char			path[PATH_MAX], path8[PATH_MAX], *cause;
 	unsigned char	       *v1, *now;
 	size_t			size, size2;
+	uint64_t		seq;
 
 	memset(&exp, 0, sizeof(exp));
 	seg_path(path, sizeof(path), t->dir, 1);
@@ -2238,6 +2244,13 @@ test_format_1_segment(void **state)
 	assert_int_equal(rec.truncated_bytes, 0);
 	check_recovery(&rec, &exp);
 	check_replay(j, 0, &exp);
+	/* Each record comes with its segment's format. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(journal_replay(j, 0, collect_cb, &c, &cause), 0);
+	for (seq = 1; seq <= 11; seq++)
+		assert_int_equal(
+		    c.format[seq], seq < 8 ? 1 : JOURNAL_FORMAT_VERSION);
+	items_free(&c.got);
 	journal_close(j);
 	free(v1);
 

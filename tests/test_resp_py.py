@@ -198,8 +198,8 @@ def test_strings(r):
     eq(r.exists("s6"), 0, "SET EXAT past: gone")
     eq(r.set("s5", "w", pxat=1000, get=True), b"u", "SET PXAT past GET")
     eq(r.exists("s5"), 0, "SET PXAT past GET: gone")
-    expect_error(lambda: r.set("s6", "v", ex=3 * 2**30 + 1),
-                 "invalid expire", "SET EX past the longest")
+    expect_error(lambda: r.set("s6", "v", ex=2**63 // 1000 + 1),
+                 "invalid expire", "SET EX past 64 bits of milliseconds")
     eq(r.expireat("s1", 4102444800), True, "EXPIREAT 2100-01-01")
     check(r.ttl("s1") >= 4102444800 - int(time.time()) - 2,
           "TTL to 2100-01-01 read back in full")
@@ -315,7 +315,7 @@ def test_expiry(r):
     eq(r.expireat("ea", now + 100), True, "EXPIREAT")
     check(98 <= r.ttl("ea") <= 100, "TTL after EXPIREAT")
     eq(r.pexpireat("ea", (now + 50) * 1000 + 1), True, "PEXPIREAT")
-    check(49 <= r.ttl("ea") <= 51, "TTL after PEXPIREAT (rounded up)")
+    check(49 <= r.ttl("ea") <= 51, "TTL after PEXPIREAT")
     eq(r.expireat("ea", now + 10, gt=True), False, "EXPIREAT GT earlier")
     eq(r.expireat("ea", now + 500, nx=True), False, "EXPIREAT NX")
     eq(r.expireat("nokey", now + 100), False, "EXPIREAT missing")
@@ -333,34 +333,13 @@ def test_expiry(r):
     eq(r.incr("e2"), 1, "INCR after expiry starts again")
 
 
-def expiry_second(r, key, set_expiry, what):
-    """Run set_expiry, then PTTL and TTL of key: the whole second the key
-    expires at, as PTTL tells it. Checks that PTTL counts to a whole
-    second and TTL is PTTL in seconds rounded up. Retries when a second
-    boundary falls where it would blur the answer."""
-    for _ in range(20):
-        t0 = time.time()
-        set_expiry()
-        t1 = time.time()
-        pttl = r.pttl(key)
-        t2 = time.time()
-        ttl = r.ttl(key)
-        t3 = time.time()
-        if int(t0) != int(t3) or t3 - t0 > 0.3:
-            time.sleep(0.05)
-            continue
-        # stashd read its clock between t1 and t2: the expiry, in ms, is
-        # between t1 + pttl and t2 + pttl, and must be a whole second.
-        lo = int(t1 * 1000) + pttl - 1
-        hi = int(t2 * 1000) + pttl + 1
-        at = -(-lo // 1000)
-        check(at * 1000 <= hi,
-              "%s: PTTL %d is not to a whole second (%d to %d ms)"
-              % (what, pttl, lo, hi))
-        eq(ttl, -(-pttl // 1000), what + ": TTL is PTTL rounded up")
-        eq(ttl, at - int(t0), what + ": TTL counts from this second")
-        return at - int(t0)
-    raise AssertionError(what + ": no quiet second to measure in")
+def pttl_after(r, key, set_expiry):
+    """Run set_expiry, then PTTL of key: (pttl, ms that passed from just
+    before set_expiry to just after PTTL's answer)."""
+    t0 = time.monotonic()
+    set_expiry()
+    pttl = r.pttl(key)
+    return pttl, (time.monotonic() - t0) * 1000
 
 
 def test_expiry_at_turn(r):
@@ -384,26 +363,41 @@ def test_expiry_at_turn(r):
     r.delete("turn")
 
 
-def test_expiry_rounding(r):
-    """Milliseconds are rounded up to whole seconds counted from the
-    current second (see README); PTTL counts to that second."""
-    for ms, secs in ((1, 1), (999, 1), (1000, 1), (1001, 2), (1500, 2),
-                     (2999, 3)):
-        eq(expiry_second(r, "pt", lambda: r.set("pt", "v", px=ms),
-                         "SET PX %d" % ms), secs, "SET PX %d" % ms)
-        eq(expiry_second(r, "pt", lambda: r.psetex("pt", ms, "v"),
-                         "PSETEX %d" % ms), secs, "PSETEX %d" % ms)
-        eq(expiry_second(r, "pt",
-                         lambda: (r.set("pt", "v"), r.pexpire("pt", ms)),
-                         "PEXPIRE %d" % ms), secs, "PEXPIRE %d" % ms)
-    eq(expiry_second(r, "pt", lambda: r.set("pt", "v", ex=3), "SET EX 3"),
-       3, "SET EX 3")
-    # PXAT: the next whole second at or after the instant.
-    for frac, up in ((0, 0), (1, 1), (999, 1)):
-        def pxat():
-            r.set("pt", "v", pxat=(int(time.time()) + 3) * 1000 + frac)
-        eq(expiry_second(r, "pt", pxat, "SET PXAT +%d" % frac), 3 + up,
-           "SET PXAT +%d ms" % frac)
+def test_expiry_ms(r):
+    """Expiries count in milliseconds, as in Redis: PTTL right after PX n
+    is n less the time that passed, TTL is that rounded to the nearest
+    second, and a key goes at its millisecond."""
+    for ms in (150, 999, 1000, 1001, 1500, 2999, 86400001):
+        for what, fn in (
+                ("SET PX", lambda: r.set("pt", "v", px=ms)),
+                ("PSETEX", lambda: r.psetex("pt", ms, "v")),
+                ("PEXPIRE", lambda: (r.set("pt", "v"), r.pexpire("pt", ms))),
+                ("SET PXAT", lambda: r.set(
+                    "pt", "v", pxat=int(time.time() * 1000) + ms))):
+            pttl, took = pttl_after(r, "pt", fn)
+            check(ms - took - 2 <= pttl <= ms,
+                  "%s %d: PTTL %d after %.1f ms" % (what, ms, pttl, took))
+    # TTL rounds to the nearest second, as Redis's does.
+    for ms, want in ((10100, 10), (10900, 11), (400, 0)):
+        r.set("pt", "v", px=ms)
+        eq(r.ttl("pt"), want, "TTL of PX %d" % ms)
+    # GT and LT compare milliseconds.
+    r.set("pt", "v", px=100000)
+    eq(r.pexpire("pt", 100500, gt=True), True, "PEXPIRE GT by 500 ms")
+    eq(r.pexpire("pt", 100200, lt=True), True, "PEXPIRE LT by 300 ms")
+    # A key goes at its millisecond, not at the next whole second.
+    r.set("pt", "v", px=200)
+    r.set("pt2", "v")
+    r.pexpire("pt2", 200)
+    time.sleep(0.5)
+    eq(r.get("pt"), None, "SET PX 200: gone after 0.5 s")
+    eq(r.get("pt2"), None, "PEXPIRE 200: gone after 0.5 s")
+    # And not before: PX 1500 is there after 1.1 s.
+    r.set("pt", "v", px=1500)
+    time.sleep(1.1)
+    eq(r.get("pt"), b"v", "SET PX 1500: there after 1.1 s")
+    pttl = r.pttl("pt")
+    check(0 < pttl <= 400, "SET PX 1500: PTTL %d after 1.1 s" % pttl)
     r.delete("pt")
 
 
@@ -813,6 +807,86 @@ def test_restart():
     eq(p.execute(), [6, 1, 1, b"1"], "INCR, DEL, INCR of a key in SQLite")
 
 
+def crc32c(data):
+    """CRC-32C (Castagnoli), as daemon/crc32c.c computes it."""
+    crc = 0xffffffff
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+
+
+def crc32c_mask(crc):
+    return (((crc >> 15) | (crc << 17)) + 0xa282ead8) & 0xffffffff
+
+
+def test_upgrade():
+    """A database and a journal of the versions that counted expiries in
+    whole seconds (schema 1, journal format 2) are read in milliseconds:
+    the database brought to schema 2 at start, the journal's records
+    converted as they are replayed."""
+    import struct
+    eq(stop(), 0, "SIGTERM exits 0")
+    old = os.path.join(TMP, "old")
+    os.mkdir(old)
+    db = os.path.join(old, "db")
+    now = int(time.time())
+    c = sqlite3.connect(db)
+    c.executescript(
+        "CREATE TABLE stash_kv (key TEXT PRIMARY KEY NOT NULL,"
+        "  value TEXT NOT NULL, version INTEGER NOT NULL,"
+        "  expires_at INTEGER) WITHOUT ROWID;"
+        "CREATE INDEX stash_kv_expires ON stash_kv(expires_at)"
+        "  WHERE expires_at IS NOT NULL;"
+        "CREATE TABLE stash_meta (name TEXT PRIMARY KEY NOT NULL,"
+        "  value INTEGER NOT NULL) WITHOUT ROWID;"
+        "INSERT INTO stash_meta VALUES ('applied_seq', 0);"
+        "PRAGMA user_version = 1;")
+    c.execute("INSERT INTO stash_kv VALUES ('old-ttl', '\"a\"', 1, ?)",
+              (now + 1000,))
+    c.execute("INSERT INTO stash_kv VALUES ('old-none', '\"b\"', 1, NULL)")
+    c.commit()
+    c.close()
+    # A format 2 segment holding one group: SET old-j "x", expiring in
+    # 2000 s, counted in seconds.
+    jdir = db + ".journal"
+    os.mkdir(jdir)
+    hdr = b"STASHJNL" + struct.pack("<IIQQ", 2, 36, 1, 12345)
+    hdr += struct.pack("<I", crc32c_mask(crc32c(hdr)))
+    payload = (struct.pack("<H", 5) + b"old-j" + struct.pack("<I", 3) +
+               b'"x"' + struct.pack("<q", now + 2000))
+    body = struct.pack("<IBQ", len(payload), 0x81, 1) + payload
+    rec = struct.pack("<I", crc32c_mask(crc32c(body))) + body
+    with open(os.path.join(jdir, "%020d.seg" % 1), "wb") as f:
+        f.write(hdr + rec)
+    global DB
+    saved, DB = DB, db
+    try:
+        start()
+        r = client()
+        for key, secs in (("old-ttl", 1000), ("old-j", 2000)):
+            pttl = r.pttl(key)
+            check((secs - 5) * 1000 <= pttl <= secs * 1000,
+                  "%s: PTTL %d after the upgrade" % (key, pttl))
+        eq(r.ttl("old-none"), -1, "no expiry after the upgrade")
+        eq(r.get("old-j"), b'"x"', "the replayed write (JSON text)")
+        eq(json_req({"op": "sync"})["ok"], True, "sync")
+        c = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+        eq(c.execute("PRAGMA user_version").fetchone()[0], 2,
+           "schema version 2")
+        for key, secs in (("old-ttl", 1000), ("old-j", 2000)):
+            at = c.execute("SELECT expires_at FROM stash_kv WHERE key = ?",
+                           (key,)).fetchone()[0]
+            check(at in ((now + secs) * 1000,),
+                  "%s: expires_at %d in SQLite" % (key, at))
+        c.close()
+        eq(stop(), 0, "SIGTERM exits 0")
+    finally:
+        DB = saved
+    start()
+
+
 def test_coalesce_nul_keys():
     """Keys that differ only in trailing NUL bytes stay apart when the
     writes of one batch are coalesced (only each key's last reaches
@@ -983,7 +1057,7 @@ def main():
         test_counters(r)
         test_expiry(r)
         test_expiry_at_turn(r)
-        test_expiry_rounding(r)
+        test_expiry_ms(r)
         test_cross_protocol(r)
         test_durability(r)
         test_pipeline(r)
@@ -992,6 +1066,7 @@ def main():
         test_info(r)
         test_raw_protocol()
         test_restart()
+        test_upgrade()
         test_coalesce_nul_keys()
         test_value_max()
         test_eviction()

@@ -145,6 +145,8 @@ check_entry(struct run *r, struct cache *c, int k, const struct cache_entry *e)
 	}
 	if (m->expires == 0)
 		FUZZ_CHECK(cache_entry_ttl(c, e) == 0);
+	/* The expiry reads back as the clock's time it was set for. */
+	FUZZ_CHECK(cache_entry_expires(c, e) == m->expires);
 }
 
 /* What must hold after every operation. */
@@ -201,7 +203,7 @@ op_set(struct run *r, struct cache *c, int k, size_t vlen, unsigned flags,
 	if (reserve_first) {
 		/* A reservation of the size makes room for the pinned set. */
 		flags |= CACHE_F_PINNED;
-		need = cache_entry_size(r->klen[k], vlen);
+		need = cache_entry_size(r->klen[k], vlen, ttl);
 		if (cache_reserve(c, need) != CACHE_OK)
 			return;
 		cache_unreserve(c, need);

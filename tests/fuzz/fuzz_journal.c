@@ -320,11 +320,12 @@ payload_check(uint8_t type, uint64_t seq, const void *payload, size_t len)
 }
 
 static int
-on_record(
-    void *arg, uint8_t type, uint64_t seq, const void *payload, size_t len)
+on_record(void *arg, uint8_t type, uint64_t seq, const void *payload,
+    size_t len, uint32_t format)
 {
 	struct seen *sn = arg;
 
+	FUZZ_CHECK(format >= 1 && format <= JOURNAL_FORMAT_VERSION);
 	FUZZ_CHECK(!(type & JOURNAL_TYPE_FLAGS));
 	FUZZ_CHECK(len <= sn->record_max);
 	FUZZ_CHECK(len == 0 || payload != NULL);
