@@ -274,6 +274,14 @@ rx_error(struct rx *x, enum stats_err code, const char *msg)
 	cmd_resp_error(x->ctx, x->out, code, msg);
 }
 
+/* Redis's words for a wrong number of arguments to command name. */
+static const char *
+arity_text(char *buf, size_t size, const char *name)
+{
+	snprintf(buf, size, "wrong number of arguments for '%s' command", name);
+	return buf;
+}
+
 static void
 rx_syntax(struct rx *x)
 {
@@ -1208,9 +1216,8 @@ mset(struct rx *x, int nx)
 	int	    any = 0;
 
 	if (x->argc % 2 == 0) {
-		snprintf(msg, sizeof(msg),
-		    "wrong number of arguments for '%s' command", x->def->name);
-		rx_error(x, ERR_BAD_REQUEST, msg);
+		rx_error(x, ERR_BAD_REQUEST,
+		    arity_text(msg, sizeof(msg), x->def->name));
 		return;
 	}
 	if (nx) {
@@ -2354,9 +2361,8 @@ arity_ok(struct cmd_ctx *ctx, const struct rdef *d, const struct resp_cmd *cmd,
 
 	if (arity_fits(d->arity, cmd->argc))
 		return 1;
-	snprintf(msg, sizeof(msg), "wrong number of arguments for '%s' command",
-	    d->name);
-	cmd_resp_error(ctx, out, ERR_BAD_REQUEST, msg);
+	cmd_resp_error(
+	    ctx, out, ERR_BAD_REQUEST, arity_text(msg, sizeof(msg), d->name));
 	return 0;
 }
 
@@ -2905,8 +2911,7 @@ rtx_arity_error(struct cmd_ctx *ctx, struct cmd_session *ss,
 	if (bad == NULL)
 		return 0;
 	ctx->stats->requests++;
-	snprintf(msg, sizeof(msg), "wrong number of arguments for '%s' command",
-	    bad);
+	arity_text(msg, sizeof(msg), bad);
 	if (strcmp(bad, "exec") == 0) {
 		rcmd_session_close(ss);
 		ctx->stats->errors[ERR_BAD_REQUEST]++;
