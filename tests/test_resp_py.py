@@ -821,12 +821,26 @@ def crc32c_mask(crc):
     return (((crc >> 15) | (crc << 17)) + 0xa282ead8) & 0xffffffff
 
 
+def format2_segment(jdir, key, value, expires_at):
+    """A journal folder holding one format 2 segment of one group: a KV_SET
+    of key to value (JSON text) expiring at expires_at (Unix seconds)."""
+    import struct
+    os.mkdir(jdir)
+    hdr = b"STASHJNL" + struct.pack("<IIQQ", 2, 36, 1, 12345)
+    hdr += struct.pack("<I", crc32c_mask(crc32c(hdr)))
+    payload = (struct.pack("<H", len(key)) + key + struct.pack("<I", len(value))
+               + value + struct.pack("<q", expires_at))
+    body = struct.pack("<IBQ", len(payload), 0x81, 1) + payload
+    rec = struct.pack("<I", crc32c_mask(crc32c(body))) + body
+    with open(os.path.join(jdir, "%020d.seg" % 1), "wb") as f:
+        f.write(hdr + rec)
+
+
 def test_upgrade():
     """A database and a journal of the versions that counted expiries in
     whole seconds (schema 1, journal format 2) are read in milliseconds:
     the database brought to schema 2 at start, the journal's records
     converted as they are replayed."""
-    import struct
     eq(stop(), 0, "SIGTERM exits 0")
     old = os.path.join(TMP, "old")
     os.mkdir(old)
@@ -850,16 +864,7 @@ def test_upgrade():
     c.close()
     # A format 2 segment holding one group: SET old-j "x", expiring in
     # 2000 s, counted in seconds.
-    jdir = db + ".journal"
-    os.mkdir(jdir)
-    hdr = b"STASHJNL" + struct.pack("<IIQQ", 2, 36, 1, 12345)
-    hdr += struct.pack("<I", crc32c_mask(crc32c(hdr)))
-    payload = (struct.pack("<H", 5) + b"old-j" + struct.pack("<I", 3) +
-               b'"x"' + struct.pack("<q", now + 2000))
-    body = struct.pack("<IBQ", len(payload), 0x81, 1) + payload
-    rec = struct.pack("<I", crc32c_mask(crc32c(body))) + body
-    with open(os.path.join(jdir, "%020d.seg" % 1), "wb") as f:
-        f.write(hdr + rec)
+    format2_segment(db + ".journal", b"old-j", b'"x"', now + 2000)
     global DB
     saved, DB = DB, db
     try:
@@ -884,6 +889,19 @@ def test_upgrade():
         eq(stop(), 0, "SIGTERM exits 0")
     finally:
         DB = saved
+    # An old record whose expiry in seconds does not fit 64 bits of
+    # milliseconds is refused, with the record named, not wrapped around.
+    bad = os.path.join(TMP, "bad")
+    os.mkdir(bad)
+    format2_segment(os.path.join(bad, "db.journal"), b"k", b"1", 2**62)
+    wrapper = os.environ.get("STASHD_WRAPPER", "").split()
+    p = subprocess.run(wrapper + [STASHD, "-s", os.path.join(bad, "s.sock"),
+                                  "-d", os.path.join(bad, "db"), "-c",
+                                  "/dev/null"],
+                       stderr=subprocess.PIPE, timeout=120)
+    check(p.returncode != 0, "a bad old expiry: stashd exits")
+    check(b"journal record 1 has a bad expiry" in p.stderr,
+          "a bad old expiry: %r" % p.stderr[-300:])
     start()
 
 
