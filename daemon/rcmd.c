@@ -2024,9 +2024,8 @@ take_writes(struct cmd_ctx *ctx, struct cmd_session *ss, struct rwrite *ws,
 	}
 	for (i = 0; i < n && dur != PROTO_DUR_COMMIT; i++) {
 		rw = &ws[i];
-		rw->reserved =
-		    cache_entry_size(rw->klen, rw->del ? 0 : rw->vlen,
-			rw->del ? 0 : (uint64_t)rw->expires_at);
+		rw->reserved = cache_entry_size(rw->klen,
+		    rw->del ? 0 : rw->vlen, !rw->del && rw->expires_at != 0);
 		if (cache_reserve(ctx->cache, rw->reserved) != CACHE_OK) {
 			for (j = 0; j < i; j++)
 				cache_unreserve(ctx->cache, ws[j].reserved);
